@@ -1,0 +1,87 @@
+use super::ValidationError;
+use serde::{Deserialize, Serialize};
+
+/// How many times a failed delivery is retried: 0..=10, default 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RetryCount(u8);
+
+impl RetryCount {
+    pub const MAX: i64 = 10;
+
+    pub fn parse(raw: i64) -> Result<Self, ValidationError> {
+        if (0..=Self::MAX).contains(&raw) {
+            Ok(Self(raw as u8))
+        } else {
+            Err(ValidationError::new(format!(
+                "must be between 0 and {}",
+                Self::MAX
+            )))
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for RetryCount {
+    fn default() -> Self {
+        Self(3)
+    }
+}
+
+/// How long one delivery attempt may take: 1..=60 seconds, default 30.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TimeoutSeconds(u8);
+
+impl TimeoutSeconds {
+    pub const MIN: i64 = 1;
+    pub const MAX: i64 = 60;
+
+    pub fn parse(raw: i64) -> Result<Self, ValidationError> {
+        if (Self::MIN..=Self::MAX).contains(&raw) {
+            Ok(Self(raw as u8))
+        } else {
+            Err(ValidationError::new(format!(
+                "must be between {} and {}",
+                Self::MIN,
+                Self::MAX
+            )))
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for TimeoutSeconds {
+    fn default() -> Self {
+        Self(30)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_count_bounds() {
+        assert_eq!(RetryCount::parse(0).unwrap().get(), 0);
+        assert_eq!(RetryCount::parse(10).unwrap().get(), 10);
+        assert!(RetryCount::parse(11).is_err());
+        assert!(RetryCount::parse(-1).is_err());
+        assert_eq!(RetryCount::default().get(), 3);
+    }
+
+    #[test]
+    fn timeout_bounds() {
+        assert_eq!(TimeoutSeconds::parse(1).unwrap().get(), 1);
+        assert_eq!(TimeoutSeconds::parse(60).unwrap().get(), 60);
+        assert!(TimeoutSeconds::parse(0).is_err());
+        assert!(TimeoutSeconds::parse(61).is_err());
+        assert_eq!(TimeoutSeconds::default().get(), 30);
+    }
+}

@@ -1,0 +1,89 @@
+use super::state::{DeactivationReason, Profile};
+use crate::values::{
+    ConfigId, ConfigName, CustomHeaders, OrganisationId, RetryCount, SubscribedEvents,
+    TimeoutSeconds, WebhookSecret, WebhookUrl,
+};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+/// Version of every event's payload schema. Bump per event when its fields
+/// change, and teach the event log reader to upcast the older shape.
+pub const EVENT_VERSION: &str = "1.0";
+
+/// What happened to a webhook config. Stored for ever: never change a field's
+/// meaning, only add optional fields or new versions.
+/// Who did it, the request id and the time travel as event metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WebhookConfigEvent {
+    Created {
+        id: ConfigId,
+        organisation: OrganisationId,
+        profile: Profile,
+        url: WebhookUrl,
+        name: ConfigName,
+        events: SubscribedEvents,
+        headers: CustomHeaders,
+        retry_count: RetryCount,
+        timeout_seconds: TimeoutSeconds,
+        secret: WebhookSecret,
+    },
+    UrlUpdated {
+        url: WebhookUrl,
+    },
+    SettingsUpdated(SettingsChanged),
+    Tested {
+        success: bool,
+        status_code: Option<u16>,
+        error: Option<String>,
+        task_id: Option<String>,
+    },
+    Deactivated {
+        reason: DeactivationReason,
+    },
+    Reactivated {},
+    SecretRotated {
+        secret: WebhookSecret,
+    },
+    Deleted {},
+}
+
+/// The settings a `SettingsUpdated` changed; `None` means unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettingsChanged {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<ConfigName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<SubscribedEvents>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<CustomHeaders>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_count: Option<RetryCount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<TimeoutSeconds>,
+}
+
+impl SettingsChanged {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl DomainEvent for WebhookConfigEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Created { .. } => "Created",
+            Self::UrlUpdated { .. } => "UrlUpdated",
+            Self::SettingsUpdated(_) => "SettingsUpdated",
+            Self::Tested { .. } => "Tested",
+            Self::Deactivated { .. } => "Deactivated",
+            Self::Reactivated {} => "Reactivated",
+            Self::SecretRotated { .. } => "SecretRotated",
+            Self::Deleted {} => "Deleted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_owned()
+    }
+}

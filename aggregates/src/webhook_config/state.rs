@@ -1,0 +1,79 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a config stands in its life (SPEC §1):
+/// `new` → `valid` | `invalid` by a test; any → `deactivated`;
+/// `deactivated` → `new` by reactivation; a URL change → `new`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigState {
+    #[default]
+    New,
+    Valid,
+    Invalid,
+    Deactivated,
+}
+
+impl ConfigState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Valid => "valid",
+            Self::Invalid => "invalid",
+            Self::Deactivated => "deactivated",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::New, Self::Valid, Self::Invalid, Self::Deactivated]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+
+    /// Published events are delivered only to `new` and `valid` configs.
+    pub fn may_receive(self) -> bool {
+        matches!(self, Self::New | Self::Valid)
+    }
+}
+
+impl fmt::Display for ConfigState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which API dialect created the config; decides the delivery body shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    V1,
+    Configs,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::Configs => "configs",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::V1, Self::Configs]
+            .into_iter()
+            .find(|p| p.as_str() == raw)
+    }
+}
+
+/// Why a config was deactivated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeactivationReason {
+    /// Its owner switched it off.
+    Owner,
+    /// It kept failing deliveries.
+    Failing,
+    /// The receiver answered 410 Gone.
+    Gone,
+}
