@@ -1,1 +1,17 @@
-
+//! webhookd: a self-hosted webhook service.
+//!
+//! * [`startup`] builds the application once, for `main` and for the tests.
+//! * [`database`] connects to SQLite or PostgreSQL and applies `migrations/`.
+//! * [`config_commands`] sends commands to the WebhookConfig aggregate
+//!   (cqrs-es event store) and retries concurrent appends.
+//! * [`http`] turns requests into commands and queries, nothing more.
+//! * [`admin`] is what the operator CLI does (organisations, keys, event types).
+//! * [`delivery`] will own publishing and the delivery actors.
+pub mod admin;
+pub mod config_commands;
+pub mod crypto;
+pub mod database;
+pub mod delivery;
+pub mod http;
+pub mod settings;
+pub mod startup;

@@ -1,1 +1,28 @@
-fn main() {}
+//! The `webhookd` command: the service and its operator tools.
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Command};
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let command = cli
+        .command
+        .clone()
+        .unwrap_or(Command::Serve(Default::default()));
+    match cli::run(&cli, command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("webhookd: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,16 @@
+//! webhookd's read side: the relational tables behind every list and lookup.
+//!
+//! * [`db`]: one handle over SQLite or PostgreSQL; queries are written once.
+//! * [`event_log`]: our own reader of the cqrs-es event table (per aggregate,
+//!   in sequence order) — cqrs-es's `replay_all` interleaves aggregates and
+//!   hides database errors, so nothing here uses it.
+//! * [`webhook_configs`]: the config read model, folded from the log by the
+//!   [`webhook_configs::ConfigProjector`], and its queries.
+//! * [`tenancy`] and [`event_types`]: reference tables written directly.
+pub mod db;
+pub mod event_log;
+pub mod event_types;
+pub mod tenancy;
+pub mod webhook_configs;
 
+pub use db::{Db, Error};

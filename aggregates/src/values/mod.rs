@@ -7,6 +7,7 @@ mod ids;
 mod limits;
 mod name;
 mod secret;
+mod tenancy;
 mod url;
 
 pub use event_types::{EventTypeName, SubscribedEvents, TEST_EVENT_TYPE, WILDCARD};
@@ -15,6 +16,7 @@ pub use ids::{ConfigId, OrganisationId};
 pub use limits::{RetryCount, TimeoutSeconds};
 pub use name::ConfigName;
 pub use secret::WebhookSecret;
+pub use tenancy::{parse_features, Plan, Scope, WEBHOOKS_FEATURE};
 pub use url::{is_forbidden_target, UrlPolicy, WebhookUrl, MAX_URL_LENGTH};
 
 /// Why a raw value was refused. The message is meant for the API user.

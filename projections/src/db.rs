@@ -1,0 +1,53 @@
+use sqlx::{PgPool, SqlitePool};
+
+/// A connection pool to whichever database `DATABASE_URL` names.
+///
+/// Both backends understand the same SQL for everything webhookd asks
+/// (`$1` placeholders, `ON CONFLICT`, `RETURNING`), so a query is written once
+/// and run through [`on_pool!`], which expands it for each concrete pool type.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of a [`Db`].
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Errors of the read side.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+}
+
+/// Microseconds since the Unix epoch: how every time is stored.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Formats stored microseconds as RFC 3339 UTC with second precision (`2026-11-22T10:25:05Z`).
+pub fn micros_to_rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

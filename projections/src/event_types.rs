@@ -1,0 +1,54 @@
+//! The event type catalog: names tenants may subscribe to, managed by the operator.
+use crate::db::{now_micros, Db, Error};
+use crate::on_pool;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+}
+
+/// Adds a type, or updates its description when it exists.
+pub async fn upsert(db: &Db, name: &str, description: &str) -> Result<(), Error> {
+    let sql = "INSERT INTO event_types (name, description, created_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (name) DO UPDATE SET description = excluded.description";
+    on_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(description)
+            .bind(now_micros())
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// The whole catalog, by name.
+pub async fn list(db: &Db) -> Result<Vec<EventType>, Error> {
+    let sql = "SELECT name, description FROM event_types ORDER BY name";
+    Ok(on_pool!(db, |pool| sqlx::query_as(sql)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// The catalog as the aggregate's services see it.
+#[derive(Clone)]
+pub struct DbEventTypeCatalog {
+    db: Db,
+}
+
+impl DbEventTypeCatalog {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl aggregates::webhook_config::EventTypeCatalog for DbEventTypeCatalog {
+    async fn known_event_types(&self) -> Result<Vec<String>, String> {
+        list(&self.db)
+            .await
+            .map(|types| types.into_iter().map(|t| t.name).collect())
+            .map_err(|e| e.to_string())
+    }
+}

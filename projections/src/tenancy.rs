@@ -1,0 +1,152 @@
+//! Organisations (tenants) and their API keys.
+use crate::db::{now_micros, Db, Error};
+use crate::on_pool;
+use aggregates::values::{Plan, Scope};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Organisation {
+    pub id: i64,
+    pub name: String,
+    pub plan: String,
+    pub features: String,
+    pub webhook_config_default: Option<i64>,
+    pub created_at: i64,
+}
+
+impl Organisation {
+    pub fn plan(&self) -> Option<Plan> {
+        Plan::parse(&self.plan).ok()
+    }
+
+    pub fn feature_flags(&self) -> Vec<String> {
+        serde_json::from_str(&self.features).unwrap_or_default()
+    }
+
+    pub fn has_feature(&self, flag: &str) -> bool {
+        self.feature_flags().iter().any(|f| f == flag)
+    }
+}
+
+/// An API key; the token itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: i64,
+    pub organisation: i64,
+    pub scopes: String,
+    pub webhook_config: Option<i64>,
+    pub created_at: i64,
+}
+
+impl ApiKey {
+    pub fn scopes(&self) -> Vec<Scope> {
+        let names: Vec<String> = serde_json::from_str(&self.scopes).unwrap_or_default();
+        names.iter().filter_map(|n| Scope::parse(n).ok()).collect()
+    }
+
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes().contains(&scope)
+    }
+}
+
+const ORG_COLUMNS: &str = "id, name, plan, features, webhook_config_default, created_at";
+const KEY_COLUMNS: &str = "id, organisation, scopes, webhook_config, created_at";
+
+pub async fn create_organisation(
+    db: &Db,
+    name: &str,
+    plan: Plan,
+    features: &[String],
+) -> Result<i64, Error> {
+    let sql = "INSERT INTO organisations (name, plan, features, created_at) \
+               VALUES ($1, $2, $3, $4) RETURNING id";
+    let features = serde_json::to_string(features).expect("strings serialize");
+    Ok(on_pool!(db, |pool| sqlx::query_scalar(sql)
+        .bind(name)
+        .bind(plan.as_str())
+        .bind(&features)
+        .bind(now_micros())
+        .fetch_one(pool)
+        .await?))
+}
+
+pub async fn list_organisations(db: &Db) -> Result<Vec<Organisation>, Error> {
+    let sql = format!("SELECT {ORG_COLUMNS} FROM organisations ORDER BY id");
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+        .fetch_all(pool)
+        .await?))
+}
+
+pub async fn find_organisation(db: &Db, id: i64) -> Result<Option<Organisation>, Error> {
+    let sql = format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1");
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+pub async fn count_organisations(db: &Db) -> Result<i64, Error> {
+    let sql = "SELECT COUNT(*) FROM organisations";
+    Ok(on_pool!(db, |pool| sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await?))
+}
+
+pub async fn create_key(
+    db: &Db,
+    organisation: i64,
+    token_hash: &str,
+    scopes: &[Scope],
+    webhook_config: Option<i64>,
+) -> Result<i64, Error> {
+    let sql =
+        "INSERT INTO api_keys (organisation, token_hash, scopes, webhook_config, created_at) \
+               VALUES ($1, $2, $3, $4, $5) RETURNING id";
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let scopes = serde_json::to_string(&scopes).expect("strings serialize");
+    Ok(on_pool!(db, |pool| sqlx::query_scalar(sql)
+        .bind(organisation)
+        .bind(token_hash)
+        .bind(&scopes)
+        .bind(webhook_config)
+        .bind(now_micros())
+        .fetch_one(pool)
+        .await?))
+}
+
+/// Keys of one organisation, or of all when `organisation` is `None`.
+pub async fn list_keys(db: &Db, organisation: Option<i64>) -> Result<Vec<ApiKey>, Error> {
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys \
+         WHERE $1 IS NULL OR organisation = $1 ORDER BY id"
+    );
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(organisation)
+        .fetch_all(pool)
+        .await?))
+}
+
+/// The key with this token hash and its organisation: what every
+/// authenticated request looks up.
+pub async fn find_key_by_token_hash(
+    db: &Db,
+    token_hash: &str,
+) -> Result<Option<(ApiKey, Organisation)>, Error> {
+    let key_sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = $1");
+    let org_sql = format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1");
+    Ok(on_pool!(db, |pool| {
+        let key: Option<ApiKey> = sqlx::query_as(&key_sql)
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+        match key {
+            None => None,
+            Some(key) => {
+                let org: Organisation = sqlx::query_as(&org_sql)
+                    .bind(key.organisation)
+                    .fetch_one(pool)
+                    .await?;
+                Some((key, org))
+            }
+        }
+    }))
+}

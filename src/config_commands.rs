@@ -1,0 +1,137 @@
+//! Sending commands to WebhookConfig aggregates.
+use aggregates::values::ConfigId;
+use aggregates::webhook_config::{
+    WebhookConfig, WebhookConfigCommand, WebhookConfigError, WebhookConfigServices,
+};
+use cqrs_es::{AggregateError, Query};
+use postgres_es::PostgresCqrs;
+use projections::event_types::DbEventTypeCatalog;
+use projections::webhook_configs::ConfigProjector;
+use projections::Db;
+use rand::Rng;
+use sqlite_es::SqliteCqrs;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a command is retried when another command on the same config
+/// committed first. Each retry reloads the aggregate, so it decides on fresh
+/// state; 50 attempts absorb even a burst of writers on one config.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// Who sent a command and in which request: stored as event metadata.
+#[derive(Debug, Clone)]
+pub struct CommandMetadata {
+    /// `key:<id>` for API calls, `cli` for the operator's commands,
+    /// `system` for webhookd itself.
+    pub actor: String,
+    pub request_id: Option<String>,
+}
+
+impl CommandMetadata {
+    pub fn api_key(key_id: i64, request_id: &str) -> Self {
+        Self {
+            actor: format!("key:{key_id}"),
+            request_id: Some(request_id.to_owned()),
+        }
+    }
+
+    fn to_map(&self) -> HashMap<String, String> {
+        let mut map = HashMap::from([
+            ("actor".to_owned(), self.actor.clone()),
+            (
+                "time".to_owned(),
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            ),
+        ]);
+        if let Some(request_id) = &self.request_id {
+            map.insert("request_id".to_owned(), request_id.clone());
+        }
+        map
+    }
+}
+
+/// Why a command did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The domain refused it; nothing was stored.
+    #[error(transparent)]
+    Rejected(#[from] WebhookConfigError),
+    /// Other commands on the same config kept winning the race.
+    #[error("the webhook config is changing too fast; try again")]
+    Contended,
+    #[error("event store error: {0}")]
+    Store(String),
+}
+
+enum Framework {
+    Sqlite(SqliteCqrs<WebhookConfig>),
+    Postgres(PostgresCqrs<WebhookConfig>),
+}
+
+/// The write side for webhook configs: a cqrs-es framework over the plain
+/// event store of the configured backend, with the config projector as its
+/// query so that the read model is current when `execute` returns.
+#[derive(Clone)]
+pub struct ConfigCommands {
+    framework: Arc<Framework>,
+}
+
+impl ConfigCommands {
+    pub fn new(db: &Db) -> Self {
+        let services = WebhookConfigServices::new(Arc::new(DbEventTypeCatalog::new(db.clone())));
+        let queries: Vec<Box<dyn Query<WebhookConfig>>> =
+            vec![Box::new(ConfigProjector::new(db.clone()))];
+        let framework = match db {
+            Db::Sqlite(pool) => {
+                Framework::Sqlite(sqlite_es::sqlite_cqrs(pool.clone(), queries, services))
+            }
+            Db::Postgres(pool) => {
+                Framework::Postgres(postgres_es::postgres_cqrs(pool.clone(), queries, services))
+            }
+        };
+        Self {
+            framework: Arc::new(framework),
+        }
+    }
+
+    /// Executes `command` on config `id`, retrying when a concurrent command
+    /// on the same config committed in between (cqrs-es reports that as
+    /// `AggregateConflict` and retries nothing itself).
+    pub async fn execute(
+        &self,
+        id: ConfigId,
+        command: WebhookConfigCommand,
+        metadata: &CommandMetadata,
+    ) -> Result<(), CommandError> {
+        let aggregate_id = id.aggregate_id();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let result = match &*self.framework {
+                Framework::Sqlite(cqrs) => {
+                    cqrs.execute_with_metadata(&aggregate_id, command.clone(), metadata.to_map())
+                        .await
+                }
+                Framework::Postgres(cqrs) => {
+                    cqrs.execute_with_metadata(&aggregate_id, command.clone(), metadata.to_map())
+                        .await
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::UserError(error)) => return Err(error.into()),
+                Err(AggregateError::AggregateConflict) => {
+                    tracing::debug!(%aggregate_id, attempt, "concurrent command; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(other) => return Err(CommandError::Store(other.to_string())),
+            }
+        }
+        Err(CommandError::Contended)
+    }
+}
+
+/// A short, jittered pause so that racing writers spread out.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling_ms = u64::from(attempt.min(10)) * 2;
+    Duration::from_micros(rand::thread_rng().gen_range(100..=ceiling_ms * 1000))
+}

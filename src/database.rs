@@ -1,0 +1,52 @@
+//! Opening the database `DATABASE_URL` names and bringing its schema up to date.
+use anyhow::{bail, Context};
+use projections::Db;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connects and applies the migrations of the backend the URL names:
+/// `sqlite://path` (created if missing) or `postgres://…`.
+pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(database_url)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        POSTGRES_MIGRATIONS
+            .run(&pool)
+            .await
+            .context("cannot apply the PostgreSQL migrations")?;
+        Ok(Db::Postgres(pool))
+    } else if database_url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(database_url)
+            .context("DATABASE_URL is not a valid sqlite:// URL")?
+            .create_if_missing(true)
+            // WAL lets readers proceed while one writer commits; a busy
+            // timeout makes concurrent writers queue instead of failing.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .context("cannot open the SQLite database")?;
+        SQLITE_MIGRATIONS
+            .run(&pool)
+            .await
+            .context("cannot apply the SQLite migrations")?;
+        Ok(Db::Sqlite(pool))
+    } else {
+        bail!("DATABASE_URL must start with sqlite:// or postgres:// (got a URL of another scheme)")
+    }
+}

@@ -1,0 +1,105 @@
+//! API keys: who is calling, for which organisation, with which scopes.
+//! Dialect-neutral; each dialect turns an [`AuthError`] into its own format.
+use crate::crypto::hash_api_token;
+use actix_web::HttpRequest;
+use aggregates::values::{Plan, Scope, WEBHOOKS_FEATURE};
+use projections::tenancy::{self, ApiKey, Organisation};
+use projections::Db;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: ApiKey,
+    pub organisation: Organisation,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing API key: send it as 'Authorization: Bearer <key>', 'Authorization: Token <key>', 'X-API-Key: <key>' or '?api_key=<key>'")]
+    Missing,
+    #[error("invalid API key")]
+    Unknown,
+    #[error("this API key lacks the '{}' scope", .0.as_str())]
+    MissingScope(Scope),
+    #[error("webhooks need the business plan or above; this organisation is on the {0} plan")]
+    PlanTooLow(String),
+    #[error("the 'webhooks' feature is not enabled for this organisation")]
+    FeatureDisabled,
+    #[error("API keys cannot be checked right now")]
+    Unavailable(#[source] projections::Error),
+}
+
+impl AuthError {
+    /// 401 for who-are-you, 403 for not-allowed, 503 for our own trouble.
+    pub fn status(&self) -> u16 {
+        match self {
+            AuthError::Missing | AuthError::Unknown => 401,
+            AuthError::MissingScope(_) | AuthError::PlanTooLow(_) | AuthError::FeatureDisabled => {
+                403
+            }
+            AuthError::Unavailable(_) => 503,
+        }
+    }
+}
+
+/// The token the request presents, in any of the four accepted places.
+fn presented_token(req: &HttpRequest) -> Option<String> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(authorization) = header("authorization") {
+        let (scheme, token) = authorization.split_once(' ')?;
+        let scheme = scheme.to_ascii_lowercase();
+        return (scheme == "bearer" || scheme == "token")
+            .then(|| token.trim().to_owned())
+            .filter(|t| !t.is_empty());
+    }
+    if let Some(key) = header("x-api-key") {
+        return Some(key.to_owned());
+    }
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "api_key")
+        .map(|(_, value)| value.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Identifies the caller by its key.
+pub async fn authenticate(req: &HttpRequest, db: &Db) -> Result<Caller, AuthError> {
+    let token = presented_token(req).ok_or(AuthError::Missing)?;
+    let (key, organisation) = tenancy::find_key_by_token_hash(db, &hash_api_token(&token))
+        .await
+        .map_err(AuthError::Unavailable)?
+        .ok_or(AuthError::Unknown)?;
+    Ok(Caller { key, organisation })
+}
+
+impl Caller {
+    pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
+        if self.key.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(AuthError::MissingScope(scope))
+        }
+    }
+
+    /// The webhook routes are for organisations on `business` or above with
+    /// the `webhooks` feature flag.
+    pub fn require_webhooks_access(&self) -> Result<(), AuthError> {
+        match self.organisation.plan() {
+            Some(plan) if plan >= Plan::Business => {}
+            _ => return Err(AuthError::PlanTooLow(self.organisation.plan.clone())),
+        }
+        if !self.organisation.has_feature(WEBHOOKS_FEATURE) {
+            return Err(AuthError::FeatureDisabled);
+        }
+        Ok(())
+    }
+
+    pub fn organisation_id(&self) -> i64 {
+        self.organisation.id
+    }
+}

@@ -1,0 +1,175 @@
+//! The v1 error format: `{"error": "message"}`, and for 422 also
+//! `"errors": {"field": ["message", …]}`.
+use crate::config_commands::CommandError;
+use crate::http::auth::AuthError;
+use crate::http::body::BodyError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use aggregates::webhook_config::WebhookConfigError;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Per-field validation messages.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    fields: Option<FieldErrors>,
+    www_authenticate: bool,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            fields: None,
+            www_authenticate: false,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn webhook_not_found() -> Self {
+        Self::not_found("webhook not found")
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn invalid(fields: FieldErrors) -> Self {
+        let summary = fields
+            .0
+            .iter()
+            .flat_map(|(field, messages)| messages.iter().map(move |m| format!("{field}: {m}")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            fields: Some(fields),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid request: {summary}"),
+            )
+        }
+    }
+
+    /// A fault of webhookd itself: logged in full, answered without detail.
+    pub fn internal(error: impl fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; the request id identifies it in the server log",
+        )
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.message });
+        if let Some(fields) = &self.fields {
+            body["errors"] = json!(fields.0);
+        }
+        let mut response = HttpResponse::build(self.status);
+        if self.www_authenticate {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(body)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::FORBIDDEN);
+        if let AuthError::Unavailable(source) = &error {
+            tracing::error!(error = %source, "API key lookup failed");
+        }
+        Self {
+            www_authenticate: status == StatusCode::UNAUTHORIZED,
+            ..Self::new(status, error.to_string())
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge => Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
+            BodyError::Unreadable(_) => Self::bad_request(error.to_string()),
+            BodyError::Empty | BodyError::Malformed(_) | BodyError::NotAnObject => {
+                Self::bad_request(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Rejected(rejection) => match rejection {
+                WebhookConfigError::NotFound => Self::webhook_not_found(),
+                WebhookConfigError::UnknownEventTypes { .. } => {
+                    Self::invalid(FieldErrors::single("events", rejection.to_string()))
+                }
+                WebhookConfigError::CatalogUnavailable(_) => Self::internal(rejection),
+                WebhookConfigError::AlreadyExists
+                | WebhookConfigError::AlreadyDeactivated
+                | WebhookConfigError::NotDeactivated
+                | WebhookConfigError::TestWhileDeactivated => {
+                    Self::new(StatusCode::CONFLICT, rejection.to_string())
+                }
+            },
+            CommandError::Contended => Self::new(StatusCode::CONFLICT, error.to_string()),
+            CommandError::Store(_) => Self::internal(error),
+        }
+    }
+}
+
+impl From<projections::Error> for ApiError {
+    fn from(error: projections::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .error_response()
+}

@@ -1,0 +1,24 @@
+use super::caller::V1Caller;
+use super::envelope::respond;
+use super::error::ApiError;
+use crate::http::request_id::RequestId;
+use crate::http::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use aggregates::values::Scope;
+use serde_json::json;
+
+/// `GET /api/v1/webhooks/events`: the event type catalog.
+pub async fn list(
+    caller: V1Caller,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let types = projections::event_types::list(&state.db).await?;
+    let data: Vec<_> = types
+        .into_iter()
+        .map(|t| json!({ "name": t.name, "description": t.description }))
+        .collect();
+    Ok(respond(StatusCode::OK, data, &request_id))
+}

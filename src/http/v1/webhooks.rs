@@ -1,0 +1,183 @@
+//! `/api/v1/webhooks` and `/api/v1/webhooks/{id}`.
+use super::caller::V1Caller;
+use super::envelope::{respond, respond_with_meta};
+use super::error::{ApiError, FieldErrors};
+use super::webhook_request::{parse_create, parse_update};
+use super::webhook_response::{Secret, WebhookResource};
+use crate::config_commands::CommandMetadata;
+use crate::crypto::generate_webhook_secret;
+use crate::http::body::read_json_object;
+use crate::http::request_id::RequestId;
+use crate::http::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use aggregates::values::{ConfigId, OrganisationId, Scope};
+use aggregates::webhook_config::{NewWebhookConfig, Profile, WebhookConfigCommand};
+use projections::webhook_configs::{self, ConfigRow};
+use serde_json::{json, Map};
+
+const DEFAULT_PER_PAGE: i64 = 25;
+const MAX_PER_PAGE: i64 = 100;
+
+/// `GET /api/v1/webhooks?page=&per_page=`: newest first, without secrets.
+pub async fn list(
+    req: HttpRequest,
+    caller: V1Caller,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let (page, per_page) = paging(&req)?;
+    let (rows, total) =
+        webhook_configs::list_page(&state.db, caller.organisation_id(), page, per_page).await?;
+    let data: Vec<_> = rows
+        .into_iter()
+        .map(|row| WebhookResource::from_row(row, Secret::Hidden))
+        .collect();
+    let mut meta = Map::new();
+    meta.insert("page".into(), json!(page));
+    meta.insert("per_page".into(), json!(per_page));
+    meta.insert("total".into(), json!(total));
+    Ok(respond_with_meta(StatusCode::OK, data, &request_id, meta))
+}
+
+/// `GET /api/v1/webhooks/{id}`: one config, with its secret.
+pub async fn show(
+    caller: V1Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let row = owned_config(&state, &caller, &path).await?;
+    Ok(respond(
+        StatusCode::OK,
+        WebhookResource::from_row(row, Secret::Shown),
+        &request_id,
+    ))
+}
+
+/// `POST /api/v1/webhooks`: 201 with the config and its new secret.
+pub async fn create(
+    req: HttpRequest,
+    caller: V1Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let body = read_json_object(&req, payload).await?;
+    let input = parse_create(&body, state.url_policy).map_err(ApiError::invalid)?;
+    let id = ConfigId::new(webhook_configs::allocate_id(&state.db).await?);
+    let command = WebhookConfigCommand::Create(NewWebhookConfig {
+        id,
+        organisation: OrganisationId::new(caller.organisation_id()),
+        profile: Profile::V1,
+        url: input.url,
+        name: input.name,
+        events: input.events,
+        headers: input.headers,
+        retry_count: input.retry_count,
+        timeout_seconds: input.timeout_seconds,
+        secret: generate_webhook_secret(),
+        active: input.active,
+    });
+    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    state.commands.execute(id, command, &metadata).await?;
+    let row = read_back(&state, &caller, id).await?;
+    Ok(respond(
+        StatusCode::CREATED,
+        WebhookResource::from_row(row, Secret::Shown),
+        &request_id,
+    ))
+}
+
+/// `PATCH /api/v1/webhooks/{id}`: changes what the body names.
+pub async fn update(
+    req: HttpRequest,
+    caller: V1Caller,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
+    let body = read_json_object(&req, payload).await?;
+    let changes = parse_update(&body, state.url_policy).map_err(ApiError::invalid)?;
+    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    state
+        .commands
+        .execute(id, WebhookConfigCommand::Update(changes), &metadata)
+        .await?;
+    let row = read_back(&state, &caller, id).await?;
+    Ok(respond(
+        StatusCode::OK,
+        WebhookResource::from_row(row, Secret::Hidden),
+        &request_id,
+    ))
+}
+
+/// `DELETE /api/v1/webhooks/{id}`: 204; the config's events stay in the log.
+pub async fn delete(
+    caller: V1Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
+    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    state
+        .commands
+        .execute(id, WebhookConfigCommand::Delete, &metadata)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's live config named by the path, or 404 — also for another
+/// organisation's config, so ids of other tenants reveal nothing.
+async fn owned_config(
+    state: &AppState,
+    caller: &V1Caller,
+    raw_id: &str,
+) -> Result<ConfigRow, ApiError> {
+    let id = ConfigId::parse(raw_id).ok_or_else(ApiError::webhook_not_found)?;
+    read_back(state, caller, id).await
+}
+
+/// The caller's live config `id`. After a command it is the row the command
+/// just wrote: the projector runs before `execute` returns.
+async fn read_back(
+    state: &AppState,
+    caller: &V1Caller,
+    id: ConfigId,
+) -> Result<ConfigRow, ApiError> {
+    webhook_configs::find(&state.db, caller.organisation_id(), id.get())
+        .await?
+        .ok_or_else(ApiError::webhook_not_found)
+}
+
+fn paging(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
+    let mut errors = FieldErrors::default();
+    let mut page = 1;
+    let mut per_page = DEFAULT_PER_PAGE;
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match name.as_ref() {
+            "page" => match value.parse::<i64>() {
+                Ok(n) if n >= 1 => page = n,
+                _ => errors.add("page", "must be a positive integer"),
+            },
+            "per_page" => match value.parse::<i64>() {
+                Ok(n) if (1..=MAX_PER_PAGE).contains(&n) => per_page = n,
+                _ => errors.add("per_page", format!("must be between 1 and {MAX_PER_PAGE}")),
+            },
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok((page, per_page))
+    } else {
+        Err(ApiError::invalid(errors))
+    }
+}

@@ -1,0 +1,77 @@
+//! Builds the application once, for `main` and for the tests.
+use crate::admin::{self, IssuedKey};
+use crate::config_commands::ConfigCommands;
+use crate::database;
+use crate::http::{self, request_id::assign_request_id, AppState};
+use crate::settings::Settings;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use projections::webhook_configs::ConfigProjector;
+use projections::Db;
+use std::net::TcpListener;
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    db: Db,
+    /// The key `serve` created on an empty database, to be printed once.
+    pub bootstrap_key: Option<IssuedKey>,
+}
+
+impl Application {
+    /// Connects, migrates, brings the read models level with the log,
+    /// bootstraps an empty database and binds the listener.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let db = database::connect(&settings.database_url).await?;
+        let repaired = ConfigProjector::new(db.clone())
+            .catch_up_all()
+            .await
+            .context("cannot bring the read models level with the event log")?;
+        if repaired > 0 {
+            tracing::warn!(
+                repaired,
+                "read model rows were behind the event log and were caught up"
+            );
+        }
+        let bootstrap_key = admin::bootstrap(&db).await?;
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            commands: ConfigCommands::new(&db),
+            url_policy: settings.url_policy(),
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(assign_request_id))
+                .configure(http::routes)
+                .default_service(web::to(http::v1::not_found))
+        })
+        .listen(listener)?;
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            server: server.run(),
+            port,
+            db,
+            bootstrap_key,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
