@@ -1,7 +1,7 @@
 //! Opening the database `DATABASE_URL` names and bringing its schema up to date.
 use anyhow::{bail, Context};
 use projections::Db;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
@@ -14,6 +14,14 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// `sqlite://path` (created if missing) or `postgres://…`.
 pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        if !sqlx::Postgres::database_exists(database_url)
+            .await
+            .context("cannot connect to PostgreSQL")?
+        {
+            sqlx::Postgres::create_database(database_url)
+                .await
+                .context("cannot create the PostgreSQL database")?;
+        }
         let pool = PgPoolOptions::new()
             .max_connections(20)
             .acquire_timeout(Duration::from_secs(10))

@@ -1,0 +1,262 @@
+//! Spawning webhookd on a fresh database of either backend, and talking to it.
+use projections::Db;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use webhookd::admin;
+use webhookd::settings::Settings;
+use webhookd::startup::Application;
+
+/// Runs each named `async fn name(backend: Backend)` of the calling module
+/// once on SQLite and once on PostgreSQL, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[actix_web::test]
+            async fn $name() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[actix_web::test]
+            async fn $name() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test and is removed afterwards, even when
+/// the test panics.
+pub struct TestDatabase {
+    pub url: String,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    postgres_name: Option<String>,
+}
+
+/// The PostgreSQL server the suite creates its databases on.
+fn postgres_admin_url() -> String {
+    std::env::var("WEBHOOKD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn postgres_url_for(name: &str) -> String {
+    let admin = postgres_admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("webhookd.db").display());
+                Self {
+                    url,
+                    _sqlite_dir: Some(dir),
+                    postgres_name: None,
+                }
+            }
+            Backend::Postgres => {
+                static COUNTER: AtomicU64 = AtomicU64::new(0);
+                let name = format!(
+                    "webhookd_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    rand::random::<u32>()
+                );
+                let mut admin = sqlx_connect_admin().await;
+                sqlx::Executor::execute(
+                    &mut admin,
+                    format!(r#"CREATE DATABASE "{name}""#).as_str(),
+                )
+                .await
+                .expect("PostgreSQL must be reachable: start it or set WEBHOOKD_TEST_POSTGRES_URL");
+                Self {
+                    url: postgres_url_for(&name),
+                    _sqlite_dir: None,
+                    postgres_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+async fn sqlx_connect_admin() -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .expect("PostgreSQL must be reachable: start it or set WEBHOOKD_TEST_POSTGRES_URL")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.postgres_name.take() {
+            // Drop runs outside any async context we may block on: use a
+            // thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    let mut admin = sqlx_connect_admin().await;
+                    let drop = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+                    let _ = sqlx::Executor::execute(&mut admin, drop.as_str()).await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running webhookd with the `default` organisation and its bootstrap key.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Db,
+    /// The key `serve` printed: organisation `default`, every scope.
+    pub key: String,
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, false).await
+    }
+
+    pub async fn spawn_dev(backend: Backend) -> Self {
+        Self::spawn_with(backend, true).await
+    }
+
+    async fn spawn_with(backend: Backend, dev: bool) -> Self {
+        let database = TestDatabase::create(backend).await;
+        let (address, db, bootstrap) = start_server(&database.url, dev).await;
+        let bootstrap = bootstrap.expect("an empty database gets a bootstrap key");
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            db,
+            key: bootstrap.token,
+            database,
+        }
+    }
+
+    /// Another webhookd process on the same database, as after a restart.
+    pub async fn restart(&self) -> String {
+        let (address, _, bootstrap) = start_server(&self.database.url, false).await;
+        assert!(
+            bootstrap.is_none(),
+            "a used database gets no second bootstrap key"
+        );
+        address
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request authenticated with the bootstrap key.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_as(&self.key, method, path)
+    }
+
+    pub fn request_as(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    /// `POST /api/v1/webhooks` with `body`, expecting 201; returns `data`.
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let response = self
+            .request(Method::POST, "/api/v1/webhooks")
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let (status, json) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::CREATED, "create failed: {json}");
+        json["data"].clone()
+    }
+
+    /// An organisation with a key of the given scopes; returns the token.
+    pub async fn new_tenant(&self, plan: &str, features: &[&str], scopes: &str) -> (i64, String) {
+        let plan = aggregates::values::Plan::parse(plan).expect("plan");
+        let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+        let org = admin::create_organisation(&self.db, "tenant", plan, &features)
+            .await
+            .expect("organisation");
+        let scopes = aggregates::values::Scope::parse_list(scopes).expect("scopes");
+        let key = admin::create_api_key(&self.db, org, &scopes, None)
+            .await
+            .expect("key");
+        (org, key.token)
+    }
+
+    pub async fn add_event_type(&self, name: &str) {
+        admin::add_event_type(&self.db, name, "test event")
+            .await
+            .expect("event type");
+    }
+
+    /// How many events the log holds for config `id` (all when `None`).
+    pub async fn event_count(&self, id: Option<i64>) -> i64 {
+        let sql = "SELECT COUNT(*) FROM events WHERE $1 IS NULL OR aggregate_id = $1";
+        let id = id.map(|i| i.to_string());
+        projections::on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .expect("count"))
+    }
+
+    /// Runs a statement directly on the database (to simulate faults).
+    pub async fn execute_sql(&self, sql: &str) {
+        projections::on_pool!(&self.db, |pool| {
+            sqlx::query(sql).execute(pool).await.expect("sql");
+        });
+    }
+}
+
+async fn start_server(
+    database_url: &str,
+    dev: bool,
+) -> (String, Db, Option<webhookd::admin::IssuedKey>) {
+    let settings = Settings {
+        database_url: database_url.to_owned(),
+        bind: "127.0.0.1:0".to_owned(),
+        dev,
+        workers: Some(2),
+    };
+    let app = Application::build(&settings)
+        .await
+        .expect("webhookd starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    let bootstrap = app.bootstrap_key.clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    (address, db, bootstrap)
+}
+
+pub async fn status_and_json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+    };
+    (status, json)
+}
+
+/// A valid create body; tests override what they are about.
+pub fn webhook_body(url: &str) -> Value {
+    json!({ "url": url, "events": ["webhook_config.test"] })
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of webhookd through HTTP (and its CLI), each run against
+//! both SQLite and PostgreSQL.
+mod helpers;
+
+mod auth;
+mod cli;
+mod concurrency;
+mod projection_catch_up;
+mod validation;
+mod webhooks;
