@@ -1,9 +1,12 @@
 //! Command-line interface. Commands that create something print only its id
 //! or token on stdout (details on stderr), so scripts can capture them.
-use aggregates::values::{parse_features, Plan, Scope};
+use aggregates::values::{parse_features, IpCidr, Plan, Scope};
 use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
 use projections::{event_types, tenancy};
+use std::net::IpAddr;
+use std::time::Duration;
+use webhookd::delivery::retry::RetrySchedule;
 use webhookd::settings::{Settings, DEFAULT_BIND, DEFAULT_DATABASE_URL};
 use webhookd::startup::Application;
 use webhookd::{admin, database};
@@ -41,19 +44,42 @@ pub struct ServeArgs {
     /// Development mode: allow http:// and loopback/private webhook targets.
     #[arg(long)]
     pub dev: bool,
+    /// Let webhooks target this private range anyway (repeatable), e.g. 10.1.0.0/16.
+    #[arg(long = "allow-target", value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow_targets: Vec<IpCidr>,
+    /// Waits between retries; the last repeats.
+    #[arg(long, default_value = "5s,30s,2m,10m,30m,1h", value_parser = RetrySchedule::parse)]
+    pub retry_schedule: RetrySchedule,
+    /// Deactivate an endpoint after this many consecutive failed attempts…
+    #[arg(long, default_value_t = 50)]
+    pub disable_after_failures: i64,
+    /// …that span at least this long.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub disable_after: Duration,
+    /// Answer a host name with a fixed address before DNS (repeatable), like
+    /// curl's --resolve: HOST=IP. The address rules still apply.
+    #[arg(long = "resolve", value_name = "HOST=IP", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, IpAddr)>,
+    /// How long an endpoint actor with nothing to do lives on.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
     /// HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
 }
 
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self {
-            bind: std::env::var("WEBHOOKD_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned()),
-            dev: false,
-            workers: None,
-        }
-    }
+fn parse_cidr(raw: &str) -> Result<IpCidr, String> {
+    IpCidr::parse(raw).map_err(|e| e.to_string())
+}
+
+fn parse_resolve(raw: &str) -> Result<(String, IpAddr), String> {
+    let (host, ip) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("'{raw}' is not HOST=IP"))?;
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("'{ip}' is not an IP address"))?;
+    Ok((host.to_ascii_lowercase(), ip))
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -190,12 +216,15 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
-    let settings = Settings {
-        database_url: cli.database_url.clone(),
-        bind: args.bind,
-        dev: args.dev,
-        workers: args.workers,
-    };
+    let mut settings = Settings::new(&cli.database_url, &args.bind);
+    settings.dev = args.dev;
+    settings.allowed_targets = args.allow_targets;
+    settings.workers = args.workers;
+    settings.delivery.retry_schedule = args.retry_schedule;
+    settings.delivery.disable_after_failures = args.disable_after_failures;
+    settings.delivery.disable_after = args.disable_after;
+    settings.delivery.idle_timeout = args.idle_timeout;
+    settings.delivery.resolve_overrides = args.resolve.into_iter().collect();
     let app = Application::build(&settings).await?;
     if let Some(key) = &app.bootstrap_key {
         println!(

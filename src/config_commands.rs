@@ -1,4 +1,5 @@
 //! Sending commands to WebhookConfig aggregates.
+use crate::delivery::supervisor::ConfigChanged;
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::{
     WebhookConfig, WebhookConfigCommand, WebhookConfigError, WebhookConfigServices,
@@ -11,7 +12,7 @@ use projections::Db;
 use rand::Rng;
 use sqlite_es::SqliteCqrs;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// How often a command is retried when another command on the same config
@@ -33,6 +34,14 @@ impl CommandMetadata {
         Self {
             actor: format!("key:{key_id}"),
             request_id: Some(request_id.to_owned()),
+        }
+    }
+
+    /// webhookd acting on its own (delivery outcomes, test results).
+    pub fn system() -> Self {
+        Self {
+            actor: "system".to_owned(),
+            request_id: None,
         }
     }
 
@@ -77,11 +86,37 @@ pub struct ConfigCommands {
     framework: Arc<Framework>,
 }
 
+/// Tells the delivery supervisor about every committed config change, so a
+/// live endpoint actor picks up a new URL, secret, policy or deactivation at
+/// once. Connected after the supervisor starts (which needs the commands).
+#[derive(Clone, Default)]
+pub struct ConfigChangeNotifier(Arc<OnceLock<actix::Recipient<ConfigChanged>>>);
+
+impl ConfigChangeNotifier {
+    pub fn connect(&self, recipient: actix::Recipient<ConfigChanged>) {
+        let _ = self.0.set(recipient);
+    }
+}
+
+#[async_trait::async_trait]
+impl Query<WebhookConfig> for ConfigChangeNotifier {
+    async fn dispatch(&self, aggregate_id: &str, _: &[cqrs_es::EventEnvelope<WebhookConfig>]) {
+        if let (Some(recipient), Some(id)) = (self.0.get(), ConfigId::parse(aggregate_id)) {
+            recipient.do_send(ConfigChanged {
+                config_id: id.get(),
+            });
+        }
+    }
+}
+
 impl ConfigCommands {
-    pub fn new(db: &Db) -> Self {
+    /// The projector runs first, so a notified actor reads the new row.
+    pub fn new(db: &Db, notifier: ConfigChangeNotifier) -> Self {
         let services = WebhookConfigServices::new(Arc::new(DbEventTypeCatalog::new(db.clone())));
-        let queries: Vec<Box<dyn Query<WebhookConfig>>> =
-            vec![Box::new(ConfigProjector::new(db.clone()))];
+        let queries: Vec<Box<dyn Query<WebhookConfig>>> = vec![
+            Box::new(ConfigProjector::new(db.clone())),
+            Box::new(notifier),
+        ];
         let framework = match db {
             Db::Sqlite(pool) => {
                 Framework::Sqlite(sqlite_es::sqlite_cqrs(pool.clone(), queries, services))

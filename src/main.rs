@@ -2,7 +2,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::Cli;
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
@@ -14,10 +14,12 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let command = cli
-        .command
-        .clone()
-        .unwrap_or(Command::Serve(Default::default()));
+    // No command means `serve` with its defaults (and the environment's settings).
+    let command = cli.command.clone().unwrap_or_else(|| {
+        Cli::parse_from(["webhookd", "serve"])
+            .command
+            .expect("serve parses")
+    });
     match cli::run(&cli, command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

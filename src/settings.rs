@@ -1,4 +1,5 @@
-use aggregates::values::UrlPolicy;
+use crate::delivery::DeliverySettings;
+use aggregates::values::{IpCidr, UrlPolicy};
 
 /// Where the service stores its data when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://webhookd.db";
@@ -11,16 +12,36 @@ pub struct Settings {
     pub bind: String,
     /// Development mode: `http://` and loopback/private targets are allowed.
     pub dev: bool,
+    /// Address ranges webhooks may target although they are private (`--allow-target`).
+    pub allowed_targets: Vec<IpCidr>,
     /// HTTP worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// Retry schedule, failure limits, name overrides (its `url_policy` is
+    /// filled from `dev` and `allowed_targets` at start).
+    pub delivery: DeliverySettings,
 }
 
 impl Settings {
+    pub fn new(database_url: &str, bind: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            bind: bind.to_owned(),
+            dev: false,
+            allowed_targets: Vec::new(),
+            workers: None,
+            delivery: DeliverySettings::default(),
+        }
+    }
+
     pub fn url_policy(&self) -> UrlPolicy {
-        if self.dev {
+        let base = if self.dev {
             UrlPolicy::development()
         } else {
             UrlPolicy::production()
+        };
+        UrlPolicy {
+            allowed_targets: self.allowed_targets.clone(),
+            ..base
         }
     }
 }

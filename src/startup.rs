@@ -1,7 +1,11 @@
 //! Builds the application once, for `main` and for the tests.
 use crate::admin::{self, IssuedKey};
-use crate::config_commands::ConfigCommands;
+use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
 use crate::database;
+use crate::delivery::policy::DeliveryEngine;
+use crate::delivery::publish::Publisher;
+use crate::delivery::store::DeliveryStore;
+use crate::delivery::{http_client, SupervisorHandle};
 use crate::http::{self, request_id::assign_request_id, AppState};
 use crate::settings::Settings;
 use actix_web::dev::Server;
@@ -11,11 +15,13 @@ use anyhow::Context;
 use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 pub struct Application {
     server: Server,
     port: u16,
     db: Db,
+    publisher: Publisher,
     /// The key `serve` created on an empty database, to be printed once.
     pub bootstrap_key: Option<IssuedKey>,
 }
@@ -39,10 +45,28 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let url_policy = settings.url_policy();
+        let notifier = ConfigChangeNotifier::default();
+        let commands = ConfigCommands::new(&db, notifier.clone());
+        let mut delivery = settings.delivery.clone();
+        delivery.url_policy = url_policy.clone();
+        let store = DeliveryStore::new(db.clone());
+        let engine = DeliveryEngine {
+            store: store.clone(),
+            client: http_client::build(&url_policy, &delivery.resolve_overrides),
+            settings: delivery.clone(),
+            commands: commands.clone(),
+        };
+        // Starting the supervisor resumes every pending delivery in the database.
+        let supervisor = SupervisorHandle::start(Arc::new(engine));
+        notifier.connect(supervisor.config_changed_recipient());
+        let publisher = Publisher::new(store, supervisor);
         let state = web::Data::new(AppState {
             db: db.clone(),
-            commands: ConfigCommands::new(&db),
-            url_policy: settings.url_policy(),
+            commands,
+            url_policy,
+            resolve_overrides: delivery.resolve_overrides,
+            publisher: publisher.clone(),
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -59,6 +83,7 @@ impl Application {
             server: server.run(),
             port,
             db,
+            publisher,
             bootstrap_key,
         })
     }
@@ -69,6 +94,11 @@ impl Application {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The delivery side: publishing, and the supervisor (for tests and stats).
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

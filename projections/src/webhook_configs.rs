@@ -143,8 +143,12 @@ async fn upsert(db: &Db, folded: &FoldedConfig) -> Result<(), Error> {
            version = excluded.version, created_at = excluded.created_at, \
            updated_at = excluded.updated_at \
          WHERE webhook_configs.version < excluded.version";
+    // The row and its subscriptions change together, and only when this
+    // fold is newer than what the row holds.
+    let live = config.lifecycle == Lifecycle::Live;
     on_pool!(db, |pool| {
-        sqlx::query(sql)
+        let mut tx = pool.begin().await?;
+        let written = sqlx::query(sql)
             .bind(id.get())
             .bind(organisation.get())
             .bind(config.profile.as_str())
@@ -157,12 +161,31 @@ async fn upsert(db: &Db, folded: &FoldedConfig) -> Result<(), Error> {
             .bind(secret.expose())
             .bind(config.state.as_str())
             .bind(reason.as_deref())
-            .bind(config.lifecycle == Lifecycle::Deleted)
+            .bind(!live)
             .bind(folded.version)
             .bind(folded.created_at)
             .bind(folded.updated_at)
-            .execute(pool)
-            .await?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if written > 0 {
+            sqlx::query("DELETE FROM webhook_config_subscriptions WHERE config_id = $1")
+                .bind(id.get())
+                .execute(&mut *tx)
+                .await?;
+            for event_type in events.names().iter().filter(|_| live) {
+                sqlx::query(
+                    "INSERT INTO webhook_config_subscriptions (config_id, organisation, event_type) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(id.get())
+                .bind(organisation.get())
+                .bind(event_type)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
     });
     Ok(())
 }
@@ -185,6 +208,15 @@ pub async fn find(db: &Db, organisation: i64, id: i64) -> Result<Option<ConfigRo
     Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(id)
         .bind(organisation)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// A config by id, whatever its organisation, deleted or not (for delivery).
+pub async fn find_any(db: &Db, id: i64) -> Result<Option<ConfigRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM webhook_configs WHERE id = $1");
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
         .fetch_optional(pool)
         .await?))
 }

@@ -1,7 +1,26 @@
-//! Delivery: publishing events, one supervised actor per endpoint, signing,
-//! retries and timeouts. Not built yet (see the delivery issue); the HTTP
-//! layer and the aggregate already leave room for it:
-//! * configs carry `retry_count`, `timeout_seconds`, `headers`, `secret` and
-//!   `profile`, and their read model has the delivery statistics columns;
-//! * test results arrive as `WebhookConfigCommand::RecordTest`, and automatic
-//!   deactivations as `Deactivate { reason: Failing | Gone }`.
+//! Delivery: publishing events and getting them, signed, to every endpoint.
+//!
+//! * [`publish`] routes an event to its target configs and commits the event
+//!   and one delivery row per target in one transaction.
+//! * [`supervisor`] owns one [`endpoint`] actor per config with pending work,
+//!   notices actors that died (actix does not restart a panicked actor) and
+//!   restarts them from the database, and polls for pending rows nobody holds.
+//! * [`attempt`] sends one request and judges the answer; [`policy`] decides
+//!   what happens next (retry, give up, deactivate) and records it.
+//! * [`signing`], [`wire`], [`retry`] and [`http_client`] are the parts:
+//!   three signature schemes, the body shapes, the backoff schedule, and the
+//!   shared HTTP client with its SSRF guard.
+pub mod attempt;
+pub mod endpoint;
+pub mod http_client;
+pub mod policy;
+pub mod publish;
+pub mod retry;
+pub mod settings;
+pub mod signing;
+pub mod store;
+pub mod supervisor;
+pub mod wire;
+
+pub use settings::DeliverySettings;
+pub use supervisor::{DeliverySupervisor, SupervisorHandle};

@@ -6,15 +6,21 @@ pub mod request_id;
 pub mod v1;
 
 use crate::config_commands::ConfigCommands;
+use crate::delivery::publish::Publisher;
 use actix_web::web;
 use aggregates::values::UrlPolicy;
 use projections::Db;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// What every handler may use.
 pub struct AppState {
     pub db: Db,
     pub commands: ConfigCommands,
     pub url_policy: UrlPolicy,
+    /// `--resolve` answers, also used by the create-time address check.
+    pub resolve_overrides: HashMap<String, IpAddr>,
+    pub publisher: Publisher,
 }
 
 /// Mounts every route of every dialect.

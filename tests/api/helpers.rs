@@ -3,7 +3,10 @@ use projections::Db;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use webhookd::admin;
+use webhookd::delivery::publish::Publisher;
+use webhookd::delivery::retry::RetrySchedule;
 use webhookd::settings::Settings;
 use webhookd::startup::Application;
 
@@ -126,6 +129,8 @@ pub struct TestApp {
     /// The key `serve` printed: organisation `default`, every scope.
     pub key: String,
     pub database: TestDatabase,
+    /// The delivery side, for fault injection and counters.
+    pub publisher: Publisher,
 }
 
 impl TestApp {
@@ -138,8 +143,29 @@ impl TestApp {
     }
 
     async fn spawn_with(backend: Backend, dev: bool) -> Self {
+        Self::spawn_configured(backend, |settings| settings.dev = dev).await
+    }
+
+    /// A webhookd in `--dev` mode (receivers on loopback) with a fast retry
+    /// schedule, adjusted by `configure`.
+    pub async fn spawn_for_delivery(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        Self::spawn_configured(backend, |settings| {
+            settings.dev = true;
+            settings.delivery.retry_schedule = RetrySchedule::parse("100ms,200ms,400ms").unwrap();
+            configure(settings);
+        })
+        .await
+    }
+
+    async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
         let database = TestDatabase::create(backend).await;
-        let (address, db, bootstrap) = start_server(&database.url, dev).await;
+        let mut settings = Settings::new(&database.url, "127.0.0.1:0");
+        settings.workers = Some(2);
+        configure(&mut settings);
+        let (address, db, bootstrap, publisher) = start_server(&settings).await;
         let bootstrap = bootstrap.expect("an empty database gets a bootstrap key");
         Self {
             address,
@@ -147,17 +173,81 @@ impl TestApp {
             db,
             key: bootstrap.token,
             database,
+            publisher,
         }
     }
 
-    /// Another webhookd process on the same database, as after a restart.
+    /// Another webhookd on the same database, as after a restart.
     pub async fn restart(&self) -> String {
-        let (address, _, bootstrap) = start_server(&self.database.url, false).await;
+        let settings = Settings::new(&self.database.url, "127.0.0.1:0");
+        let (address, _, bootstrap, _) = start_server(&settings).await;
         assert!(
             bootstrap.is_none(),
             "a used database gets no second bootstrap key"
         );
         address
+    }
+
+    /// `POST /api/v1/events`, expecting 202; returns `data`.
+    pub async fn publish(&self, event_type: &str, data: Value) -> Value {
+        let response = self
+            .request(Method::POST, "/api/v1/events")
+            .json(&json!({ "type": event_type, "data": data }))
+            .send()
+            .await
+            .expect("request");
+        let (status, json) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "publish failed: {json}");
+        json["data"].clone()
+    }
+
+    /// `GET /api/v1/webhooks/{id}`'s `data`.
+    pub async fn webhook(&self, id: i64) -> Value {
+        let response = self
+            .request(Method::GET, &format!("/api/v1/webhooks/{id}"))
+            .send()
+            .await
+            .expect("request");
+        let (status, json) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        json["data"].clone()
+    }
+
+    /// The deliveries of a config (newest first), with their attempt logs.
+    pub async fn deliveries(&self, id: i64) -> Vec<Value> {
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/api/v1/webhooks/{id}/deliveries?per_page=100"),
+            )
+            .send()
+            .await
+            .expect("request");
+        let (status, json) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        json["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls (every 25 ms, up to `within`) until `condition` holds for the
+    /// config's deliveries; returns them.
+    pub async fn deliveries_until(
+        &self,
+        id: i64,
+        within: Duration,
+        condition: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let deliveries = self.deliveries(id).await;
+            if condition(&deliveries) {
+                return deliveries;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "condition not met in {within:?}: {deliveries:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -226,23 +316,15 @@ impl TestApp {
 }
 
 async fn start_server(
-    database_url: &str,
-    dev: bool,
-) -> (String, Db, Option<webhookd::admin::IssuedKey>) {
-    let settings = Settings {
-        database_url: database_url.to_owned(),
-        bind: "127.0.0.1:0".to_owned(),
-        dev,
-        workers: Some(2),
-    };
-    let app = Application::build(&settings)
-        .await
-        .expect("webhookd starts");
+    settings: &Settings,
+) -> (String, Db, Option<webhookd::admin::IssuedKey>, Publisher) {
+    let app = Application::build(settings).await.expect("webhookd starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db().clone();
     let bootstrap = app.bootstrap_key.clone();
+    let publisher = app.publisher().clone();
     actix_web::rt::spawn(app.run_until_stopped());
-    (address, db, bootstrap)
+    (address, db, bootstrap, publisher)
 }
 
 pub async fn status_and_json(response: Response) -> (StatusCode, Value) {

@@ -17,7 +17,7 @@ pub use limits::{RetryCount, TimeoutSeconds};
 pub use name::ConfigName;
 pub use secret::WebhookSecret;
 pub use tenancy::{parse_features, Plan, Scope, WEBHOOKS_FEATURE};
-pub use url::{is_forbidden_target, UrlPolicy, WebhookUrl, MAX_URL_LENGTH};
+pub use url::{is_forbidden_target, IpCidr, UrlPolicy, WebhookUrl, MAX_URL_LENGTH};
 
 /// Why a raw value was refused. The message is meant for the API user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

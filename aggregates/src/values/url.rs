@@ -6,12 +6,16 @@ use url::{Host, Url};
 pub const MAX_URL_LENGTH: usize = 2048;
 
 /// What the deployment lets a webhook URL point at. Production refuses plain
-/// HTTP and any literal loopback/private/reserved target; `webhookd serve
-/// --dev` lifts both so developers can deliver to `http://127.0.0.1`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// HTTP and any loopback/private/reserved target; `webhookd serve --dev`
+/// lifts both so developers can deliver to `http://127.0.0.1`, and
+/// `--allow-target CIDR` lifts the address rule for chosen ranges.
+/// The same policy judges the literal host at create time and every address
+/// actually connected to at send time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UrlPolicy {
     pub allow_http: bool,
     pub allow_private_targets: bool,
+    pub allowed_targets: Vec<IpCidr>,
 }
 
 impl UrlPolicy {
@@ -23,8 +27,71 @@ impl UrlPolicy {
         Self {
             allow_http: true,
             allow_private_targets: true,
+            allowed_targets: Vec::new(),
         }
     }
+
+    /// May a webhook connect to `ip`?
+    pub fn permits_address(&self, ip: IpAddr) -> bool {
+        self.allow_private_targets
+            || !is_forbidden_target(ip)
+            || self.allowed_targets.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
+/// An address range such as `10.1.0.0/16` or `fd00::/8` (a bare address is a
+/// range of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpCidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpCidr {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let bad =
+            || ValidationError::new(format!("'{raw}' is not an address range like 10.0.0.0/8"));
+        let (address, prefix) = match raw.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (raw, None),
+        };
+        let network: IpAddr = address.trim().parse().map_err(|_| bad())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_matches(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(ip)),
+                self.prefix,
+                32,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_matches(u128::from(net), u128::from(ip), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_matches(network: u128, ip: u128, prefix: u8, width: u32) -> bool {
+    let host_bits = width - u32::from(prefix);
+    host_bits >= width || (network >> host_bits) == (ip >> host_bits)
 }
 
 /// An absolute webhook target URL that satisfied a [`UrlPolicy`] when it was
@@ -35,7 +102,7 @@ impl UrlPolicy {
 pub struct WebhookUrl(String);
 
 impl WebhookUrl {
-    pub fn parse(raw: &str, policy: UrlPolicy) -> Result<Self, ValidationError> {
+    pub fn parse(raw: &str, policy: &UrlPolicy) -> Result<Self, ValidationError> {
         if raw.len() > MAX_URL_LENGTH {
             return Err(ValidationError::new(format!(
                 "must be at most {MAX_URL_LENGTH} characters"
@@ -55,7 +122,7 @@ impl WebhookUrl {
         let host = url
             .host()
             .ok_or_else(|| ValidationError::new("must have a host"))?;
-        if !policy.allow_private_targets && host_is_internal(&host) {
+        if host_is_internal(&host, policy) {
             return Err(ValidationError::new(
                 "must not target a loopback, private, link-local or reserved address",
             ));
@@ -68,13 +135,13 @@ impl WebhookUrl {
     }
 }
 
-fn host_is_internal(host: &Host<&str>) -> bool {
+fn host_is_internal(host: &Host<&str>, policy: &UrlPolicy) -> bool {
     match host {
-        Host::Ipv4(ip) => is_forbidden_target(IpAddr::V4(*ip)),
-        Host::Ipv6(ip) => is_forbidden_target(IpAddr::V6(*ip)),
+        Host::Ipv4(ip) => !policy.permits_address(IpAddr::V4(*ip)),
+        Host::Ipv6(ip) => !policy.permits_address(IpAddr::V6(*ip)),
         Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
+            !policy.allow_private_targets && (name == "localhost" || name.ends_with(".localhost"))
         }
     }
 }
@@ -131,7 +198,7 @@ mod tests {
     use super::*;
 
     fn prod(raw: &str) -> Result<WebhookUrl, ValidationError> {
-        WebhookUrl::parse(raw, UrlPolicy::production())
+        WebhookUrl::parse(raw, &UrlPolicy::production())
     }
 
     #[test]
@@ -175,7 +242,26 @@ mod tests {
 
     #[test]
     fn development_policy_allows_local_http() {
-        let url = WebhookUrl::parse("http://127.0.0.1:9000/x", UrlPolicy::development()).unwrap();
+        let url = WebhookUrl::parse("http://127.0.0.1:9000/x", &UrlPolicy::development()).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:9000/x");
+    }
+
+    #[test]
+    fn allowed_ranges_lift_the_address_rule_only_for_themselves() {
+        let policy = UrlPolicy {
+            allowed_targets: vec![IpCidr::parse("10.1.0.0/16").unwrap()],
+            ..UrlPolicy::production()
+        };
+        assert!(WebhookUrl::parse("https://10.1.2.3/x", &policy).is_ok());
+        assert!(WebhookUrl::parse("https://10.2.0.1/x", &policy).is_err());
+        assert!(WebhookUrl::parse("http://10.1.2.3/x", &policy).is_err());
+        assert!(policy.permits_address("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(IpCidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(IpCidr::parse("10.0.0.0/33").is_err());
+        assert!(IpCidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("127.0.0.1".parse().unwrap()));
     }
 }

@@ -31,7 +31,7 @@ fn test() -> ConfigTest {
 }
 
 fn url(raw: &str) -> WebhookUrl {
-    WebhookUrl::parse(raw, UrlPolicy::production()).unwrap()
+    WebhookUrl::parse(raw, &UrlPolicy::production()).unwrap()
 }
 
 fn secret(byte: u8) -> WebhookSecret {

@@ -79,6 +79,10 @@ impl ApiError {
         }
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
     /// A fault of webhookd itself: logged in full, answered without detail.
     pub fn internal(error: impl fmt::Display) -> Self {
         tracing::error!(%error, "request failed");

@@ -1,9 +1,11 @@
 //! The v1 webhooks API (`/api/v1/webhooks…`), modelled on a SaaS "Webhooks"
 //! API: `{"data", "meta"}` envelopes, `{"error", "errors"}` failures.
 mod caller;
+mod deliveries;
 mod envelope;
 mod error;
 mod event_types;
+mod events;
 mod webhook_request;
 mod webhook_response;
 mod webhooks;
@@ -23,6 +25,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .post(webhooks::create)
                     .default_service(web::to(error::method_not_allowed)),
             )
+            .route("/events", web::post().to(events::publish))
+            .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
+            .route(
+                "/webhooks/{id}/deliveries/{delivery_id}/retry",
+                web::post().to(deliveries::retry),
+            )
+            .route("/webhooks/{id}/test", web::post().to(deliveries::test))
             .service(
                 web::resource("/webhooks/{id}")
                     .get(webhooks::show)

@@ -21,7 +21,7 @@ pub struct CreateWebhook {
 
 pub fn parse_create(
     body: &Map<String, Value>,
-    policy: UrlPolicy,
+    policy: &UrlPolicy,
 ) -> Result<CreateWebhook, FieldErrors> {
     let mut errors = FieldErrors::default();
     let url = required(body, "url", &mut errors, |v| parse_url(v, policy));
@@ -44,7 +44,7 @@ pub fn parse_create(
 /// A validated `PATCH /api/v1/webhooks/{id}` body: only what it names changes.
 pub fn parse_update(
     body: &Map<String, Value>,
-    policy: UrlPolicy,
+    policy: &UrlPolicy,
 ) -> Result<ConfigChanges, FieldErrors> {
     let mut errors = FieldErrors::default();
     let url = optional(body, "url", &mut errors, |v| parse_url(v, policy));
@@ -143,7 +143,7 @@ fn integer(value: &Value) -> Result<i64, ValidationError> {
     }
 }
 
-fn parse_url(value: &Value, policy: UrlPolicy) -> Result<WebhookUrl, ValidationError> {
+fn parse_url(value: &Value, policy: &UrlPolicy) -> Result<WebhookUrl, ValidationError> {
     WebhookUrl::parse(string(value)?, policy)
 }
 

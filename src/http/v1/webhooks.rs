@@ -6,6 +6,7 @@ use super::webhook_request::{parse_create, parse_update};
 use super::webhook_response::{Secret, WebhookResource};
 use crate::config_commands::CommandMetadata;
 use crate::crypto::generate_webhook_secret;
+use crate::delivery::http_client::resolution_refusal;
 use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
@@ -67,7 +68,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let body = read_json_object(&req, payload).await?;
-    let input = parse_create(&body, state.url_policy).map_err(ApiError::invalid)?;
+    let input = parse_create(&body, &state.url_policy).map_err(ApiError::invalid)?;
+    refuse_internal_names(&state, Some(input.url.as_str())).await?;
     let id = ConfigId::new(webhook_configs::allocate_id(&state.db).await?);
     let command = WebhookConfigCommand::Create(NewWebhookConfig {
         id,
@@ -104,7 +106,8 @@ pub async fn update(
     caller.require(Scope::Webhooks)?;
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
     let body = read_json_object(&req, payload).await?;
-    let changes = parse_update(&body, state.url_policy).map_err(ApiError::invalid)?;
+    let changes = parse_update(&body, &state.url_policy).map_err(ApiError::invalid)?;
+    refuse_internal_names(&state, changes.url.as_ref().map(|u| u.as_str())).await?;
     let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
     state
         .commands
@@ -137,7 +140,7 @@ pub async fn delete(
 
 /// The caller's live config named by the path, or 404 — also for another
 /// organisation's config, so ids of other tenants reveal nothing.
-async fn owned_config(
+pub(super) async fn owned_config(
     state: &AppState,
     caller: &V1Caller,
     raw_id: &str,
@@ -158,7 +161,17 @@ async fn read_back(
         .ok_or_else(ApiError::webhook_not_found)
 }
 
-fn paging(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
+/// A URL whose host name resolves to an internal address is refused like a
+/// literal one (the delivery client checks again at connect time).
+async fn refuse_internal_names(state: &AppState, url: Option<&str>) -> Result<(), ApiError> {
+    let Some(url) = url else { return Ok(()) };
+    match resolution_refusal(url, &state.url_policy, &state.resolve_overrides).await {
+        Some(refusal) => Err(ApiError::invalid(FieldErrors::single("url", refusal))),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn paging(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
     let mut errors = FieldErrors::default();
     let mut page = 1;
     let mut per_page = DEFAULT_PER_PAGE;

@@ -1,0 +1,247 @@
+//! One actor per endpoint (config) with pending work. It owns the queue of
+//! that endpoint, keeps up to `max_in_flight_per_endpoint` requests going,
+//! schedules retries, and stops when it has been idle for a while. Its
+//! pending work always lives in the database too, so a dead actor loses
+//! nothing: the supervisor starts a new one, which reloads it.
+use super::policy::{DeliveryEngine, Verdict};
+use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
+use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
+use actix::prelude::*;
+use projections::db::now_micros;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct EndpointActor {
+    config_id: i64,
+    engine: Arc<DeliveryEngine>,
+    supervisor: Addr<DeliverySupervisor>,
+    /// `None` until loaded from the database.
+    config: Option<Arc<EndpointConfig>>,
+    ready: VecDeque<PendingDelivery>,
+    /// Ids of every delivery this actor holds (queued, in flight or waiting
+    /// for a retry), so that the same row arriving twice is sent once.
+    held: HashSet<i64>,
+    in_flight: usize,
+    waiting_retries: usize,
+    /// `Deliver` batches received; the supervisor compares it with what it
+    /// sent before letting the actor stop.
+    received: u64,
+    idle_since: Instant,
+}
+
+impl EndpointActor {
+    pub fn new(
+        config_id: i64,
+        engine: Arc<DeliveryEngine>,
+        supervisor: Addr<DeliverySupervisor>,
+    ) -> Self {
+        Self {
+            config_id,
+            engine,
+            supervisor,
+            config: None,
+            ready: VecDeque::new(),
+            held: HashSet::new(),
+            in_flight: 0,
+            waiting_retries: 0,
+            received: 0,
+            idle_since: Instant::now(),
+        }
+    }
+
+    fn hold(&mut self, deliveries: Vec<PendingDelivery>) {
+        for delivery in deliveries {
+            if self.held.insert(delivery.id) {
+                self.ready.push_back(delivery);
+            }
+        }
+    }
+
+    /// (Re)reads the config and the pending rows of this endpoint.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let engine = self.engine.clone();
+        let config_id = self.config_id;
+        let load = async move {
+            let config = engine.store.endpoint_config(config_id).await?;
+            let accepts = |kind| config.as_ref().is_some_and(|c| c.accepts(kind));
+            if !accepts(DeliveryKind::Event) && !accepts(DeliveryKind::Test) {
+                engine
+                    .store
+                    .fail_pending(
+                        config_id,
+                        "the webhook config was deactivated or deleted before delivery",
+                    )
+                    .await?;
+            }
+            let pending = engine.store.pending_for_config(config_id).await?;
+            Ok::<_, projections::Error>((config, pending))
+        };
+        ctx.spawn(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
+            Ok((Some(config), pending)) => {
+                actor.config = Some(Arc::new(config));
+                actor.hold(pending);
+                actor.pump(ctx);
+            }
+            Ok((None, _)) => {
+                // No such config (its pending rows were just failed).
+                actor.supervisor.do_send(EndpointGone {
+                    config_id: actor.config_id,
+                });
+                ctx.stop();
+            }
+            Err(error) => {
+                tracing::error!(config = actor.config_id, %error, "cannot load an endpoint; retrying");
+                let wait = actor.engine.settings.watchdog_interval;
+                ctx.run_later(wait, |actor, ctx| actor.reload(ctx));
+            }
+        }));
+    }
+
+    /// Starts as many due deliveries as the in-flight limit allows.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let limit = self.engine.settings.max_in_flight_per_endpoint;
+        let now = now_micros();
+        while self.in_flight < limit {
+            let Some(delivery) = self.ready.pop_front() else {
+                break;
+            };
+            if !config.accepts(delivery.kind) {
+                self.held.remove(&delivery.id);
+                continue;
+            }
+            if delivery.next_attempt_at > now {
+                let wait = Duration::from_micros((delivery.next_attempt_at - now) as u64);
+                self.retry_later(delivery, wait, ctx);
+                continue;
+            }
+            self.launch(delivery, config.clone(), ctx);
+        }
+        if self.is_idle() {
+            self.idle_since = Instant::now();
+        }
+    }
+
+    fn launch(
+        &mut self,
+        delivery: PendingDelivery,
+        config: Arc<EndpointConfig>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.in_flight += 1;
+        let engine = self.engine.clone();
+        let sent = delivery.clone();
+        let work = async move { engine.deliver(&config, &sent).await };
+        ctx.spawn(work.into_actor(self).map(move |verdict, actor, ctx| {
+            actor.in_flight -= 1;
+            match verdict {
+                Verdict::RetryIn(wait) => {
+                    let mut retry = delivery;
+                    retry.attempts += 1;
+                    retry.next_attempt_at = 0;
+                    actor.retry_later(retry, wait, ctx);
+                }
+                Verdict::Done => {
+                    actor.held.remove(&delivery.id);
+                }
+                Verdict::EndpointOff => {
+                    actor.held.remove(&delivery.id);
+                    actor.reload(ctx);
+                }
+            }
+            actor.pump(ctx);
+        }));
+    }
+
+    fn retry_later(&mut self, delivery: PendingDelivery, wait: Duration, ctx: &mut Context<Self>) {
+        self.waiting_retries += 1;
+        ctx.run_later(wait, move |actor, ctx| {
+            actor.waiting_retries -= 1;
+            let mut due = delivery;
+            due.next_attempt_at = 0;
+            actor.ready.push_back(due);
+            actor.pump(ctx);
+        });
+    }
+
+    fn is_idle(&self) -> bool {
+        self.ready.is_empty() && self.in_flight == 0 && self.waiting_retries == 0
+    }
+}
+
+impl Actor for EndpointActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.reload(ctx);
+        let idle_timeout = self.engine.settings.idle_timeout;
+        ctx.run_interval(idle_timeout / 2, move |actor, _| {
+            if actor.is_idle() && actor.idle_since.elapsed() >= idle_timeout {
+                actor.supervisor.do_send(EndpointIdle {
+                    config_id: actor.config_id,
+                    received: actor.received,
+                });
+            }
+        });
+    }
+}
+
+/// New deliveries for this endpoint.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Vec<PendingDelivery>);
+
+impl Handler<Deliver> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        self.received += 1;
+        self.hold(msg.0);
+        self.pump(ctx);
+    }
+}
+
+/// The config changed: re-read it (and drop work it no longer accepts).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Handler<Reload> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
+        self.reload(ctx);
+    }
+}
+
+/// Stop now (sent by the supervisor once it agreed the actor is idle).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Fault injection for tests: the handler panics, as a bug would.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Panic;
+
+impl Handler<Panic> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Panic, _: &mut Context<Self>) {
+        panic!(
+            "injected panic in the endpoint actor of config {}",
+            self.config_id
+        );
+    }
+}

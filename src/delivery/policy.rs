@@ -1,0 +1,141 @@
+//! After an attempt: retry, give up, or switch the endpoint off — and
+//! record it all before the actor moves on (a crash before the record
+//! leaves the delivery pending, so it is sent again: at-least-once).
+use super::attempt;
+use super::settings::DeliverySettings;
+use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
+use crate::config_commands::{CommandError, CommandMetadata, ConfigCommands};
+use aggregates::values::ConfigId;
+use aggregates::webhook_config::{
+    DeactivationReason, TestOutcome, WebhookConfigCommand, WebhookConfigError,
+};
+use std::time::Duration;
+
+/// What the endpoint actor does with the delivery next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Finished (delivered, or out of retries).
+    Done,
+    /// Try again after this wait.
+    RetryIn(Duration),
+    /// The config was switched off; nothing more goes to it.
+    EndpointOff,
+}
+
+/// Everything an endpoint actor needs, shared by all of them.
+pub struct DeliveryEngine {
+    pub store: DeliveryStore,
+    pub client: reqwest::Client,
+    pub settings: DeliverySettings,
+    pub commands: ConfigCommands,
+}
+
+impl DeliveryEngine {
+    pub async fn deliver(&self, config: &EndpointConfig, delivery: &PendingDelivery) -> Verdict {
+        let result = attempt::send(&self.client, config, delivery, &self.settings.url_policy).await;
+        let attempts_made = delivery.attempts + 1;
+        let wait = result
+            .retry_after
+            .map(|asked| asked.min(self.settings.retry_schedule.max()))
+            .unwrap_or_else(|| {
+                self.settings
+                    .retry_schedule
+                    .wait_before(attempts_made as u32)
+            });
+        let next = if result.record.success {
+            NextStep::Succeeded
+        } else if delivery.kind == DeliveryKind::Test
+            || result.gone
+            || attempts_made > config.retry_count
+        {
+            NextStep::Failed
+        } else {
+            NextStep::RetryAt(result.record.attempted_at + wait.as_micros() as i64)
+        };
+        let run = match self
+            .store
+            .record_attempt(delivery, &result.record, next)
+            .await
+        {
+            Ok(run) => run,
+            Err(error) => {
+                // Not recorded: the delivery is still pending in the database.
+                tracing::error!(delivery = delivery.id, %error, "cannot record an attempt");
+                return Verdict::RetryIn(self.settings.watchdog_interval);
+            }
+        };
+        if delivery.kind == DeliveryKind::Test {
+            self.record_test(config, delivery, &result.record).await;
+            return Verdict::Done;
+        }
+        if result.gone {
+            self.switch_off(config, DeactivationReason::Gone).await;
+            return Verdict::EndpointOff;
+        }
+        let failing_for = run
+            .failing_since
+            .map(|since| result.record.attempted_at - since)
+            .unwrap_or_default();
+        if !result.record.success
+            && run.consecutive_failures >= self.settings.disable_after_failures
+            && failing_for >= self.settings.disable_after.as_micros() as i64
+        {
+            self.switch_off(config, DeactivationReason::Failing).await;
+            return Verdict::EndpointOff;
+        }
+        match next {
+            NextStep::RetryAt(_) => Verdict::RetryIn(wait),
+            NextStep::Succeeded | NextStep::Failed => Verdict::Done,
+        }
+    }
+
+    async fn record_test(
+        &self,
+        config: &EndpointConfig,
+        delivery: &PendingDelivery,
+        record: &super::store::AttemptRecord,
+    ) {
+        let outcome = TestOutcome {
+            success: record.success,
+            status_code: record.status_code,
+            error: record.error.clone(),
+            task_id: delivery.task_id.clone(),
+        };
+        let command = WebhookConfigCommand::RecordTest(outcome);
+        match self
+            .commands
+            .execute(
+                ConfigId::new(config.id),
+                command,
+                &CommandMetadata::system(),
+            )
+            .await
+        {
+            Ok(()) => {}
+            // Deactivated or deleted while the test ran: nothing to record.
+            Err(CommandError::Rejected(
+                WebhookConfigError::TestWhileDeactivated | WebhookConfigError::NotFound,
+            )) => {}
+            Err(error) => tracing::error!(config = config.id, %error, "cannot record a test"),
+        }
+    }
+
+    async fn switch_off(&self, config: &EndpointConfig, reason: DeactivationReason) {
+        let command = WebhookConfigCommand::Deactivate { reason };
+        match self
+            .commands
+            .execute(
+                ConfigId::new(config.id),
+                command,
+                &CommandMetadata::system(),
+            )
+            .await
+        {
+            Ok(()) => tracing::warn!(config = config.id, ?reason, "endpoint deactivated"),
+            Err(CommandError::Rejected(
+                WebhookConfigError::AlreadyDeactivated | WebhookConfigError::NotFound,
+            )) => {}
+            Err(error) => tracing::error!(config = config.id, %error, "cannot deactivate"),
+        }
+    }
+}

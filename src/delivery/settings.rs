@@ -1,0 +1,42 @@
+use super::retry::RetrySchedule;
+use aggregates::values::UrlPolicy;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Deployment-wide delivery policy (`webhookd serve` flags).
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Waits between retries (`--retry-schedule`).
+    pub retry_schedule: RetrySchedule,
+    /// Deactivate an endpoint after this many consecutive failed attempts…
+    pub disable_after_failures: i64,
+    /// …spanning at least this long (`--disable-after`).
+    pub disable_after: Duration,
+    /// Concurrent requests to one endpoint.
+    pub max_in_flight_per_endpoint: usize,
+    /// An endpoint actor with nothing to do stops after this long.
+    pub idle_timeout: Duration,
+    /// How often the supervisor checks that its actors are alive and looks
+    /// for pending deliveries no actor holds.
+    pub watchdog_interval: Duration,
+    /// What targets may be connected to (the same rule as at create time).
+    pub url_policy: UrlPolicy,
+    /// Fixed name → address answers, consulted before DNS (`--resolve`).
+    pub resolve_overrides: HashMap<String, IpAddr>,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_schedule: RetrySchedule::default(),
+            disable_after_failures: 50,
+            disable_after: Duration::from_secs(24 * 3600),
+            max_in_flight_per_endpoint: 32,
+            idle_timeout: Duration::from_secs(30),
+            watchdog_interval: Duration::from_millis(500),
+            url_policy: UrlPolicy::production(),
+            resolve_overrides: HashMap::new(),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The three signature header sets of SPEC §4, all from the config's secret.
+use aggregates::values::WebhookSecret;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The signature headers of one request, in send order.
+pub fn signature_headers(
+    secret: &WebhookSecret,
+    message_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> [(&'static str, String); 6] {
+    let ts = timestamp.to_string();
+    // Standard Webhooks: key = the base64-decoded part after `whsec_`.
+    let standard = hmac_sha256(
+        &secret.standard_webhooks_key(),
+        &[message_id.as_bytes(), b".", ts.as_bytes(), b".", body],
+    );
+    // The other two: key = the secret string's bytes, message "{ts}.{body}".
+    let plain = hmac_sha256(secret.expose().as_bytes(), &[ts.as_bytes(), b".", body]);
+    [
+        ("webhook-id", message_id.to_owned()),
+        ("webhook-timestamp", ts.clone()),
+        (
+            "webhook-signature",
+            format!("v1,{}", STANDARD.encode(&standard)),
+        ),
+        ("x-webhook-timestamp", ts.clone()),
+        ("x-webhook-signature", format!("v1={}", hex::encode(&plain))),
+        (
+            "ricloud-signature",
+            format!("t={ts},s={}", STANDARD.encode(&plain)),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the Standard Webhooks specification.
+    #[test]
+    fn matches_the_standard_webhooks_reference_vector() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let headers = signature_headers(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(
+            headers[2].1,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn plain_schemes_share_one_hmac() {
+        let secret = WebhookSecret::from_key_bytes(&[1; 32]);
+        let headers = signature_headers(&secret, "id", 10, b"{}");
+        let hex_sig = headers[4].1.strip_prefix("v1=").unwrap();
+        let b64_sig = headers[5].1.strip_prefix("t=10,s=").unwrap();
+        assert_eq!(
+            hex::decode(hex_sig).unwrap(),
+            STANDARD.decode(b64_sig).unwrap()
+        );
+    }
+}

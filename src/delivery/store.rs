@@ -1,0 +1,545 @@
+//! The delivery tables: what the publish path writes and the actors read.
+use super::wire::EventRecord;
+use aggregates::values::{CustomHeaders, WebhookSecret};
+use aggregates::webhook_config::{ConfigState, Profile};
+use projections::db::now_micros;
+use projections::webhook_configs::ConfigRow;
+use projections::{on_pool, Db, Error};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A regular delivery, or a config test (one attempt, then a `Tested` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    Event,
+    Test,
+}
+
+impl DeliveryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Event => "event",
+            DeliveryKind::Test => "test",
+        }
+    }
+}
+
+/// A delivery that still has to reach its endpoint.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub id: i64,
+    pub config_id: i64,
+    pub kind: DeliveryKind,
+    pub task_id: Option<String>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub event: EventRecord,
+}
+
+/// A config as its delivery actor needs it.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub id: i64,
+    pub organisation: i64,
+    pub profile: Profile,
+    pub url: String,
+    pub headers: CustomHeaders,
+    pub secret: WebhookSecret,
+    pub retry_count: i64,
+    pub timeout: Duration,
+    pub state: ConfigState,
+    pub deleted: bool,
+}
+
+impl EndpointConfig {
+    pub fn from_row(row: ConfigRow) -> Option<Self> {
+        Some(Self {
+            profile: Profile::parse(&row.profile)?,
+            state: ConfigState::parse(&row.state)?,
+            headers: CustomHeaders::parse(row.header_map()).ok()?,
+            secret: WebhookSecret::parse(&row.secret).ok()?,
+            timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
+            id: row.id,
+            organisation: row.organisation,
+            url: row.url,
+            retry_count: row.retry_count,
+            deleted: row.deleted,
+        })
+    }
+
+    /// Regular events go to `new` and `valid` configs; tests to any live one.
+    pub fn accepts(&self, kind: DeliveryKind) -> bool {
+        !self.deleted
+            && match kind {
+                DeliveryKind::Event => self.state.may_receive(),
+                DeliveryKind::Test => self.state != ConfigState::Deactivated,
+            }
+    }
+}
+
+/// One attempt, as stored in the attempt log.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempted_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub success: bool,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    Failed,
+    RetryAt(i64),
+}
+
+/// The failure run of a config after an attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureRun {
+    pub consecutive_failures: i64,
+    pub failing_since: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    id: i64,
+    config_id: i64,
+    kind: String,
+    task_id: Option<String>,
+    attempts: i64,
+    next_attempt_at: i64,
+    event_id: String,
+    event_type: String,
+    data: String,
+    published_at: i64,
+}
+
+impl PendingRow {
+    fn into_pending(self) -> PendingDelivery {
+        PendingDelivery {
+            id: self.id,
+            config_id: self.config_id,
+            kind: if self.kind == "test" {
+                DeliveryKind::Test
+            } else {
+                DeliveryKind::Event
+            },
+            task_id: self.task_id,
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            event: EventRecord {
+                id: self.event_id,
+                event_type: self.event_type,
+                data: Arc::new(serde_json::from_str(&self.data).unwrap_or(Value::Null)),
+                published_at: self.published_at,
+            },
+        }
+    }
+}
+
+const PENDING_SELECT: &str = "SELECT d.id, d.config_id, d.kind, d.task_id, d.attempts, \
+    d.next_attempt_at, e.id AS event_id, e.event_type, e.data, e.published_at \
+    FROM deliveries d JOIN published_events e ON e.id = d.event_id";
+
+/// A new event and who gets it.
+pub struct NewEvent<'a> {
+    pub organisation: i64,
+    pub idempotency_key: Option<&'a str>,
+    pub event_type: &'a str,
+    pub data: &'a Value,
+    pub key_id: Option<i64>,
+    pub kind: DeliveryKind,
+    pub task_id: Option<&'a str>,
+}
+
+/// What a publish stored.
+pub struct Published {
+    pub event: EventRecord,
+    /// The new deliveries; empty for a duplicate.
+    pub deliveries: Vec<PendingDelivery>,
+    /// The idempotency key was seen before: nothing new was stored.
+    pub duplicate: bool,
+    /// How many deliveries the event has (for a duplicate, the first time's).
+    pub delivery_count: i64,
+}
+
+#[derive(Clone)]
+pub struct DeliveryStore {
+    db: Db,
+}
+
+impl DeliveryStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The configs an event of `event_type` goes to: the organisation's v1
+    /// configs that may receive and subscribe to it (or to `*`), plus the
+    /// configs-profile config that routes the publisher, if it may receive.
+    pub async fn routing_targets(
+        &self,
+        organisation: i64,
+        event_type: &str,
+        routed_config: Option<i64>,
+    ) -> Result<Vec<i64>, Error> {
+        let subscribed = "SELECT s.config_id FROM webhook_config_subscriptions s \
+            JOIN webhook_configs w ON w.id = s.config_id \
+            WHERE s.organisation = $1 AND s.event_type IN ($2, '*') AND w.profile = 'v1' \
+              AND w.deleted = FALSE AND w.state IN ('new', 'valid') \
+            ORDER BY s.config_id";
+        let routed = "SELECT id FROM webhook_configs WHERE id = $1 AND organisation = $2 \
+            AND profile = 'configs' AND deleted = FALSE AND state IN ('new', 'valid')";
+        Ok(on_pool!(&self.db, |pool| {
+            let mut targets: Vec<i64> = sqlx::query_scalar(subscribed)
+                .bind(organisation)
+                .bind(event_type)
+                .fetch_all(pool)
+                .await?;
+            if let Some(config) = routed_config {
+                let found: Option<i64> = sqlx::query_scalar(routed)
+                    .bind(config)
+                    .bind(organisation)
+                    .fetch_optional(pool)
+                    .await?;
+                targets.extend(found);
+            }
+            targets
+        }))
+    }
+
+    /// Commits the event and one pending delivery per target in one
+    /// transaction; an idempotency key seen before stores nothing.
+    pub async fn publish(&self, new: NewEvent<'_>, targets: &[i64]) -> Result<Published, Error> {
+        let now = now_micros();
+        let event = EventRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            event_type: new.event_type.to_owned(),
+            data: Arc::new(new.data.clone()),
+            published_at: now,
+        };
+        let data = serde_json::to_string(new.data).expect("JSON values serialize");
+        let insert_event = "INSERT INTO published_events \
+            (id, organisation, idempotency_key, event_type, data, published_at, key_id) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            ON CONFLICT (organisation, idempotency_key) DO NOTHING";
+        let insert_delivery = "INSERT INTO deliveries (event_id, config_id, organisation, kind, \
+            task_id, status, attempts, next_attempt_at, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6) RETURNING id";
+        let find_first = "SELECT e.id, e.event_type, e.data, e.published_at, \
+            (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS deliveries \
+            FROM published_events e WHERE e.organisation = $1 AND e.idempotency_key = $2";
+        Ok(on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(insert_event)
+                .bind(&event.id)
+                .bind(new.organisation)
+                .bind(new.idempotency_key)
+                .bind(new.event_type)
+                .bind(&data)
+                .bind(now)
+                .bind(new.key_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                let (id, event_type, data, published_at, count): (
+                    String,
+                    String,
+                    String,
+                    i64,
+                    i64,
+                ) = sqlx::query_as(find_first)
+                    .bind(new.organisation)
+                    .bind(new.idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Published {
+                    event: EventRecord {
+                        id,
+                        event_type,
+                        data: Arc::new(serde_json::from_str(&data).unwrap_or(Value::Null)),
+                        published_at,
+                    },
+                    deliveries: Vec::new(),
+                    duplicate: true,
+                    delivery_count: count,
+                }
+            } else {
+                let mut deliveries = Vec::with_capacity(targets.len());
+                for &config_id in targets {
+                    let id: i64 = sqlx::query_scalar(insert_delivery)
+                        .bind(&event.id)
+                        .bind(config_id)
+                        .bind(new.organisation)
+                        .bind(new.kind.as_str())
+                        .bind(new.task_id)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    deliveries.push(PendingDelivery {
+                        id,
+                        config_id,
+                        kind: new.kind,
+                        task_id: new.task_id.map(str::to_owned),
+                        attempts: 0,
+                        next_attempt_at: now,
+                        event: event.clone(),
+                    });
+                }
+                tx.commit().await?;
+                Published {
+                    delivery_count: deliveries.len() as i64,
+                    event,
+                    deliveries,
+                    duplicate: false,
+                }
+            }
+        }))
+    }
+
+    pub async fn pending_for_config(&self, config_id: i64) -> Result<Vec<PendingDelivery>, Error> {
+        let sql = format!(
+            "{PENDING_SELECT} WHERE d.config_id = $1 AND d.status = 'pending' ORDER BY d.id"
+        );
+        let rows: Vec<PendingRow> = on_pool!(&self.db, |pool| sqlx::query_as(&sql)
+            .bind(config_id)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(PendingRow::into_pending).collect())
+    }
+
+    /// Configs with pending deliveries due before `due_before` (µs).
+    pub async fn configs_with_pending(&self, due_before: i64) -> Result<Vec<i64>, Error> {
+        let sql = "SELECT DISTINCT config_id FROM deliveries \
+                   WHERE status = 'pending' AND next_attempt_at <= $1";
+        Ok(on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+            .bind(due_before)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    pub async fn endpoint_config(&self, config_id: i64) -> Result<Option<EndpointConfig>, Error> {
+        Ok(projections::webhook_configs::find_any(&self.db, config_id)
+            .await?
+            .and_then(EndpointConfig::from_row))
+    }
+
+    /// Stores an attempt and its consequence in one transaction; for regular
+    /// deliveries also the config's statistics. Returns the failure run.
+    pub async fn record_attempt(
+        &self,
+        delivery: &PendingDelivery,
+        attempt: &AttemptRecord,
+        next: NextStep,
+    ) -> Result<FailureRun, Error> {
+        let (status, next_attempt_at) = match next {
+            NextStep::Succeeded => ("succeeded", attempt.attempted_at),
+            NextStep::Failed => ("failed", attempt.attempted_at),
+            NextStep::RetryAt(at) => ("pending", at),
+        };
+        let insert_attempt = "INSERT INTO delivery_attempts (delivery_id, attempted_at, \
+            duration_ms, status_code, response_body, error, success) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let update_delivery = "UPDATE deliveries SET status = $2, attempts = attempts + 1, \
+            next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6 \
+            WHERE id = $1";
+        let update_stats = "UPDATE webhook_configs SET last_triggered_at = $2, \
+            last_success_at = CASE WHEN $3 THEN $2 ELSE last_success_at END, \
+            last_failure_at = CASE WHEN $3 THEN last_failure_at ELSE $2 END, \
+            failure_count = CASE WHEN $3 THEN 0 ELSE failure_count + 1 END, \
+            failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $2) END \
+            WHERE id = $1 RETURNING failure_count, failing_since";
+        let status_code = attempt.status_code.map(i64::from);
+        let count_stats = delivery.kind == DeliveryKind::Event;
+        Ok(on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(insert_attempt)
+                .bind(delivery.id)
+                .bind(attempt.attempted_at)
+                .bind(attempt.duration_ms)
+                .bind(status_code)
+                .bind(attempt.response_body.as_deref())
+                .bind(attempt.error.as_deref())
+                .bind(attempt.success)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(update_delivery)
+                .bind(delivery.id)
+                .bind(status)
+                .bind(next_attempt_at)
+                .bind(status_code)
+                .bind(attempt.error.as_deref())
+                .bind(attempt.attempted_at)
+                .execute(&mut *tx)
+                .await?;
+            let run = if count_stats {
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(update_stats)
+                    .bind(delivery.config_id)
+                    .bind(attempt.attempted_at)
+                    .bind(attempt.success)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                row.unwrap_or((0, None))
+            } else {
+                (0, None)
+            };
+            tx.commit().await?;
+            FailureRun {
+                consecutive_failures: run.0,
+                failing_since: run.1,
+            }
+        }))
+    }
+
+    /// Ends every pending delivery of a config that can no longer receive.
+    pub async fn fail_pending(&self, config_id: i64, reason: &str) -> Result<u64, Error> {
+        let sql = "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = $3 \
+                   WHERE config_id = $1 AND status = 'pending'";
+        Ok(on_pool!(&self.db, |pool| sqlx::query(sql)
+            .bind(config_id)
+            .bind(reason)
+            .bind(now_micros())
+            .execute(pool)
+            .await?
+            .rows_affected()))
+    }
+
+    /// Puts a finished delivery back in the queue with a fresh retry budget.
+    pub async fn retry(
+        &self,
+        config_id: i64,
+        delivery_id: i64,
+    ) -> Result<Option<PendingDelivery>, Error> {
+        let now = now_micros();
+        let update = "UPDATE deliveries SET status = 'pending', attempts = 0, \
+            next_attempt_at = $3, updated_at = $3 \
+            WHERE id = $1 AND config_id = $2 AND status <> 'pending'";
+        let select = format!("{PENDING_SELECT} WHERE d.id = $1 AND d.config_id = $2");
+        let row: Option<PendingRow> = on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(update)
+                .bind(delivery_id)
+                .bind(config_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query_as(&select)
+                .bind(delivery_id)
+                .bind(config_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row
+        });
+        Ok(row.map(PendingRow::into_pending))
+    }
+}
+
+/// A delivery as the attempt log shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub delivery_id: i64,
+    pub attempted_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub success: bool,
+}
+
+const DELIVERY_SELECT: &str = "SELECT d.id, d.event_id, e.event_type, d.kind, d.status, \
+    d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at \
+    FROM deliveries d JOIN published_events e ON e.id = d.event_id";
+
+impl DeliveryStore {
+    /// A page of a config's deliveries, newest first, with their total.
+    pub async fn list_deliveries(
+        &self,
+        config_id: i64,
+        status: Option<&str>,
+        page: i64,
+        per_page: i64,
+    ) -> Result<(Vec<DeliveryRow>, i64), Error> {
+        let sql = format!(
+            "{DELIVERY_SELECT} WHERE d.config_id = $1 AND ($2 IS NULL OR d.status = $2) \
+             ORDER BY d.id DESC LIMIT $3 OFFSET $4"
+        );
+        let count =
+            "SELECT COUNT(*) FROM deliveries WHERE config_id = $1 AND ($2 IS NULL OR status = $2)";
+        let offset = (page - 1).saturating_mul(per_page);
+        Ok(on_pool!(&self.db, |pool| {
+            let rows = sqlx::query_as(&sql)
+                .bind(config_id)
+                .bind(status)
+                .bind(per_page)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(count)
+                .bind(config_id)
+                .bind(status)
+                .fetch_one(pool)
+                .await?;
+            (rows, total)
+        }))
+    }
+
+    /// One delivery of a config.
+    pub async fn find_delivery(
+        &self,
+        config_id: i64,
+        delivery_id: i64,
+    ) -> Result<Option<DeliveryRow>, Error> {
+        let sql = format!("{DELIVERY_SELECT} WHERE d.config_id = $1 AND d.id = $2");
+        Ok(on_pool!(&self.db, |pool| sqlx::query_as(&sql)
+            .bind(config_id)
+            .bind(delivery_id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// The attempts of the given deliveries, oldest first.
+    pub async fn attempts_of(&self, delivery_ids: &[i64]) -> Result<Vec<AttemptRow>, Error> {
+        if delivery_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=delivery_ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT delivery_id, attempted_at, duration_ms, status_code, response_body, error, success \
+             FROM delivery_attempts WHERE delivery_id IN ({}) ORDER BY id",
+            placeholders.join(", ")
+        );
+        Ok(on_pool!(&self.db, |pool| {
+            let mut query = sqlx::query_as(&sql);
+            for id in delivery_ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+}

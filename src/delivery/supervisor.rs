@@ -1,0 +1,268 @@
+//! The delivery supervisor: one per process. It starts an endpoint actor
+//! when work arrives for an endpoint, lets idle actors stop, and restarts
+//! actors that died (a panic in an actix 0.13 handler kills the actor and
+//! `actix::Supervisor` does not bring it back) — the new actor reloads the
+//! endpoint's pending deliveries from the database. It also polls the
+//! database for pending deliveries no actor holds: those of a previous run
+//! (crash, restart) and any whose notification was lost.
+use super::endpoint::{Deliver, EndpointActor, Panic, Reload, Stop};
+use super::policy::DeliveryEngine;
+use super::store::PendingDelivery;
+use actix::prelude::*;
+use projections::db::now_micros;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+struct Slot {
+    addr: Addr<EndpointActor>,
+    /// `Deliver` batches sent to this actor.
+    sent: u64,
+}
+
+pub struct DeliverySupervisor {
+    engine: Arc<DeliveryEngine>,
+    endpoints: HashMap<i64, Slot>,
+    restarts: u64,
+    polling: bool,
+}
+
+impl DeliverySupervisor {
+    pub fn new(engine: Arc<DeliveryEngine>) -> Self {
+        Self {
+            engine,
+            endpoints: HashMap::new(),
+            restarts: 0,
+            polling: false,
+        }
+    }
+
+    fn endpoint(&mut self, config_id: i64, ctx: &mut Context<Self>) -> &mut Slot {
+        let dead = self
+            .endpoints
+            .get(&config_id)
+            .is_some_and(|slot| !slot.addr.connected());
+        if dead {
+            self.restarts += 1;
+            tracing::warn!(
+                config = config_id,
+                "endpoint actor died; restarting it with its pending work"
+            );
+            self.endpoints.remove(&config_id);
+        }
+        let engine = self.engine.clone();
+        let me = ctx.address();
+        self.endpoints.entry(config_id).or_insert_with(|| Slot {
+            addr: EndpointActor::new(config_id, engine, me).start(),
+            sent: 0,
+        })
+    }
+
+    /// Restarts dead actors and picks up pending rows no actor holds.
+    fn watch(&mut self, ctx: &mut Context<Self>) {
+        let dead: Vec<i64> = self
+            .endpoints
+            .iter()
+            .filter(|(_, slot)| !slot.addr.connected())
+            .map(|(id, _)| *id)
+            .collect();
+        for config_id in dead {
+            self.endpoint(config_id, ctx);
+        }
+        if self.polling {
+            return;
+        }
+        self.polling = true;
+        let store = self.engine.store.clone();
+        let horizon = now_micros() + self.engine.settings.watchdog_interval.as_micros() as i64;
+        let poll = async move { store.configs_with_pending(horizon).await };
+        ctx.spawn(poll.into_actor(self).map(|found, supervisor, ctx| {
+            supervisor.polling = false;
+            match found {
+                Ok(config_ids) => {
+                    for config_id in config_ids {
+                        if !supervisor.endpoints.contains_key(&config_id) {
+                            supervisor.endpoint(config_id, ctx);
+                        }
+                    }
+                }
+                Err(error) => tracing::error!(%error, "cannot look for pending deliveries"),
+            }
+        }));
+    }
+}
+
+impl Actor for DeliverySupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.watch(ctx);
+        ctx.run_interval(self.engine.settings.watchdog_interval, |supervisor, ctx| {
+            supervisor.watch(ctx)
+        });
+    }
+}
+
+/// Deliveries just committed by a publish or a test.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Enqueue(pub Vec<PendingDelivery>);
+
+impl Handler<Enqueue> for DeliverySupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
+        let mut by_endpoint: HashMap<i64, Vec<PendingDelivery>> = HashMap::new();
+        for delivery in msg.0 {
+            by_endpoint
+                .entry(delivery.config_id)
+                .or_default()
+                .push(delivery);
+        }
+        for (config_id, deliveries) in by_endpoint {
+            let slot = self.endpoint(config_id, ctx);
+            slot.sent += 1;
+            slot.addr.do_send(Deliver(deliveries));
+        }
+    }
+}
+
+/// A config changed (sent after every committed config command).
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ConfigChanged {
+    pub config_id: i64,
+}
+
+impl Handler<ConfigChanged> for DeliverySupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConfigChanged, _: &mut Context<Self>) {
+        if let Some(slot) = self.endpoints.get(&msg.config_id) {
+            slot.addr.do_send(Reload);
+        }
+    }
+}
+
+/// An actor reports it has had nothing to do for its idle timeout.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndpointIdle {
+    pub config_id: i64,
+    pub received: u64,
+}
+
+impl Handler<EndpointIdle> for DeliverySupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndpointIdle, _: &mut Context<Self>) {
+        // Only when it has seen every batch sent to it: otherwise work is
+        // on its way and it must stay.
+        if self
+            .endpoints
+            .get(&msg.config_id)
+            .is_some_and(|slot| slot.sent == msg.received)
+        {
+            if let Some(slot) = self.endpoints.remove(&msg.config_id) {
+                slot.addr.do_send(Stop);
+            }
+        }
+    }
+}
+
+/// An actor found that its config no longer exists and stops for good.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndpointGone {
+    pub config_id: i64,
+}
+
+impl Handler<EndpointGone> for DeliverySupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndpointGone, _: &mut Context<Self>) {
+        self.endpoints.remove(&msg.config_id);
+    }
+}
+
+/// Counters for tests and operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupervisorStats {
+    pub live_endpoints: usize,
+    pub restarts: u64,
+}
+
+#[derive(Message)]
+#[rtype(result = "SupervisorStats")]
+pub struct GetStats;
+
+impl Handler<GetStats> for DeliverySupervisor {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(SupervisorStats {
+            live_endpoints: self
+                .endpoints
+                .values()
+                .filter(|slot| slot.addr.connected())
+                .count(),
+            restarts: self.restarts,
+        })
+    }
+}
+
+/// Test hook: make the endpoint actor of a config panic.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct InjectPanic {
+    pub config_id: i64,
+}
+
+impl Handler<InjectPanic> for DeliverySupervisor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: InjectPanic, _: &mut Context<Self>) -> bool {
+        match self.endpoints.get(&msg.config_id) {
+            Some(slot) => {
+                slot.addr.do_send(Panic);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// How the rest of webhookd talks to the supervisor.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    addr: Addr<DeliverySupervisor>,
+}
+
+impl SupervisorHandle {
+    pub fn start(engine: Arc<DeliveryEngine>) -> Self {
+        Self {
+            addr: DeliverySupervisor::new(engine).start(),
+        }
+    }
+
+    pub fn enqueue(&self, deliveries: Vec<PendingDelivery>) {
+        if !deliveries.is_empty() {
+            self.addr.do_send(Enqueue(deliveries));
+        }
+    }
+
+    pub fn config_changed_recipient(&self) -> Recipient<ConfigChanged> {
+        self.addr.clone().recipient()
+    }
+
+    pub async fn stats(&self) -> Option<SupervisorStats> {
+        self.addr.send(GetStats).await.ok()
+    }
+
+    /// Test hook (see [`InjectPanic`]); false when no actor is live for it.
+    pub async fn inject_panic(&self, config_id: i64) -> bool {
+        self.addr
+            .send(InjectPanic { config_id })
+            .await
+            .unwrap_or(false)
+    }
+}
