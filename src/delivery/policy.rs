@@ -52,6 +52,11 @@ impl DeliveryEngine {
         } else {
             NextStep::RetryAt(result.record.attempted_at + wait.as_micros() as i64)
         };
+        if result.gone {
+            // Before the attempt is recorded: whoever sees the delivery
+            // finished also sees the config deactivated.
+            self.switch_off(config, DeactivationReason::Gone).await;
+        }
         let run = match self
             .store
             .record_attempt(delivery, &result.record, next)
@@ -69,7 +74,6 @@ impl DeliveryEngine {
             return Verdict::Done;
         }
         if result.gone {
-            self.switch_off(config, DeactivationReason::Gone).await;
             return Verdict::EndpointOff;
         }
         let failing_for = run
@@ -133,8 +137,8 @@ impl DeliveryEngine {
         {
             Ok(()) => tracing::warn!(config = config.id, ?reason, "endpoint deactivated"),
             Err(CommandError::Rejected(
-                WebhookConfigError::AlreadyDeactivated | WebhookConfigError::NotFound,
-            )) => {}
+                rejection @ (WebhookConfigError::AlreadyDeactivated | WebhookConfigError::NotFound),
+            )) => tracing::debug!(config = config.id, %rejection, "no deactivation needed"),
             Err(error) => tracing::error!(config = config.id, %error, "cannot deactivate"),
         }
     }

@@ -161,6 +161,13 @@ impl TestApp {
     }
 
     async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
+        // TEST_LOG=debug shows webhookd's log in a failing test's output.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let database = TestDatabase::create(backend).await;
         let mut settings = Settings::new(&database.url, "127.0.0.1:0");
         settings.workers = Some(2);

@@ -5,6 +5,8 @@ mod helpers;
 mod auth;
 mod cli;
 mod concurrency;
+mod delivery;
 mod projection_catch_up;
+mod receiver;
 mod validation;
 mod webhooks;

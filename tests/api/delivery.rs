@@ -1,0 +1,518 @@
+//! Delivery over real HTTP to receivers on loopback.
+use crate::helpers::{status_and_json, Backend, TestApp};
+use crate::on_both_backends;
+use crate::receiver::{Receiver, Reply};
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::time::Duration;
+use webhookd::delivery::retry::RetrySchedule;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn subscribe(app: &TestApp, url: &str, extra: Value) -> (i64, String) {
+    let mut body = json!({ "url": url, "events": ["invoice.paid"] });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let created = app.create_webhook(body).await;
+    (
+        created["id"].as_i64().unwrap(),
+        created["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn attempts_of(delivery: &Value) -> Vec<Value> {
+    delivery["attempt_log"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn finished(deliveries: &[Value]) -> bool {
+    !deliveries.is_empty() && deliveries.iter().all(|d| d["status"] != "pending")
+}
+
+async fn published_events_arrive_signed_in_the_v1_shape(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    app.add_event_type("invoice.lost").await;
+    let receiver = Receiver::ok();
+    let (id, secret) = subscribe(
+        &app,
+        &receiver.url,
+        json!({"headers": {"X-Tenant": "acme"}}),
+    )
+    .await;
+
+    let published = app.publish("invoice.paid", json!({"amount": 42})).await;
+    assert_eq!(published["deliveries"], 1);
+    assert_eq!(published["duplicate"], false);
+    let event_id = published["id"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&event_id).is_ok());
+
+    let request = receiver.wait_for(1, WAIT).await.remove(0);
+    assert_eq!(request.path, "/hooks");
+    assert_eq!(request.header("content-type"), "application/json");
+    assert!(request.header("user-agent").starts_with("webhookd/"));
+    assert_eq!(request.header("x-tenant"), "acme");
+    assert_eq!(request.header("webhook-id"), event_id);
+    let body = request.json();
+    assert_eq!(body["id"], event_id.as_str());
+    assert_eq!(body["type"], "invoice.paid");
+    assert_eq!(body["data"], json!({"amount": 42}));
+    assert!(chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).is_ok());
+
+    // X-Webhook-Signature, recomputed here: hex HMAC-SHA256(secret, "{ts}.{body}").
+    let ts = request.header("x-webhook-timestamp");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(&request.body);
+    let expected = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(request.header("x-webhook-signature"), expected);
+    assert_eq!(request.header("webhook-timestamp"), ts);
+
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(deliveries[0]["status"], "succeeded");
+    let log = attempts_of(&deliveries[0]);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status_code"], 200);
+    assert_eq!(log[0]["response_body"], "receiver says hi");
+    let config = app.webhook(id).await;
+    assert!(config["last_success_at"].is_string());
+    assert!(config["last_triggered_at"].is_string());
+    assert_eq!(config["failure_count"], 0);
+
+    // Not subscribed: nothing. Deactivated: nothing.
+    assert_eq!(
+        app.publish("invoice.lost", json!({})).await["deliveries"],
+        0
+    );
+    app.request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+        .json(&json!({"is_active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.publish("invoice.paid", json!({})).await["deliveries"],
+        0
+    );
+    assert_eq!(receiver.received().len(), 1);
+}
+
+async fn an_id_published_twice_is_delivered_once(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    subscribe(&app, &receiver.url, json!({})).await;
+    let body = json!({"type": "invoice.paid", "id": "order-7", "data": {}});
+    let first = app
+        .request(Method::POST, "/api/v1/events")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, first) = status_and_json(first).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let second = app
+        .request(Method::POST, "/api/v1/events")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, second) = status_and_json(second).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["data"]["duplicate"], true);
+    assert_eq!(second["data"]["id"], first["data"]["id"]);
+    assert_eq!(second["data"]["deliveries"], 1);
+    receiver.wait_for(1, WAIT).await;
+    // Another event after it proves the duplicate would have arrived by now.
+    app.publish("invoice.paid", json!({})).await;
+    let received = receiver.wait_for(2, WAIT).await;
+    assert_eq!(received.len(), 2);
+    assert_ne!(
+        received[0].header("webhook-id"),
+        received[1].header("webhook-id")
+    );
+}
+
+async fn bad_publishes_are_refused(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    let cases = [
+        (
+            json!({"type": "invoice.nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "webhook_config.test",
+        ),
+        (
+            json!({"data": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "type",
+        ),
+        (json!({"type": 5}), StatusCode::UNPROCESSABLE_ENTITY, "type"),
+        (
+            json!({"type": "webhook_config.test", "id": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "id",
+        ),
+    ];
+    for (body, status, mentions) in cases {
+        let response = app
+            .request(Method::POST, "/api/v1/events")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (got, json) = status_and_json(response).await;
+        assert_eq!(got, status, "{body}: {json}");
+        assert!(json["error"].as_str().unwrap().contains(mentions), "{json}");
+    }
+    let huge = json!({"type": "webhook_config.test", "data": "x".repeat(1024 * 1024 + 1)});
+    let response = app
+        .request(Method::POST, "/api/v1/events")
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, webhooks_only) = app.new_tenant("business", &["webhooks"], "webhooks").await;
+    let response = app
+        .request_as(&webhooks_only, Method::POST, "/api/v1/events")
+        .json(&json!({"type": "webhook_config.test"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, json) = status_and_json(response).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(json["error"].as_str().unwrap().contains("'publish'"));
+}
+
+async fn a_receiver_failing_twice_gets_three_attempts_spaced_by_the_schedule(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|n| Reply::Status(if n < 2 { 500 } else { 204 }));
+    let (id, _) = subscribe(&app, &receiver.url, json!({"retry_count": 5})).await;
+    app.publish("invoice.paid", json!({})).await;
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(deliveries[0]["status"], "succeeded");
+    assert_eq!(deliveries[0]["attempts"], 3);
+    let received = receiver.received();
+    assert_eq!(received.len(), 3);
+    // Schedule 100ms, 200ms (+ up to 10 % jitter).
+    let gaps = [
+        received[1].at - received[0].at,
+        received[2].at - received[1].at,
+    ];
+    assert!(gaps[0] >= Duration::from_millis(100), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(200), "{gaps:?}");
+    assert!(received
+        .iter()
+        .all(|r| r.header("webhook-id") == received[0].header("webhook-id")));
+    let log = attempts_of(&deliveries[0]);
+    assert_eq!(
+        log.iter()
+            .map(|a| a["status_code"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [500, 500, 204]
+    );
+    assert_eq!(app.webhook(id).await["failure_count"], 0);
+}
+
+async fn a_receiver_that_always_fails_gets_retry_count_plus_one_attempts(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|_| Reply::Status(503));
+    let (id, _) = subscribe(&app, &receiver.url, json!({"retry_count": 2})).await;
+    app.publish("invoice.paid", json!({})).await;
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(deliveries[0]["status"], "failed");
+    assert_eq!(deliveries[0]["attempts"], 3);
+    assert_eq!(deliveries[0]["last_status_code"], 503);
+    assert_eq!(receiver.received().len(), 3);
+    let config = app.webhook(id).await;
+    assert_eq!(config["failure_count"], 3);
+    assert!(config["last_failure_at"].is_string());
+    assert_eq!(config["last_success_at"], Value::Null);
+    assert_eq!(
+        config["is_active"], true,
+        "3 failures are below the deactivation limit"
+    );
+    // The attempt log filters by status.
+    let response = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/webhooks/{id}/deliveries?status=succeeded"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = status_and_json(response).await;
+    assert_eq!(body["meta"]["total"], 0);
+
+    // A manual retry gives it a fresh budget.
+    let delivery_id = deliveries[0]["id"].as_i64().unwrap();
+    let response = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    receiver.wait_for(6, WAIT).await;
+    app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(receiver.received().len(), 6);
+}
+
+async fn a_hanging_receiver_times_out_at_timeout_seconds(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|_| Reply::Hang);
+    let (id, _) = subscribe(
+        &app,
+        &receiver.url,
+        json!({"retry_count": 0, "timeout_seconds": 1}),
+    )
+    .await;
+    app.publish("invoice.paid", json!({})).await;
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    let attempt = &attempts_of(&deliveries[0])[0];
+    assert!(
+        attempt["error"].as_str().unwrap().contains("timed out"),
+        "{attempt}"
+    );
+    let took = attempt["duration_ms"].as_i64().unwrap();
+    assert!((800..=1200).contains(&took), "timeout after {took} ms");
+}
+
+async fn retry_after_is_honoured(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.retry_schedule = RetrySchedule::parse("100ms,3s").unwrap();
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|n| {
+        if n == 0 {
+            Reply::RetryAfter(503, 1)
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let (id, _) = subscribe(&app, &receiver.url, json!({})).await;
+    app.publish("invoice.paid", json!({})).await;
+    let received = receiver.wait_for(2, WAIT).await;
+    let gap = received[1].at - received[0].at;
+    assert!(
+        gap >= Duration::from_secs(1),
+        "retried after {gap:?}, not after Retry-After"
+    );
+    assert!(
+        gap < Duration::from_secs(3),
+        "waited the schedule, not Retry-After: {gap:?}"
+    );
+    app.deliveries_until(id, WAIT, finished).await;
+}
+
+async fn gone_deactivates_the_config(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|_| Reply::Status(410));
+    let (id, _) = subscribe(&app, &receiver.url, json!({"retry_count": 5})).await;
+    app.publish("invoice.paid", json!({})).await;
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(deliveries[0]["status"], "failed");
+    assert_eq!(deliveries[0]["attempts"], 1);
+    let config = app.webhook(id).await;
+    assert_eq!(config["is_active"], false);
+    assert_eq!(config["state"], "deactivated");
+    assert_eq!(
+        last_event(&app, id).await,
+        json!({"Deactivated": {"reason": "gone"}})
+    );
+    assert_eq!(
+        app.publish("invoice.paid", json!({})).await["deliveries"],
+        0
+    );
+    assert_eq!(receiver.received().len(), 1);
+}
+
+async fn an_endpoint_that_keeps_failing_is_deactivated(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.disable_after_failures = 3;
+        settings.delivery.disable_after = Duration::ZERO;
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|_| Reply::Status(500));
+    let (id, _) = subscribe(&app, &receiver.url, json!({"retry_count": 10})).await;
+    app.publish("invoice.paid", json!({})).await;
+    app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(receiver.received().len(), 3);
+    assert_eq!(app.webhook(id).await["state"], "deactivated");
+    assert_eq!(
+        last_event(&app, id).await,
+        json!({"Deactivated": {"reason": "failing"}})
+    );
+}
+
+async fn a_url_change_reaches_the_live_actor(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.retry_schedule = RetrySchedule::parse("500ms").unwrap();
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let old = Receiver::scripted(|_| Reply::Status(500));
+    let new = Receiver::ok();
+    let (id, _) = subscribe(&app, &old.url, json!({"retry_count": 5})).await;
+    app.publish("invoice.paid", json!({})).await;
+    old.wait_for(1, WAIT).await;
+    let response = app
+        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+        .json(&json!({"url": new.url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let retried = new.wait_for(1, WAIT).await;
+    assert_eq!(
+        retried[0].header("webhook-id"),
+        old.received()[0].header("webhook-id")
+    );
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(deliveries[0]["status"], "succeeded");
+    assert_eq!(old.received().len(), 1);
+}
+
+async fn one_event_fans_out_to_200_endpoints_exactly_once(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    for n in 0..200 {
+        subscribe(&app, &format!("{}/{n}", receiver.url), json!({})).await;
+    }
+    let published = app.publish("invoice.paid", json!({"n": 1})).await;
+    assert_eq!(published["deliveries"], 200);
+    receiver.wait_for(200, WAIT).await;
+    let mut paths: Vec<String> = receiver.received().iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 200, "every endpoint exactly once");
+    assert_eq!(receiver.received().len(), 200);
+}
+
+async fn a_hanging_endpoint_does_not_delay_the_others(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let healthy = Receiver::ok();
+    for n in 0..50 {
+        subscribe(&app, &format!("{}/{n}", healthy.url), json!({})).await;
+    }
+    // Baseline: 5 events to the 50 healthy endpoints.
+    let baseline = latencies(&app, &healthy, 0).await;
+    let hanging = Receiver::scripted(|_| Reply::Hang);
+    subscribe(
+        &app,
+        &hanging.url,
+        json!({"timeout_seconds": 60, "retry_count": 0}),
+    )
+    .await;
+    let with_hang = latencies(&app, &healthy, 250).await;
+    assert!(
+        !hanging.received().is_empty(),
+        "the hanging endpoint was tried"
+    );
+    let (p99_base, p99_hang) = (p99(baseline), p99(with_hang));
+    // Everything arrived while the hung request is still open (60 s); the
+    // tail stays within 2x of the no-hang run (plus scheduling noise).
+    assert!(
+        p99_hang <= p99_base * 2 + Duration::from_millis(100),
+        "p99 {p99_hang:?} with a hanging endpoint vs {p99_base:?} without"
+    );
+}
+
+/// Publishes 5 events and returns each healthy delivery's publish→arrival time.
+async fn latencies(app: &TestApp, healthy: &Receiver, already: usize) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    for round in 0..5 {
+        let sent = std::time::Instant::now();
+        app.publish("invoice.paid", json!({})).await;
+        let expected = already + (round + 1) * 50;
+        let received = healthy.wait_for(expected, WAIT).await;
+        latencies.extend(
+            received[expected - 50..expected]
+                .iter()
+                .map(|r| r.at - sent),
+        );
+    }
+    latencies
+}
+
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[(samples.len() * 99 / 100).min(samples.len() - 1)]
+}
+
+async fn a_panicking_actor_comes_back_with_its_pending_work(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.retry_schedule = RetrySchedule::parse("1s").unwrap();
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    // Every event fails once, so its retry waits in the actor for a second.
+    let receiver = Receiver::scripted(|n| Reply::Status(if n < 3 { 500 } else { 200 }));
+    let (id, _) = subscribe(&app, &receiver.url, json!({})).await;
+    for _ in 0..3 {
+        app.publish("invoice.paid", json!({})).await;
+    }
+    receiver.wait_for(3, WAIT).await;
+    let supervisor = app.publisher.supervisor();
+    assert!(
+        supervisor.inject_panic(id).await,
+        "the endpoint actor is live"
+    );
+    let received = receiver.wait_for(6, WAIT).await;
+    let mut ids: Vec<&str> = received[3..]
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        3,
+        "each pending event delivered after the restart"
+    );
+    assert!(supervisor.stats().await.unwrap().restarts >= 1);
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    assert!(deliveries.iter().all(|d| d["status"] == "succeeded"));
+}
+
+/// The payload of the newest event in a config's log.
+async fn last_event(app: &TestApp, id: i64) -> Value {
+    let sql = "SELECT CAST(payload AS TEXT) FROM events WHERE aggregate_id = $1 \
+               ORDER BY sequence DESC LIMIT 1";
+    let payload: String = projections::on_pool!(&app.db, |pool| sqlx::query_scalar(sql)
+        .bind(id.to_string())
+        .fetch_one(pool)
+        .await
+        .unwrap());
+    serde_json::from_str(&payload).unwrap()
+}
+
+on_both_backends!(
+    published_events_arrive_signed_in_the_v1_shape,
+    an_id_published_twice_is_delivered_once,
+    bad_publishes_are_refused,
+    a_receiver_failing_twice_gets_three_attempts_spaced_by_the_schedule,
+    a_receiver_that_always_fails_gets_retry_count_plus_one_attempts,
+    a_hanging_receiver_times_out_at_timeout_seconds,
+    retry_after_is_honoured,
+    gone_deactivates_the_config,
+    an_endpoint_that_keeps_failing_is_deactivated,
+    a_url_change_reaches_the_live_actor,
+    one_event_fans_out_to_200_endpoints_exactly_once,
+    a_hanging_endpoint_does_not_delay_the_others,
+    a_panicking_actor_comes_back_with_its_pending_work,
+);

@@ -1,0 +1,144 @@
+//! A real HTTP receiver on loopback for delivery tests: it records every
+//! request (path, headers, body, arrival time) and answers as its script says.
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How the receiver answers its n-th request (0-based).
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    /// The status with a `Retry-After: <seconds>` header.
+    RetryAfter(u16, u64),
+    /// Never answers (until the client gives up).
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+type Script = Box<dyn Fn(usize) -> Reply + Send + Sync>;
+
+struct State {
+    received: Mutex<Vec<Received>>,
+    script: Script,
+    arrived: Notify,
+}
+
+pub struct Receiver {
+    pub url: String,
+    state: Arc<State>,
+}
+
+impl Receiver {
+    /// Answers 200 to everything.
+    pub fn ok() -> Self {
+        Self::scripted(|_| Reply::Status(200))
+    }
+
+    pub fn scripted(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
+        let state = Arc::new(State {
+            received: Mutex::new(Vec::new()),
+            script: Box::new(script),
+            arrived: Notify::new(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let shared = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        actix_web::rt::spawn(server);
+        Self {
+            url: format!("http://127.0.0.1:{port}/hooks"),
+            state,
+        }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` requests arrived; panics after `within`.
+    pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let notified = self.state.arrived.notified();
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "only {} of {count} requests arrived in {within:?}",
+                received.len()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+    let index = {
+        let mut received = state.received.lock().unwrap();
+        received.push(Received {
+            path: req.path().to_owned(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+            at: Instant::now(),
+        });
+        received.len() - 1
+    };
+    state.arrived.notify_waiters();
+    match (state.script)(index) {
+        Reply::Status(code) => HttpResponse::build(status(code)).body("receiver says hi"),
+        Reply::RetryAfter(code, seconds) => HttpResponse::build(status(code))
+            .insert_header(("Retry-After", seconds.to_string()))
+            .finish(),
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            HttpResponse::Ok().finish()
+        }
+    }
+}
+
+fn status(code: u16) -> actix_web::http::StatusCode {
+    actix_web::http::StatusCode::from_u16(code).unwrap()
+}
