@@ -349,3 +349,51 @@ pub async fn status_and_json(response: Response) -> (StatusCode, Value) {
 pub fn webhook_body(url: &str) -> Value {
     json!({ "url": url, "events": ["webhook_config.test"] })
 }
+
+/// A Python with the verifiers the signature tests use (`standardwebhooks`,
+/// `ricloud`, `flask`), in a virtualenv under `target/` made on first use.
+pub fn test_python() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv");
+            let python = venv.join("bin/python");
+            let marker = venv.join("installed-v1");
+            if !marker.exists() {
+                let run = |program: &std::path::Path, args: &[&str]| {
+                    let status = std::process::Command::new(program)
+                        .args(args)
+                        .status()
+                        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+                    assert!(status.success(), "{} {args:?} failed", program.display());
+                };
+                run(
+                    std::path::Path::new("python3"),
+                    &["-m", "venv", venv.to_str().unwrap()],
+                );
+                run(
+                    &python,
+                    &[
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "standardwebhooks==1.1.0",
+                        "ricloud==3.2.0",
+                        "flask",
+                    ],
+                );
+                std::fs::write(&marker, "ok").unwrap();
+            }
+            python
+        })
+        .clone()
+}
+
+/// Path of a file under `tests/receivers/`.
+pub fn receiver_script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/receivers")
+        .join(name)
+}

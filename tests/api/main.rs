@@ -8,5 +8,6 @@ mod concurrency;
 mod delivery;
 mod projection_catch_up;
 mod receiver;
+mod signatures;
 mod validation;
 mod webhooks;

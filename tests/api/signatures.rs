@@ -1,0 +1,149 @@
+//! Every signature scheme checked by an implementation that is not ours:
+//! `standardwebhooks` (PyPI) for webhook-*, ricloud's `Signature` class for
+//! Ricloud-Signature (the plain X-Webhook-Signature is recomputed in
+//! `delivery.rs`). Tampered bodies and stale timestamps must fail.
+use crate::helpers::{receiver_script, test_python, Backend, TestApp};
+use crate::on_both_backends;
+use crate::receiver::Receiver;
+use aggregates::values::WebhookSecret;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+use webhookd::delivery::signing::signature_headers;
+
+struct PythonVerifier {
+    child: Child,
+    lines: BufReader<ChildStdout>,
+    url: String,
+}
+
+impl PythonVerifier {
+    fn start(secret: &str) -> Self {
+        let mut child = Command::new(test_python())
+            .arg(receiver_script("verify_receiver.py"))
+            .arg(secret)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python verifier starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap());
+        let first = read_json_line(&mut lines);
+        let url = format!("http://127.0.0.1:{}/hooks", first["port"]);
+        Self { child, lines, url }
+    }
+
+    /// The verifier's verdict on the next request it receives.
+    fn next_verdict(&mut self) -> Value {
+        read_json_line(&mut self.lines)
+    }
+}
+
+impl Drop for PythonVerifier {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_json_line(lines: &mut BufReader<ChildStdout>) -> Value {
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("verifier output");
+    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line:?}"))
+}
+
+async fn independent_verifiers_accept_ours_and_reject_tampering(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let capture = Receiver::ok();
+    let created = app
+        .create_webhook(json!({"url": capture.url, "events": ["invoice.paid"], "retry_count": 0}))
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let mut verifier = tokio::task::spawn_blocking({
+        let secret = secret.clone();
+        move || PythonVerifier::start(&secret)
+    })
+    .await
+    .unwrap();
+
+    // 1. A delivery straight from webhookd to the Python receiver.
+    let response = app
+        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+        .json(&json!({"url": verifier.url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let published = app.publish("invoice.paid", json!({"amount": 1})).await;
+    let (verdict, mut verifier) = tokio::task::spawn_blocking(move || {
+        let verdict = verifier.next_verdict();
+        (verdict, verifier)
+    })
+    .await
+    .unwrap();
+    assert_eq!(verdict["webhook_id"], published["id"]);
+    assert_eq!(verdict["standard"], true, "{verdict}");
+    assert_eq!(verdict["ricloud"], true, "{verdict}");
+
+    // 2. A captured delivery, replayed: as is, tampered, and stale.
+    let response = app
+        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+        .json(&json!({"url": capture.url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.publish("invoice.paid", json!({"amount": 2})).await;
+    let original = capture.wait_for(1, Duration::from_secs(20)).await.remove(0);
+    let headers_of = |received: &crate::receiver::Received| -> Vec<(String, String)> {
+        received
+            .headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("webhook-") || k.starts_with("ricloud-"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let signed = headers_of(&original);
+    let tampered_body = String::from_utf8(original.body.clone())
+        .unwrap()
+        .replace("\"amount\":2", "\"amount\":2000");
+    assert_ne!(tampered_body.as_bytes(), original.body.as_slice());
+    let stale_ts = chrono::Utc::now().timestamp() - 3600;
+    let parsed_secret = WebhookSecret::parse(&secret).unwrap();
+    let stale: Vec<(String, String)> = signature_headers(
+        &parsed_secret,
+        original.header("webhook-id"),
+        stale_ts,
+        &original.body,
+    )
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let cases = [
+        ("as delivered", original.body.clone(), signed.clone(), true),
+        ("tampered body", tampered_body.into_bytes(), signed, false),
+        ("stale timestamp", original.body.clone(), stale, false),
+    ];
+    let client = reqwest::Client::new();
+    for (case, body, headers, valid) in cases {
+        let mut request = client.post(&verifier.url).body(body);
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let status = request.send().await.unwrap().status();
+        let (verdict, back) = tokio::task::spawn_blocking(move || {
+            let verdict = verifier.next_verdict();
+            (verdict, verifier)
+        })
+        .await
+        .unwrap();
+        verifier = back;
+        assert_eq!(verdict["standard"], valid, "{case}: {verdict}");
+        assert_eq!(verdict["ricloud"], valid, "{case}: {verdict}");
+        assert_eq!(status.is_success(), valid, "{case}");
+    }
+}
+
+on_both_backends!(independent_verifiers_accept_ours_and_reject_tampering);
