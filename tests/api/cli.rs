@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn webhookd(database: &TestDatabase, args: &[&str]) -> std::process::Output {
+pub fn webhookd(database: &TestDatabase, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_webhookd"))
         .args(args)
         .env("DATABASE_URL", &database.url)
@@ -15,7 +15,7 @@ fn webhookd(database: &TestDatabase, args: &[&str]) -> std::process::Output {
         .expect("webhookd runs")
 }
 
-fn stdout_of(output: &std::process::Output) -> String {
+pub fn stdout_of(output: &std::process::Output) -> String {
     assert!(
         output.status.success(),
         "exit {:?}: {}",
@@ -26,11 +26,11 @@ fn stdout_of(output: &std::process::Output) -> String {
 }
 
 /// `webhookd serve` on a free port; killed when dropped.
-struct Served {
+pub struct Served {
     child: Child,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
-    port: u16,
+    pub port: u16,
 }
 
 fn forward_lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
@@ -45,6 +45,11 @@ fn forward_lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<St
 
 impl Served {
     fn start(database: &TestDatabase) -> Self {
+        Self::start_with(database, &[])
+    }
+
+    /// `webhookd serve` with extra flags.
+    pub fn start_with(database: &TestDatabase, flags: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -52,6 +57,7 @@ impl Served {
             .port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_webhookd"))
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args(flags)
             .env("DATABASE_URL", &database.url)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -69,7 +75,7 @@ impl Served {
     }
 
     /// Waits for the first stdout line that satisfies `wanted`.
-    fn stdout_line(&self, wanted: impl Fn(&str) -> bool) -> String {
+    pub fn stdout_line(&self, wanted: impl Fn(&str) -> bool) -> String {
         loop {
             let line = self
                 .stdout
@@ -81,7 +87,7 @@ impl Served {
         }
     }
 
-    fn wait_until_listening(&self) {
+    pub fn wait_until_listening(&self) {
         loop {
             let line = self
                 .stderr
@@ -91,6 +97,12 @@ impl Served {
                 return;
             }
         }
+    }
+
+    /// `kill -9`: no chance to finish anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the server and returns everything it printed on stdout.

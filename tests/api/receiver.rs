@@ -23,6 +23,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// The status the receiver answered (0 while it hangs).
+    pub replied: u16,
 }
 
 impl Received {
@@ -38,7 +40,8 @@ impl Received {
     }
 }
 
-type Script = Box<dyn Fn(usize) -> Reply + Send + Sync>;
+/// Answers request `n` (0-based) carrying this `webhook-id`.
+type Script = Box<dyn Fn(usize, &str) -> Reply + Send + Sync>;
 
 struct State {
     received: Mutex<Vec<Received>>,
@@ -58,9 +61,25 @@ impl Receiver {
     }
 
     pub fn scripted(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
+        Self::with_script(Box::new(move |n, _| script(n)))
+    }
+
+    /// Answers 503 to the first request of every event, 200 to the rest.
+    pub fn refusing_first_attempts() -> Self {
+        let seen = Mutex::new(std::collections::HashSet::new());
+        Self::with_script(Box::new(move |_, webhook_id| {
+            if seen.lock().unwrap().insert(webhook_id.to_owned()) {
+                Reply::Status(503)
+            } else {
+                Reply::Status(200)
+            }
+        }))
+    }
+
+    fn with_script(script: Script) -> Self {
         let state = Arc::new(State {
             received: Mutex::new(Vec::new()),
-            script: Box::new(script),
+            script,
             arrived: Notify::new(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -107,6 +126,12 @@ impl Receiver {
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+    let webhook_id = req
+        .headers()
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let index = {
         let mut received = state.received.lock().unwrap();
         received.push(Received {
@@ -123,11 +148,16 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
                 .collect(),
             body: body.to_vec(),
             at: Instant::now(),
+            replied: 0,
         });
         received.len() - 1
     };
+    let reply = (state.script)(index, &webhook_id);
+    if let Reply::Status(code) | Reply::RetryAfter(code, _) = reply {
+        state.received.lock().unwrap()[index].replied = code;
+    }
     state.arrived.notify_waiters();
-    match (state.script)(index) {
+    match reply {
         Reply::Status(code) => HttpResponse::build(status(code)).body("receiver says hi"),
         Reply::RetryAfter(code, seconds) => HttpResponse::build(status(code))
             .insert_header(("Retry-After", seconds.to_string()))
