@@ -160,7 +160,7 @@ impl TestApp {
         .await
     }
 
-    async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
+    pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
         // TEST_LOG=debug shows webhookd's log in a failing test's output.
         if let Ok(filter) = std::env::var("TEST_LOG") {
             let _ = tracing_subscriber::fmt()

@@ -10,5 +10,6 @@ mod delivery;
 mod projection_catch_up;
 mod receiver;
 mod signatures;
+mod ssrf;
 mod validation;
 mod webhooks;
