@@ -1,6 +1,6 @@
 //! Command-line interface. Commands that create something print only its id
 //! or token on stdout (details on stderr), so scripts can capture them.
-use aggregates::values::{parse_features, IpCidr, Plan, Scope};
+use aggregates::values::{parse_features, IpCidr, Plan, Scope, WebhookSecret};
 use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
 use projections::{event_types, tenancy};
@@ -34,6 +34,14 @@ pub enum Command {
     /// Manage the event type catalog.
     #[command(subcommand, name = "event-types")]
     EventTypes(EventTypesCommand),
+    /// Receive webhooks locally and show whether their signatures verify.
+    Listen {
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// The webhook's secret (whsec_…), to check the signatures.
+        #[arg(long)]
+        secret: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,10 +142,16 @@ pub enum EventTypesCommand {
 pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(cli, args).await,
+        Command::Listen { port, secret } => {
+            let secret = secret
+                .map(|s| WebhookSecret::parse(&s).map_err(|e| anyhow!("--secret: {e}")))
+                .transpose()?;
+            Ok(webhookd::listen::listen(port, secret).await?)
+        }
         admin_command => {
             let db = database::connect(&cli.database_url).await?;
             match admin_command {
-                Command::Serve(_) => unreachable!("handled above"),
+                Command::Serve(_) | Command::Listen { .. } => unreachable!("handled above"),
                 Command::Org(OrgCommand::Create {
                     name,
                     plan,

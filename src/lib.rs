@@ -6,12 +6,14 @@
 //!   (cqrs-es event store) and retries concurrent appends.
 //! * [`http`] turns requests into commands and queries, nothing more.
 //! * [`admin`] is what the operator CLI does (organisations, keys, event types).
-//! * [`delivery`] will own publishing and the delivery actors.
+//! * [`delivery`] publishes events and owns the delivery actors.
+//! * [`listen`] is the developers' local receiver (`webhookd listen`).
 pub mod admin;
 pub mod config_commands;
 pub mod crypto;
 pub mod database;
 pub mod delivery;
 pub mod http;
+pub mod listen;
 pub mod settings;
 pub mod startup;

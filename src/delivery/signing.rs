@@ -72,3 +72,96 @@ mod tests {
         );
     }
 }
+
+/// How one signature scheme judged a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Valid,
+    Invalid,
+    /// The request did not carry this scheme's headers.
+    Missing,
+}
+
+/// Checks the three signature schemes of a received request (what
+/// `webhookd listen` shows). `header` looks a header up by lowercase name.
+/// A timestamp more than five minutes off makes a signature invalid.
+pub fn check_signatures<'a>(
+    secret: &WebhookSecret,
+    header: impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+    now: i64,
+) -> [(&'static str, Check); 3] {
+    let fresh = |ts: i64| (now - ts).abs() <= 300;
+    let standard = match (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    ) {
+        (Some(id), Some(ts), Some(given)) => match ts.parse::<i64>() {
+            Ok(ts) if fresh(ts) => {
+                let expected = signature_headers(secret, id, ts, body)[2].1.clone();
+                verdict(given.split(' ').any(|candidate| candidate == expected))
+            }
+            _ => Check::Invalid,
+        },
+        _ => Check::Missing,
+    };
+    let plain = match (header("x-webhook-timestamp"), header("x-webhook-signature")) {
+        (Some(ts), Some(given)) => match ts.parse::<i64>() {
+            Ok(ts) if fresh(ts) => verdict(signature_headers(secret, "", ts, body)[4].1 == given),
+            _ => Check::Invalid,
+        },
+        _ => Check::Missing,
+    };
+    let ricloud = match header("ricloud-signature") {
+        Some(given) => {
+            let ts = given
+                .split(',')
+                .find_map(|part| part.strip_prefix("t="))
+                .and_then(|t| t.parse::<i64>().ok());
+            match ts {
+                Some(ts) if fresh(ts) => {
+                    verdict(signature_headers(secret, "", ts, body)[5].1 == given)
+                }
+                _ => Check::Invalid,
+            }
+        }
+        None => Check::Missing,
+    };
+    [
+        ("webhook-signature", standard),
+        ("x-webhook-signature", plain),
+        ("ricloud-signature", ricloud),
+    ]
+}
+
+fn verdict(matches: bool) -> Check {
+    if matches {
+        Check::Valid
+    } else {
+        Check::Invalid
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn our_own_signatures_check_out_and_tampering_does_not() {
+        let secret = WebhookSecret::from_key_bytes(&[3; 32]);
+        let signed: HashMap<&str, String> = signature_headers(&secret, "evt", 1000, b"{}")
+            .into_iter()
+            .collect();
+        let lookup = |name: &str| signed.get(name).map(String::as_str);
+        let checks = check_signatures(&secret, lookup, b"{}", 1000);
+        assert!(checks.iter().all(|(_, c)| *c == Check::Valid), "{checks:?}");
+        let tampered = check_signatures(&secret, lookup, b"{\"x\":1}", 1000);
+        assert!(tampered.iter().all(|(_, c)| *c == Check::Invalid));
+        let stale = check_signatures(&secret, lookup, b"{}", 1000 + 3600);
+        assert!(stale.iter().all(|(_, c)| *c == Check::Invalid));
+        let none = check_signatures(&secret, |_| None, b"{}", 1000);
+        assert!(none.iter().all(|(_, c)| *c == Check::Missing));
+    }
+}

@@ -227,7 +227,88 @@ async fn admin_commands_print_ids_and_tokens(backend: Backend) {
     assert_eq!(response.status(), 200);
 }
 
+async fn listen_shows_each_signature_verifying(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    stdout_of(&webhookd(
+        &database,
+        &["event-types", "add", "invoice.paid", "--description", "x"],
+    ));
+    let served = Served::start_with(&database, &["--dev"]);
+    let key = served.stdout_line(|line| line.starts_with("whk_"));
+    served.wait_until_listening();
+    let listen_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "url": format!("http://127.0.0.1:{listen_port}/"),
+            "events": ["invoice.paid"]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["data"]["secret"].as_str().unwrap();
+    let mut listener = Command::new(env!("CARGO_BIN_EXE_webhookd"))
+        .args([
+            "listen",
+            "--port",
+            &listen_port.to_string(),
+            "--secret",
+            secret,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("webhookd listen starts");
+    let lines = forward_lines(listener.stdout.take().unwrap());
+    let next = || {
+        lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("listen prints")
+    };
+    assert!(next().contains("waiting for webhooks"));
+    let response = client
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"type": "invoice.paid", "data": {"amount": 5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let mut printed = Vec::new();
+    while !printed
+        .iter()
+        .any(|l: &String| l.contains("ricloud-signature"))
+    {
+        printed.push(next());
+    }
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let text = printed.join("\n");
+    assert!(text.contains("\"amount\": 5"), "{text}");
+    for scheme in [
+        "webhook-signature",
+        "x-webhook-signature",
+        "ricloud-signature",
+    ] {
+        let line = printed.iter().find(|l| l.contains(scheme)).unwrap();
+        assert!(
+            line.trim_end().ends_with("valid") && !line.contains("INVALID"),
+            "{line}"
+        );
+    }
+}
+
 on_both_backends!(
     serve_prints_a_working_key_once,
-    admin_commands_print_ids_and_tokens
+    admin_commands_print_ids_and_tokens,
+    listen_shows_each_signature_verifying,
 );
