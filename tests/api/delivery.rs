@@ -489,6 +489,81 @@ async fn a_panicking_actor_comes_back_with_its_pending_work(backend: Backend) {
     assert!(deliveries.iter().all(|d| d["status"] == "succeeded"));
 }
 
+async fn a_test_makes_the_config_valid_or_invalid(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    let good = Receiver::ok();
+    let bad = Receiver::scripted(|_| Reply::Status(500));
+    for (receiver, state) in [(&good, "valid"), (&bad, "invalid")] {
+        let created = app
+            .create_webhook(json!({"url": receiver.url, "events": ["*"], "retry_count": 5}))
+            .await;
+        let id = created["id"].as_i64().unwrap();
+        let response = app
+            .request(Method::POST, &format!("/api/v1/webhooks/{id}/test"))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let request = receiver.wait_for(1, WAIT).await.remove(0);
+        assert_eq!(request.json()["type"], "webhook_config.test");
+        let deliveries = app.deliveries_until(id, WAIT, finished).await;
+        assert_eq!(deliveries[0]["attempts"], 1, "a test is one attempt");
+        assert_eq!(deliveries[0]["kind"], "test");
+        let deadline = std::time::Instant::now() + WAIT;
+        while app.webhook(id).await["state"] != state {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "config never became {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let tested = last_event(&app, id).await;
+        assert_eq!(tested["Tested"]["success"], state == "valid", "{tested}");
+    }
+    assert_eq!(bad.received().len(), 1);
+}
+
+async fn redirects_are_not_followed(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|_| Reply::Status(302));
+    let (id, _) = subscribe(&app, &receiver.url, json!({"retry_count": 0})).await;
+    app.publish("invoice.paid", json!({})).await;
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
+    assert_eq!(deliveries[0]["status"], "failed");
+    assert_eq!(deliveries[0]["last_status_code"], 302);
+    assert_eq!(receiver.received().len(), 1);
+}
+
+async fn idle_endpoint_actors_stop(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.idle_timeout = Duration::from_millis(200);
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    for n in 0..5 {
+        subscribe(&app, &format!("{}/{n}", receiver.url), json!({})).await;
+    }
+    app.publish("invoice.paid", json!({})).await;
+    receiver.wait_for(5, WAIT).await;
+    let supervisor = app.publisher.supervisor();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let stats = supervisor.stats().await.unwrap();
+        if stats.live_endpoints == 0 {
+            assert_eq!(stats.restarts, 0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stats:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Work after the stop starts a fresh actor.
+    app.publish("invoice.paid", json!({})).await;
+    receiver.wait_for(10, WAIT).await;
+}
+
 /// The payload of the newest event in a config's log.
 async fn last_event(app: &TestApp, id: i64) -> Value {
     let sql = "SELECT CAST(payload AS TEXT) FROM events WHERE aggregate_id = $1 \
@@ -515,4 +590,7 @@ on_both_backends!(
     one_event_fans_out_to_200_endpoints_exactly_once,
     a_hanging_endpoint_does_not_delay_the_others,
     a_panicking_actor_comes_back_with_its_pending_work,
+    a_test_makes_the_config_valid_or_invalid,
+    redirects_are_not_followed,
+    idle_endpoint_actors_stop,
 );
