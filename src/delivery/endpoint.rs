@@ -6,6 +6,7 @@
 use super::policy::{DeliveryEngine, Verdict};
 use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
+use super::task;
 use actix::prelude::*;
 use projections::db::now_micros;
 use std::collections::{HashSet, VecDeque};
@@ -77,6 +78,7 @@ impl EndpointActor {
             let pending = engine.store.pending_for_config(config_id).await?;
             Ok::<_, projections::Error>((config, pending))
         };
+        let load = task::run(load);
         ctx.spawn(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
             Ok((Some(config), pending)) => {
                 actor.config = Some(Arc::new(config));
@@ -134,7 +136,7 @@ impl EndpointActor {
         self.in_flight += 1;
         let engine = self.engine.clone();
         let sent = delivery.clone();
-        let work = async move { engine.deliver(&config, &sent).await };
+        let work = task::run(async move { engine.deliver(&config, &sent).await });
         ctx.spawn(work.into_actor(self).map(move |verdict, actor, ctx| {
             actor.in_flight -= 1;
             match verdict {

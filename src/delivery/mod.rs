@@ -20,6 +20,7 @@ pub mod settings;
 pub mod signing;
 pub mod store;
 pub mod supervisor;
+mod task;
 pub mod wire;
 
 pub use settings::DeliverySettings;

@@ -8,6 +8,7 @@
 use super::endpoint::{Deliver, EndpointActor, Panic, Reload, Stop};
 use super::policy::DeliveryEngine;
 use super::store::PendingDelivery;
+use super::task;
 use actix::prelude::*;
 use projections::db::now_micros;
 use std::collections::HashMap;
@@ -74,7 +75,7 @@ impl DeliverySupervisor {
         self.polling = true;
         let store = self.engine.store.clone();
         let horizon = now_micros() + self.engine.settings.watchdog_interval.as_micros() as i64;
-        let poll = async move { store.configs_with_pending(horizon).await };
+        let poll = task::run(async move { store.configs_with_pending(horizon).await });
         ctx.spawn(poll.into_actor(self).map(|found, supervisor, ctx| {
             supervisor.polling = false;
             match found {
