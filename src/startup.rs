@@ -5,6 +5,7 @@ use crate::database;
 use crate::delivery::policy::DeliveryEngine;
 use crate::delivery::publish::Publisher;
 use crate::delivery::store::DeliveryStore;
+use crate::delivery::tasks::TaskStore;
 use crate::delivery::{http_client, SupervisorHandle};
 use crate::http::{self, request_id::assign_request_id, AppState};
 use crate::settings::Settings;
@@ -53,6 +54,7 @@ impl Application {
         let store = DeliveryStore::new(db.clone());
         let engine = DeliveryEngine {
             store: store.clone(),
+            tasks: TaskStore::new(db.clone()),
             client: http_client::build(&url_policy, &delivery.resolve_overrides),
             settings: delivery.clone(),
             commands: commands.clone(),
@@ -67,13 +69,14 @@ impl Application {
             url_policy,
             resolve_overrides: delivery.resolve_overrides,
             publisher: publisher.clone(),
+            tasks: TaskStore::new(db.clone()),
         });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(assign_request_id))
                 .configure(http::routes)
-                .default_service(web::to(http::v1::not_found))
+                .default_service(web::to(http::not_found))
         })
         .listen(listener)?;
         if let Some(workers) = settings.workers {

@@ -10,6 +10,7 @@
 pub mod db;
 pub mod event_log;
 pub mod event_types;
+pub mod paging;
 pub mod tenancy;
 pub mod webhook_configs;
 

@@ -150,3 +150,47 @@ pub async fn find_key_by_token_hash(
         }
     }))
 }
+
+/// One key of an organisation.
+pub async fn find_key(db: &Db, organisation: i64, id: i64) -> Result<Option<ApiKey>, Error> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE organisation = $1 AND id = $2");
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(organisation)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// Points a key at the config that routes its published events (or none).
+pub async fn set_key_webhook_config(
+    db: &Db,
+    key: i64,
+    webhook_config: Option<i64>,
+) -> Result<(), Error> {
+    let sql = "UPDATE api_keys SET webhook_config = $2 WHERE id = $1";
+    on_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(key)
+            .bind(webhook_config)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Sets the organisation's default config (or none).
+pub async fn set_default_webhook_config(
+    db: &Db,
+    organisation: i64,
+    webhook_config: Option<i64>,
+) -> Result<(), Error> {
+    let sql = "UPDATE organisations SET webhook_config_default = $2 WHERE id = $1";
+    on_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(organisation)
+            .bind(webhook_config)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}

@@ -250,3 +250,70 @@ pub async fn list_page(
         (rows, total)
     }))
 }
+
+/// The filters of the configs API list.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFilter {
+    pub organisation: i64,
+    /// Empty: every state but `deactivated` (hidden unless asked for).
+    pub states: Vec<String>,
+    /// `created_at >= this` (µs).
+    pub created_from: Option<i64>,
+    /// `created_at < this` (µs).
+    pub created_until: Option<i64>,
+}
+
+/// A cursor page of an organisation's live configs in id order: the rows,
+/// whether more follow in that direction, and how many match the filter.
+pub async fn list_filtered(
+    db: &Db,
+    filter: &ConfigFilter,
+    cursor: crate::paging::Cursor,
+    limit: i64,
+) -> Result<(Vec<ConfigRow>, bool, i64), Error> {
+    let page = crate::paging::CursorPage::new(cursor, limit);
+    // $1 organisation, $2 from, $3 until, $4 cursor, $5 limit, $6… states
+    let mut conditions = vec![
+        "organisation = $1".to_owned(),
+        "deleted = FALSE".to_owned(),
+        "($2 IS NULL OR created_at >= $2)".to_owned(),
+        "($3 IS NULL OR created_at < $3)".to_owned(),
+    ];
+    let states: Vec<String> = if filter.states.is_empty() {
+        ["new", "valid", "invalid"].map(str::to_owned).to_vec()
+    } else {
+        filter.states.clone()
+    };
+    let placeholders: Vec<String> = (0..states.len()).map(|n| format!("${}", n + 6)).collect();
+    conditions.push(format!("state IN ({})", placeholders.join(", ")));
+    let filtered = conditions.join(" AND ");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM webhook_configs WHERE {filtered} AND {} ORDER BY id {} LIMIT $5",
+        page.condition("id", "$4"),
+        page.order()
+    );
+    // The count binds the same parameters; $4 and $5 are neutral there.
+    let count_sql =
+        format!("SELECT COUNT(*) FROM webhook_configs WHERE {filtered} AND $4 >= 0 AND $5 >= 0");
+    let (rows, total): (Vec<ConfigRow>, i64) = on_pool!(db, |pool| {
+        let mut query = sqlx::query_as(&sql)
+            .bind(filter.organisation)
+            .bind(filter.created_from)
+            .bind(filter.created_until)
+            .bind(page.cursor_value())
+            .bind(limit + 1);
+        let mut count = sqlx::query_scalar(&count_sql)
+            .bind(filter.organisation)
+            .bind(filter.created_from)
+            .bind(filter.created_until)
+            .bind(page.cursor_value())
+            .bind(limit + 1);
+        for state in &states {
+            query = query.bind(state);
+            count = count.bind(state);
+        }
+        (query.fetch_all(pool).await?, count.fetch_one(pool).await?)
+    });
+    let (rows, has_more) = page.finish(rows);
+    Ok((rows, has_more, total))
+}

@@ -21,6 +21,7 @@ pub mod signing;
 pub mod store;
 pub mod supervisor;
 mod task;
+pub mod tasks;
 pub mod wire;
 
 pub use settings::DeliverySettings;

@@ -4,6 +4,7 @@
 use super::attempt;
 use super::settings::DeliverySettings;
 use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
+use super::tasks::TaskStore;
 use crate::config_commands::{CommandError, CommandMetadata, ConfigCommands};
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::{
@@ -25,6 +26,7 @@ pub enum Verdict {
 /// Everything an endpoint actor needs, shared by all of them.
 pub struct DeliveryEngine {
     pub store: DeliveryStore,
+    pub tasks: TaskStore,
     pub client: reqwest::Client,
     pub settings: DeliverySettings,
     pub commands: ConfigCommands,
@@ -32,6 +34,15 @@ pub struct DeliveryEngine {
 
 impl DeliveryEngine {
     pub async fn deliver(&self, config: &EndpointConfig, delivery: &PendingDelivery) -> Verdict {
+        let task = delivery
+            .task_id
+            .as_deref()
+            .and_then(|t| t.parse::<i64>().ok());
+        if let Some(task) = task {
+            if let Err(error) = self.tasks.mark_processing(task).await {
+                tracing::error!(task, %error, "cannot mark a task processing");
+            }
+        }
         let result = attempt::send(&self.client, config, delivery, &self.settings.url_policy).await;
         let attempts_made = delivery.attempts + 1;
         let wait = result
@@ -71,6 +82,12 @@ impl DeliveryEngine {
         };
         if delivery.kind == DeliveryKind::Test {
             self.record_test(config, delivery, &result.record).await;
+            // After `Tested`: a finished task means the config's state is final.
+            if let Some(task) = task {
+                if let Err(error) = self.tasks.complete(task, &result.record).await {
+                    tracing::error!(task, %error, "cannot complete a task");
+                }
+            }
             return Verdict::Done;
         }
         if result.gone {

@@ -2,11 +2,13 @@
 //! results into the dialect's JSON. No business rule lives here.
 pub mod auth;
 pub mod body;
+pub mod configs;
 pub mod request_id;
 pub mod v1;
 
 use crate::config_commands::ConfigCommands;
 use crate::delivery::publish::Publisher;
+use crate::delivery::tasks::TaskStore;
 use actix_web::web;
 use aggregates::values::UrlPolicy;
 use projections::Db;
@@ -21,9 +23,20 @@ pub struct AppState {
     /// `--resolve` answers, also used by the create-time address check.
     pub resolve_overrides: HashMap<String, IpAddr>,
     pub publisher: Publisher,
+    pub tasks: TaskStore,
 }
 
 /// Mounts every route of every dialect.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     v1::routes(cfg);
+    configs::routes(cfg);
+}
+
+/// Unmatched paths answer 404 in the format of the dialect they resemble.
+pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    if configs::is_configs_path(req.path()) {
+        configs::not_found(req).await
+    } else {
+        v1::not_found(req).await
+    }
 }

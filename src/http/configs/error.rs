@@ -1,0 +1,173 @@
+//! The configs (ricloud) error format: `{"error": "<code>", "message": "…", "params": {…}}`.
+use crate::config_commands::CommandError;
+use crate::http::auth::AuthError;
+use crate::http::body::BodyError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use aggregates::webhook_config::WebhookConfigError;
+use serde_json::{json, Value};
+use std::fmt;
+
+#[derive(Debug)]
+pub struct ConfigsError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    params: Value,
+}
+
+impl ConfigsError {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        params: Value,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            params,
+        }
+    }
+
+    pub fn not_found(resource: &str, id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no {resource} with id {id}"),
+            json!({ "resource": resource, "id": id }),
+        )
+    }
+
+    /// A query or body parameter with a bad value.
+    pub fn invalid_parameter(name: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-parameter",
+            format!("{name}: {reason}"),
+            json!({ name: reason }),
+        )
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message, json!({}))
+    }
+
+    pub fn server_error(error: impl fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server-error",
+            "internal error; the request id identifies it in the server log",
+            json!({}),
+        )
+    }
+}
+
+impl fmt::Display for ConfigsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ConfigsError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(json!({
+            "error": self.code,
+            "message": self.message,
+            "params": self.params,
+        }))
+    }
+}
+
+impl From<AuthError> for ConfigsError {
+    fn from(error: AuthError) -> Self {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::FORBIDDEN);
+        let (code, params) = match &error {
+            AuthError::Missing => ("missing-key", json!({})),
+            AuthError::Unknown => ("invalid-key", json!({})),
+            AuthError::MissingScope(scope) => ("missing-scope", json!({ "scope": scope.as_str() })),
+            AuthError::PlanTooLow(plan) => (
+                "plan-required",
+                json!({ "plan": plan, "required": "business" }),
+            ),
+            AuthError::FeatureDisabled => ("feature-disabled", json!({ "feature": "webhooks" })),
+            AuthError::Unavailable(source) => return Self::server_error(source),
+        };
+        Self::new(status, code, error.to_string(), params)
+    }
+}
+
+impl From<BodyError> for ConfigsError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                error.to_string(),
+                json!({ "max_bytes": crate::http::body::MAX_BODY_BYTES }),
+            ),
+            _ => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-body",
+                error.to_string(),
+                json!({}),
+            ),
+        }
+    }
+}
+
+impl From<CommandError> for ConfigsError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Rejected(WebhookConfigError::NotFound) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "webhook config not found",
+                json!({}),
+            ),
+            CommandError::Rejected(WebhookConfigError::CatalogUnavailable(_))
+            | CommandError::Store(_) => Self::server_error(error),
+            CommandError::Rejected(rejection) => Self::conflict(rejection.to_string()),
+            CommandError::Contended => Self::conflict(error.to_string()),
+        }
+    }
+}
+
+impl From<projections::Error> for ConfigsError {
+    fn from(error: projections::Error) -> Self {
+        Self::server_error(error)
+    }
+}
+
+impl From<crate::delivery::publish::PublishError> for ConfigsError {
+    fn from(error: crate::delivery::publish::PublishError) -> Self {
+        Self::server_error(error)
+    }
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ConfigsError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no route for {} {}", req.method(), req.path()),
+        json!({}),
+    )
+    .error_response()
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ConfigsError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+        json!({}),
+    )
+    .error_response()
+}

@@ -1,0 +1,98 @@
+//! `/key` (the calling key) and `/keys/{id}`: which config routes a key's
+//! published events.
+use super::caller::ConfigsCaller;
+use super::error::ConfigsError;
+use super::resources;
+use crate::http::body::read_json_object;
+use crate::http::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use projections::{tenancy, webhook_configs};
+use serde_json::Value;
+
+/// `GET /key`
+pub async fn current(caller: ConfigsCaller) -> HttpResponse {
+    HttpResponse::Ok().json(resources::key(&caller.key))
+}
+
+/// `GET /keys/{id}`
+pub async fn show(
+    caller: ConfigsCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let key = owned_key(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(resources::key(&key)))
+}
+
+/// `GET /keys`
+pub async fn list(
+    caller: ConfigsCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let keys = tenancy::list_keys(&state.db, Some(caller.organisation_id())).await?;
+    let total = keys.len() as i64;
+    let data = keys.iter().map(resources::key).collect();
+    Ok(HttpResponse::Ok().json(resources::list(data, false, total, "/keys")))
+}
+
+/// `POST /keys/{id} {webhook_config}`: a config of the same organisation
+/// created through this API, or `null`.
+pub async fn update(
+    req: HttpRequest,
+    caller: ConfigsCaller,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let key = owned_key(&state, &caller, &path).await?;
+    let body = read_json_object(&req, payload).await?;
+    if let Some(value) = body.get("webhook_config") {
+        let config = routable_config(&state, caller.organisation_id(), value).await?;
+        tenancy::set_key_webhook_config(&state.db, key.id, config).await?;
+    }
+    let key = owned_key(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(resources::key(&key)))
+}
+
+async fn owned_key(
+    state: &AppState,
+    caller: &ConfigsCaller,
+    raw_id: &str,
+) -> Result<projections::tenancy::ApiKey, ConfigsError> {
+    let not_found = || ConfigsError::not_found("key", raw_id);
+    let id = raw_id.parse::<i64>().map_err(|_| not_found())?;
+    tenancy::find_key(&state.db, caller.organisation_id(), id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Checks a `webhook_config` value: `null`, or the id of a live
+/// configs-API config of `organisation` (another organisation's is not-found).
+pub async fn routable_config(
+    state: &AppState,
+    organisation: i64,
+    value: &Value,
+) -> Result<Option<i64>, ConfigsError> {
+    let id = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse::<i64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ConfigsError::invalid_parameter("webhook_config", "must be a webhook_config id or null")
+    })?;
+    let config = webhook_configs::find(&state.db, organisation, id)
+        .await?
+        .ok_or_else(|| ConfigsError::not_found("webhook_config", &id.to_string()))?;
+    if config.profile != "configs" {
+        return Err(ConfigsError::invalid_parameter(
+            "webhook_config",
+            "must be a config created through /configs/webhook (v1 webhooks are routed by their events)",
+        ));
+    }
+    Ok(Some(id))
+}

@@ -1,0 +1,78 @@
+//! The configs API, modelled on ricloud's `webhook_config` API and usable
+//! with the official `ricloud` Python client: resources with
+//! `"resource": "<type>"`, lists as `{"resource": "list", …}`, errors as
+//! `{"error": "<code>", "message", "params"}`.
+mod caller;
+mod error;
+mod keys;
+mod list_params;
+mod organisation;
+mod resources;
+mod tasks;
+mod webhook_configs;
+
+use actix_web::web;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let fallback = || web::to(error::method_not_allowed);
+    cfg.service(
+        web::resource("/configs/webhook")
+            .get(webhook_configs::list)
+            .post(webhook_configs::create)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/configs/webhook/{id}")
+            .get(webhook_configs::show)
+            .post(webhook_configs::update)
+            .delete(webhook_configs::delete)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/configs/webhook/{id}/test")
+            .post(webhook_configs::test)
+            .get(webhook_configs::test)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/tasks")
+            .get(tasks::list)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/tasks/{id}")
+            .get(tasks::show)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/key")
+            .get(keys::current)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/keys")
+            .get(keys::list)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/keys/{id}")
+            .get(keys::show)
+            .post(keys::update)
+            .default_service(fallback()),
+    )
+    .service(
+        web::resource("/organisation")
+            .get(organisation::show)
+            .post(organisation::update)
+            .default_service(fallback()),
+    );
+}
+
+/// Unknown paths under the configs API's prefixes answer in its format.
+pub fn is_configs_path(path: &str) -> bool {
+    ["/configs", "/tasks", "/key", "/organisation"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
+pub use error::not_found;

@@ -1,0 +1,33 @@
+//! `/organisation`: the caller's organisation and its default webhook config.
+use super::caller::ConfigsCaller;
+use super::error::ConfigsError;
+use super::keys::routable_config;
+use super::resources;
+use crate::http::body::read_json_object;
+use crate::http::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use projections::tenancy;
+
+pub async fn show(caller: ConfigsCaller) -> HttpResponse {
+    HttpResponse::Ok().json(resources::organisation(&caller.organisation))
+}
+
+/// `POST /organisation {webhook_config_default}`
+pub async fn update(
+    req: HttpRequest,
+    caller: ConfigsCaller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let body = read_json_object(&req, payload).await?;
+    let organisation = caller.organisation_id();
+    if let Some(value) = body.get("webhook_config_default") {
+        let config = routable_config(&state, organisation, value).await?;
+        tenancy::set_default_webhook_config(&state.db, organisation, config).await?;
+    }
+    let updated = tenancy::find_organisation(&state.db, organisation)
+        .await?
+        .ok_or_else(|| ConfigsError::server_error("the caller's organisation vanished"))?;
+    Ok(HttpResponse::Ok().json(resources::organisation(&updated)))
+}

@@ -1,0 +1,229 @@
+//! `/configs/webhook…`: webhook configs in the ricloud dialect.
+use super::caller::ConfigsCaller;
+use super::error::ConfigsError;
+use super::list_params;
+use super::resources;
+use crate::config_commands::CommandMetadata;
+use crate::crypto::generate_webhook_secret;
+use crate::delivery::http_client::resolution_refusal;
+use crate::delivery::tasks::TaskRow;
+use crate::http::body::read_json_object;
+use crate::http::request_id::RequestId;
+use crate::http::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use aggregates::values::{
+    ConfigId, ConfigName, CustomHeaders, OrganisationId, RetryCount, SubscribedEvents,
+    TimeoutSeconds, WebhookUrl,
+};
+use aggregates::webhook_config::{
+    ConfigChanges, ConfigState, NewWebhookConfig, Profile, WebhookConfigCommand,
+};
+use projections::webhook_configs::{self, ConfigFilter, ConfigRow};
+use serde_json::{Map, Value};
+
+const LIST_URL: &str = "/configs/webhook";
+
+/// `POST /configs/webhook {url}`: a configs-profile config (events `*`) in
+/// state `new`, and a `webhook_config.test` task started in the background.
+pub async fn create(
+    req: HttpRequest,
+    caller: ConfigsCaller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let body = read_json_object(&req, payload).await?;
+    let url = match body.get("url") {
+        Some(Value::String(url)) => parse_url(&state, url).await?,
+        None | Some(Value::Null) => {
+            return Err(ConfigsError::invalid_parameter("url", "is required"))
+        }
+        Some(_) => return Err(ConfigsError::invalid_parameter("url", "must be a string")),
+    };
+    let id = ConfigId::new(webhook_configs::allocate_id(&state.db).await?);
+    let command = WebhookConfigCommand::Create(NewWebhookConfig {
+        id,
+        organisation: OrganisationId::new(caller.organisation_id()),
+        profile: Profile::Configs,
+        url,
+        name: ConfigName::default(),
+        events: SubscribedEvents::all(),
+        headers: CustomHeaders::default(),
+        retry_count: RetryCount::default(),
+        timeout_seconds: TimeoutSeconds::default(),
+        secret: generate_webhook_secret(),
+        active: true,
+    });
+    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    state.commands.execute(id, command, &metadata).await?;
+    start_test(&state, &caller, id.get()).await?;
+    let row = owned(&state, &caller, &id.to_string()).await?;
+    Ok(HttpResponse::Created().json(resources::webhook_config(&row)))
+}
+
+/// `GET /configs/webhook/{id}`
+pub async fn show(
+    caller: ConfigsCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let row = owned(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(resources::webhook_config(&row)))
+}
+
+/// `GET /configs/webhook?state=&date_created…=&limit=&after_id=&before_id=`
+pub async fn list(
+    req: HttpRequest,
+    caller: ConfigsCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let params = list_params::parse(req.query_string())?;
+    let filter = ConfigFilter {
+        organisation: caller.organisation_id(),
+        states: params.states,
+        created_from: params.created_from,
+        created_until: params.created_until,
+    };
+    let (rows, has_more, total) =
+        webhook_configs::list_filtered(&state.db, &filter, params.cursor, params.limit).await?;
+    let data = rows.iter().map(resources::webhook_config).collect();
+    Ok(HttpResponse::Ok().json(resources::list(data, has_more, total, LIST_URL)))
+}
+
+/// `POST /configs/webhook/{id} {url?, state?}`: `state` only `new` or
+/// `deactivated`; any change but a deactivation starts a test task.
+pub async fn update(
+    req: HttpRequest,
+    caller: ConfigsCaller,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let before = owned(&state, &caller, &path).await?;
+    let body: Map<String, Value> = read_json_object(&req, payload).await?;
+    let url = match body.get("url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(url)) => Some(parse_url(&state, url).await?),
+        Some(_) => return Err(ConfigsError::invalid_parameter("url", "must be a string")),
+    };
+    let active = match body.get("state") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "new" => Some(true),
+        Some(Value::String(s)) if s == "deactivated" => Some(false),
+        Some(other) => return Err(ConfigsError::invalid_parameter(
+            "state",
+            format!(
+                "{other} is not allowed; a config's state can only be set to new or deactivated"
+            ),
+        )),
+    };
+    let id = ConfigId::new(before.id);
+    let changes = ConfigChanges {
+        url,
+        active,
+        ..ConfigChanges::default()
+    };
+    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    state
+        .commands
+        .execute(id, WebhookConfigCommand::Update(changes), &metadata)
+        .await?;
+    let after = owned(&state, &caller, &path).await?;
+    let changed = after.version != before.version;
+    if changed && after.state != ConfigState::Deactivated.as_str() {
+        start_test(&state, &caller, id.get()).await?;
+    }
+    let row = owned(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(resources::webhook_config(&row)))
+}
+
+/// `DELETE /configs/webhook/{id}`: answers the config as it was.
+pub async fn delete(
+    caller: ConfigsCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let row = owned(&state, &caller, &path).await?;
+    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    state
+        .commands
+        .execute(
+            ConfigId::new(row.id),
+            WebhookConfigCommand::Delete,
+            &metadata,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(resources::webhook_config(&row)))
+}
+
+/// `POST /configs/webhook/{id}/test` (also `GET`, as in the seed's curl
+/// example): a `webhook_config.test` task.
+pub async fn test(
+    caller: ConfigsCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    caller.require_webhooks()?;
+    let row = owned(&state, &caller, &path).await?;
+    if row.state == ConfigState::Deactivated.as_str() {
+        return Err(ConfigsError::conflict(
+            "a deactivated webhook config cannot be tested; set its state to new first",
+        ));
+    }
+    let task = start_test(&state, &caller, row.id).await?;
+    Ok(HttpResponse::Ok().json(resources::task(&task)))
+}
+
+/// Creates a pending test task and hands its delivery to the engine.
+async fn start_test(
+    state: &AppState,
+    caller: &ConfigsCaller,
+    config_id: i64,
+) -> Result<TaskRow, ConfigsError> {
+    let organisation = caller.organisation_id();
+    let task_id = state
+        .tasks
+        .create_test(organisation, Some(caller.key.id), config_id)
+        .await?;
+    state
+        .publisher
+        .test(organisation, config_id, Some(&task_id.to_string()))
+        .await?;
+    state
+        .tasks
+        .find(organisation, task_id)
+        .await?
+        .ok_or_else(|| ConfigsError::server_error("a task vanished"))
+}
+
+async fn parse_url(state: &AppState, raw: &str) -> Result<WebhookUrl, ConfigsError> {
+    let url = WebhookUrl::parse(raw, &state.url_policy)
+        .map_err(|e| ConfigsError::invalid_parameter("url", e.0))?;
+    if let Some(refusal) =
+        resolution_refusal(url.as_str(), &state.url_policy, &state.resolve_overrides).await
+    {
+        return Err(ConfigsError::invalid_parameter("url", refusal));
+    }
+    Ok(url)
+}
+
+/// The caller's live config named by the path; another organisation's is
+/// `not-found`, like one that does not exist.
+async fn owned(
+    state: &AppState,
+    caller: &ConfigsCaller,
+    raw_id: &str,
+) -> Result<ConfigRow, ConfigsError> {
+    let not_found = || ConfigsError::not_found("webhook_config", raw_id);
+    let id = ConfigId::parse(raw_id).ok_or_else(not_found)?;
+    webhook_configs::find(&state.db, caller.organisation_id(), id.get())
+        .await?
+        .ok_or_else(not_found)
+}
