@@ -350,16 +350,26 @@ pub fn webhook_body(url: &str) -> Value {
     json!({ "url": url, "events": ["webhook_config.test"] })
 }
 
-/// A Python with the verifiers the signature tests use (`standardwebhooks`,
-/// `ricloud`, `flask`), in a virtualenv under `target/` made on first use.
+/// What the Python side of the tests needs. Flask 2.0 (what ricloud's pins
+/// resolve to) needs Werkzeug 2.0.
+const PYTHON_REQUIREMENTS: &[&str] = &[
+    "standardwebhooks==1.1.0",
+    "ricloud==3.2.0",
+    "flask",
+    "werkzeug==2.0.3",
+];
+
+/// A Python with the verifiers and clients the tests use, in a virtualenv
+/// under `target/` made on first use (and remade when the requirements change).
 pub fn test_python() -> std::path::PathBuf {
     static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PYTHON
         .get_or_init(|| {
             let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv");
             let python = venv.join("bin/python");
-            let marker = venv.join("installed-v1");
-            if !marker.exists() {
+            let marker = venv.join("installed-requirements");
+            let wanted = PYTHON_REQUIREMENTS.join("\n");
+            if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
                 let run = |program: &std::path::Path, args: &[&str]| {
                     let status = std::process::Command::new(program)
                         .args(args)
@@ -371,20 +381,16 @@ pub fn test_python() -> std::path::PathBuf {
                     std::path::Path::new("python3"),
                     &["-m", "venv", venv.to_str().unwrap()],
                 );
-                run(
-                    &python,
-                    &[
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        "standardwebhooks==1.1.0",
-                        "ricloud==3.2.0",
-                        "flask",
-                    ],
-                );
-                std::fs::write(&marker, "ok").unwrap();
+                let mut pip = vec![
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ];
+                pip.extend_from_slice(PYTHON_REQUIREMENTS);
+                run(&python, &pip);
+                std::fs::write(&marker, &wanted).unwrap();
             }
             python
         })

@@ -5,6 +5,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod concurrency;
+mod configs_api;
 mod crash;
 mod delivery;
 mod projection_catch_up;

@@ -115,12 +115,14 @@ pub async fn update(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "new" => Some(true),
         Some(Value::String(s)) if s == "deactivated" => Some(false),
-        Some(other) => return Err(ConfigsError::invalid_parameter(
-            "state",
-            format!(
+        Some(other) => {
+            return Err(ConfigsError::invalid_parameter(
+                "state",
+                format!(
                 "{other} is not allowed; a config's state can only be set to new or deactivated"
             ),
-        )),
+            ))
+        }
     };
     let id = ConfigId::new(before.id);
     let changes = ConfigChanges {
