@@ -406,7 +406,50 @@ async fn the_key_or_the_organisation_default_routes_published_events(backend: Ba
     assert_eq!(key_now["webhook_config"], key_config["id"]);
 }
 
+async fn state_new_reactivates_and_re_tests(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    let receiver = Receiver::ok();
+    let config = create_config(&app, &receiver.url).await;
+    let id = config["id"].as_i64().unwrap();
+    let path = format!("/configs/webhook/{id}");
+    wait_for_state(&app, id, "valid").await;
+    let (_, off) = call(
+        &app,
+        Method::POST,
+        &path,
+        Some(json!({"state": "deactivated"})),
+    )
+    .await;
+    assert_eq!(off["state"], "deactivated");
+    let (status, error) = call(&app, Method::POST, &format!("{path}/test"), None).await;
+    assert_eq!(
+        (status, error["error"].clone()),
+        (StatusCode::CONFLICT, json!("conflict"))
+    );
+    let (status, on) = call(&app, Method::POST, &path, Some(json!({"state": "new"}))).await;
+    assert_eq!(
+        (status, on["state"].clone()),
+        (StatusCode::OK, json!("new"))
+    );
+    wait_for_state(&app, id, "valid").await;
+    receiver.wait_for(2, WAIT).await;
+    let (_, tasks) = call(&app, Method::GET, "/tasks", None).await;
+    let for_config: Vec<&Value> = tasks["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["target"] == id)
+        .collect();
+    assert_eq!(
+        for_config.len(),
+        2,
+        "one test at creation, one at reactivation: {tasks}"
+    );
+    assert!(for_config.iter().all(|t| t["state"] == "succeeded"));
+}
+
 on_both_backends!(
+    state_new_reactivates_and_re_tests,
     the_official_ricloud_client_works_unchanged,
     list_filters_and_paging_edges,
     errors_come_in_the_ricloud_format,
