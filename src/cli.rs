@@ -34,6 +34,11 @@ pub enum Command {
     /// Manage the event type catalog.
     #[command(subcommand, name = "event-types")]
     EventTypes(EventTypesCommand),
+    /// Replay the event log (secrets redacted); --verify checks the read models.
+    Audit(AuditArgs),
+    /// Read models: rebuild them from the log, or see how far behind they are.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Receive webhooks locally and show whether their signatures verify.
     Listen {
         #[arg(long, default_value_t = 9000)]
@@ -88,6 +93,55 @@ fn parse_resolve(raw: &str) -> Result<(String, IpAddr), String> {
         .parse()
         .map_err(|_| format!("'{ip}' is not an IP address"))?;
     Ok((host.to_ascii_lowercase(), ip))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only this organisation's configs.
+    #[arg(long)]
+    pub org: Option<i64>,
+    /// Only this webhook config.
+    #[arg(long)]
+    pub webhook: Option<i64>,
+    /// From this time on (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Before this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Only events of this type, e.g. Deactivated.
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Fold every config from the log and compare it with the read model;
+    /// exit 1 on any drift.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+fn parse_time(raw: &str) -> Result<i64, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(at.timestamp_micros());
+    }
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc().timestamp_micros())
+        .ok_or_else(|| format!("'{raw}' is not an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Rebuild a read model from the log into shadow tables and swap it in.
+    Rebuild {
+        /// Which projection (default: all).
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// Each projection's position against the head of the log.
+    Status,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -152,6 +206,17 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
             let db = database::connect(&cli.database_url).await?;
             match admin_command {
                 Command::Serve(_) | Command::Listen { .. } => unreachable!("handled above"),
+                Command::Audit(args) => return audit_command(&db, args).await,
+                Command::Projections(ProjectionsCommand::Rebuild { projection }) => {
+                    rebuild_command(&db, projection.as_deref()).await?
+                }
+                Command::Projections(ProjectionsCommand::Status) => {
+                    let status = projections::rebuild::status(&db).await?;
+                    println!(
+                        "webhook_configs: {} rows; log head at position {} ({} events); {} rows behind the log",
+                        status.rows, status.head_position, status.events, status.rows_behind
+                    );
+                }
                 Command::Org(OrgCommand::Create {
                     name,
                     plan,
@@ -227,6 +292,85 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn audit_command(db: &projections::Db, args: AuditArgs) -> anyhow::Result<()> {
+    if args.verify {
+        let report = webhookd::audit::verify(db).await?;
+        for drift in &report.drifts {
+            println!("DRIFT {drift}");
+        }
+        eprintln!(
+            "verified {} configs from {} events: {} drift(s)",
+            report.configs,
+            report.events,
+            report.drifts.len()
+        );
+        if !report.drifts.is_empty() {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let query = webhookd::audit::AuditQuery {
+        organisation: args.org,
+        filter: projections::event_log::LogFilter {
+            aggregate_id: args.webhook.map(|id| id.to_string()),
+            since: args.since,
+            until: args.until,
+            event_type: args.event_type,
+        },
+        json: args.json,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let shown = webhookd::audit::audit(db, &query, &mut out).await?;
+    eprintln!("{shown} event(s)");
+    Ok(())
+}
+
+async fn rebuild_command(db: &projections::Db, projection: Option<&str>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if let Some(name) = projection.filter(|n| !projections::rebuild::PROJECTIONS.contains(n)) {
+        anyhow::bail!(
+            "--projection: unknown projection '{name}'; known: {}",
+            projections::rebuild::PROJECTIONS.join(", ")
+        );
+    }
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} events {per_sec} eta {eta}",
+            )
+            .expect("the template parses"),
+        );
+        bar
+    });
+    let mut last_line = std::time::Instant::now();
+    let report = projections::rebuild::rebuild_webhook_configs(db, |done, total| match &bar {
+        Some(bar) => {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        None if last_line.elapsed() >= std::time::Duration::from_secs(2) || done == total => {
+            eprintln!("rebuild webhook_configs: {done}/{total} events");
+            last_line = std::time::Instant::now();
+        }
+        None => {}
+    })
+    .await
+    .map_err(|e| anyhow!("rebuild failed, nothing was replaced: {e}"))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    println!(
+        "rebuilt webhook_configs: {} configs from {} events in {:.2} s ({:.0} events/s)",
+        report.configs,
+        report.events,
+        report.elapsed.as_secs_f64(),
+        report.events_per_second()
+    );
+    Ok(())
 }
 
 async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 //! * [`delivery`] publishes events and owns the delivery actors.
 //! * [`listen`] is the developers' local receiver (`webhookd listen`).
 pub mod admin;
+pub mod audit;
 pub mod config_commands;
 pub mod crypto;
 pub mod database;

@@ -114,3 +114,77 @@ pub fn fold_config(events: &[StoredEvent]) -> Result<Option<FoldedConfig>, Error
         updated_at: last.recorded_at,
     }))
 }
+
+/// Which events an audit reads.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub aggregate_id: Option<String>,
+    /// `recorded_at >= since` (µs).
+    pub since: Option<i64>,
+    /// `recorded_at < until` (µs).
+    pub until: Option<i64>,
+    pub event_type: Option<String>,
+}
+
+/// Every webhook config event matching `filter`, in commit order, streamed
+/// (memory stays flat however long the log is). A database error ends the
+/// stream with that error: a reader never mistakes a failure for an end.
+pub fn stream<'a>(
+    db: &'a Db,
+    filter: &'a LogFilter,
+) -> futures_util::stream::BoxStream<'a, Result<StoredEvent, Error>> {
+    use futures_util::StreamExt;
+    stream_rows(db, FILTERED_IN_COMMIT_ORDER, filter)
+        .map(|row| row.map_err(Error::from).and_then(StoredEvent::try_from))
+        .boxed()
+}
+
+/// Every webhook config event, one aggregate after the other (by numeric
+/// id), each in sequence order: what rebuilds and `--verify` fold.
+pub fn stream_by_aggregate(
+    db: &Db,
+) -> futures_util::stream::BoxStream<'_, Result<StoredEvent, Error>> {
+    use futures_util::StreamExt;
+    static NO_FILTER: std::sync::OnceLock<LogFilter> = std::sync::OnceLock::new();
+    stream_rows(db, BY_AGGREGATE, NO_FILTER.get_or_init(LogFilter::default))
+        .map(|row| row.map_err(Error::from).and_then(StoredEvent::try_from))
+        .boxed()
+}
+
+const FILTERED_IN_COMMIT_ORDER: &str = "SELECT position, aggregate_id, sequence, event_type, \
+     event_version, CAST(payload AS TEXT) AS payload, CAST(metadata AS TEXT) AS metadata, \
+     recorded_at FROM events WHERE aggregate_type = $1 AND ($2 IS NULL OR aggregate_id = $2) \
+     AND ($3 IS NULL OR recorded_at >= $3) AND ($4 IS NULL OR recorded_at < $4) \
+     AND ($5 IS NULL OR event_type = $5) ORDER BY position";
+
+/// Binds the same five parameters (unused ones are NULL and match all).
+const BY_AGGREGATE: &str = "SELECT position, aggregate_id, sequence, event_type, \
+     event_version, CAST(payload AS TEXT) AS payload, CAST(metadata AS TEXT) AS metadata, \
+     recorded_at FROM events WHERE aggregate_type = $1 AND ($2 IS NULL OR aggregate_id = $2) \
+     AND ($3 IS NULL OR recorded_at >= $3) AND ($4 IS NULL OR recorded_at < $4) \
+     AND ($5 IS NULL OR event_type = $5) ORDER BY CAST(aggregate_id AS BIGINT), sequence";
+
+fn stream_rows<'a>(
+    db: &'a Db,
+    sql: &'static str,
+    filter: &'a LogFilter,
+) -> futures_util::stream::BoxStream<'a, Result<EventRow, sqlx::Error>> {
+    use futures_util::StreamExt;
+    on_pool!(db, |pool| sqlx::query_as::<_, EventRow>(sql)
+        .bind(WebhookConfig::TYPE)
+        .bind(filter.aggregate_id.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(filter.event_type.as_deref())
+        .fetch(pool)
+        .boxed())
+}
+
+/// The head of the log: the highest position and the number of events.
+pub async fn head(db: &Db) -> Result<(i64, i64), Error> {
+    let sql = "SELECT COALESCE(MAX(position), 0), COUNT(*) FROM events WHERE aggregate_type = $1";
+    Ok(on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(WebhookConfig::TYPE)
+        .fetch_one(pool)
+        .await?))
+}

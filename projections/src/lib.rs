@@ -11,6 +11,8 @@ pub mod db;
 pub mod event_log;
 pub mod event_types;
 pub mod paging;
+pub mod rebuild;
+pub mod redact;
 pub mod tenancy;
 pub mod webhook_configs;
 

@@ -108,7 +108,28 @@ impl Query<WebhookConfig> for ConfigProjector {
     }
 }
 
-async fn upsert(db: &Db, folded: &FoldedConfig) -> Result<(), Error> {
+/// The columns a fold determines, as they are stored.
+struct FoldedRow<'a> {
+    id: i64,
+    organisation: i64,
+    profile: &'static str,
+    url: &'a str,
+    name: &'a str,
+    events: String,
+    headers: String,
+    retry_count: i64,
+    timeout_seconds: i64,
+    secret: &'a str,
+    state: &'static str,
+    deactivation_reason: Option<String>,
+    deleted: bool,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    subscriptions: &'a [String],
+}
+
+fn folded_row(folded: &FoldedConfig) -> Result<FoldedRow<'_>, Error> {
     let config = &folded.config;
     let (Some(id), Some(organisation), Some(url), Some(events), Some(secret)) = (
         config.id,
@@ -121,73 +142,207 @@ async fn upsert(db: &Db, folded: &FoldedConfig) -> Result<(), Error> {
             "a config stream does not start with Created".into(),
         ));
     };
-    let events_json = serde_json::to_string(events.names()).expect("strings serialize");
-    let headers_json = serde_json::to_string(config.headers.as_map()).expect("strings serialize");
-    let reason = config.deactivation_reason.map(|r| {
-        serde_json::to_value(r)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    });
-    let sql =
-        "INSERT INTO webhook_configs (id, organisation, profile, url, name, events, headers, \
-           retry_count, timeout_seconds, secret, state, deactivation_reason, deleted, version, \
-           created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (id) DO UPDATE SET organisation = excluded.organisation, \
-           profile = excluded.profile, url = excluded.url, name = excluded.name, \
-           events = excluded.events, headers = excluded.headers, \
-           retry_count = excluded.retry_count, timeout_seconds = excluded.timeout_seconds, \
-           secret = excluded.secret, state = excluded.state, \
-           deactivation_reason = excluded.deactivation_reason, deleted = excluded.deleted, \
-           version = excluded.version, created_at = excluded.created_at, \
-           updated_at = excluded.updated_at \
-         WHERE webhook_configs.version < excluded.version";
+    let live = config.lifecycle == Lifecycle::Live;
+    Ok(FoldedRow {
+        id: id.get(),
+        organisation: organisation.get(),
+        profile: config.profile.as_str(),
+        url: url.as_str(),
+        name: config.name.as_str(),
+        events: serde_json::to_string(events.names()).expect("strings serialize"),
+        headers: serde_json::to_string(config.headers.as_map()).expect("strings serialize"),
+        retry_count: i64::from(config.retry_count.get()),
+        timeout_seconds: i64::from(config.timeout_seconds.get()),
+        secret: secret.expose(),
+        state: config.state.as_str(),
+        deactivation_reason: config.deactivation_reason.and_then(|r| {
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        }),
+        deleted: !live,
+        version: folded.version,
+        created_at: folded.created_at,
+        updated_at: folded.updated_at,
+        subscriptions: if live { events.names() } else { &[] },
+    })
+}
+
+/// The names of the tables a fold is written to.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    pub configs: &'static str,
+    pub subscriptions: &'static str,
+}
+
+pub(crate) const LIVE: Tables = Tables {
+    configs: "webhook_configs",
+    subscriptions: "webhook_config_subscriptions",
+};
+
+async fn upsert(db: &Db, folded: &FoldedConfig) -> Result<(), Error> {
+    let row = folded_row(folded)?;
     // The row and its subscriptions change together, and only when this
     // fold is newer than what the row holds.
-    let live = config.lifecycle == Lifecycle::Live;
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let written = sqlx::query(sql)
-            .bind(id.get())
-            .bind(organisation.get())
-            .bind(config.profile.as_str())
-            .bind(url.as_str())
-            .bind(config.name.as_str())
-            .bind(&events_json)
-            .bind(&headers_json)
-            .bind(i64::from(config.retry_count.get()))
-            .bind(i64::from(config.timeout_seconds.get()))
-            .bind(secret.expose())
-            .bind(config.state.as_str())
-            .bind(reason.as_deref())
-            .bind(!live)
-            .bind(folded.version)
-            .bind(folded.created_at)
-            .bind(folded.updated_at)
-            .execute(&mut *tx)
+        write_folded!(&mut *tx, LIVE, &row);
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Writes one folded row (guarded by `version`) and, when it was written,
+/// its subscriptions, on any connection or transaction.
+macro_rules! write_folded {
+    ($executor:expr, $tables:expr, $row:expr) => {{
+        let tables: Tables = $tables;
+        let row: &FoldedRow = $row;
+        let sql = format!(
+            "INSERT INTO {configs} (id, organisation, profile, url, name, events, headers, \
+               retry_count, timeout_seconds, secret, state, deactivation_reason, deleted, version, \
+               created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             ON CONFLICT (id) DO UPDATE SET organisation = excluded.organisation, \
+               profile = excluded.profile, url = excluded.url, name = excluded.name, \
+               events = excluded.events, headers = excluded.headers, \
+               retry_count = excluded.retry_count, timeout_seconds = excluded.timeout_seconds, \
+               secret = excluded.secret, state = excluded.state, \
+               deactivation_reason = excluded.deactivation_reason, deleted = excluded.deleted, \
+               version = excluded.version, created_at = excluded.created_at, \
+               updated_at = excluded.updated_at \
+             WHERE {configs}.version < excluded.version",
+            configs = tables.configs
+        );
+        let written = sqlx::query(&sql)
+            .bind(row.id)
+            .bind(row.organisation)
+            .bind(row.profile)
+            .bind(row.url)
+            .bind(row.name)
+            .bind(&row.events)
+            .bind(&row.headers)
+            .bind(row.retry_count)
+            .bind(row.timeout_seconds)
+            .bind(row.secret)
+            .bind(row.state)
+            .bind(row.deactivation_reason.as_deref())
+            .bind(row.deleted)
+            .bind(row.version)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(&mut *$executor)
             .await?
             .rows_affected();
         if written > 0 {
-            sqlx::query("DELETE FROM webhook_config_subscriptions WHERE config_id = $1")
-                .bind(id.get())
-                .execute(&mut *tx)
-                .await?;
-            for event_type in events.names().iter().filter(|_| live) {
-                sqlx::query(
-                    "INSERT INTO webhook_config_subscriptions (config_id, organisation, event_type) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(id.get())
-                .bind(organisation.get())
-                .bind(event_type)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "DELETE FROM {} WHERE config_id = $1",
+                tables.subscriptions
+            ))
+            .bind(row.id)
+            .execute(&mut *$executor)
+            .await?;
+            let insert = format!(
+                "INSERT INTO {} (config_id, organisation, event_type) VALUES ($1, $2, $3)",
+                tables.subscriptions
+            );
+            for event_type in row.subscriptions {
+                sqlx::query(&insert)
+                    .bind(row.id)
+                    .bind(row.organisation)
+                    .bind(event_type)
+                    .execute(&mut *$executor)
+                    .await?;
             }
+        }
+    }};
+}
+pub(crate) use write_folded;
+
+/// Writes folds into `tables` in one transaction (for rebuilds).
+pub(crate) async fn write_batch(
+    db: &Db,
+    tables: Tables,
+    batch: &[FoldedConfig],
+) -> Result<(), Error> {
+    let rows = batch
+        .iter()
+        .map(folded_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        for row in &rows {
+            write_folded!(&mut *tx, tables, row);
         }
         tx.commit().await?;
     });
     Ok(())
+}
+
+/// Where a read model row differs from the fold of its log: one line per
+/// field, naming the field (a secret's values are never shown).
+pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Error> {
+    let expected = folded_row(folded)?;
+    let mut differences = Vec::new();
+    let mut check = |field: &str, log: String, model: String| {
+        if log != model {
+            differences.push(format!(
+                "{field}: the log says {log}, the read model says {model}"
+            ));
+        }
+    };
+    check(
+        "organisation",
+        expected.organisation.to_string(),
+        row.organisation.to_string(),
+    );
+    check("profile", expected.profile.to_owned(), row.profile.clone());
+    check("url", expected.url.to_owned(), row.url.clone());
+    check(
+        "name",
+        format!("{:?}", expected.name),
+        format!("{:?}", row.name),
+    );
+    check("events", expected.events.clone(), row.events.clone());
+    check("headers", expected.headers.clone(), row.headers.clone());
+    check(
+        "retry_count",
+        expected.retry_count.to_string(),
+        row.retry_count.to_string(),
+    );
+    check(
+        "timeout_seconds",
+        expected.timeout_seconds.to_string(),
+        row.timeout_seconds.to_string(),
+    );
+    check("state", expected.state.to_owned(), row.state.clone());
+    check(
+        "deleted",
+        expected.deleted.to_string(),
+        row.deleted.to_string(),
+    );
+    check(
+        "version",
+        expected.version.to_string(),
+        row.version.to_string(),
+    );
+    if expected.secret != row.secret {
+        differences.push("secret: differs from the log (values not shown)".to_owned());
+    }
+    Ok(differences)
+}
+
+/// Every row, by id (deleted ones too): what `--verify` walks beside the log.
+pub fn stream_all(db: &Db) -> futures_util::stream::BoxStream<'_, Result<ConfigRow, Error>> {
+    use futures_util::StreamExt;
+    const SQL: &str = "SELECT id, organisation, profile, url, name, events, headers, retry_count, \
+        timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
+        updated_at, last_triggered_at, last_success_at, last_failure_at, failure_count \
+        FROM webhook_configs ORDER BY id";
+    on_pool!(db, |pool| sqlx::query_as::<_, ConfigRow>(SQL)
+        .fetch(pool)
+        .map(|row| row.map_err(Error::from))
+        .boxed())
 }
 
 /// Reserves a new config id. Ids are never reused, even when the Created
