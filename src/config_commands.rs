@@ -1,16 +1,19 @@
 //! Sending commands to WebhookConfig aggregates.
 use crate::delivery::supervisor::ConfigChanged;
 use aggregates::values::ConfigId;
+use aggregates::webhook_config::upcasting;
 use aggregates::webhook_config::{
     WebhookConfig, WebhookConfigCommand, WebhookConfigError, WebhookConfigServices,
 };
+use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventUpcaster};
+use cqrs_es::CqrsFramework;
 use cqrs_es::{AggregateError, Query};
-use postgres_es::PostgresCqrs;
+use postgres_es::{PostgresCqrs, PostgresEventRepository};
 use projections::event_types::DbEventTypeCatalog;
 use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use rand::Rng;
-use sqlite_es::SqliteCqrs;
+use sqlite_es::{SqliteCqrs, SqliteEventRepository};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -113,17 +116,26 @@ impl ConfigCommands {
     /// The projector runs first, so a notified actor reads the new row.
     pub fn new(db: &Db, notifier: ConfigChangeNotifier) -> Self {
         let services = WebhookConfigServices::new(Arc::new(DbEventTypeCatalog::new(db.clone())));
-        let queries: Vec<Box<dyn Query<WebhookConfig>>> = vec![
+        let mut queries: Vec<Box<dyn Query<WebhookConfig>>> = vec![
             Box::new(ConfigProjector::new(db.clone())),
             Box::new(notifier),
         ];
+        if std::env::var_os("WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION").is_some() {
+            queries.insert(0, Box::new(AbortBeforeProjection));
+        }
         let framework = match db {
-            Db::Sqlite(pool) => {
-                Framework::Sqlite(sqlite_es::sqlite_cqrs(pool.clone(), queries, services))
-            }
-            Db::Postgres(pool) => {
-                Framework::Postgres(postgres_es::postgres_cqrs(pool.clone(), queries, services))
-            }
+            Db::Sqlite(pool) => Framework::Sqlite(CqrsFramework::new(
+                PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone()))
+                    .with_upcasters(upcasters()),
+                queries,
+                services,
+            )),
+            Db::Postgres(pool) => Framework::Postgres(CqrsFramework::new(
+                PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+                    .with_upcasters(upcasters()),
+                queries,
+                services,
+            )),
         };
         Self {
             framework: Arc::new(framework),
@@ -162,6 +174,29 @@ impl ConfigCommands {
             }
         }
         Err(CommandError::Contended)
+    }
+}
+
+/// cqrs-es's view of [`aggregates::webhook_config::upcasting`]: the same
+/// function, applied to events older than the current version.
+fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+    vec![Box::new(SemanticVersionEventUpcaster::new(
+        "Created",
+        upcasting::CREATED_VERSION,
+        Box::new(|payload| upcasting::upcast("Created", "1.0", payload)),
+    ))]
+}
+
+/// Test-only fault injection: with `WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION=1`
+/// the process aborts right after a command's events are committed, before
+/// the read model is updated — the crash that start-up catch-up repairs.
+struct AbortBeforeProjection;
+
+#[async_trait::async_trait]
+impl Query<WebhookConfig> for AbortBeforeProjection {
+    async fn dispatch(&self, aggregate_id: &str, _: &[cqrs_es::EventEnvelope<WebhookConfig>]) {
+        eprintln!("fault injection: aborting after committing events of config {aggregate_id}");
+        std::process::abort();
     }
 }
 

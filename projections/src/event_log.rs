@@ -1,6 +1,7 @@
 //! Reading the event log ourselves, one aggregate at a time, in sequence order.
 use crate::db::{Db, Error};
 use crate::on_pool;
+use aggregates::webhook_config::upcasting::upcast;
 use aggregates::webhook_config::{WebhookConfig, WebhookConfigEvent};
 use cqrs_es::Aggregate;
 use std::collections::HashMap;
@@ -57,7 +58,8 @@ impl StoredEvent {
     /// Decodes the payload as a webhook config event. Older versions of an
     /// event are upcast here when a schema change needs it.
     pub fn webhook_config_event(&self) -> Result<WebhookConfigEvent, Error> {
-        serde_json::from_value(self.payload.clone()).map_err(|e| {
+        let payload = upcast(&self.event_type, &self.event_version, self.payload.clone());
+        serde_json::from_value(payload).map_err(|e| {
             Error::Corrupt(format!(
                 "event {}#{} ({} v{}) does not decode: {e}",
                 self.aggregate_id, self.sequence, self.event_type, self.event_version

@@ -472,3 +472,40 @@ pub async fn list_filtered(
     let (rows, has_more) = page.finish(rows);
     Ok((rows, has_more, total))
 }
+
+/// The config as it was at `as_of` (µs), folded from its events up to then;
+/// `None` when it did not exist yet, or had been deleted. Delivery
+/// statistics are not in the log and show as never set.
+pub async fn as_of(db: &Db, id: i64, as_of: i64) -> Result<Option<ConfigRow>, Error> {
+    let mut events = load_aggregate(db, WebhookConfig::TYPE, &id.to_string()).await?;
+    events.retain(|event| event.recorded_at <= as_of);
+    let Some(folded) = fold_config(&events)? else {
+        return Ok(None);
+    };
+    if folded.config.lifecycle != Lifecycle::Live {
+        return Ok(None);
+    }
+    let row = folded_row(&folded)?;
+    Ok(Some(ConfigRow {
+        id: row.id,
+        organisation: row.organisation,
+        profile: row.profile.to_owned(),
+        url: row.url.to_owned(),
+        name: row.name.to_owned(),
+        events: row.events.clone(),
+        headers: row.headers.clone(),
+        retry_count: row.retry_count,
+        timeout_seconds: row.timeout_seconds,
+        secret: row.secret.to_owned(),
+        state: row.state.to_owned(),
+        deactivation_reason: row.deactivation_reason.clone(),
+        deleted: row.deleted,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        last_triggered_at: None,
+        last_success_at: None,
+        last_failure_at: None,
+        failure_count: 0,
+    }))
+}

@@ -6,8 +6,9 @@ use crate::values::{
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-/// Version of every event's payload schema. Bump per event when its fields
-/// change, and teach the event log reader to upcast the older shape.
+/// Version of the events whose payload never changed. Bump an event's own
+/// version when its fields change, and upcast the older shape in
+/// [`super::upcasting`].
 pub const EVENT_VERSION: &str = "1.0";
 
 /// What happened to a webhook config. Stored for ever: never change a field's
@@ -84,6 +85,10 @@ impl DomainEvent for WebhookConfigEvent {
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION.to_owned()
+        match self {
+            Self::Created { .. } => super::upcasting::CREATED_VERSION,
+            _ => EVENT_VERSION,
+        }
+        .to_owned()
     }
 }

@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod services;
 mod state;
+pub mod upcasting;
 
 pub use aggregate::{Lifecycle, WebhookConfig};
 pub use commands::{ConfigChanges, NewWebhookConfig, TestOutcome, WebhookConfigCommand};

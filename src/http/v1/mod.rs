@@ -6,6 +6,7 @@ mod envelope;
 mod error;
 mod event_types;
 mod events;
+mod history;
 mod webhook_request;
 mod webhook_response;
 mod webhooks;
@@ -32,6 +33,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(deliveries::retry),
             )
             .route("/webhooks/{id}/test", web::post().to(deliveries::test))
+            .route("/webhooks/{id}/history", web::get().to(history::history))
+            .route(
+                "/webhooks/{id}/rotate-secret",
+                web::post().to(webhooks::rotate_secret),
+            )
             .service(
                 web::resource("/webhooks/{id}")
                     .get(webhooks::show)

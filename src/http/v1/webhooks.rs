@@ -42,14 +42,22 @@ pub async fn list(
     Ok(respond_with_meta(StatusCode::OK, data, &request_id, meta))
 }
 
-/// `GET /api/v1/webhooks/{id}`: one config, with its secret.
+/// `GET /api/v1/webhooks/{id}`: one config, with its secret; with
+/// `?as_of=<RFC 3339>`, as it was then.
 pub async fn show(
+    req: HttpRequest,
     caller: V1Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
+    let as_of = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "as_of")
+        .map(|(_, value)| value.into_owned());
+    if let Some(as_of) = as_of {
+        return super::history::show_as_of(&caller, &path, &as_of, &state, &request_id).await;
+    }
     let row = owned_config(&state, &caller, &path).await?;
     Ok(respond(
         StatusCode::OK,
@@ -117,6 +125,29 @@ pub async fn update(
     Ok(respond(
         StatusCode::OK,
         WebhookResource::from_row(row, Secret::Hidden),
+        &request_id,
+    ))
+}
+
+/// `POST /api/v1/webhooks/{id}/rotate-secret`: a new secret, shown once
+/// here; deliveries from now on are signed with it.
+pub async fn rotate_secret(
+    caller: V1Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
+    let command = WebhookConfigCommand::RotateSecret {
+        secret: generate_webhook_secret(),
+    };
+    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    state.commands.execute(id, command, &metadata).await?;
+    let row = read_back(&state, &caller, id).await?;
+    Ok(respond(
+        StatusCode::OK,
+        WebhookResource::from_row(row, Secret::Shown),
         &request_id,
     ))
 }
