@@ -62,7 +62,7 @@ pub async fn rebuild_webhook_configs(
         }
         current.push(event);
         events += 1;
-        if events % 10_000 == 0 {
+        if events.is_multiple_of(10_000) {
             progress(events, total);
         }
     }

@@ -50,6 +50,11 @@ impl Served {
 
     /// `webhookd serve` with extra flags.
     pub fn start_with(database: &TestDatabase, flags: &[&str]) -> Self {
+        Self::start_with_env(database, flags, &[])
+    }
+
+    /// `webhookd serve` with extra flags and environment variables.
+    pub fn start_with_env(database: &TestDatabase, flags: &[&str], env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -58,6 +63,7 @@ impl Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_webhookd"))
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .args(flags)
+            .envs(env.iter().copied())
             .env("DATABASE_URL", &database.url)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

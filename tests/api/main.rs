@@ -2,6 +2,7 @@
 //! both SQLite and PostgreSQL.
 mod helpers;
 
+mod audit;
 mod auth;
 mod cli;
 mod concurrency;
