@@ -12,7 +12,7 @@ const SHADOW: Tables = Tables {
     configs: "webhook_configs_shadow",
     subscriptions: "webhook_config_subscriptions_shadow",
 };
-const BATCH: usize = 1000;
+const BATCH: usize = 5000;
 
 /// The projections `rebuild` knows.
 pub const PROJECTIONS: [&str; 1] = ["webhook_configs"];
@@ -92,12 +92,11 @@ async fn create_shadow(db: &Db) -> Result<(), Error> {
     let statements = [
         format!("DROP TABLE IF EXISTS {}", SHADOW.configs),
         format!("DROP TABLE IF EXISTS {}", SHADOW.subscriptions),
-        // Same columns, no rows. The unique id makes ON CONFLICT work.
+        // Same columns, no rows (and no defaults: writers set every column).
         format!(
             "CREATE TABLE {} AS SELECT * FROM {} WHERE 1 = 0",
             SHADOW.configs, LIVE.configs
         ),
-        format!("CREATE UNIQUE INDEX {0}_id ON {0} (id)", SHADOW.configs),
         format!(
             "CREATE TABLE {} AS SELECT * FROM {} WHERE 1 = 0",
             SHADOW.subscriptions, LIVE.subscriptions
@@ -115,22 +114,12 @@ async fn create_shadow(db: &Db) -> Result<(), Error> {
 /// replace the live rows with the shadow's, drop the shadow.
 async fn swap_in(db: &Db) -> Result<(), Error> {
     let (shadow, live) = (SHADOW.configs, LIVE.configs);
-    let keep_stats: Vec<String> = [
-        "last_triggered_at",
-        "last_success_at",
-        "last_failure_at",
-        "failure_count",
-        "failing_since",
-    ]
-    .iter()
-    .map(|column| {
-        format!(
-            "UPDATE {shadow} SET {column} = \
-             (SELECT l.{column} FROM {live} l WHERE l.id = {shadow}.id) \
-             WHERE EXISTS (SELECT 1 FROM {live} l WHERE l.id = {shadow}.id)"
-        )
-    })
-    .collect();
+    let stats = "last_triggered_at, last_success_at, last_failure_at, failure_count, failing_since";
+    let keep_stats = vec![format!(
+        "UPDATE {shadow} SET ({stats}) = \
+         (SELECT {stats} FROM {live} l WHERE l.id = {shadow}.id) \
+         WHERE EXISTS (SELECT 1 FROM {live} l WHERE l.id = {shadow}.id)"
+    )];
     let statements: Vec<String> = keep_stats
         .into_iter()
         .chain([

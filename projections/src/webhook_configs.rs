@@ -259,20 +259,72 @@ macro_rules! write_folded {
 }
 pub(crate) use write_folded;
 
-/// Writes folds into `tables` in one transaction (for rebuilds).
+/// Writes folds into fresh (shadow) tables in one transaction: plain
+/// multi-row inserts, since every id is written once (for rebuilds).
 pub(crate) async fn write_batch(
     db: &Db,
     tables: Tables,
     batch: &[FoldedConfig],
 ) -> Result<(), Error> {
+    // 16 parameters a row; 500 rows stay far below both backends' limits.
+    const ROWS_PER_INSERT: usize = 500;
     let rows = batch
         .iter()
         .map(folded_row)
         .collect::<Result<Vec<_>, _>>()?;
+    let subscriptions: Vec<(i64, i64, &String)> = rows
+        .iter()
+        .flat_map(|row| {
+            row.subscriptions
+                .iter()
+                .map(move |t| (row.id, row.organisation, t))
+        })
+        .collect();
+    let insert_configs = format!(
+        "INSERT INTO {} (id, organisation, profile, url, name, events, headers, retry_count, \
+         timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
+         updated_at, failure_count) ",
+        tables.configs
+    );
+    let insert_subscriptions = format!(
+        "INSERT INTO {} (config_id, organisation, event_type) ",
+        tables.subscriptions
+    );
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        for row in &rows {
-            write_folded!(&mut *tx, tables, row);
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new(&insert_configs);
+            insert.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.id)
+                    .push_bind(row.organisation)
+                    .push_bind(row.profile)
+                    .push_bind(row.url)
+                    .push_bind(row.name)
+                    .push_bind(&row.events)
+                    .push_bind(&row.headers)
+                    .push_bind(row.retry_count)
+                    .push_bind(row.timeout_seconds)
+                    .push_bind(row.secret)
+                    .push_bind(row.state)
+                    .push_bind(row.deactivation_reason.as_deref())
+                    .push_bind(row.deleted)
+                    .push_bind(row.version)
+                    .push_bind(row.created_at)
+                    .push_bind(row.updated_at)
+                    .push_bind(0_i64);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for chunk in subscriptions.chunks(ROWS_PER_INSERT * 5) {
+            let mut insert = sqlx::QueryBuilder::new(&insert_subscriptions);
+            insert.push_values(chunk, |mut values, (id, organisation, event_type)| {
+                values
+                    .push_bind(*id)
+                    .push_bind(*organisation)
+                    .push_bind(event_type.as_str());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
     });

@@ -420,6 +420,39 @@ async fn a_rebuild_under_read_load_changes_nothing_and_fails_no_read(backend: Ba
     assert!(String::from_utf8_lossy(&status.stdout).contains("0 rows behind"));
 }
 
+async fn a_rebuild_restores_a_lost_read_model(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.add_event_type("invoice.paid").await;
+    for n in 0..3 {
+        let body = json!({"url": format!("https://example.com/{n}"), "events": ["invoice.paid"]});
+        app.create_webhook(body).await;
+    }
+    let before = read_model_rows(&app).await;
+    app.execute_sql("DELETE FROM webhook_config_subscriptions")
+        .await;
+    app.execute_sql("DELETE FROM webhook_configs").await;
+    let output = webhookd(
+        &app.database,
+        &["projections", "rebuild", "--projection", "webhook_configs"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(read_model_rows(&app).await, before);
+    // The subscription index is back: routing finds all three again.
+    assert_eq!(
+        app.publish("invoice.paid", json!({})).await["deliveries"],
+        3
+    );
+    let unknown = webhookd(
+        &app.database,
+        &["projections", "rebuild", "--projection", "nope"],
+    );
+    assert!(!unknown.status.success());
+}
+
 async fn a_crash_between_commit_and_projection_is_repaired_at_start(backend: Backend) {
     let database = crate::helpers::TestDatabase::create(backend).await;
     let first = Served::start_with(&database, &[]);
@@ -529,5 +562,6 @@ on_both_backends!(
     history_and_as_of_fold_the_log_exactly,
     a_rebuild_under_read_load_changes_nothing_and_fails_no_read,
     a_crash_between_commit_and_projection_is_repaired_at_start,
+    a_rebuild_restores_a_lost_read_model,
     a_created_event_of_an_older_version_still_loads,
 );
