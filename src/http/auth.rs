@@ -1,6 +1,8 @@
 //! API keys: who is calling, for which organisation, with which scopes.
 //! Dialect-neutral; each dialect turns an [`AuthError`] into its own format.
+use crate::config_commands::CommandMetadata;
 use crate::crypto::hash_api_token;
+use crate::http::request_id::RequestId;
 use actix_web::HttpRequest;
 use aggregates::values::{Plan, Scope, WEBHOOKS_FEATURE};
 use projections::tenancy::{self, ApiKey, Organisation};
@@ -101,5 +103,10 @@ impl Caller {
 
     pub fn organisation_id(&self) -> i64 {
         self.organisation.id
+    }
+
+    /// Who sent a command, in which request: stored with its events.
+    pub fn command_metadata(&self, request_id: &RequestId) -> CommandMetadata {
+        CommandMetadata::api_key(self.key.id, request_id.as_str())
     }
 }

@@ -3,7 +3,6 @@ use super::caller::ConfigsCaller;
 use super::error::ConfigsError;
 use super::list_params;
 use super::resources;
-use crate::config_commands::CommandMetadata;
 use crate::crypto::generate_webhook_secret;
 use crate::delivery::http_client::resolution_refusal;
 use crate::delivery::tasks::TaskRow;
@@ -55,7 +54,7 @@ pub async fn create(
         secret: generate_webhook_secret(),
         active: true,
     });
-    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;
     start_test(&state, &caller, id.get()).await?;
     let row = owned(&state, &caller, &id.to_string()).await?;
@@ -130,7 +129,7 @@ pub async fn update(
         active,
         ..ConfigChanges::default()
     };
-    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    let metadata = caller.command_metadata(&request_id);
     state
         .commands
         .execute(id, WebhookConfigCommand::Update(changes), &metadata)
@@ -153,7 +152,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
     let row = owned(&state, &caller, &path).await?;
-    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    let metadata = caller.command_metadata(&request_id);
     state
         .commands
         .execute(

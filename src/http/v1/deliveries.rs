@@ -1,6 +1,6 @@
 //! The attempt log of a config, manual retries and tests.
 use super::caller::V1Caller;
-use super::envelope::{respond, respond_with_meta};
+use super::envelope::{respond, respond_page};
 use super::error::{ApiError, FieldErrors};
 use super::webhooks::{owned_config, paging};
 use crate::delivery::store::{AttemptRow, DeliveryRow};
@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
 use aggregates::webhook_config::ConfigState;
 use projections::db::micros_to_rfc3339;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 const STATUSES: [&str; 3] = ["pending", "succeeded", "failed"];
 
@@ -76,11 +76,7 @@ pub async fn list(
         .iter()
         .map(|row| delivery_json(row, &attempts))
         .collect();
-    let mut meta = Map::new();
-    meta.insert("page".into(), json!(page));
-    meta.insert("per_page".into(), json!(per_page));
-    meta.insert("total".into(), json!(total));
-    Ok(respond_with_meta(StatusCode::OK, data, &request_id, meta))
+    Ok(respond_page(data, &request_id, page, per_page, total))
 }
 
 /// `POST /api/v1/webhooks/{id}/deliveries/{delivery_id}/retry`: sends a

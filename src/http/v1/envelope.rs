@@ -18,3 +18,18 @@ pub fn respond_with_meta(
     meta.insert("request_id".into(), json!(request_id.as_str()));
     HttpResponse::build(status).json(json!({ "data": data, "meta": meta }))
 }
+
+/// A page of a list: `meta` also carries `page`, `per_page` and `total`.
+pub fn respond_page(
+    data: impl Serialize,
+    request_id: &RequestId,
+    page: i64,
+    per_page: i64,
+    total: i64,
+) -> HttpResponse {
+    let mut meta = Map::new();
+    meta.insert("page".into(), json!(page));
+    meta.insert("per_page".into(), json!(per_page));
+    meta.insert("total".into(), json!(total));
+    respond_with_meta(StatusCode::OK, data, request_id, meta)
+}

@@ -1,6 +1,6 @@
 //! A config's event log (`/history`) and the config as it was (`?as_of=`).
 use super::caller::V1Caller;
-use super::envelope::{respond, respond_with_meta};
+use super::envelope::{respond, respond_page};
 use super::error::{ApiError, FieldErrors};
 use super::webhook_response::{Secret, WebhookResource};
 use super::webhooks::{owned_config, paging};
@@ -14,7 +14,7 @@ use cqrs_es::Aggregate;
 use projections::event_log::load_aggregate;
 use projections::redact::redact;
 use projections::webhook_configs;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// `GET /api/v1/webhooks/{id}/history?page=&per_page=` (scope `audit`):
 /// the config's events, oldest first, with time and actor, secrets redacted.
@@ -29,7 +29,7 @@ pub async fn history(
     let config = owned_config(&state, &caller, &path).await?;
     let (page, per_page) = paging(&req)?;
     let events = load_aggregate(&state.db, WebhookConfig::TYPE, &config.id.to_string()).await?;
-    let total = events.len();
+    let total = events.len() as i64;
     let data: Vec<Value> = events
         .iter()
         .skip(((page - 1) * per_page) as usize)
@@ -50,11 +50,7 @@ pub async fn history(
             })
         })
         .collect();
-    let mut meta = Map::new();
-    meta.insert("page".into(), json!(page));
-    meta.insert("per_page".into(), json!(per_page));
-    meta.insert("total".into(), json!(total));
-    Ok(respond_with_meta(StatusCode::OK, data, &request_id, meta))
+    Ok(respond_page(data, &request_id, page, per_page, total))
 }
 
 /// `GET /api/v1/webhooks/{id}?as_of=<RFC 3339>`: the config folded from its

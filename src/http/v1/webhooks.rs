@@ -1,10 +1,9 @@
 //! `/api/v1/webhooks` and `/api/v1/webhooks/{id}`.
 use super::caller::V1Caller;
-use super::envelope::{respond, respond_with_meta};
+use super::envelope::{respond, respond_page};
 use super::error::{ApiError, FieldErrors};
 use super::webhook_request::{parse_create, parse_update};
 use super::webhook_response::{Secret, WebhookResource};
-use crate::config_commands::CommandMetadata;
 use crate::crypto::generate_webhook_secret;
 use crate::delivery::http_client::resolution_refusal;
 use crate::http::body::read_json_object;
@@ -15,7 +14,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{ConfigId, OrganisationId, Scope};
 use aggregates::webhook_config::{NewWebhookConfig, Profile, WebhookConfigCommand};
 use projections::webhook_configs::{self, ConfigRow};
-use serde_json::{json, Map};
 
 const DEFAULT_PER_PAGE: i64 = 25;
 const MAX_PER_PAGE: i64 = 100;
@@ -35,11 +33,7 @@ pub async fn list(
         .into_iter()
         .map(|row| WebhookResource::from_row(row, Secret::Hidden))
         .collect();
-    let mut meta = Map::new();
-    meta.insert("page".into(), json!(page));
-    meta.insert("per_page".into(), json!(per_page));
-    meta.insert("total".into(), json!(total));
-    Ok(respond_with_meta(StatusCode::OK, data, &request_id, meta))
+    Ok(respond_page(data, &request_id, page, per_page, total))
 }
 
 /// `GET /api/v1/webhooks/{id}`: one config, with its secret; with
@@ -92,7 +86,7 @@ pub async fn create(
         secret: generate_webhook_secret(),
         active: input.active,
     });
-    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;
     let row = read_back(&state, &caller, id).await?;
     Ok(respond(
@@ -116,7 +110,7 @@ pub async fn update(
     let body = read_json_object(&req, payload).await?;
     let changes = parse_update(&body, &state.url_policy).map_err(ApiError::invalid)?;
     refuse_internal_names(&state, changes.url.as_ref().map(|u| u.as_str())).await?;
-    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    let metadata = caller.command_metadata(&request_id);
     state
         .commands
         .execute(id, WebhookConfigCommand::Update(changes), &metadata)
@@ -142,7 +136,7 @@ pub async fn rotate_secret(
     let command = WebhookConfigCommand::RotateSecret {
         secret: generate_webhook_secret(),
     };
-    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;
     let row = read_back(&state, &caller, id).await?;
     Ok(respond(
@@ -161,7 +155,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
-    let metadata = CommandMetadata::api_key(caller.key.id, request_id.as_str());
+    let metadata = caller.command_metadata(&request_id);
     state
         .commands
         .execute(id, WebhookConfigCommand::Delete, &metadata)
