@@ -1,0 +1,103 @@
+//! `webhookd-bench`: starts webhookd (the release binary next to this one)
+//! on a fresh database, a signature-checking receiver on loopback, drives
+//! load through the public API and reports what arrived and when.
+//!
+//! `cargo run --release --bin webhookd-bench -- <scenario> [--backend sqlite|postgres] [--json]`
+mod receiver;
+mod scenarios;
+mod server;
+
+use clap::Parser;
+use server::Backend;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Throughput,
+    Latency,
+    Fanout,
+    Flaky,
+    SlowEndpoint,
+    IdleEndpoints,
+    Api,
+    /// Every scenario, one after the other.
+    All,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "webhookd-bench", about = "Benchmark harness for webhookd")]
+pub struct Options {
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: Backend,
+    /// One JSON object per scenario instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Small sizes and seconds, for CI: checks the harness works, not speed.
+    #[arg(long)]
+    pub quick: bool,
+    /// Endpoints for `throughput` (default 1).
+    #[arg(long)]
+    pub endpoints: Option<u32>,
+    /// Events to publish (`throughput`, `flaky`).
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Concurrent publishers.
+    #[arg(long, default_value_t = 32)]
+    pub publishers: usize,
+    /// Events per second for `latency` and `slow-endpoint`.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of load for `latency` and `slow-endpoint`.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Configured endpoints for `idle-endpoints` and `api`.
+    #[arg(long)]
+    pub configs: Option<u32>,
+    #[arg(
+        long,
+        env = "WEBHOOKD_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let scenarios = match options.scenario {
+        Scenario::All => vec![
+            Scenario::Throughput,
+            Scenario::Latency,
+            Scenario::Fanout,
+            Scenario::Flaky,
+            Scenario::SlowEndpoint,
+            Scenario::IdleEndpoints,
+            Scenario::Api,
+        ],
+        one => vec![one],
+    };
+    let mut failed = false;
+    for scenario in scenarios {
+        let runs: Vec<Option<u32>> = match (scenario, options.endpoints, options.scenario) {
+            // `all` measures both throughput targets: 1 and 10 endpoints.
+            (Scenario::Throughput, None, Scenario::All) => vec![Some(1), Some(10)],
+            _ => vec![options.endpoints],
+        };
+        for endpoints in runs {
+            let mut run = options.clone();
+            run.endpoints = endpoints;
+            let report = scenarios::run(scenario, &run).await?;
+            failed |= report.lost > 0 || report.bad_signatures > 0;
+            if options.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                report.print_row();
+            }
+        }
+    }
+    if failed {
+        anyhow::bail!("deliveries were lost or badly signed");
+    }
+    Ok(())
+}

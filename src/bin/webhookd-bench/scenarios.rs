@@ -1,0 +1,414 @@
+//! The scenarios: each sets endpoints up through the public API, publishes
+//! through `POST /api/v1/events`, waits for the receiver, and reports.
+use crate::receiver::{Behaviour, Receiver, Tally};
+use crate::server::Server;
+use crate::{Options, Scenario};
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const EVENT_TYPE: &str = "bench.event";
+
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub backend: String,
+    pub endpoints: u32,
+    pub events: u64,
+    pub deliveries: u64,
+    pub duration_s: f64,
+    pub deliveries_per_s: f64,
+    /// Publish request sent → signed request arrived at the receiver.
+    pub latency_ms: Latency,
+    pub errors: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub bad_signatures: u64,
+    pub server_peak_rss_mb: f64,
+    /// Scenario-specific figures (`api` rates, idle RSS…).
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub extra: Value,
+}
+
+impl Report {
+    pub fn print_row(&self) {
+        println!(
+            "{:<15} {:<8} endpoints {:>6}  events {:>7}  deliveries {:>7} in {:>7.2} s = {:>8.0}/s  \
+             latency ms p50 {:>7.1} p90 {:>7.1} p99 {:>7.1} max {:>7.1}  errors {} lost {} dup {} badsig {}  rss {:.0} MB {}",
+            self.scenario, self.backend, self.endpoints, self.events, self.deliveries, self.duration_s,
+            self.deliveries_per_s, self.latency_ms.p50, self.latency_ms.p90, self.latency_ms.p99,
+            self.latency_ms.max, self.errors, self.lost, self.duplicates, self.bad_signatures,
+            self.server_peak_rss_mb, if self.extra.is_null() { String::new() } else { self.extra.to_string() }
+        );
+    }
+}
+
+struct Bench {
+    server: Server,
+    receiver: Receiver,
+    client: reqwest::Client,
+}
+
+impl Bench {
+    async fn start(options: &Options) -> anyhow::Result<Self> {
+        let server = Server::start(options.backend, &options.postgres_url).await?;
+        server.add_event_type(EVENT_TYPE)?;
+        Ok(Self {
+            server,
+            receiver: Receiver::start()?,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
+        })
+    }
+
+    /// Creates `count` endpoints (ids `first..first+count`) through the API.
+    async fn endpoints(
+        &self,
+        first: u32,
+        count: u32,
+        behaviour: Behaviour,
+        settings: Value,
+    ) -> anyhow::Result<Vec<f64>> {
+        let latencies = Arc::new(Mutex::new(Vec::new()));
+        let results: Vec<anyhow::Result<()>> = stream::iter(first..first + count)
+            .map(|n| {
+                let latencies = latencies.clone();
+                let mut body = json!({"url": self.receiver.url(n), "events": [EVENT_TYPE]});
+                for (k, v) in settings.as_object().into_iter().flatten() {
+                    body[k] = v.clone();
+                }
+                async move {
+                    let started = Instant::now();
+                    let created: Value = self
+                        .client
+                        .post(format!("{}/api/v1/webhooks", self.server.base))
+                        .bearer_auth(&self.server.key)
+                        .json(&body)
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await?;
+                    latencies
+                        .lock()
+                        .unwrap()
+                        .push(started.elapsed().as_secs_f64() * 1000.0);
+                    let secret = created["data"]["secret"].as_str().unwrap_or_default();
+                    self.receiver.register(n, secret, behaviour);
+                    Ok(())
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+        let latencies = latencies.lock().unwrap().clone();
+        Ok(latencies)
+    }
+
+    async fn publish_one(&self) -> Option<String> {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/events", self.server.base))
+            .bearer_auth(&self.server.key)
+            .json(&json!({"type": EVENT_TYPE, "data": {"bench": true}}))
+            .send()
+            .await
+            .ok()?;
+        if response.status() != 202 {
+            return None;
+        }
+        let body: Value = response.json().await.ok()?;
+        body["data"]["id"].as_str().map(str::to_owned)
+    }
+
+    /// `events` publishes by `publishers` concurrent clients, as fast as
+    /// they are accepted. Returns event id → send time, and the failures.
+    async fn publish_burst(
+        &self,
+        events: u64,
+        publishers: usize,
+    ) -> (HashMap<String, Instant>, u64) {
+        let results: Vec<(Instant, Option<String>)> = stream::iter(0..events)
+            .map(|_| async {
+                let sent = Instant::now();
+                (sent, self.publish_one().await)
+            })
+            .buffer_unordered(publishers)
+            .collect()
+            .await;
+        split(results)
+    }
+
+    /// Publishes at a fixed rate for a while.
+    async fn publish_at_rate(&self, rate: f64, seconds: f64) -> (HashMap<String, Instant>, u64) {
+        let total = (rate * seconds).round() as u64;
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut pending = futures_util::stream::FuturesUnordered::new();
+        let mut results = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            ticker.tick().await;
+            pending.push(async {
+                let sent = Instant::now();
+                (sent, self.publish_one().await)
+            });
+            while let Some(Some(done)) = futures_util::FutureExt::now_or_never(pending.next()) {
+                results.push(done);
+            }
+        }
+        while let Some(done) = pending.next().await {
+            results.push(done);
+        }
+        split(results)
+    }
+
+    /// Waits until `expected` deliveries arrived (or `patience` passed).
+    async fn wait(&self, expected: u64, patience: Duration) -> Duration {
+        let started = Instant::now();
+        let tally = self.receiver.tally();
+        let mut last_line = Instant::now();
+        loop {
+            let arrived = tally.arrivals.lock().unwrap().len() as u64;
+            if arrived >= expected || started.elapsed() > patience {
+                return started.elapsed();
+            }
+            if last_line.elapsed() > Duration::from_secs(1) {
+                eprintln!("  … {arrived}/{expected} delivered");
+                last_line = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+fn split(results: Vec<(Instant, Option<String>)>) -> (HashMap<String, Instant>, u64) {
+    let mut sent = HashMap::with_capacity(results.len());
+    let mut errors = 0;
+    for (at, id) in results {
+        match id {
+            Some(id) => {
+                sent.insert(id, at);
+            }
+            None => errors += 1,
+        }
+    }
+    (sent, errors)
+}
+
+fn percentiles(mut samples: Vec<f64>) -> Latency {
+    if samples.is_empty() {
+        return Latency::default();
+    }
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Latency {
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        max: *samples.last().unwrap(),
+    }
+}
+
+/// Latencies of the deliveries to `endpoints` of the events in `sent`.
+fn delivery_latencies(
+    tally: &Tally,
+    sent: &HashMap<String, Instant>,
+    endpoints: std::ops::Range<u32>,
+) -> Vec<f64> {
+    tally
+        .arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|((endpoint, _), _)| endpoints.contains(endpoint))
+        .filter_map(|((_, id), arrived)| {
+            sent.get(id)
+                .map(|at| (*arrived - *at).as_secs_f64() * 1000.0)
+        })
+        .collect()
+}
+
+pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
+    let bench = Bench::start(options).await?;
+    let quick = options.quick;
+    let mut report = Report {
+        scenario: format!("{scenario:?}").to_lowercase(),
+        backend: options.backend.name().to_owned(),
+        ..Report::default()
+    };
+    let tally = bench.receiver.tally();
+    let (endpoints, sent, errors, elapsed) = match scenario {
+        Scenario::Throughput | Scenario::Flaky => {
+            let endpoints =
+                options
+                    .endpoints
+                    .unwrap_or(if scenario == Scenario::Flaky { 10 } else { 1 });
+            let events = options.events.unwrap_or(match (quick, scenario) {
+                (true, _) => 200,
+                (false, Scenario::Flaky) => 2_000,
+                _ => 20_000,
+            });
+            let (behaviour, settings) = match scenario {
+                Scenario::Flaky => (Behaviour::Flaky(0.3), json!({"retry_count": 10})),
+                _ => (Behaviour::Ok, json!({})),
+            };
+            bench.endpoints(0, endpoints, behaviour, settings).await?;
+            let started = Instant::now();
+            let (sent, errors) = bench.publish_burst(events, options.publishers).await;
+            bench
+                .wait(
+                    sent.len() as u64 * u64::from(endpoints),
+                    Duration::from_secs(300),
+                )
+                .await;
+            (endpoints, sent, errors, started.elapsed())
+        }
+        Scenario::Latency | Scenario::SlowEndpoint => {
+            let healthy = if scenario == Scenario::SlowEndpoint {
+                10
+            } else {
+                1
+            };
+            bench
+                .endpoints(0, healthy, Behaviour::Ok, json!({}))
+                .await?;
+            if scenario == Scenario::SlowEndpoint {
+                bench
+                    .endpoints(
+                        healthy,
+                        1,
+                        Behaviour::Hang,
+                        json!({"timeout_seconds": 60, "retry_count": 0}),
+                    )
+                    .await?;
+            }
+            let rate = options.rate.unwrap_or(if quick { 100.0 } else { 1_000.0 });
+            let seconds = options.duration.unwrap_or(if quick { 2.0 } else { 10.0 });
+            let started = Instant::now();
+            let (sent, errors) = bench.publish_at_rate(rate, seconds).await;
+            bench
+                .wait(
+                    sent.len() as u64 * u64::from(healthy),
+                    Duration::from_secs(120),
+                )
+                .await;
+            (healthy, sent, errors, started.elapsed())
+        }
+        Scenario::Fanout => {
+            let endpoints = options.endpoints.unwrap_or(if quick { 50 } else { 1_000 });
+            bench
+                .endpoints(0, endpoints, Behaviour::Ok, json!({}))
+                .await?;
+            let started = Instant::now();
+            let (sent, errors) = bench.publish_burst(1, 1).await;
+            bench
+                .wait(u64::from(endpoints), Duration::from_secs(120))
+                .await;
+            (endpoints, sent, errors, started.elapsed())
+        }
+        Scenario::IdleEndpoints => {
+            let configs = options.configs.unwrap_or(if quick { 500 } else { 100_000 });
+            let before = bench.server.rss_mb();
+            let started = Instant::now();
+            bench
+                .endpoints(0, configs, Behaviour::Ok, json!({}))
+                .await?;
+            let created_in = started.elapsed();
+            // Nothing is published: every endpoint stays idle.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            report.extra = json!({
+                "configs": configs,
+                "rss_before_mb": before,
+                "rss_idle_mb": bench.server.rss_mb(),
+                "created_per_s": f64::from(configs) / created_in.as_secs_f64(),
+            });
+            (configs, HashMap::new(), 0, created_in)
+        }
+        Scenario::Api => {
+            let configs = options.configs.unwrap_or(if quick { 500 } else { 100_000 });
+            let started = Instant::now();
+            let create = bench
+                .endpoints(0, configs, Behaviour::Ok, json!({}))
+                .await?;
+            let create_rate = f64::from(configs) / started.elapsed().as_secs_f64();
+            let seconds = if quick { 1.0 } else { 5.0 };
+            let (get_rate, get) = bench.hammer("/api/v1/webhooks/1", seconds).await;
+            let (list_rate, list) = bench
+                .hammer("/api/v1/webhooks?per_page=25&page=2", seconds)
+                .await;
+            report.extra = json!({
+                "configs": configs,
+                "create": {"per_s": create_rate, "latency_ms": percentiles(create)},
+                "get": {"per_s": get_rate, "latency_ms": get},
+                "list": {"per_s": list_rate, "latency_ms": list},
+            });
+            (configs, HashMap::new(), 0, started.elapsed())
+        }
+        Scenario::All => unreachable!("expanded by main"),
+    };
+    let healthy = match scenario {
+        Scenario::SlowEndpoint => 0..endpoints,
+        _ => 0..u32::MAX,
+    };
+    let delivered = delivery_latencies(&tally, &sent, healthy);
+    let expected = match scenario {
+        Scenario::IdleEndpoints | Scenario::Api => 0,
+        _ => sent.len() as u64 * u64::from(endpoints),
+    };
+    report.endpoints = endpoints;
+    report.events = sent.len() as u64;
+    report.deliveries = delivered.len() as u64;
+    report.duration_s = elapsed.as_secs_f64();
+    report.deliveries_per_s = report.deliveries as f64 / report.duration_s.max(1e-9);
+    report.latency_ms = percentiles(delivered);
+    report.errors = errors;
+    report.lost = expected.saturating_sub(report.deliveries);
+    report.duplicates = tally.duplicates.load(Ordering::Relaxed);
+    report.bad_signatures = tally.bad_signatures.load(Ordering::Relaxed);
+    report.server_peak_rss_mb = bench.server.peak_rss_mb();
+    bench.server.stop().await;
+    Ok(report)
+}
+
+impl Bench {
+    /// GETs `path` from 32 clients for `seconds`: the rate and latencies.
+    async fn hammer(&self, path: &str, seconds: f64) -> (f64, Latency) {
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let url = format!("{}{path}", self.server.base);
+        let workers = (0..32).map(|_| {
+            let (client, url, key) = (self.client.clone(), url.clone(), self.server.key.clone());
+            async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    if let Ok(response) = client.get(&url).bearer_auth(&key).send().await {
+                        if response.status().is_success() && response.bytes().await.is_ok() {
+                            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                        }
+                    }
+                }
+                latencies
+            }
+        });
+        let latencies: Vec<f64> = futures_util::future::join_all(workers)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        (latencies.len() as f64 / seconds, percentiles(latencies))
+    }
+}

@@ -1,0 +1,179 @@
+//! The webhookd under test: the binary next to this one, on a fresh
+//! database of the chosen backend, with `--dev` (receivers on loopback).
+use anyhow::{bail, Context};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub key: String,
+    database_url: String,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl Server {
+    pub async fn start(backend: Backend, postgres_admin: &str) -> anyhow::Result<Self> {
+        let (database_url, sqlite_dir, postgres) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                (url, Some(dir), None)
+            }
+            Backend::Postgres => {
+                let name = format!("webhookd_bench_{}", std::process::id());
+                let base = postgres_admin
+                    .rsplit_once('/')
+                    .map_or(postgres_admin, |(b, _)| b);
+                admin_sql(
+                    postgres_admin,
+                    &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+                )
+                .await?;
+                admin_sql(postgres_admin, &format!(r#"CREATE DATABASE "{name}""#)).await?;
+                (
+                    format!("{base}/{name}"),
+                    None,
+                    Some((postgres_admin.to_owned(), name)),
+                )
+            }
+        };
+        let binary = std::env::current_exe()?
+            .parent()
+            .context("no directory")?
+            .join("webhookd");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut child = Command::new(&binary)
+            .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
+            .args(["--retry-schedule", "200ms,500ms,1s"])
+            .env("DATABASE_URL", &database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {} (build it first)", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let key = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find(|line| line.starts_with("whk_"))
+        })
+        .await?
+        .context("webhookd printed no key")?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("{base}/api/v1/webhooks/events"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(Self {
+                    child,
+                    base,
+                    key,
+                    database_url,
+                    _sqlite_dir: sqlite_dir,
+                    postgres,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("webhookd did not answer")
+    }
+
+    /// `webhookd event-types add` on the server's database.
+    pub fn add_event_type(&self, name: &str) -> anyhow::Result<()> {
+        let binary = std::env::current_exe()?
+            .parent()
+            .context("no directory")?
+            .join("webhookd");
+        let status = Command::new(binary)
+            .args([
+                "event-types",
+                "add",
+                name,
+                "--description",
+                "benchmark event",
+            ])
+            .env("DATABASE_URL", &self.database_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("cannot add the event type");
+        }
+        Ok(())
+    }
+
+    /// The server's peak resident memory so far (Linux VmHWM), in MB.
+    pub fn peak_rss_mb(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Current resident memory (VmRSS), in MB.
+    pub fn rss_mb(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((admin, name)) = self.postgres.take() {
+            let _ = admin_sql(
+                &admin,
+                &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+            )
+            .await;
+        }
+    }
+}
+
+async fn admin_sql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
+    use sqlx::{Connection, Executor};
+    let mut connection = sqlx::PgConnection::connect(admin_url)
+        .await
+        .context("cannot reach PostgreSQL")?;
+    connection.execute(sql).await?;
+    Ok(())
+}
