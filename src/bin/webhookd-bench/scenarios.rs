@@ -278,11 +278,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             (endpoints, sent, errors, started.elapsed())
         }
         Scenario::Latency | Scenario::SlowEndpoint => {
-            let healthy = if scenario == Scenario::SlowEndpoint {
-                10
-            } else {
-                1
-            };
+            // The same healthy load as `latency`, plus (for slow-endpoint) one
+            // endpoint that never answers: the healthy tails must match.
+            let healthy = 1;
             bench
                 .endpoints(0, healthy, Behaviour::Ok, json!({}))
                 .await?;
