@@ -68,7 +68,7 @@ impl Server {
             .env("DATABASE_URL", &database_url)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_file()?)
             .spawn()
             .with_context(|| format!("cannot start {} (build it first)", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -167,6 +167,13 @@ impl Server {
             .await;
         }
     }
+}
+
+/// The server's warnings and errors go to `webhookd-bench-server.log` in the
+/// system's temp directory, so a failed publish can be looked up.
+fn log_file() -> anyhow::Result<std::fs::File> {
+    let path = std::env::temp_dir().join("webhookd-bench-server.log");
+    std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 async fn admin_sql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
