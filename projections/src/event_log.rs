@@ -147,8 +147,13 @@ pub fn stream_by_aggregate(
     db: &Db,
 ) -> futures_util::stream::BoxStream<'_, Result<StoredEvent, Error>> {
     use futures_util::StreamExt;
-    static NO_FILTER: std::sync::OnceLock<LogFilter> = std::sync::OnceLock::new();
-    stream_rows(db, BY_AGGREGATE, NO_FILTER.get_or_init(LogFilter::default))
+    static NO_FILTER: LogFilter = LogFilter {
+        aggregate_id: None,
+        since: None,
+        until: None,
+        event_type: None,
+    };
+    stream_rows(db, BY_AGGREGATE, &NO_FILTER)
         .map(|row| row.map_err(Error::from).and_then(StoredEvent::try_from))
         .boxed()
 }

@@ -4,7 +4,9 @@
 use crate::db::{Db, Error};
 use crate::event_log::{fold_config, head, stream_by_aggregate, StoredEvent};
 use crate::on_pool;
-use crate::webhook_configs::{write_batch, ConfigProjector, Tables, LIVE};
+use crate::webhook_configs::{write_batch, ConfigProjector, Tables, LIVE, ROWS_BEHIND_THE_LOG};
+use aggregates::webhook_config::WebhookConfig;
+use cqrs_es::Aggregate;
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 
@@ -156,14 +158,13 @@ pub struct ProjectionStatus {
 pub async fn status(db: &Db) -> Result<ProjectionStatus, Error> {
     let (head_position, events) = head(db).await?;
     let rows_sql = "SELECT COUNT(*) FROM webhook_configs";
-    let behind_sql = "SELECT COUNT(*) FROM \
-          (SELECT aggregate_id, MAX(sequence) AS head FROM events \
-           WHERE aggregate_type = 'WebhookConfig' GROUP BY aggregate_id) e \
-         LEFT JOIN webhook_configs w ON w.id = CAST(e.aggregate_id AS BIGINT) \
-         WHERE w.version IS NULL OR w.version < e.head";
+    let behind_sql = format!("SELECT COUNT(*) FROM {ROWS_BEHIND_THE_LOG}");
     let (rows, rows_behind): (i64, i64) = on_pool!(db, |pool| (
         sqlx::query_scalar(rows_sql).fetch_one(pool).await?,
-        sqlx::query_scalar(behind_sql).fetch_one(pool).await?
+        sqlx::query_scalar(&behind_sql)
+            .bind(WebhookConfig::TYPE)
+            .fetch_one(pool)
+            .await?
     ));
     Ok(ProjectionStatus {
         rows,

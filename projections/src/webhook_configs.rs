@@ -50,6 +50,13 @@ impl ConfigRow {
     }
 }
 
+/// Configs whose row is missing or older than their log (as `e`), with `$1`
+/// bound to the aggregate type: what catch-up repairs and status counts.
+pub(crate) const ROWS_BEHIND_THE_LOG: &str = "(SELECT aggregate_id, MAX(sequence) AS head \
+     FROM events WHERE aggregate_type = $1 GROUP BY aggregate_id) e \
+     LEFT JOIN webhook_configs w ON w.id = CAST(e.aggregate_id AS BIGINT) \
+     WHERE w.version IS NULL OR w.version < e.head";
+
 /// Brings config rows level with the event log.
 ///
 /// It never trusts the events it is handed: it re-reads the aggregate's whole
@@ -79,13 +86,9 @@ impl ConfigProjector {
     /// Catches up every config whose row is missing or behind its log.
     /// Returns how many rows it repaired.
     pub async fn catch_up_all(&self) -> Result<usize, Error> {
-        let sql = "SELECT e.aggregate_id FROM \
-              (SELECT aggregate_id, MAX(sequence) AS head FROM events \
-               WHERE aggregate_type = $1 GROUP BY aggregate_id) e \
-             LEFT JOIN webhook_configs w ON w.id = CAST(e.aggregate_id AS BIGINT) \
-             WHERE w.version IS NULL OR w.version < e.head";
+        let sql = format!("SELECT e.aggregate_id FROM {ROWS_BEHIND_THE_LOG}");
         let behind: Vec<String> = on_pool!(&self.db, |pool| {
-            sqlx::query_scalar(sql)
+            sqlx::query_scalar(&sql)
                 .bind(WebhookConfig::TYPE)
                 .fetch_all(pool)
                 .await?

@@ -134,10 +134,7 @@ impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> Self {
         match error {
             BodyError::TooLarge => Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
-            BodyError::Unreadable(_) => Self::bad_request(error.to_string()),
-            BodyError::Empty | BodyError::Malformed(_) | BodyError::NotAnObject => {
-                Self::bad_request(error.to_string())
-            }
+            _ => Self::bad_request(error.to_string()),
         }
     }
 }
