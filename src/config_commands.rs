@@ -1,4 +1,5 @@
 //! Sending commands to WebhookConfig aggregates.
+use crate::delivery::routing::RoutingCache;
 use crate::delivery::supervisor::ConfigChanged;
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::upcasting;
@@ -89,22 +90,36 @@ pub struct ConfigCommands {
     framework: Arc<Framework>,
 }
 
-/// Tells the delivery supervisor about every committed config change, so a
-/// live endpoint actor picks up a new URL, secret, policy or deactivation at
-/// once. Connected after the supervisor starts (which needs the commands).
+/// Tells the delivery side about every committed config change: the
+/// publish path forgets its cached routes (before the command answers), and
+/// a live endpoint actor picks up a new URL, secret, policy or deactivation
+/// at once. The supervisor is connected after it starts (it needs the
+/// commands).
 #[derive(Clone, Default)]
-pub struct ConfigChangeNotifier(Arc<OnceLock<actix::Recipient<ConfigChanged>>>);
+pub struct ConfigChangeNotifier {
+    supervisor: Arc<OnceLock<actix::Recipient<ConfigChanged>>>,
+    routes: RoutingCache,
+}
 
 impl ConfigChangeNotifier {
+    pub fn new(routes: RoutingCache) -> Self {
+        Self {
+            supervisor: Arc::default(),
+            routes,
+        }
+    }
+
     pub fn connect(&self, recipient: actix::Recipient<ConfigChanged>) {
-        let _ = self.0.set(recipient);
+        let _ = self.supervisor.set(recipient);
     }
 }
 
 #[async_trait::async_trait]
 impl Query<WebhookConfig> for ConfigChangeNotifier {
     async fn dispatch(&self, aggregate_id: &str, _: &[cqrs_es::EventEnvelope<WebhookConfig>]) {
-        if let (Some(recipient), Some(id)) = (self.0.get(), ConfigId::parse(aggregate_id)) {
+        self.routes.invalidate();
+        if let (Some(recipient), Some(id)) = (self.supervisor.get(), ConfigId::parse(aggregate_id))
+        {
             recipient.do_send(ConfigChanged {
                 config_id: id.get(),
             });

@@ -4,10 +4,11 @@ use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
 use crate::database;
 use crate::delivery::policy::DeliveryEngine;
 use crate::delivery::publish::Publisher;
+use crate::delivery::routing::RoutingCache;
 use crate::delivery::store::DeliveryStore;
 use crate::delivery::tasks::TaskStore;
 use crate::delivery::{http_client, SupervisorHandle};
-use crate::http::{self, request_id::assign_request_id, AppState};
+use crate::http::{self, key_cache::KeyCache, request_id::assign_request_id, AppState};
 use crate::settings::Settings;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -47,7 +48,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let url_policy = settings.url_policy();
-        let notifier = ConfigChangeNotifier::default();
+        let routes = RoutingCache::default();
+        let notifier = ConfigChangeNotifier::new(routes.clone());
         let commands = ConfigCommands::new(&db, notifier.clone());
         let mut delivery = settings.delivery.clone();
         delivery.url_policy = url_policy.clone();
@@ -62,9 +64,10 @@ impl Application {
         // Starting the supervisor resumes every pending delivery in the database.
         let supervisor = SupervisorHandle::start(Arc::new(engine));
         notifier.connect(supervisor.config_changed_recipient());
-        let publisher = Publisher::new(store, supervisor);
+        let publisher = Publisher::new(store, supervisor, routes);
         let state = web::Data::new(AppState {
             db: db.clone(),
+            keys: KeyCache::new(db.clone()),
             commands,
             url_policy,
             resolve_overrides: delivery.resolve_overrides,

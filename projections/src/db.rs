@@ -38,6 +38,11 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// The failure of a group commit, shared by every caller in the batch.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
+    #[error("{0}")]
+    Unavailable(&'static str),
 }
 
 /// Microseconds since the Unix epoch: how every time is stored.

@@ -52,3 +52,37 @@ impl aggregates::webhook_config::EventTypeCatalog for DbEventTypeCatalog {
             .map_err(|e| e.to_string())
     }
 }
+
+/// The catalog's names, kept in memory for the publish path. Types are only
+/// ever added (by the operator's CLI, possibly in another process), so a
+/// name found is final, and a name not found re-reads the catalog once
+/// before it is refused.
+#[derive(Clone)]
+pub struct EventTypeNames {
+    db: Db,
+    known: std::sync::Arc<std::sync::RwLock<std::sync::Arc<Vec<String>>>>,
+}
+
+impl EventTypeNames {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            known: Default::default(),
+        }
+    }
+
+    /// `Ok(None)` when `name` is in the catalog, else `Ok(Some(every name))`.
+    pub async fn check(&self, name: &str) -> Result<Option<Vec<String>>, Error> {
+        if self.cached().iter().any(|known| known == name) {
+            return Ok(None);
+        }
+        let names: Vec<String> = list(&self.db).await?.into_iter().map(|t| t.name).collect();
+        let found = names.iter().any(|known| known == name);
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(names.clone());
+        Ok((!found).then_some(names))
+    }
+
+    fn cached(&self) -> std::sync::Arc<Vec<String>> {
+        self.known.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

@@ -3,6 +3,7 @@
 //! schedules retries, and stops when it has been idle for a while. Its
 //! pending work always lives in the database too, so a dead actor loses
 //! nothing: the supervisor starts a new one, which reloads it.
+use super::attempt::AttemptResult;
 use super::policy::{DeliveryEngine, Verdict};
 use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
@@ -23,7 +24,10 @@ pub struct EndpointActor {
     /// Ids of every delivery this actor holds (queued, in flight or waiting
     /// for a retry), so that the same row arriving twice is sent once.
     held: HashSet<i64>,
+    /// HTTP requests under way (bounded by `max_in_flight_per_endpoint`).
     in_flight: usize,
+    /// Attempts answered and being recorded.
+    settling: usize,
     waiting_retries: usize,
     /// `Deliver` batches received; the supervisor compares it with what it
     /// sent before letting the actor stop.
@@ -45,6 +49,7 @@ impl EndpointActor {
             ready: VecDeque::new(),
             held: HashSet::new(),
             in_flight: 0,
+            settling: 0,
             waiting_retries: 0,
             received: 0,
             idle_since: Instant::now(),
@@ -136,9 +141,31 @@ impl EndpointActor {
         self.in_flight += 1;
         let engine = self.engine.clone();
         let sent = delivery.clone();
-        let work = task::run(async move { engine.deliver(&config, &sent).await });
-        ctx.spawn(work.into_actor(self).map(move |verdict, actor, ctx| {
+        let request = task::run(async move {
+            let result = engine.send(&config, &sent).await;
+            (result, config)
+        });
+        ctx.spawn(request.into_actor(self).map(move |(result, config), actor, ctx| {
+            // The answer is in: the slot is free while the attempt is recorded.
             actor.in_flight -= 1;
+            actor.settling += 1;
+            actor.settle(delivery, config, result, ctx);
+            actor.pump(ctx);
+        }));
+    }
+
+    fn settle(
+        &mut self,
+        delivery: PendingDelivery,
+        config: Arc<EndpointConfig>,
+        result: AttemptResult,
+        ctx: &mut Context<Self>,
+    ) {
+        let engine = self.engine.clone();
+        let settled = delivery.clone();
+        let work = task::run(async move { engine.settle(&config, &settled, result).await });
+        ctx.spawn(work.into_actor(self).map(move |verdict, actor, ctx| {
+            actor.settling -= 1;
             match verdict {
                 Verdict::RetryIn(wait) => {
                     let mut retry = delivery;
@@ -170,7 +197,10 @@ impl EndpointActor {
     }
 
     fn is_idle(&self) -> bool {
-        self.ready.is_empty() && self.in_flight == 0 && self.waiting_retries == 0
+        self.ready.is_empty()
+            && self.in_flight == 0
+            && self.settling == 0
+            && self.waiting_retries == 0
     }
 }
 

@@ -1,7 +1,9 @@
 //! Delivery: publishing events and getting them, signed, to every endpoint.
 //!
 //! * [`publish`] routes an event to its target configs and commits the event
-//!   and one delivery row per target in one transaction.
+//!   and one delivery row per target in one transaction, grouped with
+//!   concurrent publishes (`group_commit`, `publish_writer`); attempts are
+//!   recorded the same way (`outcome_writer`).
 //! * [`supervisor`] owns one [`endpoint`] actor per config with pending work,
 //!   notices actors that died (actix does not restart a panicked actor) and
 //!   restarts them from the database, and polls for pending rows nobody holds.
@@ -12,10 +14,14 @@
 //!   shared HTTP client with its SSRF guard.
 pub mod attempt;
 pub mod endpoint;
+mod group_commit;
 pub mod http_client;
+mod outcome_writer;
 pub mod policy;
 pub mod publish;
+mod publish_writer;
 pub mod retry;
+pub mod routing;
 pub mod settings;
 pub mod signing;
 pub mod store;

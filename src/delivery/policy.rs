@@ -1,7 +1,7 @@
 //! After an attempt: retry, give up, or switch the endpoint off — and
 //! record it all before the actor moves on (a crash before the record
 //! leaves the delivery pending, so it is sent again: at-least-once).
-use super::attempt;
+use super::attempt::{self, AttemptResult};
 use super::settings::DeliverySettings;
 use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
 use super::tasks::TaskStore;
@@ -33,17 +33,25 @@ pub struct DeliveryEngine {
 }
 
 impl DeliveryEngine {
-    pub async fn deliver(&self, config: &EndpointConfig, delivery: &PendingDelivery) -> Verdict {
-        let task = delivery
-            .task_id
-            .as_deref()
-            .and_then(|t| t.parse::<i64>().ok());
-        if let Some(task) = task {
+    /// The HTTP part of an attempt: what holds one of the endpoint's
+    /// in-flight slots (the limit protects the receiver, not our database).
+    pub async fn send(&self, config: &EndpointConfig, delivery: &PendingDelivery) -> AttemptResult {
+        if let Some(task) = delivery.task() {
             if let Err(error) = self.tasks.mark_processing(task).await {
                 tracing::error!(task, %error, "cannot mark a task processing");
             }
         }
-        let result = attempt::send(&self.client, config, delivery, &self.settings.url_policy).await;
+        attempt::send(&self.client, config, delivery, &self.settings.url_policy).await
+    }
+
+    /// Records what an attempt found out and decides what happens next.
+    pub async fn settle(
+        &self,
+        config: &EndpointConfig,
+        delivery: &PendingDelivery,
+        result: AttemptResult,
+    ) -> Verdict {
+        let task = delivery.task();
         let attempts_made = delivery.attempts + 1;
         let wait = result
             .retry_after

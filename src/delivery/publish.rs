@@ -1,11 +1,13 @@
 //! Publishing: route an event, commit it with its deliveries, hand them to
 //! the supervisor. The answer never waits for a delivery.
+use super::routing::RoutingCache;
 use super::store::{DeliveryKind, DeliveryStore, NewEvent, Published};
 use super::supervisor::SupervisorHandle;
 use aggregates::values::TEST_EVENT_TYPE;
-use projections::event_types;
+use projections::event_types::EventTypeNames;
 use projections::tenancy::{ApiKey, Organisation};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -22,11 +24,19 @@ pub enum PublishError {
 pub struct Publisher {
     store: DeliveryStore,
     supervisor: SupervisorHandle,
+    event_types: EventTypeNames,
+    routes: RoutingCache,
 }
 
 impl Publisher {
-    pub fn new(store: DeliveryStore, supervisor: SupervisorHandle) -> Self {
-        Self { store, supervisor }
+    /// `routes` must be the cache the command side invalidates.
+    pub fn new(store: DeliveryStore, supervisor: SupervisorHandle, routes: RoutingCache) -> Self {
+        Self {
+            event_types: EventTypeNames::new(store.db().clone()),
+            store,
+            supervisor,
+            routes,
+        }
     }
 
     pub fn supervisor(&self) -> &SupervisorHandle {
@@ -43,37 +53,33 @@ impl Publisher {
         organisation: &Organisation,
         key: &ApiKey,
         event_type: &str,
-        data: &Value,
+        data: Value,
         idempotency_key: Option<&str>,
     ) -> Result<Published, PublishError> {
-        let catalog: Vec<String> = event_types::list(self.store.db())
-            .await?
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
-        if !catalog.iter().any(|known| known == event_type) {
+        if let Some(valid) = self.event_types.check(event_type).await? {
             return Err(PublishError::UnknownEventType {
                 event_type: event_type.to_owned(),
-                valid: catalog,
+                valid,
             });
         }
         // The configs-profile config that routes this publisher: its key's
         // own, else the organisation's default.
         let routed = key.webhook_config.or(organisation.webhook_config_default);
         let targets = self
-            .store
-            .routing_targets(organisation.id, event_type, routed)
+            .routes
+            .targets(&self.store, organisation.id, event_type, routed)
             .await?;
         let new = NewEvent {
             organisation: organisation.id,
-            idempotency_key,
-            event_type,
-            data,
+            idempotency_key: idempotency_key.map(str::to_owned),
+            event_type: event_type.to_owned(),
+            data: Arc::new(data),
             key_id: Some(key.id),
             kind: DeliveryKind::Event,
             task_id: None,
+            targets: targets.to_vec(),
         };
-        let published = self.store.publish(new, &targets).await?;
+        let published = self.store.publish(new).await?;
         self.supervisor.enqueue(published.deliveries.clone());
         Ok(published)
     }
@@ -90,13 +96,14 @@ impl Publisher {
         let new = NewEvent {
             organisation,
             idempotency_key: None,
-            event_type: TEST_EVENT_TYPE,
-            data: &data,
+            event_type: TEST_EVENT_TYPE.to_owned(),
+            data: Arc::new(data),
             key_id: None,
             kind: DeliveryKind::Test,
-            task_id,
+            task_id: task_id.map(str::to_owned),
+            targets: vec![config_id],
         };
-        let published = self.store.publish(new, &[config_id]).await?;
+        let published = self.store.publish(new).await?;
         self.supervisor.enqueue(published.deliveries.clone());
         Ok(published)
     }

@@ -1,4 +1,8 @@
 //! The delivery tables: what the publish path writes and the actors read.
+use super::group_commit::GroupCommit;
+use super::outcome_writer::{write_outcomes, Outcome};
+pub use super::publish_writer::NewEvent;
+use super::publish_writer::write_publishes;
 use super::wire::EventRecord;
 use aggregates::values::{CustomHeaders, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, Profile};
@@ -17,7 +21,7 @@ pub enum DeliveryKind {
 }
 
 impl DeliveryKind {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             DeliveryKind::Event => "event",
             DeliveryKind::Test => "test",
@@ -51,6 +55,13 @@ pub struct EndpointConfig {
     pub timeout: Duration,
     pub state: ConfigState,
     pub deleted: bool,
+}
+
+impl PendingDelivery {
+    /// The configs-API task this delivery carries out, if any.
+    pub fn task(&self) -> Option<i64> {
+        self.task_id.as_deref().and_then(|t| t.parse().ok())
+    }
 }
 
 impl EndpointConfig {
@@ -146,17 +157,6 @@ const PENDING_SELECT: &str = "SELECT d.id, d.config_id, d.kind, d.task_id, d.att
     d.next_attempt_at, e.id AS event_id, e.event_type, e.data, e.published_at \
     FROM deliveries d JOIN published_events e ON e.id = d.event_id";
 
-/// A new event and who gets it.
-pub struct NewEvent<'a> {
-    pub organisation: i64,
-    pub idempotency_key: Option<&'a str>,
-    pub event_type: &'a str,
-    pub data: &'a Value,
-    pub key_id: Option<i64>,
-    pub kind: DeliveryKind,
-    pub task_id: Option<&'a str>,
-}
-
 /// What a publish stored.
 pub struct Published {
     pub event: EventRecord,
@@ -171,11 +171,38 @@ pub struct Published {
 #[derive(Clone)]
 pub struct DeliveryStore {
     db: Db,
+    publishes: GroupCommit<NewEvent, Published>,
+    outcomes: GroupCommit<Outcome, FailureRun>,
 }
 
+/// Batches wait for nothing: each holds what queued while the previous
+/// transaction committed. Two writers per kind keep one batch filling
+/// while another commits (SQLite serialises them; PostgreSQL overlaps them).
+const WRITERS: usize = 2;
+const MAX_BATCH: usize = 256;
+
 impl DeliveryStore {
+    /// Starts the group-commit writers: call inside the Tokio runtime.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        let publishes = {
+            let db = db.clone();
+            GroupCommit::start("publish", WRITERS, MAX_BATCH, move |batch| {
+                let db = db.clone();
+                async move { write_publishes(&db, batch).await }
+            })
+        };
+        let outcomes = {
+            let db = db.clone();
+            GroupCommit::start("outcome", WRITERS, MAX_BATCH, move |batch| {
+                let db = db.clone();
+                async move { write_outcomes(&db, batch).await }
+            })
+        };
+        Self {
+            db,
+            publishes,
+            outcomes,
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -216,95 +243,11 @@ impl DeliveryStore {
         }))
     }
 
-    /// Commits the event and one pending delivery per target in one
-    /// transaction; an idempotency key seen before stores nothing.
-    pub async fn publish(&self, new: NewEvent<'_>, targets: &[i64]) -> Result<Published, Error> {
-        let now = now_micros();
-        let event = EventRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            event_type: new.event_type.to_owned(),
-            data: Arc::new(new.data.clone()),
-            published_at: now,
-        };
-        let data = serde_json::to_string(new.data).expect("JSON values serialize");
-        let insert_event = "INSERT INTO published_events \
-            (id, organisation, idempotency_key, event_type, data, published_at, key_id) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7) \
-            ON CONFLICT (organisation, idempotency_key) DO NOTHING";
-        let insert_delivery = "INSERT INTO deliveries (event_id, config_id, organisation, kind, \
-            task_id, status, attempts, next_attempt_at, created_at, updated_at) \
-            VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6) RETURNING id";
-        let find_first = "SELECT e.id, e.event_type, e.data, e.published_at, \
-            (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS deliveries \
-            FROM published_events e WHERE e.organisation = $1 AND e.idempotency_key = $2";
-        Ok(on_pool!(&self.db, |pool| {
-            let mut tx = pool.begin().await?;
-            let inserted = sqlx::query(insert_event)
-                .bind(&event.id)
-                .bind(new.organisation)
-                .bind(new.idempotency_key)
-                .bind(new.event_type)
-                .bind(&data)
-                .bind(now)
-                .bind(new.key_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if inserted == 0 {
-                let (id, event_type, data, published_at, count): (
-                    String,
-                    String,
-                    String,
-                    i64,
-                    i64,
-                ) = sqlx::query_as(find_first)
-                    .bind(new.organisation)
-                    .bind(new.idempotency_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Published {
-                    event: EventRecord {
-                        id,
-                        event_type,
-                        data: Arc::new(serde_json::from_str(&data).unwrap_or(Value::Null)),
-                        published_at,
-                    },
-                    deliveries: Vec::new(),
-                    duplicate: true,
-                    delivery_count: count,
-                }
-            } else {
-                let mut deliveries = Vec::with_capacity(targets.len());
-                for &config_id in targets {
-                    let id: i64 = sqlx::query_scalar(insert_delivery)
-                        .bind(&event.id)
-                        .bind(config_id)
-                        .bind(new.organisation)
-                        .bind(new.kind.as_str())
-                        .bind(new.task_id)
-                        .bind(now)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    deliveries.push(PendingDelivery {
-                        id,
-                        config_id,
-                        kind: new.kind,
-                        task_id: new.task_id.map(str::to_owned),
-                        attempts: 0,
-                        next_attempt_at: now,
-                        event: event.clone(),
-                    });
-                }
-                tx.commit().await?;
-                Published {
-                    delivery_count: deliveries.len() as i64,
-                    event,
-                    deliveries,
-                    duplicate: false,
-                }
-            }
-        }))
+    /// Commits the event and one pending delivery per target (grouped with
+    /// concurrent publishes into one transaction); an idempotency key seen
+    /// before stores nothing.
+    pub async fn publish(&self, new: NewEvent) -> Result<Published, Error> {
+        self.publishes.submit(new).await
     }
 
     pub async fn pending_for_config(&self, config_id: i64) -> Result<Vec<PendingDelivery>, Error> {
@@ -334,71 +277,24 @@ impl DeliveryStore {
             .and_then(EndpointConfig::from_row))
     }
 
-    /// Stores an attempt and its consequence in one transaction; for regular
-    /// deliveries also the config's statistics. Returns the failure run.
+    /// Stores an attempt and its consequence, and for regular deliveries
+    /// the config's statistics (grouped with concurrent attempts into one
+    /// transaction). Returns the config's failure run.
     pub async fn record_attempt(
         &self,
         delivery: &PendingDelivery,
         attempt: &AttemptRecord,
         next: NextStep,
     ) -> Result<FailureRun, Error> {
-        let (status, next_attempt_at) = match next {
-            NextStep::Succeeded => ("succeeded", attempt.attempted_at),
-            NextStep::Failed => ("failed", attempt.attempted_at),
-            NextStep::RetryAt(at) => ("pending", at),
-        };
-        let insert_attempt = "INSERT INTO delivery_attempts (delivery_id, attempted_at, \
-            duration_ms, status_code, response_body, error, success) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        let update_delivery = "UPDATE deliveries SET status = $2, attempts = attempts + 1, \
-            next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6 \
-            WHERE id = $1";
-        let update_stats = "UPDATE webhook_configs SET last_triggered_at = $2, \
-            last_success_at = CASE WHEN $3 THEN $2 ELSE last_success_at END, \
-            last_failure_at = CASE WHEN $3 THEN last_failure_at ELSE $2 END, \
-            failure_count = CASE WHEN $3 THEN 0 ELSE failure_count + 1 END, \
-            failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $2) END \
-            WHERE id = $1 RETURNING failure_count, failing_since";
-        let status_code = attempt.status_code.map(i64::from);
-        let count_stats = delivery.kind == DeliveryKind::Event;
-        Ok(on_pool!(&self.db, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(insert_attempt)
-                .bind(delivery.id)
-                .bind(attempt.attempted_at)
-                .bind(attempt.duration_ms)
-                .bind(status_code)
-                .bind(attempt.response_body.as_deref())
-                .bind(attempt.error.as_deref())
-                .bind(attempt.success)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(update_delivery)
-                .bind(delivery.id)
-                .bind(status)
-                .bind(next_attempt_at)
-                .bind(status_code)
-                .bind(attempt.error.as_deref())
-                .bind(attempt.attempted_at)
-                .execute(&mut *tx)
-                .await?;
-            let run = if count_stats {
-                let row: Option<(i64, Option<i64>)> = sqlx::query_as(update_stats)
-                    .bind(delivery.config_id)
-                    .bind(attempt.attempted_at)
-                    .bind(attempt.success)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                row.unwrap_or((0, None))
-            } else {
-                (0, None)
-            };
-            tx.commit().await?;
-            FailureRun {
-                consecutive_failures: run.0,
-                failing_since: run.1,
-            }
-        }))
+        self.outcomes
+            .submit(Outcome {
+                delivery_id: delivery.id,
+                config_id: delivery.config_id,
+                kind: delivery.kind,
+                attempt: attempt.clone(),
+                next,
+            })
+            .await
     }
 
     /// Ends every pending delivery of a config that can no longer receive.

@@ -5,8 +5,8 @@ use crate::crypto::hash_api_token;
 use crate::http::request_id::RequestId;
 use actix_web::HttpRequest;
 use aggregates::values::{Plan, Scope, WEBHOOKS_FEATURE};
-use projections::tenancy::{self, ApiKey, Organisation};
-use projections::Db;
+use crate::http::key_cache::KeyCache;
+use projections::tenancy::{ApiKey, Organisation};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -70,9 +70,10 @@ fn presented_token(req: &HttpRequest) -> Option<String> {
 }
 
 /// Identifies the caller by its key.
-pub async fn authenticate(req: &HttpRequest, db: &Db) -> Result<Caller, AuthError> {
+pub async fn authenticate(req: &HttpRequest, keys: &KeyCache) -> Result<Caller, AuthError> {
     let token = presented_token(req).ok_or(AuthError::Missing)?;
-    let (key, organisation) = tenancy::find_key_by_token_hash(db, &hash_api_token(&token))
+    let (key, organisation) = keys
+        .find(&hash_api_token(&token))
         .await
         .map_err(AuthError::Unavailable)?
         .ok_or(AuthError::Unknown)?;

@@ -3,12 +3,14 @@
 pub mod auth;
 pub mod body;
 pub mod configs;
+pub mod key_cache;
 pub mod request_id;
 pub mod v1;
 
 use crate::config_commands::ConfigCommands;
 use crate::delivery::publish::Publisher;
 use crate::delivery::tasks::TaskStore;
+use key_cache::KeyCache;
 use actix_web::web;
 use aggregates::values::UrlPolicy;
 use projections::Db;
@@ -18,6 +20,8 @@ use std::net::IpAddr;
 /// What every handler may use.
 pub struct AppState {
     pub db: Db,
+    /// API keys by token, for authentication.
+    pub keys: KeyCache,
     pub commands: ConfigCommands,
     pub url_policy: UrlPolicy,
     /// `--resolve` answers, also used by the create-time address check.

@@ -39,7 +39,7 @@ impl FromRequest for ConfigsCaller {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ConfigsError::server_error("application state missing"))?;
-            Ok(ConfigsCaller(authenticate(&req, &state.db).await?))
+            Ok(ConfigsCaller(authenticate(&req, &state.keys).await?))
         })
     }
 }

@@ -52,6 +52,7 @@ pub async fn update(
     if let Some(value) = body.get("webhook_config") {
         let config = routable_config(&state, caller.organisation_id(), value).await?;
         tenancy::set_key_webhook_config(&state.db, key.id, config).await?;
+        state.keys.forget_all();
     }
     let key = owned_key(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(resources::key(&key)))

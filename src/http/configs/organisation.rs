@@ -25,6 +25,7 @@ pub async fn update(
     if let Some(value) = body.get("webhook_config_default") {
         let config = routable_config(&state, organisation, value).await?;
         tenancy::set_default_webhook_config(&state.db, organisation, config).await?;
+        state.keys.forget_all();
     }
     let updated = tenancy::find_organisation(&state.db, organisation)
         .await?

@@ -56,8 +56,10 @@ pub async fn create(
     });
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;
-    start_test(&state, &caller, id.get()).await?;
+    // Read before the test starts: the answer shows the config as created
+    // (`new`), not a test's outcome that may already be recorded.
     let row = owned(&state, &caller, &id.to_string()).await?;
+    start_test(&state, &caller, id.get()).await?;
     Ok(HttpResponse::Created().json(resources::webhook_config(&row)))
 }
 
@@ -139,8 +141,8 @@ pub async fn update(
     if changed && after.state != ConfigState::Deactivated.as_str() {
         start_test(&state, &caller, id.get()).await?;
     }
-    let row = owned(&state, &caller, &path).await?;
-    Ok(HttpResponse::Ok().json(resources::webhook_config(&row)))
+    // The config as the update left it; the test's outcome follows later.
+    Ok(HttpResponse::Ok().json(resources::webhook_config(&after)))
 }
 
 /// `DELETE /configs/webhook/{id}`: answers the config as it was.

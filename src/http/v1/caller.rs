@@ -30,7 +30,7 @@ impl FromRequest for V1Caller {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::internal("application state missing"))?;
-            let caller = authenticate(&req, &state.db).await?;
+            let caller = authenticate(&req, &state.keys).await?;
             caller.require_webhooks_access()?;
             Ok(V1Caller(caller))
         })

@@ -62,7 +62,7 @@ pub async fn publish(
             &caller.organisation,
             &caller.key,
             event_type,
-            &data,
+            data,
             idempotency_key,
         )
         .await

@@ -1,0 +1,196 @@
+//! Recording attempts in batches: the attempt rows, the deliveries' new
+//! status and the configs' statistics of many attempts in one transaction
+//! of three statements (see [`super::group_commit`] for why).
+use super::store::{AttemptRecord, DeliveryKind, FailureRun, NextStep};
+use projections::{on_pool, Db, Error};
+use std::collections::HashMap;
+
+/// One attempt and where its delivery goes next.
+pub struct Outcome {
+    pub delivery_id: i64,
+    pub config_id: i64,
+    pub kind: DeliveryKind,
+    pub attempt: AttemptRecord,
+    pub next: NextStep,
+}
+
+impl Outcome {
+    fn status(&self) -> (&'static str, i64) {
+        match self.next {
+            NextStep::Succeeded => ("succeeded", self.attempt.attempted_at),
+            NextStep::Failed => ("failed", self.attempt.attempted_at),
+            NextStep::RetryAt(at) => ("pending", at),
+        }
+    }
+}
+
+/// A delivery's change in this batch: its last outcome and how many
+/// attempts it made (more than one only when a restarted actor overlapped
+/// a request still in flight).
+struct DeliveryChange<'a> {
+    last: &'a Outcome,
+    attempts: i64,
+}
+
+/// A config's statistics change in this batch, in attempt order: a success
+/// resets the failure run, failures after it extend it.
+#[derive(Default)]
+struct StatsChange {
+    triggered_at: i64,
+    success_at: Option<i64>,
+    failure_at: Option<i64>,
+    reset: bool,
+    failures: i64,
+    first_failure: Option<i64>,
+}
+
+impl StatsChange {
+    fn add(&mut self, attempt: &AttemptRecord) {
+        let at = attempt.attempted_at;
+        self.triggered_at = self.triggered_at.max(at);
+        if attempt.success {
+            self.success_at = Some(self.success_at.map_or(at, |s| s.max(at)));
+            self.reset = true;
+            self.failures = 0;
+            self.first_failure = None;
+        } else {
+            self.failure_at = Some(self.failure_at.map_or(at, |f| f.max(at)));
+            self.failures += 1;
+            self.first_failure.get_or_insert(at);
+        }
+    }
+}
+
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Writes a batch; answers each outcome with its config's failure run after
+/// the batch (tests do not count: theirs is a default run).
+pub async fn write_outcomes(db: &Db, batch: Vec<Outcome>) -> Result<Vec<FailureRun>, Error> {
+    let mut deliveries: Vec<(i64, DeliveryChange)> = Vec::new();
+    let mut delivery_index: HashMap<i64, usize> = HashMap::new();
+    let mut stats: Vec<(i64, StatsChange)> = Vec::new();
+    let mut stats_index: HashMap<i64, usize> = HashMap::new();
+    for outcome in &batch {
+        match delivery_index.get(&outcome.delivery_id) {
+            Some(&i) => {
+                deliveries[i].1.last = outcome;
+                deliveries[i].1.attempts += 1;
+            }
+            None => {
+                delivery_index.insert(outcome.delivery_id, deliveries.len());
+                deliveries.push((
+                    outcome.delivery_id,
+                    DeliveryChange {
+                        last: outcome,
+                        attempts: 1,
+                    },
+                ));
+            }
+        }
+        if outcome.kind == DeliveryKind::Event {
+            let i = *stats_index.entry(outcome.config_id).or_insert_with(|| {
+                stats.push((outcome.config_id, StatsChange::default()));
+                stats.len() - 1
+            });
+            stats[i].1.add(&outcome.attempt);
+        }
+    }
+    let runs: HashMap<i64, FailureRun> = on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_ms, \
+                 status_code, response_body, error, success) ",
+            );
+            insert.push_values(chunk, |mut row, outcome| {
+                let attempt = &outcome.attempt;
+                row.push_bind(outcome.delivery_id)
+                    .push_bind(attempt.attempted_at)
+                    .push_bind(attempt.duration_ms)
+                    .push_bind(attempt.status_code.map(i64::from))
+                    .push_bind(attempt.response_body.clone())
+                    .push_bind(attempt.error.clone())
+                    .push_bind(attempt.success);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
+            let mut update = sqlx::QueryBuilder::new(
+                "WITH v (id, status, next_attempt_at, attempts, status_code, error, at) AS (",
+            );
+            update.push_values(chunk, |mut row, (id, change)| {
+                let (status, next_attempt_at) = change.last.status();
+                let attempt = &change.last.attempt;
+                row.push_bind(*id)
+                    .push_bind(status)
+                    .push_bind(next_attempt_at)
+                    .push_bind(change.attempts)
+                    .push_bind(attempt.status_code.map(i64::from))
+                    .push_bind(attempt.error.clone())
+                    .push_bind(attempt.attempted_at);
+            });
+            update.push(
+                ") UPDATE deliveries SET status = v.status, \
+                 attempts = deliveries.attempts + v.attempts, \
+                 next_attempt_at = v.next_attempt_at, last_status_code = v.status_code, \
+                 last_error = v.error, updated_at = v.at \
+                 FROM v WHERE deliveries.id = v.id",
+            );
+            update.build().execute(&mut *tx).await?;
+        }
+        let mut runs = HashMap::new();
+        for chunk in stats.chunks(ROWS_PER_STATEMENT) {
+            let mut update = sqlx::QueryBuilder::new(
+                "WITH v (id, triggered_at, success_at, failure_at, reset, failures, \
+                 first_failure) AS (",
+            );
+            update.push_values(chunk, |mut row, (id, change)| {
+                row.push_bind(*id)
+                    .push_bind(change.triggered_at)
+                    .push_bind(change.success_at)
+                    .push_bind(change.failure_at)
+                    .push_bind(change.reset)
+                    .push_bind(change.failures)
+                    .push_bind(change.first_failure);
+            });
+            update.push(
+                ") UPDATE webhook_configs SET last_triggered_at = v.triggered_at, \
+                 last_success_at = COALESCE(v.success_at, webhook_configs.last_success_at), \
+                 last_failure_at = COALESCE(v.failure_at, webhook_configs.last_failure_at), \
+                 failure_count = CASE WHEN v.reset THEN v.failures \
+                     ELSE webhook_configs.failure_count + v.failures END, \
+                 failing_since = CASE WHEN v.reset THEN v.first_failure \
+                     ELSE COALESCE(webhook_configs.failing_since, v.first_failure) END \
+                 FROM v WHERE webhook_configs.id = v.id \
+                 RETURNING webhook_configs.id, webhook_configs.failure_count, \
+                 webhook_configs.failing_since",
+            );
+            let rows: Vec<(i64, i64, Option<i64>)> =
+                update.build_query_as().fetch_all(&mut *tx).await?;
+            for (id, consecutive_failures, failing_since) in rows {
+                runs.insert(
+                    id,
+                    FailureRun {
+                        consecutive_failures,
+                        failing_since,
+                    },
+                );
+            }
+        }
+        tx.commit().await?;
+        runs
+    });
+    Ok(batch
+        .iter()
+        .map(|outcome| match outcome.kind {
+            DeliveryKind::Event => runs.get(&outcome.config_id).copied(),
+            DeliveryKind::Test => None,
+        })
+        .map(|run| {
+            run.unwrap_or(FailureRun {
+                consecutive_failures: 0,
+                failing_since: None,
+            })
+        })
+        .collect())
+}
