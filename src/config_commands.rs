@@ -11,7 +11,7 @@ use cqrs_es::CqrsFramework;
 use cqrs_es::{AggregateError, Query};
 use postgres_es::{PostgresCqrs, PostgresEventRepository};
 use projections::event_types::DbEventTypeCatalog;
-use projections::webhook_configs::ConfigProjector;
+use projections::webhook_configs::{ConfigProjector, ListTotals};
 use projections::Db;
 use rand::Rng;
 use sqlite_es::{SqliteCqrs, SqliteEventRepository};
@@ -90,8 +90,9 @@ pub struct ConfigCommands {
     framework: Arc<Framework>,
 }
 
-/// Tells the delivery side about every committed config change: the
-/// publish path forgets its cached routes (before the command answers), and
+/// Tells the rest of webhookd about every committed config change: the
+/// publish path forgets its cached routes and the lists their cached totals
+/// (before the command answers), and
 /// a live endpoint actor picks up a new URL, secret, policy or deactivation
 /// at once. The supervisor is connected after it starts (it needs the
 /// commands).
@@ -99,13 +100,15 @@ pub struct ConfigCommands {
 pub struct ConfigChangeNotifier {
     supervisor: Arc<OnceLock<actix::Recipient<ConfigChanged>>>,
     routes: RoutingCache,
+    totals: ListTotals,
 }
 
 impl ConfigChangeNotifier {
-    pub fn new(routes: RoutingCache) -> Self {
+    pub fn new(routes: RoutingCache, totals: ListTotals) -> Self {
         Self {
             supervisor: Arc::default(),
             routes,
+            totals,
         }
     }
 
@@ -118,6 +121,7 @@ impl ConfigChangeNotifier {
 impl Query<WebhookConfig> for ConfigChangeNotifier {
     async fn dispatch(&self, aggregate_id: &str, _: &[cqrs_es::EventEnvelope<WebhookConfig>]) {
         self.routes.invalidate();
+        self.totals.invalidate();
         if let (Some(recipient), Some(id)) = (self.supervisor.get(), ConfigId::parse(aggregate_id))
         {
             recipient.do_send(ConfigChanged {

@@ -14,7 +14,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use projections::webhook_configs::ConfigProjector;
+use projections::webhook_configs::{ConfigProjector, ListTotals};
 use projections::Db;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -49,7 +49,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let url_policy = settings.url_policy();
         let routes = RoutingCache::default();
-        let notifier = ConfigChangeNotifier::new(routes.clone());
+        let totals = ListTotals::default();
+        let notifier = ConfigChangeNotifier::new(routes.clone(), totals.clone());
         let commands = ConfigCommands::new(&db, notifier.clone());
         let mut delivery = settings.delivery.clone();
         delivery.url_policy = url_policy.clone();
@@ -68,6 +69,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db: db.clone(),
             keys: KeyCache::new(db.clone()),
+            totals,
             commands,
             url_policy,
             resolve_overrides: delivery.resolve_overrides,

@@ -7,6 +7,7 @@
 //! * [`webhook_configs`]: the config read model, folded from the log by the
 //!   [`webhook_configs::ConfigProjector`], and its queries.
 //! * [`tenancy`] and [`event_types`]: reference tables written directly.
+pub mod cache;
 pub mod db;
 pub mod event_log;
 pub mod event_types;

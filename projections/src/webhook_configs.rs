@@ -431,9 +431,24 @@ pub async fn find_any(db: &Db, id: i64) -> Result<Option<ConfigRow>, Error> {
         .await?))
 }
 
+/// How many configs a list matches, remembered until any config changes
+/// (the command side calls [`ListTotals::invalidate`] once a change is in
+/// the read model). The profile of the list endpoint with 100 000 configs
+/// was the `COUNT(*)` (a scan of the organisation's whole index range) on
+/// every page; the page itself is a short index range.
+#[derive(Clone, Default)]
+pub struct ListTotals(std::sync::Arc<crate::cache::InvalidatedCache<String, i64>>);
+
+impl ListTotals {
+    pub fn invalidate(&self) {
+        self.0.invalidate();
+    }
+}
+
 /// A page of an organisation's live configs, newest first, and their total.
 pub async fn list_page(
     db: &Db,
+    totals: &ListTotals,
     organisation: i64,
     page: i64,
     per_page: i64,
@@ -446,19 +461,22 @@ pub async fn list_page(
     let count_sql =
         "SELECT COUNT(*) FROM webhook_configs WHERE organisation = $1 AND deleted = FALSE";
     let offset = (page - 1).saturating_mul(per_page);
-    Ok(on_pool!(db, |pool| {
-        let rows = sqlx::query_as(&sql)
-            .bind(organisation)
-            .bind(per_page)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-        let total: i64 = sqlx::query_scalar(count_sql)
-            .bind(organisation)
-            .fetch_one(pool)
-            .await?;
-        (rows, total)
-    }))
+    let rows = on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(organisation)
+        .bind(per_page)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?);
+    let total = totals
+        .0
+        .get_or_load(format!("live {organisation}"), async {
+            Ok::<i64, Error>(on_pool!(db, |pool| sqlx::query_scalar(count_sql)
+                .bind(organisation)
+                .fetch_one(pool)
+                .await?))
+        })
+        .await?;
+    Ok((rows, total))
 }
 
 /// The filters of the configs API list.
@@ -477,6 +495,7 @@ pub struct ConfigFilter {
 /// whether more follow in that direction, and how many match the filter.
 pub async fn list_filtered(
     db: &Db,
+    totals: &ListTotals,
     filter: &ConfigFilter,
     cursor: crate::paging::Cursor,
     limit: i64,
@@ -505,14 +524,8 @@ pub async fn list_filtered(
     // The count binds the same parameters; $4 and $5 are neutral there.
     let count_sql =
         format!("SELECT COUNT(*) FROM webhook_configs WHERE {filtered} AND $4 >= 0 AND $5 >= 0");
-    let (rows, total): (Vec<ConfigRow>, i64) = on_pool!(db, |pool| {
+    let rows: Vec<ConfigRow> = on_pool!(db, |pool| {
         let mut query = sqlx::query_as(&sql)
-            .bind(filter.organisation)
-            .bind(filter.created_from)
-            .bind(filter.created_until)
-            .bind(page.cursor_value())
-            .bind(limit + 1);
-        let mut count = sqlx::query_scalar(&count_sql)
             .bind(filter.organisation)
             .bind(filter.created_from)
             .bind(filter.created_until)
@@ -520,10 +533,26 @@ pub async fn list_filtered(
             .bind(limit + 1);
         for state in &states {
             query = query.bind(state);
-            count = count.bind(state);
         }
-        (query.fetch_all(pool).await?, count.fetch_one(pool).await?)
+        query.fetch_all(pool).await?
     });
+    let total = totals
+        .0
+        .get_or_load(format!("{filter:?}"), async {
+            Ok::<i64, Error>(on_pool!(db, |pool| {
+                let mut count = sqlx::query_scalar(&count_sql)
+                    .bind(filter.organisation)
+                    .bind(filter.created_from)
+                    .bind(filter.created_until)
+                    .bind(page.cursor_value())
+                    .bind(limit + 1);
+                for state in &states {
+                    count = count.bind(state);
+                }
+                count.fetch_one(pool).await?
+            }))
+        })
+        .await?;
     let (rows, has_more) = page.finish(rows);
     Ok((rows, has_more, total))
 }

@@ -145,13 +145,17 @@ impl EndpointActor {
             let result = engine.send(&config, &sent).await;
             (result, config)
         });
-        ctx.spawn(request.into_actor(self).map(move |(result, config), actor, ctx| {
-            // The answer is in: the slot is free while the attempt is recorded.
-            actor.in_flight -= 1;
-            actor.settling += 1;
-            actor.settle(delivery, config, result, ctx);
-            actor.pump(ctx);
-        }));
+        ctx.spawn(
+            request
+                .into_actor(self)
+                .map(move |(result, config), actor, ctx| {
+                    // The answer is in: the slot is free while the attempt is recorded.
+                    actor.in_flight -= 1;
+                    actor.settling += 1;
+                    actor.settle(delivery, config, result, ctx);
+                    actor.pump(ctx);
+                }),
+        );
     }
 
     fn settle(

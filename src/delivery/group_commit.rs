@@ -81,10 +81,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
 
 /// Waits for one item, then takes whatever else is queued, up to `max`.
 /// `None` once every sender is gone.
-async fn next_batch<T>(
-    receiver: &Mutex<mpsc::UnboundedReceiver<T>>,
-    max: usize,
-) -> Option<Vec<T>> {
+async fn next_batch<T>(receiver: &Mutex<mpsc::UnboundedReceiver<T>>, max: usize) -> Option<Vec<T>> {
     let mut receiver = receiver.lock().await;
     let first = receiver.recv().await?;
     let mut batch = vec![first];

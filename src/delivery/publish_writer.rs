@@ -125,12 +125,17 @@ pub async fn write_publishes(db: &Db, batch: Vec<NewEvent>) -> Result<Vec<Publis
                     duplicate: false,
                 });
             } else {
-                let (id, event_type, data, published_at, count): (String, String, String, i64, i64) =
-                    sqlx::query_as(FIND_FIRST)
-                        .bind(new.organisation)
-                        .bind(new.idempotency_key.as_deref())
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let (id, event_type, data, published_at, count): (
+                    String,
+                    String,
+                    String,
+                    i64,
+                    i64,
+                ) = sqlx::query_as(FIND_FIRST)
+                    .bind(new.organisation)
+                    .bind(new.idempotency_key.as_deref())
+                    .fetch_one(&mut *tx)
+                    .await?;
                 published.push(Published {
                     event: EventRecord {
                         id,

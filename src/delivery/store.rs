@@ -1,8 +1,8 @@
 //! The delivery tables: what the publish path writes and the actors read.
 use super::group_commit::GroupCommit;
 use super::outcome_writer::{write_outcomes, Outcome};
-pub use super::publish_writer::NewEvent;
 use super::publish_writer::write_publishes;
+pub use super::publish_writer::NewEvent;
 use super::wire::EventRecord;
 use aggregates::values::{CustomHeaders, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, Profile};
@@ -12,6 +12,27 @@ use projections::{on_pool, Db, Error};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Lets group-commit writers take turns (SQLite) or pass at once (PostgreSQL).
+#[derive(Clone)]
+struct WriteGate(Option<Arc<tokio::sync::Mutex<()>>>);
+
+impl WriteGate {
+    fn one_at_a_time() -> Self {
+        Self(Some(Arc::default()))
+    }
+
+    fn open() -> Self {
+        Self(None)
+    }
+
+    async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.0 {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
+    }
+}
 
 /// A regular delivery, or a config test (one attempt, then a `Tested` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,26 +197,40 @@ pub struct DeliveryStore {
 }
 
 /// Batches wait for nothing: each holds what queued while the previous
-/// transaction committed. Two writers per kind keep one batch filling
-/// while another commits (SQLite serialises them; PostgreSQL overlaps them).
-const WRITERS: usize = 2;
+/// transaction committed.
 const MAX_BATCH: usize = 256;
 
 impl DeliveryStore {
     /// Starts the group-commit writers: call inside the Tokio runtime.
+    ///
+    /// PostgreSQL overlaps transactions, so each kind gets two writers (one
+    /// batch fills while another commits). SQLite has one writer at a time
+    /// and makes the others wait in its busy handler, which sleeps for
+    /// milliseconds; there one writer per kind takes turns at an in-process
+    /// gate instead.
     pub fn new(db: Db) -> Self {
+        let (writers, gate) = match db {
+            Db::Sqlite(_) => (1, WriteGate::one_at_a_time()),
+            Db::Postgres(_) => (2, WriteGate::open()),
+        };
         let publishes = {
-            let db = db.clone();
-            GroupCommit::start("publish", WRITERS, MAX_BATCH, move |batch| {
-                let db = db.clone();
-                async move { write_publishes(&db, batch).await }
+            let (db, gate) = (db.clone(), gate.clone());
+            GroupCommit::start("publish", writers, MAX_BATCH, move |batch| {
+                let (db, gate) = (db.clone(), gate.clone());
+                async move {
+                    let _turn = gate.turn().await;
+                    write_publishes(&db, batch).await
+                }
             })
         };
         let outcomes = {
             let db = db.clone();
-            GroupCommit::start("outcome", WRITERS, MAX_BATCH, move |batch| {
-                let db = db.clone();
-                async move { write_outcomes(&db, batch).await }
+            GroupCommit::start("outcome", writers, MAX_BATCH, move |batch| {
+                let (db, gate) = (db.clone(), gate.clone());
+                async move {
+                    let _turn = gate.turn().await;
+                    write_outcomes(&db, batch).await
+                }
             })
         };
         Self {

@@ -2,10 +2,10 @@
 //! Dialect-neutral; each dialect turns an [`AuthError`] into its own format.
 use crate::config_commands::CommandMetadata;
 use crate::crypto::hash_api_token;
+use crate::http::key_cache::KeyCache;
 use crate::http::request_id::RequestId;
 use actix_web::HttpRequest;
 use aggregates::values::{Plan, Scope, WEBHOOKS_FEATURE};
-use crate::http::key_cache::KeyCache;
 use projections::tenancy::{ApiKey, Organisation};
 
 /// An authenticated caller.

@@ -10,9 +10,10 @@ pub mod v1;
 use crate::config_commands::ConfigCommands;
 use crate::delivery::publish::Publisher;
 use crate::delivery::tasks::TaskStore;
-use key_cache::KeyCache;
 use actix_web::web;
 use aggregates::values::UrlPolicy;
+use key_cache::KeyCache;
+use projections::webhook_configs::ListTotals;
 use projections::Db;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub db: Db,
     /// API keys by token, for authentication.
     pub keys: KeyCache,
+    /// Totals of the config lists, kept until a config changes.
+    pub totals: ListTotals,
     pub commands: ConfigCommands,
     pub url_policy: UrlPolicy,
     /// `--resolve` answers, also used by the create-time address check.

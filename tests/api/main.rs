@@ -9,6 +9,7 @@ mod concurrency;
 mod configs_api;
 mod crash;
 mod delivery;
+mod hot_path;
 mod projection_catch_up;
 mod receiver;
 mod signatures;

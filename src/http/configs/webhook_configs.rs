@@ -88,8 +88,14 @@ pub async fn list(
         created_from: params.created_from,
         created_until: params.created_until,
     };
-    let (rows, has_more, total) =
-        webhook_configs::list_filtered(&state.db, &filter, params.cursor, params.limit).await?;
+    let (rows, has_more, total) = webhook_configs::list_filtered(
+        &state.db,
+        &state.totals,
+        &filter,
+        params.cursor,
+        params.limit,
+    )
+    .await?;
     let data = rows.iter().map(resources::webhook_config).collect();
     Ok(HttpResponse::Ok().json(resources::list(data, has_more, total, LIST_URL)))
 }

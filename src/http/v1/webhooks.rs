@@ -27,8 +27,14 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let (page, per_page) = paging(&req)?;
-    let (rows, total) =
-        webhook_configs::list_page(&state.db, caller.organisation_id(), page, per_page).await?;
+    let (rows, total) = webhook_configs::list_page(
+        &state.db,
+        &state.totals,
+        caller.organisation_id(),
+        page,
+        per_page,
+    )
+    .await?;
     let data: Vec<_> = rows
         .into_iter()
         .map(|row| WebhookResource::from_row(row, Secret::Hidden))

@@ -1,0 +1,202 @@
+//! The publish and delivery hot path batches its writes (group commit) and
+//! keeps routes, keys and list totals in memory. These tests hold it to the
+//! same answers as one transaction per request and no caches.
+use crate::helpers::{status_and_json, webhook_body, Backend, TestApp};
+use crate::on_both_backends;
+use crate::receiver::{Receiver, Reply};
+use futures_util::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn subscribe(app: &TestApp, url: &str, events: Value, extra: Value) -> i64 {
+    let mut body = json!({ "url": url, "events": events });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    app.create_webhook(body).await["id"].as_i64().unwrap()
+}
+
+async fn publish_raw(app: &TestApp, body: Value) -> (StatusCode, Value) {
+    let response = app
+        .request(Method::POST, "/api/v1/events")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    status_and_json(response).await
+}
+
+/// Publishes sharing one idempotency key land in the same batches as
+/// others: one event is stored, every duplicate names it, nothing is lost.
+async fn concurrent_publishes_of_one_id_store_one_event(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    subscribe(&app, &receiver.url, json!(["invoice.paid"]), json!({})).await;
+
+    let shared = (0..20).map(|_| {
+        publish_raw(
+            &app,
+            json!({"type": "invoice.paid", "id": "order-1", "data": {}}),
+        )
+    });
+    let distinct = (0..20).map(|n| {
+        publish_raw(
+            &app,
+            json!({"type": "invoice.paid", "id": format!("other-{n}"), "data": {}}),
+        )
+    });
+    let (shared, distinct) = futures_util::join!(join_all(shared), join_all(distinct));
+
+    let accepted: Vec<&Value> = shared
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::ACCEPTED)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(
+        accepted.len(),
+        1,
+        "exactly one publish of order-1 stores it"
+    );
+    let stored_id = &accepted[0]["data"]["id"];
+    for (status, body) in &shared {
+        assert!(
+            *status == StatusCode::ACCEPTED || *status == StatusCode::OK,
+            "{body}"
+        );
+        assert_eq!(
+            &body["data"]["id"], stored_id,
+            "every duplicate names the stored event"
+        );
+        assert_eq!(body["data"]["deliveries"], 1);
+    }
+    for (status, body) in &distinct {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{body}");
+    }
+
+    // 21 distinct events, each delivered once (and only those).
+    let received = receiver.wait_for(21, WAIT).await;
+    let ids: HashSet<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 21);
+    assert!(ids.contains(stored_id.as_str().unwrap()));
+    app.publish("invoice.paid", json!({})).await;
+    assert_eq!(receiver.wait_for(22, WAIT).await.len(), 22);
+}
+
+/// Routes are cached between publishes; every config change must show in
+/// the very next publish.
+async fn routing_follows_config_changes_at_once(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    app.add_event_type("invoice.lost").await;
+    let receiver = Receiver::ok();
+    let deliveries = |published: Value| published["deliveries"].as_i64().unwrap();
+
+    assert_eq!(deliveries(app.publish("invoice.paid", json!({})).await), 0);
+    let first = subscribe(&app, &receiver.url, json!(["invoice.paid"]), json!({})).await;
+    assert_eq!(deliveries(app.publish("invoice.paid", json!({})).await), 1);
+    let second = subscribe(&app, &receiver.url, json!(["*"]), json!({})).await;
+    assert_eq!(deliveries(app.publish("invoice.paid", json!({})).await), 2);
+
+    let patch = app
+        .request(Method::PATCH, &format!("/api/v1/webhooks/{first}"))
+        .json(&json!({"events": ["invoice.lost"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::OK);
+    assert_eq!(deliveries(app.publish("invoice.paid", json!({})).await), 1);
+    assert_eq!(deliveries(app.publish("invoice.lost", json!({})).await), 2);
+
+    let deactivate = app
+        .request(Method::PATCH, &format!("/api/v1/webhooks/{second}"))
+        .json(&json!({"is_active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deactivate.status(), StatusCode::OK);
+    assert_eq!(deliveries(app.publish("invoice.lost", json!({})).await), 1);
+
+    let delete = app
+        .request(Method::DELETE, &format!("/api/v1/webhooks/{first}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(delete.status().is_success());
+    assert_eq!(deliveries(app.publish("invoice.lost", json!({})).await), 0);
+}
+
+/// The list's total is cached until a config changes.
+async fn list_totals_follow_creates_and_deletes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let total = || async {
+        let response = app
+            .request(Method::GET, "/api/v1/webhooks?per_page=1")
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["meta"]["total"].as_i64().unwrap()
+    };
+    assert_eq!(total().await, 0);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let created = app
+            .create_webhook(webhook_body(&format!("https://example.com/h{n}")))
+            .await;
+        ids.push(created["id"].as_i64().unwrap());
+        assert_eq!(total().await, n + 1);
+    }
+    let delete = app
+        .request(Method::DELETE, &format!("/api/v1/webhooks/{}", ids[1]))
+        .send()
+        .await
+        .unwrap();
+    assert!(delete.status().is_success());
+    assert_eq!(total().await, 2);
+}
+
+/// Attempts recorded in one batch still count one by one: the failure count
+/// equals the failed attempts, and a success resets it.
+async fn batched_attempts_keep_exact_statistics(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.disable_after_failures = 1_000;
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let failing = Receiver::scripted(|_| Reply::Status(500));
+    let id = subscribe(
+        &app,
+        &failing.url,
+        json!(["invoice.paid"]),
+        json!({"retry_count": 0}),
+    )
+    .await;
+    join_all((0..30).map(|_| app.publish("invoice.paid", json!({})))).await;
+    failing.wait_for(30, WAIT).await;
+    let done = app
+        .deliveries_until(id, WAIT, |d| {
+            d.len() == 30 && d.iter().all(|d| d["status"] == "failed")
+        })
+        .await;
+    assert_eq!(done.len(), 30);
+    let config = app.webhook(id).await;
+    assert_eq!(config["failure_count"], 30, "{config}");
+    assert!(config["last_failure_at"].is_string());
+    assert!(config["last_success_at"].is_null());
+    assert!(done
+        .iter()
+        .all(|d| d["attempts"] == 1 && d["attempt_log"].as_array().unwrap().len() == 1));
+}
+
+on_both_backends!(
+    concurrent_publishes_of_one_id_store_one_event,
+    routing_follows_config_changes_at_once,
+    list_totals_follow_creates_and_deletes,
+    batched_attempts_keep_exact_statistics,
+);
