@@ -45,6 +45,22 @@ pub enum Error {
     Unavailable(&'static str),
 }
 
+impl Error {
+    /// A conflict between concurrent transactions (PostgreSQL's deadlock
+    /// or serialization failure, SQLite's busy database): the transaction
+    /// was rolled back and may simply be run again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(error)) => matches!(
+                error.code().as_deref(),
+                Some("40P01" | "40001" | "5" | "517")
+            ),
+            Error::Shared(error) => error.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 /// Microseconds since the Unix epoch: how every time is stored.
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()

@@ -16,6 +16,10 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 type Reply<O> = oneshot::Sender<Result<O, Error>>;
 
+/// Writes of one batch that lost to a concurrent transaction, before its
+/// callers are told.
+const MAX_WRITES: usize = 5;
+
 pub struct GroupCommit<I, O> {
     queue: mpsc::UnboundedSender<(I, Reply<O>)>,
 }
@@ -31,10 +35,12 @@ impl<I, O> Clone for GroupCommit<I, O> {
 impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     /// Starts `writers` tasks that call `write` with batches of at most
     /// `max_batch` items. `write` answers one output per item, in order, or
-    /// fails the whole batch (nothing of it was committed).
+    /// fails the whole batch (nothing of it was committed); a batch that
+    /// lost a conflict with a concurrent transaction is written again.
     pub fn start<W, F>(name: &'static str, writers: usize, max_batch: usize, write: W) -> Self
     where
-        W: Fn(Vec<I>) -> F + Send + Sync + 'static,
+        W: Fn(Arc<Vec<I>>) -> F + Send + Sync + 'static,
+        I: Sync,
         F: Future<Output = Result<Vec<O>, Error>> + Send + 'static,
     {
         let (queue, receiver) = mpsc::unbounded_channel::<(I, Reply<O>)>();
@@ -46,7 +52,18 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                 while let Some(batch) = next_batch(&receiver, max_batch).await {
                     let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
                     let size = items.len();
-                    match write(items).await {
+                    let items = Arc::new(items);
+                    let mut result = write(items.clone()).await;
+                    for _ in 1..MAX_WRITES {
+                        match &result {
+                            Err(error) if error.is_transient() => {
+                                tracing::debug!(batch = name, size, %error, "writing a batch again");
+                                result = write(items.clone()).await;
+                            }
+                            _ => break,
+                        }
+                    }
+                    match result {
                         Ok(outputs) => {
                             debug_assert_eq!(outputs.len(), size);
                             for (reply, output) in replies.into_iter().zip(outputs) {

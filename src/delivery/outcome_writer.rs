@@ -65,12 +65,12 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 /// Writes a batch; answers each outcome with its config's failure run after
 /// the batch (tests do not count: theirs is a default run).
-pub async fn write_outcomes(db: &Db, batch: Vec<Outcome>) -> Result<Vec<FailureRun>, Error> {
+pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
     let mut deliveries: Vec<(i64, DeliveryChange)> = Vec::new();
     let mut delivery_index: HashMap<i64, usize> = HashMap::new();
     let mut stats: Vec<(i64, StatsChange)> = Vec::new();
     let mut stats_index: HashMap<i64, usize> = HashMap::new();
-    for outcome in &batch {
+    for outcome in batch {
         match delivery_index.get(&outcome.delivery_id) {
             Some(&i) => {
                 deliveries[i].1.last = outcome;

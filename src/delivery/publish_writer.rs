@@ -32,7 +32,7 @@ const FIND_FIRST: &str = "SELECT e.id, e.event_type, e.data, e.published_at, \
     (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS deliveries \
     FROM published_events e WHERE e.organisation = $1 AND e.idempotency_key = $2";
 
-pub async fn write_publishes(db: &Db, batch: Vec<NewEvent>) -> Result<Vec<Published>, Error> {
+pub async fn write_publishes(db: &Db, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
     let now = now_micros();
     let events: Vec<EventRecord> = batch
         .iter()
@@ -47,7 +47,13 @@ pub async fn write_publishes(db: &Db, batch: Vec<NewEvent>) -> Result<Vec<Publis
         .iter()
         .map(|new| serde_json::to_string(&*new.data).expect("JSON values serialize"))
         .collect();
-    let rows: Vec<usize> = (0..batch.len()).collect();
+    // Inserted in idempotency-key order: concurrent batches that share keys
+    // then take the unique index's locks in the same order (no deadlock).
+    let mut rows: Vec<usize> = (0..batch.len()).collect();
+    rows.sort_by(|&a, &b| {
+        let key = |i: usize| (batch[i].organisation, batch[i].idempotency_key.as_deref());
+        key(a).cmp(&key(b))
+    });
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut inserted: HashSet<String> = HashSet::new();

@@ -203,33 +203,36 @@ const MAX_BATCH: usize = 256;
 impl DeliveryStore {
     /// Starts the group-commit writers: call inside the Tokio runtime.
     ///
-    /// PostgreSQL overlaps transactions, so each kind gets two writers (one
-    /// batch fills while another commits). SQLite has one writer at a time
-    /// and makes the others wait in its busy handler, which sleeps for
-    /// milliseconds; there one writer per kind takes turns at an in-process
-    /// gate instead.
+    /// PostgreSQL overlaps transactions, so publishes get four writers and
+    /// outcomes two (batches fill while others commit). Outcome batches all
+    /// update the statistics rows of the same configs, so a third would only
+    /// queue on those row locks; two may deadlock on them now and then, and
+    /// the loser is written again (see [`GroupCommit`]). SQLite has one
+    /// writer at a time and makes the others wait in its busy handler, which
+    /// sleeps for milliseconds; there one writer of each kind takes turns at
+    /// an in-process gate instead.
     pub fn new(db: Db) -> Self {
-        let (writers, gate) = match db {
-            Db::Sqlite(_) => (1, WriteGate::one_at_a_time()),
-            Db::Postgres(_) => (2, WriteGate::open()),
+        let (publish_writers, outcome_writers, gate) = match db {
+            Db::Sqlite(_) => (1, 1, WriteGate::one_at_a_time()),
+            Db::Postgres(_) => (4, 2, WriteGate::open()),
         };
         let publishes = {
             let (db, gate) = (db.clone(), gate.clone());
-            GroupCommit::start("publish", writers, MAX_BATCH, move |batch| {
+            GroupCommit::start("publish", publish_writers, MAX_BATCH, move |batch| {
                 let (db, gate) = (db.clone(), gate.clone());
                 async move {
                     let _turn = gate.turn().await;
-                    write_publishes(&db, batch).await
+                    write_publishes(&db, &batch).await
                 }
             })
         };
         let outcomes = {
             let db = db.clone();
-            GroupCommit::start("outcome", writers, MAX_BATCH, move |batch| {
+            GroupCommit::start("outcome", outcome_writers, MAX_BATCH, move |batch| {
                 let (db, gate) = (db.clone(), gate.clone());
                 async move {
                     let _turn = gate.turn().await;
-                    write_outcomes(&db, batch).await
+                    write_outcomes(&db, &batch).await
                 }
             })
         };

@@ -39,9 +39,13 @@ impl Server {
             }
             Backend::Postgres => {
                 let name = format!("webhookd_bench_{}", std::process::id());
-                let base = postgres_admin
-                    .rsplit_once('/')
-                    .map_or(postgres_admin, |(b, _)| b);
+                // The server's URL: the admin URL's, with our database and
+                // the admin URL's parameters (such as `sslmode`).
+                let (path, query) = postgres_admin
+                    .split_once('?')
+                    .map_or((postgres_admin, None), |(p, q)| (p, Some(q)));
+                let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+                let query = query.map(|q| format!("?{q}")).unwrap_or_default();
                 admin_sql(
                     postgres_admin,
                     &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
@@ -49,7 +53,7 @@ impl Server {
                 .await?;
                 admin_sql(postgres_admin, &format!(r#"CREATE DATABASE "{name}""#)).await?;
                 (
-                    format!("{base}/{name}"),
+                    format!("{base}/{name}{query}"),
                     None,
                     Some((postgres_admin.to_owned(), name)),
                 )
