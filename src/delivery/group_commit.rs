@@ -9,8 +9,10 @@
 //! light load a batch is one item and nothing waits; under heavy load the
 //! queue fills while a transaction commits, so batches grow exactly when
 //! they pay. A caller's answer still comes after its data is committed.
+use futures_util::FutureExt;
 use projections::Error;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -53,12 +55,12 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                     let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
                     let size = items.len();
                     let items = Arc::new(items);
-                    let mut result = write(items.clone()).await;
+                    let mut result = guarded(write(items.clone())).await;
                     for _ in 1..MAX_WRITES {
                         match &result {
                             Err(error) if error.is_transient() => {
                                 tracing::debug!(batch = name, size, %error, "writing a batch again");
-                                result = write(items.clone()).await;
+                                result = guarded(write(items.clone())).await;
                             }
                             _ => break,
                         }
@@ -94,6 +96,15 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             .await
             .map_err(|_| Error::Unavailable("the group commit writer has stopped"))?
     }
+}
+
+/// A panic while writing fails that batch only: the writer lives on, or
+/// every later caller would find it gone.
+async fn guarded<O>(write: impl Future<Output = Result<O, Error>>) -> Result<O, Error> {
+    AssertUnwindSafe(write)
+        .catch_unwind()
+        .await
+        .unwrap_or(Err(Error::Unavailable("a group commit write panicked")))
 }
 
 /// Waits for one item, then takes whatever else is queued, up to `max`.

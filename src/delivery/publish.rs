@@ -79,9 +79,30 @@ impl Publisher {
             task_id: None,
             targets: targets.to_vec(),
         };
-        let published = self.store.publish(new).await?;
-        self.supervisor.enqueue(published.deliveries.clone());
-        Ok(published)
+        self.commit_and_hand_over(new).await
+    }
+
+    /// Commits the event with its deliveries and hands them to the
+    /// supervisor, in a task of its own: if the caller goes away (the client
+    /// hung up) after the commit, the committed deliveries still reach their
+    /// actors instead of waiting in the database for an actor to reload.
+    async fn commit_and_hand_over(&self, new: NewEvent) -> Result<Published, PublishError> {
+        let (store, supervisor) = (self.store.clone(), self.supervisor.clone());
+        let handover = tokio::spawn(async move {
+            let published = store.publish(new).await?;
+            supervisor.enqueue(published.deliveries.clone());
+            Ok::<_, projections::Error>(published)
+        });
+        match handover.await {
+            Ok(result) => Ok(result?),
+            Err(error) => Err(PublishError::Store(projections::Error::Unavailable(
+                if error.is_panic() {
+                    "publishing panicked"
+                } else {
+                    "publishing was cancelled"
+                },
+            ))),
+        }
     }
 
     /// Sends one `webhook_config.test` event to one config; its outcome is
@@ -103,8 +124,6 @@ impl Publisher {
             task_id: task_id.map(str::to_owned),
             targets: vec![config_id],
         };
-        let published = self.store.publish(new).await?;
-        self.supervisor.enqueue(published.deliveries.clone());
-        Ok(published)
+        self.commit_and_hand_over(new).await
     }
 }

@@ -111,19 +111,29 @@ pub async fn write_publishes(db: &Db, batch: &[NewEvent]) -> Result<Vec<Publishe
         for (i, new) in batch.iter().enumerate() {
             let event = &events[i];
             if inserted.contains(&event.id) {
-                let deliveries: Vec<PendingDelivery> = new
+                let deliveries = new
                     .targets
                     .iter()
-                    .map(|&config_id| PendingDelivery {
-                        id: delivery_ids[&(event.id.clone(), config_id)],
-                        config_id,
-                        kind: new.kind,
-                        task_id: new.task_id.clone(),
-                        attempts: 0,
-                        next_attempt_at: now,
-                        event: event.clone(),
+                    .map(|&config_id| {
+                        let id = delivery_ids
+                            .get(&(event.id.clone(), config_id))
+                            .ok_or_else(|| {
+                                Error::Corrupt(format!(
+                                    "no delivery row came back for event {} and config {config_id}",
+                                    event.id
+                                ))
+                            })?;
+                        Ok(PendingDelivery {
+                            id: *id,
+                            config_id,
+                            kind: new.kind,
+                            task_id: new.task_id.clone(),
+                            attempts: 0,
+                            next_attempt_at: now,
+                            event: event.clone(),
+                        })
                     })
-                    .collect();
+                    .collect::<Result<Vec<_>, Error>>()?;
                 published.push(Published {
                     delivery_count: deliveries.len() as i64,
                     event: event.clone(),
