@@ -64,8 +64,11 @@ impl EndpointActor {
         }
     }
 
-    /// (Re)reads the config and the pending rows of this endpoint.
+    /// (Re)reads the config and the pending rows of this endpoint. Nothing
+    /// is sent until it is read: a delivery that arrives meanwhile (say, the
+    /// next publish after a URL change) must go out with the new config.
     fn reload(&mut self, ctx: &mut Context<Self>) {
+        self.config = None;
         let engine = self.engine.clone();
         let config_id = self.config_id;
         let load = async move {
