@@ -194,7 +194,44 @@ async fn batched_attempts_keep_exact_statistics(backend: Backend) {
         .all(|d| d["attempts"] == 1 && d["attempt_log"].as_array().unwrap().len() == 1));
 }
 
+/// A publish right after a URL change goes to the new URL: the endpoint
+/// actor must not send with the config it is still re-reading. The race
+/// (the `Deliver` overtaking the reload) showed once in a loaded CI run, not
+/// on a quiet machine; twenty alternating rounds give it twenty chances.
+async fn the_first_publish_after_a_url_change_goes_to_the_new_url(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receivers = [Receiver::ok(), Receiver::ok()];
+    let id = subscribe(
+        &app,
+        &receivers[0].url,
+        json!(["invoice.paid"]),
+        json!({"retry_count": 0}),
+    )
+    .await;
+    for round in 0..20 {
+        let target = &receivers[round % 2];
+        let patch = app
+            .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+            .json(&json!({"url": target.url}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patch.status(), StatusCode::OK);
+        let published = app.publish("invoice.paid", json!({"round": round})).await;
+        let arrived = target.wait_for(round / 2 + 1, WAIT).await;
+        assert_eq!(
+            arrived.last().unwrap().header("webhook-id"),
+            published["id"].as_str().unwrap(),
+            "round {round}"
+        );
+    }
+    assert_eq!(receivers[0].received().len(), 10);
+    assert_eq!(receivers[1].received().len(), 10);
+}
+
 on_both_backends!(
+    the_first_publish_after_a_url_change_goes_to_the_new_url,
     concurrent_publishes_of_one_id_store_one_event,
     routing_follows_config_changes_at_once,
     list_totals_follow_creates_and_deletes,
