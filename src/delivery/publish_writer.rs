@@ -81,7 +81,13 @@ pub async fn write_publishes(db: &Db, batch: &[NewEvent]) -> Result<Vec<Publishe
             .filter(|&&i| inserted.contains(&events[i].id))
             .flat_map(|&i| batch[i].targets.iter().map(move |&config| (i, config)))
             .collect();
-        let mut delivery_ids: HashMap<(String, i64), i64> = HashMap::new();
+        // Rows come back in no promised order: match them by (event, config).
+        let batch_index: HashMap<&str, usize> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| (event.id.as_str(), i))
+            .collect();
+        let mut delivery_ids: HashMap<(usize, i64), i64> = HashMap::new();
         for chunk in delivery_rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO deliveries (event_id, config_id, organisation, kind, task_id, \
@@ -104,7 +110,9 @@ pub async fn write_publishes(db: &Db, batch: &[NewEvent]) -> Result<Vec<Publishe
             let created: Vec<(i64, String, i64)> =
                 insert.build_query_as().fetch_all(&mut *tx).await?;
             for (id, event_id, config) in created {
-                delivery_ids.insert((event_id, config), id);
+                if let Some(&i) = batch_index.get(event_id.as_str()) {
+                    delivery_ids.insert((i, config), id);
+                }
             }
         }
         let mut published = Vec::with_capacity(batch.len());
@@ -115,14 +123,12 @@ pub async fn write_publishes(db: &Db, batch: &[NewEvent]) -> Result<Vec<Publishe
                     .targets
                     .iter()
                     .map(|&config_id| {
-                        let id = delivery_ids
-                            .get(&(event.id.clone(), config_id))
-                            .ok_or_else(|| {
-                                Error::Corrupt(format!(
-                                    "no delivery row came back for event {} and config {config_id}",
-                                    event.id
-                                ))
-                            })?;
+                        let id = delivery_ids.get(&(i, config_id)).ok_or_else(|| {
+                            Error::Corrupt(format!(
+                                "no delivery row came back for event {} and config {config_id}",
+                                event.id
+                            ))
+                        })?;
                         Ok(PendingDelivery {
                             id: *id,
                             config_id,

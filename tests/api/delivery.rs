@@ -12,11 +12,7 @@ use webhookd::delivery::retry::RetrySchedule;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn subscribe(app: &TestApp, url: &str, extra: Value) -> (i64, String) {
-    let mut body = json!({ "url": url, "events": ["invoice.paid"] });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let created = app.create_webhook(body).await;
+    let created = app.subscribe(url, json!(["invoice.paid"]), extra).await;
     (
         created["id"].as_i64().unwrap(),
         created["secret"].as_str().unwrap().to_owned(),

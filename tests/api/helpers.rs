@@ -283,6 +283,16 @@ impl TestApp {
         json["data"].clone()
     }
 
+    /// Creates a v1 webhook for `url` subscribed to `events`, with `extra`
+    /// fields added to the body; returns the created config's `data`.
+    pub async fn subscribe(&self, url: &str, events: Value, extra: Value) -> Value {
+        let mut body = json!({ "url": url, "events": events });
+        for (k, v) in extra.as_object().expect("extra fields are an object") {
+            body[k] = v.clone();
+        }
+        self.create_webhook(body).await
+    }
+
     /// An organisation with a key of the given scopes; returns the token.
     pub async fn new_tenant(&self, plan: &str, features: &[&str], scopes: &str) -> (i64, String) {
         let plan = aggregates::values::Plan::parse(plan).expect("plan");

@@ -13,11 +13,9 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn subscribe(app: &TestApp, url: &str, events: Value, extra: Value) -> i64 {
-    let mut body = json!({ "url": url, "events": events });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    app.create_webhook(body).await["id"].as_i64().unwrap()
+    app.subscribe(url, events, extra).await["id"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn publish_raw(app: &TestApp, body: Value) -> (StatusCode, Value) {
