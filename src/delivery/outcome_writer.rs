@@ -2,7 +2,8 @@
 //! status and the configs' statistics of many attempts in one transaction
 //! of three statements (see [`super::group_commit`] for why).
 use super::store::{AttemptRecord, DeliveryKind, FailureRun, NextStep};
-use projections::{on_pool, Db, Error};
+use projections::{Db, Error};
+use sqlx::{PgPool, SqlitePool};
 use std::collections::HashMap;
 
 /// One attempt and where its delivery goes next.
@@ -61,6 +62,7 @@ impl StatsChange {
     }
 }
 
+/// SQLite's multi-row statements: 7 parameters a row.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Writes a batch; answers each outcome with its config's failure run after
@@ -95,91 +97,10 @@ pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun
             stats[i].1.add(&outcome.attempt);
         }
     }
-    let runs: HashMap<i64, FailureRun> = on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_ms, \
-                 status_code, response_body, error, success) ",
-            );
-            insert.push_values(chunk, |mut row, outcome| {
-                let attempt = &outcome.attempt;
-                row.push_bind(outcome.delivery_id)
-                    .push_bind(attempt.attempted_at)
-                    .push_bind(attempt.duration_ms)
-                    .push_bind(attempt.status_code.map(i64::from))
-                    .push_bind(attempt.response_body.clone())
-                    .push_bind(attempt.error.clone())
-                    .push_bind(attempt.success);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
-            let mut update = sqlx::QueryBuilder::new(
-                "WITH v (id, status, next_attempt_at, attempts, status_code, error, at) AS (",
-            );
-            update.push_values(chunk, |mut row, (id, change)| {
-                let (status, next_attempt_at) = change.last.status();
-                let attempt = &change.last.attempt;
-                row.push_bind(*id)
-                    .push_bind(status)
-                    .push_bind(next_attempt_at)
-                    .push_bind(change.attempts)
-                    .push_bind(attempt.status_code.map(i64::from))
-                    .push_bind(attempt.error.clone())
-                    .push_bind(attempt.attempted_at);
-            });
-            update.push(
-                ") UPDATE deliveries SET status = v.status, \
-                 attempts = deliveries.attempts + v.attempts, \
-                 next_attempt_at = v.next_attempt_at, last_status_code = v.status_code, \
-                 last_error = v.error, updated_at = v.at \
-                 FROM v WHERE deliveries.id = v.id",
-            );
-            update.build().execute(&mut *tx).await?;
-        }
-        let mut runs = HashMap::new();
-        for chunk in stats.chunks(ROWS_PER_STATEMENT) {
-            let mut update = sqlx::QueryBuilder::new(
-                "WITH v (id, triggered_at, success_at, failure_at, reset, failures, \
-                 first_failure) AS (",
-            );
-            update.push_values(chunk, |mut row, (id, change)| {
-                row.push_bind(*id)
-                    .push_bind(change.triggered_at)
-                    .push_bind(change.success_at)
-                    .push_bind(change.failure_at)
-                    .push_bind(change.reset)
-                    .push_bind(change.failures)
-                    .push_bind(change.first_failure);
-            });
-            update.push(
-                ") UPDATE webhook_configs SET last_triggered_at = v.triggered_at, \
-                 last_success_at = COALESCE(v.success_at, webhook_configs.last_success_at), \
-                 last_failure_at = COALESCE(v.failure_at, webhook_configs.last_failure_at), \
-                 failure_count = CASE WHEN v.reset THEN v.failures \
-                     ELSE webhook_configs.failure_count + v.failures END, \
-                 failing_since = CASE WHEN v.reset THEN v.first_failure \
-                     ELSE COALESCE(webhook_configs.failing_since, v.first_failure) END \
-                 FROM v WHERE webhook_configs.id = v.id \
-                 RETURNING webhook_configs.id, webhook_configs.failure_count, \
-                 webhook_configs.failing_since",
-            );
-            let rows: Vec<(i64, i64, Option<i64>)> =
-                update.build_query_as().fetch_all(&mut *tx).await?;
-            for (id, consecutive_failures, failing_since) in rows {
-                runs.insert(
-                    id,
-                    FailureRun {
-                        consecutive_failures,
-                        failing_since,
-                    },
-                );
-            }
-        }
-        tx.commit().await?;
-        runs
-    });
+    let runs = match db {
+        Db::Sqlite(pool) => write_sqlite(pool, batch, &deliveries, &stats).await?,
+        Db::Postgres(pool) => write_postgres(pool, batch, &deliveries, &stats).await?,
+    };
     Ok(batch
         .iter()
         .map(|outcome| match outcome.kind {
@@ -191,6 +112,227 @@ pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun
                 consecutive_failures: 0,
                 failing_since: None,
             })
+        })
+        .collect())
+}
+
+/// Multi-row statements in one transaction.
+async fn write_sqlite(
+    pool: &SqlitePool,
+    batch: &[Outcome],
+    deliveries: &[(i64, DeliveryChange<'_>)],
+    stats: &[(i64, StatsChange)],
+) -> Result<HashMap<i64, FailureRun>, Error> {
+    let mut tx = pool.begin().await?;
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_ms, \
+             status_code, response_body, error, success) ",
+        );
+        insert.push_values(chunk, |mut row, outcome| {
+            let attempt = &outcome.attempt;
+            row.push_bind(outcome.delivery_id)
+                .push_bind(attempt.attempted_at)
+                .push_bind(attempt.duration_ms)
+                .push_bind(attempt.status_code.map(i64::from))
+                .push_bind(attempt.response_body.clone())
+                .push_bind(attempt.error.clone())
+                .push_bind(attempt.success);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
+        let mut update = sqlx::QueryBuilder::new(
+            "WITH v (id, status, next_attempt_at, attempts, status_code, error, at) AS (",
+        );
+        update.push_values(chunk, |mut row, (id, change)| {
+            let (status, next_attempt_at) = change.last.status();
+            let attempt = &change.last.attempt;
+            row.push_bind(*id)
+                .push_bind(status)
+                .push_bind(next_attempt_at)
+                .push_bind(change.attempts)
+                .push_bind(attempt.status_code.map(i64::from))
+                .push_bind(attempt.error.clone())
+                .push_bind(attempt.attempted_at);
+        });
+        update.push(
+            ") UPDATE deliveries SET status = v.status, \
+             attempts = deliveries.attempts + v.attempts, \
+             next_attempt_at = v.next_attempt_at, last_status_code = v.status_code, \
+             last_error = v.error, updated_at = v.at \
+             FROM v WHERE deliveries.id = v.id",
+        );
+        update.build().execute(&mut *tx).await?;
+    }
+    let mut runs = HashMap::new();
+    for chunk in stats.chunks(ROWS_PER_STATEMENT) {
+        let mut update = sqlx::QueryBuilder::new(
+            "WITH v (id, triggered_at, success_at, failure_at, reset, failures, \
+             first_failure) AS (",
+        );
+        update.push_values(chunk, |mut row, (id, change)| {
+            row.push_bind(*id)
+                .push_bind(change.triggered_at)
+                .push_bind(change.success_at)
+                .push_bind(change.failure_at)
+                .push_bind(change.reset)
+                .push_bind(change.failures)
+                .push_bind(change.first_failure);
+        });
+        update.push(
+            ") UPDATE webhook_configs SET last_triggered_at = v.triggered_at, \
+             last_success_at = COALESCE(v.success_at, webhook_configs.last_success_at), \
+             last_failure_at = COALESCE(v.failure_at, webhook_configs.last_failure_at), \
+             failure_count = CASE WHEN v.reset THEN v.failures \
+                 ELSE webhook_configs.failure_count + v.failures END, \
+             failing_since = CASE WHEN v.reset THEN v.first_failure \
+                 ELSE COALESCE(webhook_configs.failing_since, v.first_failure) END \
+             FROM v WHERE webhook_configs.id = v.id \
+             RETURNING webhook_configs.id, webhook_configs.failure_count, \
+             webhook_configs.failing_since",
+        );
+        let rows: Vec<(i64, i64, Option<i64>)> =
+            update.build_query_as().fetch_all(&mut *tx).await?;
+        for (id, consecutive_failures, failing_since) in rows {
+            runs.insert(
+                id,
+                FailureRun {
+                    consecutive_failures,
+                    failing_since,
+                },
+            );
+        }
+    }
+    tx.commit().await?;
+    Ok(runs)
+}
+
+const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
+        INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_ms, status_code, \
+            response_body, error, success) \
+        SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
+            $5::text[], $6::text[], $7::boolean[]) \
+    ), delivered AS ( \
+        UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + v.attempts, \
+            next_attempt_at = v.next_attempt_at, last_status_code = v.status_code, \
+            last_error = v.error, updated_at = v.at \
+        FROM UNNEST($8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], \
+            $13::text[], $14::bigint[]) \
+            AS v (id, status, next_attempt_at, attempts, status_code, error, at) \
+        WHERE deliveries.id = v.id \
+    ) \
+    UPDATE webhook_configs SET last_triggered_at = v.triggered_at, \
+        last_success_at = COALESCE(v.success_at, webhook_configs.last_success_at), \
+        last_failure_at = COALESCE(v.failure_at, webhook_configs.last_failure_at), \
+        failure_count = CASE WHEN v.reset THEN v.failures \
+            ELSE webhook_configs.failure_count + v.failures END, \
+        failing_since = CASE WHEN v.reset THEN v.first_failure \
+            ELSE COALESCE(webhook_configs.failing_since, v.first_failure) END \
+    FROM UNNEST($15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::boolean[], \
+        $20::bigint[], $21::bigint[]) \
+        AS v (id, triggered_at, success_at, failure_at, reset, failures, first_failure) \
+    WHERE webhook_configs.id = v.id \
+    RETURNING webhook_configs.id, webhook_configs.failure_count, webhook_configs.failing_since";
+
+/// One statement over arrays, its own transaction (see
+/// [`super::publish_writer`] for why).
+async fn write_postgres(
+    pool: &PgPool,
+    batch: &[Outcome],
+    deliveries: &[(i64, DeliveryChange<'_>)],
+    stats: &[(i64, StatsChange)],
+) -> Result<HashMap<i64, FailureRun>, Error> {
+    let attempts = batch.iter().map(|outcome| &outcome.attempt);
+    let delivered = deliveries.iter().map(|(id, change)| (*id, change));
+    let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(POSTGRES_OUTCOMES)
+        .bind(batch.iter().map(|o| o.delivery_id).collect::<Vec<_>>())
+        .bind(attempts.clone().map(|a| a.attempted_at).collect::<Vec<_>>())
+        .bind(attempts.clone().map(|a| a.duration_ms).collect::<Vec<_>>())
+        .bind(
+            attempts
+                .clone()
+                .map(|a| a.status_code.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            attempts
+                .clone()
+                .map(|a| a.response_body.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            attempts
+                .clone()
+                .map(|a| a.error.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(attempts.map(|a| a.success).collect::<Vec<_>>())
+        .bind(delivered.clone().map(|(id, _)| id).collect::<Vec<_>>())
+        .bind(
+            delivered
+                .clone()
+                .map(|(_, c)| c.last.status().0)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            delivered
+                .clone()
+                .map(|(_, c)| c.last.status().1)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            delivered
+                .clone()
+                .map(|(_, c)| c.attempts)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            delivered
+                .clone()
+                .map(|(_, c)| c.last.attempt.status_code.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            delivered
+                .clone()
+                .map(|(_, c)| c.last.attempt.error.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            delivered
+                .map(|(_, c)| c.last.attempt.attempted_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(stats.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(
+            stats
+                .iter()
+                .map(|(_, s)| s.triggered_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(stats.iter().map(|(_, s)| s.success_at).collect::<Vec<_>>())
+        .bind(stats.iter().map(|(_, s)| s.failure_at).collect::<Vec<_>>())
+        .bind(stats.iter().map(|(_, s)| s.reset).collect::<Vec<_>>())
+        .bind(stats.iter().map(|(_, s)| s.failures).collect::<Vec<_>>())
+        .bind(
+            stats
+                .iter()
+                .map(|(_, s)| s.first_failure)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, consecutive_failures, failing_since)| {
+            (
+                id,
+                FailureRun {
+                    consecutive_failures,
+                    failing_since,
+                },
+            )
         })
         .collect())
 }
