@@ -7,7 +7,7 @@ use crate::delivery::publish::Publisher;
 use crate::delivery::routing::RoutingCache;
 use crate::delivery::store::DeliveryStore;
 use crate::delivery::tasks::TaskStore;
-use crate::delivery::{http_client, SupervisorHandle};
+use crate::delivery::SupervisorHandle;
 use crate::http::{self, key_cache::KeyCache, request_id::assign_request_id, AppState};
 use crate::settings::Settings;
 use actix_web::dev::Server;
@@ -58,7 +58,6 @@ impl Application {
         let engine = DeliveryEngine {
             store: store.clone(),
             tasks: TaskStore::new(db.clone()),
-            client: http_client::build(&url_policy, &delivery.resolve_overrides),
             settings: delivery.clone(),
             commands: commands.clone(),
         };

@@ -16,6 +16,7 @@ pub mod attempt;
 pub mod endpoint;
 mod group_commit;
 pub mod http_client;
+pub mod lanes;
 mod outcome_writer;
 pub mod policy;
 pub mod publish;

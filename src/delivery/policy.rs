@@ -27,7 +27,6 @@ pub enum Verdict {
 pub struct DeliveryEngine {
     pub store: DeliveryStore,
     pub tasks: TaskStore,
-    pub client: reqwest::Client,
     pub settings: DeliverySettings,
     pub commands: ConfigCommands,
 }
@@ -35,13 +34,18 @@ pub struct DeliveryEngine {
 impl DeliveryEngine {
     /// The HTTP part of an attempt: what holds one of the endpoint's
     /// in-flight slots (the limit protects the receiver, not our database).
-    pub async fn send(&self, config: &EndpointConfig, delivery: &PendingDelivery) -> AttemptResult {
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        config: &EndpointConfig,
+        delivery: &PendingDelivery,
+    ) -> AttemptResult {
         if let Some(task) = delivery.task() {
             if let Err(error) = self.tasks.mark_processing(task).await {
                 tracing::error!(task, %error, "cannot mark a task processing");
             }
         }
-        attempt::send(&self.client, config, delivery, &self.settings.url_policy).await
+        attempt::send(client, config, delivery, &self.settings.url_policy).await
     }
 
     /// Records what an attempt found out and decides what happens next.

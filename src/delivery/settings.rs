@@ -15,6 +15,9 @@ pub struct DeliverySettings {
     pub disable_after: Duration,
     /// Concurrent requests to one endpoint.
     pub max_in_flight_per_endpoint: usize,
+    /// Threads the endpoint actors run on (`--delivery-threads`; default
+    /// one per core).
+    pub delivery_threads: usize,
     /// An endpoint actor with nothing to do stops after this long.
     pub idle_timeout: Duration,
     /// How often the supervisor checks that its actors are alive and looks
@@ -33,6 +36,7 @@ impl Default for DeliverySettings {
             disable_after_failures: 50,
             disable_after: Duration::from_secs(24 * 3600),
             max_in_flight_per_endpoint: 32,
+            delivery_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             idle_timeout: Duration::from_secs(30),
             watchdog_interval: Duration::from_millis(500),
             url_policy: UrlPolicy::production(),

@@ -6,6 +6,7 @@
 //! database for pending deliveries no actor holds: those of a previous run
 //! (crash, restart) and any whose notification was lost.
 use super::endpoint::{Deliver, EndpointActor, Panic, Reload, Stop};
+use super::lanes::Lanes;
 use super::policy::DeliveryEngine;
 use super::store::PendingDelivery;
 use super::task;
@@ -22,6 +23,7 @@ struct Slot {
 
 pub struct DeliverySupervisor {
     engine: Arc<DeliveryEngine>,
+    lanes: Lanes,
     endpoints: HashMap<i64, Slot>,
     restarts: u64,
     polling: bool,
@@ -30,6 +32,7 @@ pub struct DeliverySupervisor {
 impl DeliverySupervisor {
     pub fn new(engine: Arc<DeliveryEngine>) -> Self {
         Self {
+            lanes: Lanes::start(&engine.settings),
             engine,
             endpoints: HashMap::new(),
             restarts: 0,
@@ -52,9 +55,15 @@ impl DeliverySupervisor {
         }
         let engine = self.engine.clone();
         let me = ctx.address();
-        self.endpoints.entry(config_id).or_insert_with(|| Slot {
-            addr: EndpointActor::new(config_id, engine, me).start(),
-            sent: 0,
+        let lane = self.lanes.for_endpoint(config_id);
+        self.endpoints.entry(config_id).or_insert_with(|| {
+            let client = lane.client.clone();
+            Slot {
+                addr: EndpointActor::start_in_arbiter(&lane.arbiter, move |_| {
+                    EndpointActor::new(config_id, engine, me, client)
+                }),
+                sent: 0,
+            }
         })
     }
 

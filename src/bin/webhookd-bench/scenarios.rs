@@ -1,7 +1,7 @@
 //! The scenarios: each sets endpoints up through the public API, publishes
 //! through `POST /api/v1/events`, waits for the receiver, and reports.
 use crate::receiver::{Behaviour, Receiver, Tally};
-use crate::server::Server;
+use crate::server::{server_log, Server};
 use crate::{Options, Scenario};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -184,6 +184,10 @@ impl Bench {
         loop {
             let arrived = tally.arrivals.lock().unwrap().len() as u64;
             if arrived >= expected || started.elapsed() > patience {
+                return started.elapsed();
+            }
+            if self.server.has_exited() {
+                eprintln!("  webhookd has exited: see {}", server_log().display());
                 return started.elapsed();
             }
             if last_line.elapsed() > Duration::from_secs(1) {

@@ -142,6 +142,14 @@ impl Server {
         self.status_mb("VmRSS:")
     }
 
+    /// Whether the server process has ended (a zombie until we reap it).
+    pub fn has_exited(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    }
+
     /// A kB field of `/proc/<pid>/status`, in MB (0 when unreadable).
     fn status_mb(&self, field: &str) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -172,8 +180,12 @@ impl Server {
 /// The server's warnings and errors go to `webhookd-bench-server.log` in the
 /// system's temp directory, so a failed publish can be looked up.
 fn log_file() -> anyhow::Result<std::fs::File> {
-    let path = std::env::temp_dir().join("webhookd-bench-server.log");
+    let path = server_log();
     std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn server_log() -> std::path::PathBuf {
+    std::env::temp_dir().join("webhookd-bench-server.log")
 }
 
 async fn admin_sql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
