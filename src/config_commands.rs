@@ -10,8 +10,9 @@ use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventU
 use cqrs_es::CqrsFramework;
 use cqrs_es::{AggregateError, Query};
 use postgres_es::{PostgresCqrs, PostgresEventRepository};
+use projections::config_reads::ConfigReads;
 use projections::event_types::DbEventTypeCatalog;
-use projections::webhook_configs::{ConfigProjector, ListTotals};
+use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use rand::Rng;
 use sqlite_es::{SqliteCqrs, SqliteEventRepository};
@@ -91,8 +92,8 @@ pub struct ConfigCommands {
 }
 
 /// Tells the rest of webhookd about every committed config change: the
-/// publish path forgets its cached routes and the lists their cached totals
-/// (before the command answers), and
+/// publish path forgets its cached routes and the v1 API its cached rows,
+/// pages and totals (before the command answers), and
 /// a live endpoint actor picks up a new URL, secret, policy or deactivation
 /// at once. The supervisor is connected after it starts (it needs the
 /// commands).
@@ -100,15 +101,15 @@ pub struct ConfigCommands {
 pub struct ConfigChangeNotifier {
     supervisor: Arc<OnceLock<actix::Recipient<ConfigChanged>>>,
     routes: RoutingCache,
-    totals: ListTotals,
+    reads: ConfigReads,
 }
 
 impl ConfigChangeNotifier {
-    pub fn new(routes: RoutingCache, totals: ListTotals) -> Self {
+    pub fn new(routes: RoutingCache, reads: ConfigReads) -> Self {
         Self {
             supervisor: Arc::default(),
             routes,
-            totals,
+            reads,
         }
     }
 
@@ -120,10 +121,10 @@ impl ConfigChangeNotifier {
 #[async_trait::async_trait]
 impl Query<WebhookConfig> for ConfigChangeNotifier {
     async fn dispatch(&self, aggregate_id: &str, _: &[cqrs_es::EventEnvelope<WebhookConfig>]) {
+        let id = ConfigId::parse(aggregate_id);
         self.routes.invalidate();
-        self.totals.invalidate();
-        if let (Some(recipient), Some(id)) = (self.supervisor.get(), ConfigId::parse(aggregate_id))
-        {
+        self.reads.config_changed(id.map(|id| id.get()));
+        if let (Some(recipient), Some(id)) = (self.supervisor.get(), id) {
             recipient.do_send(ConfigChanged {
                 config_id: id.get(),
             });

@@ -14,7 +14,8 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use projections::webhook_configs::{ConfigProjector, ListTotals};
+use projections::config_reads::ConfigReads;
+use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -49,12 +50,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let url_policy = settings.url_policy();
         let routes = RoutingCache::default();
-        let totals = ListTotals::default();
-        let notifier = ConfigChangeNotifier::new(routes.clone(), totals.clone());
+        let config_reads = ConfigReads::default();
+        let notifier = ConfigChangeNotifier::new(routes.clone(), config_reads.clone());
         let commands = ConfigCommands::new(&db, notifier.clone());
         let mut delivery = settings.delivery.clone();
         delivery.url_policy = url_policy.clone();
-        let store = DeliveryStore::new(db.clone());
+        let store = DeliveryStore::new(db.clone(), config_reads.clone());
         let engine = DeliveryEngine {
             store: store.clone(),
             tasks: TaskStore::new(db.clone()),
@@ -68,7 +69,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db: db.clone(),
             keys: KeyCache::new(db.clone()),
-            totals,
+            config_reads,
             commands,
             url_policy,
             resolve_overrides: delivery.resolve_overrides,

@@ -48,6 +48,14 @@ impl<K: Hash + Eq, V: Clone> InvalidatedCache<K, V> {
         Ok(value)
     }
 
+    /// The data under `key` changed: forget its answer. Loads under way for
+    /// any key are not stored (they may have read before the change).
+    pub fn forget(&self, key: &K) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.remove(key);
+    }
+
     /// The data changed: forget every answer.
     pub fn invalidate(&self) {
         let mut entries = self.lock();

@@ -6,8 +6,10 @@
 //!   hides database errors, so nothing here uses it.
 //! * [`webhook_configs`]: the config read model, folded from the log by the
 //!   [`webhook_configs::ConfigProjector`], and its queries.
+//! * [`config_reads`]: the v1 API's config reads, cached until a change.
 //! * [`tenancy`] and [`event_types`]: reference tables written directly.
 pub mod cache;
+pub mod config_reads;
 pub mod db;
 pub mod event_log;
 pub mod event_types;

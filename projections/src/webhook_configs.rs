@@ -1,4 +1,5 @@
 //! The webhook config read model: one row per config, folded from the log.
+use crate::config_reads::ConfigReads;
 use crate::db::{Db, Error};
 use crate::event_log::{fold_config, load_aggregate, FoldedConfig};
 use crate::on_pool;
@@ -31,7 +32,8 @@ pub struct ConfigRow {
     pub failure_count: i64,
 }
 
-const COLUMNS: &str = "id, organisation, profile, url, name, events, headers, retry_count, \
+pub(crate) const COLUMNS: &str =
+    "id, organisation, profile, url, name, events, headers, retry_count, \
     timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
     updated_at, last_triggered_at, last_success_at, last_failure_at, failure_count";
 
@@ -431,54 +433,6 @@ pub async fn find_any(db: &Db, id: i64) -> Result<Option<ConfigRow>, Error> {
         .await?))
 }
 
-/// How many configs a list matches, remembered until any config changes
-/// (the command side calls [`ListTotals::invalidate`] once a change is in
-/// the read model). The profile of the list endpoint with 100 000 configs
-/// was the `COUNT(*)` (a scan of the organisation's whole index range) on
-/// every page; the page itself is a short index range.
-#[derive(Clone, Default)]
-pub struct ListTotals(std::sync::Arc<crate::cache::InvalidatedCache<String, i64>>);
-
-impl ListTotals {
-    pub fn invalidate(&self) {
-        self.0.invalidate();
-    }
-}
-
-/// A page of an organisation's live configs, newest first, and their total.
-pub async fn list_page(
-    db: &Db,
-    totals: &ListTotals,
-    organisation: i64,
-    page: i64,
-    per_page: i64,
-) -> Result<(Vec<ConfigRow>, i64), Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM webhook_configs \
-         WHERE organisation = $1 AND deleted = FALSE \
-         ORDER BY id DESC LIMIT $2 OFFSET $3"
-    );
-    let count_sql =
-        "SELECT COUNT(*) FROM webhook_configs WHERE organisation = $1 AND deleted = FALSE";
-    let offset = (page - 1).saturating_mul(per_page);
-    let rows = on_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(organisation)
-        .bind(per_page)
-        .bind(offset)
-        .fetch_all(pool)
-        .await?);
-    let total = totals
-        .0
-        .get_or_load(format!("live {organisation}"), async {
-            Ok::<i64, Error>(on_pool!(db, |pool| sqlx::query_scalar(count_sql)
-                .bind(organisation)
-                .fetch_one(pool)
-                .await?))
-        })
-        .await?;
-    Ok((rows, total))
-}
-
 /// The filters of the configs API list.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigFilter {
@@ -495,7 +449,7 @@ pub struct ConfigFilter {
 /// whether more follow in that direction, and how many match the filter.
 pub async fn list_filtered(
     db: &Db,
-    totals: &ListTotals,
+    reads: &ConfigReads,
     filter: &ConfigFilter,
     cursor: crate::paging::Cursor,
     limit: i64,
@@ -536,9 +490,8 @@ pub async fn list_filtered(
         }
         query.fetch_all(pool).await?
     });
-    let total = totals
-        .0
-        .get_or_load(format!("{filter:?}"), async {
+    let total = reads
+        .total(format!("{filter:?}"), async {
             Ok::<i64, Error>(on_pool!(db, |pool| {
                 let mut count = sqlx::query_scalar(&count_sql)
                     .bind(filter.organisation)

@@ -6,6 +6,7 @@ pub use super::publish_writer::NewEvent;
 use super::wire::EventRecord;
 use aggregates::values::{CustomHeaders, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, Profile};
+use projections::config_reads::ConfigReads;
 use projections::db::now_micros;
 use projections::webhook_configs::ConfigRow;
 use projections::{on_pool, Db, Error};
@@ -227,6 +228,7 @@ fn writer_connections(db: &Db, writers: usize) -> Db {
 
 impl DeliveryStore {
     /// Starts the group-commit writers: call inside the Tokio runtime.
+    /// `reads` is told which configs' statistics each outcome batch moved.
     ///
     /// PostgreSQL overlaps transactions, so publishes get four writers and
     /// outcomes two (batches fill while others commit). Outcome batches all
@@ -236,7 +238,7 @@ impl DeliveryStore {
     /// writer at a time and makes the others wait in its busy handler, which
     /// sleeps for milliseconds; there one writer of each kind takes turns at
     /// an in-process gate instead.
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, reads: ConfigReads) -> Self {
         let (publish_writers, outcome_writers, gate) = match db {
             Db::Sqlite(_) => (1, 1, WriteGate::one_at_a_time()),
             Db::Postgres(_) => (4, 2, WriteGate::open()),
@@ -256,9 +258,12 @@ impl DeliveryStore {
             let db = writer_db;
             GroupCommit::start("outcome", outcome_writers, MAX_BATCH, move |batch| {
                 let (db, gate) = (db.clone(), gate.clone());
+                let reads = reads.clone();
                 async move {
                     let _turn = gate.turn().await;
-                    write_outcomes(&db, &batch).await
+                    let runs = write_outcomes(&db, &batch).await?;
+                    reads.stats_changed(batch.iter().map(|outcome| outcome.config_id));
+                    Ok(runs)
                 }
             })
         };

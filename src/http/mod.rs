@@ -13,7 +13,7 @@ use crate::delivery::tasks::TaskStore;
 use actix_web::web;
 use aggregates::values::UrlPolicy;
 use key_cache::KeyCache;
-use projections::webhook_configs::ListTotals;
+use projections::config_reads::ConfigReads;
 use projections::Db;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,7 +24,7 @@ pub struct AppState {
     /// API keys by token, for authentication.
     pub keys: KeyCache,
     /// Totals of the config lists, kept until a config changes.
-    pub totals: ListTotals,
+    pub config_reads: ConfigReads,
     pub commands: ConfigCommands,
     pub url_policy: UrlPolicy,
     /// `--resolve` answers, also used by the create-time address check.

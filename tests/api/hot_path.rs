@@ -1,5 +1,5 @@
 //! The publish and delivery hot path batches its writes (group commit) and
-//! keeps routes, keys and list totals in memory. These tests hold it to the
+//! keeps routes, keys, config rows, list pages and totals in memory. These tests hold it to the
 //! same answers as one transaction per request and no caches.
 use crate::helpers::{status_and_json, webhook_body, Backend, TestApp};
 use crate::on_both_backends;
@@ -228,7 +228,71 @@ async fn the_first_publish_after_a_url_change_goes_to_the_new_url(backend: Backe
     assert_eq!(receivers[1].received().len(), 10);
 }
 
+/// The v1 API answers rows and list pages from memory: every change must
+/// show in the very next read (config commands), or as soon as the attempt
+/// that moved the statistics is recorded (delivery).
+async fn cached_reads_follow_every_change(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    let id = subscribe(&app, &receiver.url, json!(["invoice.paid"]), json!({})).await;
+    let listed = |app: &TestApp| {
+        let request = app.request(Method::GET, "/api/v1/webhooks?per_page=25");
+        async move {
+            let (status, body) = status_and_json(request.send().await.unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["data"].as_array().unwrap().clone()
+        }
+    };
+    // Read twice: the second answer comes from memory.
+    for _ in 0..2 {
+        assert!(app.webhook(id).await["last_success_at"].is_null());
+        assert!(listed(&app).await[0]["last_success_at"].is_null());
+    }
+
+    app.publish("invoice.paid", json!({})).await;
+    receiver.wait_for(1, WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let shown = app.webhook(id).await["last_success_at"].is_string();
+        let listed_shown = listed(&app).await[0]["last_success_at"].is_string();
+        if shown && listed_shown {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the recorded attempt never showed: show {shown}, list {listed_shown}"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    let patch = app
+        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+        .json(&json!({"name": "renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::OK);
+    assert_eq!(app.webhook(id).await["name"], "renamed");
+    assert_eq!(listed(&app).await[0]["name"], "renamed");
+
+    let delete = app
+        .request(Method::DELETE, &format!("/api/v1/webhooks/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(delete.status().is_success());
+    let gone = app
+        .request(Method::GET, &format!("/api/v1/webhooks/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert!(listed(&app).await.is_empty());
+}
+
 on_both_backends!(
+    cached_reads_follow_every_change,
     the_first_publish_after_a_url_change_goes_to_the_new_url,
     concurrent_publishes_of_one_id_store_one_event,
     routing_follows_config_changes_at_once,

@@ -90,7 +90,7 @@ pub async fn list(
     };
     let (rows, has_more, total) = webhook_configs::list_filtered(
         &state.db,
-        &state.totals,
+        &state.config_reads,
         &filter,
         params.cursor,
         params.limit,

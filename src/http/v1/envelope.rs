@@ -3,20 +3,35 @@ use crate::http::request_id::RequestId;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
 
-pub fn respond(status: StatusCode, data: impl Serialize, request_id: &RequestId) -> HttpResponse {
-    respond_with_meta(status, data, request_id, Map::new())
+/// Serialized straight from `data`: building a `serde_json::Value` first
+/// (the `json!` macro) copied every row into maps of owned strings, about a
+/// third of a list request's time in the profile.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    data: T,
+    meta: Meta<'a>,
 }
 
-pub fn respond_with_meta(
-    status: StatusCode,
-    data: impl Serialize,
-    request_id: &RequestId,
-    mut meta: Map<String, Value>,
-) -> HttpResponse {
-    meta.insert("request_id".into(), json!(request_id.as_str()));
-    HttpResponse::build(status).json(json!({ "data": data, "meta": meta }))
+#[derive(Serialize)]
+struct Meta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_page: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
+    request_id: &'a str,
+}
+
+pub fn respond(status: StatusCode, data: impl Serialize, request_id: &RequestId) -> HttpResponse {
+    let meta = Meta {
+        page: None,
+        per_page: None,
+        total: None,
+        request_id: request_id.as_str(),
+    };
+    HttpResponse::build(status).json(Envelope { data, meta })
 }
 
 /// A page of a list: `meta` also carries `page`, `per_page` and `total`.
@@ -27,9 +42,11 @@ pub fn respond_page(
     per_page: i64,
     total: i64,
 ) -> HttpResponse {
-    let mut meta = Map::new();
-    meta.insert("page".into(), json!(page));
-    meta.insert("per_page".into(), json!(per_page));
-    meta.insert("total".into(), json!(total));
-    respond_with_meta(StatusCode::OK, data, request_id, meta)
+    let meta = Meta {
+        page: Some(page),
+        per_page: Some(per_page),
+        total: Some(total),
+        request_id: request_id.as_str(),
+    };
+    HttpResponse::build(StatusCode::OK).json(Envelope { data, meta })
 }

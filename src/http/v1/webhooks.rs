@@ -27,17 +27,13 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let (page, per_page) = paging(&req)?;
-    let (rows, total) = webhook_configs::list_page(
-        &state.db,
-        &state.totals,
-        caller.organisation_id(),
-        page,
-        per_page,
-    )
-    .await?;
+    let (rows, total) = state
+        .config_reads
+        .list_page(&state.db, caller.organisation_id(), page, per_page)
+        .await?;
     let data: Vec<_> = rows
-        .into_iter()
-        .map(|row| WebhookResource::from_row(row, Secret::Hidden))
+        .iter()
+        .map(|row| WebhookResource::from_row(row.clone(), Secret::Hidden))
         .collect();
     Ok(respond_page(data, &request_id, page, per_page, total))
 }
@@ -187,7 +183,9 @@ async fn read_back(
     caller: &V1Caller,
     id: ConfigId,
 ) -> Result<ConfigRow, ApiError> {
-    webhook_configs::find(&state.db, caller.organisation_id(), id.get())
+    state
+        .config_reads
+        .find(&state.db, caller.organisation_id(), id.get())
         .await?
         .ok_or_else(ApiError::webhook_not_found)
 }
