@@ -9,6 +9,7 @@ use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
 use actix::prelude::*;
+use futures_util::FutureExt;
 use projections::db::now_micros;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -120,12 +121,10 @@ impl EndpointActor {
         };
         let limit = self.engine.settings.max_in_flight_per_endpoint;
         let now = now_micros();
-        // Attempts still being recorded count too (up to the same number
-        // again): each is a future in this actor's context, which actix
-        // polls all together on every wake-up. Unbounded, they piled up as
-        // soon as requests outpaced the recording (a thousand per actor, the
-        // thread busy polling them, deliveries down from 9 000/s to 2 000/s).
-        while self.in_flight < limit && self.in_flight + self.settling < 2 * limit {
+        // Attempts still being recorded count too, up to three times the
+        // limit again: while the database lags behind the receiver, the
+        // actor stops taking on more than it can record.
+        while self.in_flight < limit && self.in_flight + self.settling < 4 * limit {
             let Some(delivery) = self.ready.pop_front() else {
                 break;
             };
@@ -153,22 +152,15 @@ impl EndpointActor {
     ) {
         self.in_flight += 1;
         let (engine, client) = (self.engine.clone(), self.client.clone());
-        let sent = delivery.clone();
-        let request = task::run(async move {
-            let result = engine.send(&client, &config, &sent).await;
-            (result, config)
-        });
-        ctx.spawn(
-            request
-                .into_actor(self)
-                .map(move |(result, config), actor, ctx| {
-                    // The answer is in: the slot is free while the attempt is recorded.
-                    actor.in_flight -= 1;
-                    actor.settling += 1;
-                    actor.settle(delivery, config, result, ctx);
-                    actor.pump(ctx);
-                }),
-        );
+        let work = async move {
+            let result = engine.send(&client, &config, &delivery).await;
+            Finished::Answered {
+                delivery,
+                config,
+                result,
+            }
+        };
+        tell_when_done(ctx, work);
     }
 
     fn settle(
@@ -179,27 +171,11 @@ impl EndpointActor {
         ctx: &mut Context<Self>,
     ) {
         let engine = self.engine.clone();
-        let settled = delivery.clone();
-        let work = task::run(async move { engine.settle(&config, &settled, result).await });
-        ctx.spawn(work.into_actor(self).map(move |verdict, actor, ctx| {
-            actor.settling -= 1;
-            match verdict {
-                Verdict::RetryIn(wait) => {
-                    let mut retry = delivery;
-                    retry.attempts += 1;
-                    retry.next_attempt_at = 0;
-                    actor.retry_later(retry, wait, ctx);
-                }
-                Verdict::Done => {
-                    actor.held.remove(&delivery.id);
-                }
-                Verdict::EndpointOff => {
-                    actor.held.remove(&delivery.id);
-                    actor.reload(ctx);
-                }
-            }
-            actor.pump(ctx);
-        }));
+        let work = async move {
+            let verdict = engine.settle(&config, &delivery, result).await;
+            Finished::Settled { delivery, verdict }
+        };
+        tell_when_done(ctx, work);
     }
 
     fn retry_later(&mut self, delivery: PendingDelivery, wait: Duration, ctx: &mut Context<Self>) {
@@ -235,6 +211,84 @@ impl Actor for EndpointActor {
                 });
             }
         });
+    }
+}
+
+/// Runs an attempt's step as a Tokio task (see [`task`]) and hands its end
+/// to the actor as a [`Finished`] message. Not `ctx.spawn`: actix polls
+/// every future an actor spawned on each of its wake-ups, and with hundreds
+/// of attempts under way the lane's thread did little else.
+fn tell_when_done<F>(ctx: &Context<EndpointActor>, work: F)
+where
+    F: std::future::Future<Output = Finished> + Send + 'static,
+{
+    let actor = ctx.address();
+    tokio::spawn(async move {
+        let finished = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+            Ok(finished) => finished,
+            Err(panic) => Finished::Panicked(panic),
+        };
+        // A stopped actor is gone with its work; its successor reloads it.
+        actor.do_send(finished);
+    });
+}
+
+/// A step of an attempt ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Finished {
+    /// The HTTP exchange is over: record it.
+    Answered {
+        delivery: PendingDelivery,
+        config: Arc<EndpointConfig>,
+        result: AttemptResult,
+    },
+    /// Recorded: retry, forget, or switch off.
+    Settled {
+        delivery: PendingDelivery,
+        verdict: Verdict,
+    },
+    /// The step panicked: the actor dies of it, as if it had panicked
+    /// itself, and the supervisor starts another.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+impl Handler<Finished> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, finished: Finished, ctx: &mut Context<Self>) {
+        match finished {
+            Finished::Answered {
+                delivery,
+                config,
+                result,
+            } => {
+                // The answer is in: the slot is free while the attempt is recorded.
+                self.in_flight -= 1;
+                self.settling += 1;
+                self.settle(delivery, config, result, ctx);
+            }
+            Finished::Settled { delivery, verdict } => {
+                self.settling -= 1;
+                match verdict {
+                    Verdict::RetryIn(wait) => {
+                        let mut retry = delivery;
+                        retry.attempts += 1;
+                        retry.next_attempt_at = 0;
+                        self.retry_later(retry, wait, ctx);
+                    }
+                    Verdict::Done => {
+                        self.held.remove(&delivery.id);
+                    }
+                    Verdict::EndpointOff => {
+                        self.held.remove(&delivery.id);
+                        self.reload(ctx);
+                    }
+                }
+            }
+            Finished::Panicked(panic) => std::panic::resume_unwind(panic),
+        }
+        self.pump(ctx);
     }
 }
 
