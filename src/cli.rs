@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Threads the endpoint actors run on (default: one per core).
+    #[arg(long)]
+    pub delivery_threads: Option<usize>,
 }
 
 fn parse_cidr(raw: &str) -> Result<IpCidr, String> {
@@ -382,6 +385,9 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     settings.delivery.disable_after_failures = args.disable_after_failures;
     settings.delivery.disable_after = args.disable_after;
     settings.delivery.idle_timeout = args.idle_timeout;
+    if let Some(threads) = args.delivery_threads {
+        settings.delivery.delivery_threads = threads;
+    }
     settings.delivery.resolve_overrides = args.resolve.into_iter().collect();
     let app = Application::build(&settings).await?;
     if let Some(key) = &app.bootstrap_key {

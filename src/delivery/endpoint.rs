@@ -3,7 +3,6 @@
 //! schedules retries, and stops when it has been idle for a while. Its
 //! pending work always lives in the database too, so a dead actor loses
 //! nothing: the supervisor starts a new one, which reloads it.
-use super::attempt::AttemptResult;
 use super::policy::{DeliveryEngine, Verdict};
 use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
@@ -37,6 +36,11 @@ pub struct EndpointActor {
     /// sent before letting the actor stop.
     received: u64,
     idle_since: Instant,
+    /// Reloads started; the newest is the one whose answer counts.
+    reloads: u64,
+    /// Deliveries finished while a reload was reading: its list of pending
+    /// rows may predate their records, and must not send them again.
+    finished_while_loading: HashSet<i64>,
 }
 
 impl EndpointActor {
@@ -59,6 +63,8 @@ impl EndpointActor {
             waiting_retries: 0,
             received: 0,
             idle_since: Instant::now(),
+            reloads: 0,
+            finished_while_loading: HashSet::new(),
         }
     }
 
@@ -73,8 +79,15 @@ impl EndpointActor {
     /// (Re)reads the config and the pending rows of this endpoint. Nothing
     /// is sent until it is read: a delivery that arrives meanwhile (say, the
     /// next publish after a URL change) must go out with the new config.
+    ///
+    /// Reloads may overlap (a config changed twice in a row) and their
+    /// reads finish in any order: only the newest one's answer is used, or
+    /// a read made before the second change could win with the old URL.
     fn reload(&mut self, ctx: &mut Context<Self>) {
         self.config = None;
+        self.reloads += 1;
+        self.finished_while_loading.clear();
+        let this_reload = self.reloads;
         let engine = self.engine.clone();
         let config_id = self.config_id;
         let load = async move {
@@ -93,9 +106,12 @@ impl EndpointActor {
             Ok::<_, projections::Error>((config, pending))
         };
         let load = task::run(load);
-        ctx.spawn(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
-            Ok((Some(config), pending)) => {
+        ctx.spawn(load.into_actor(self).map(move |loaded, actor, ctx| match loaded {
+            _ if this_reload != actor.reloads => {}
+            Ok((Some(config), mut pending)) => {
                 actor.config = Some(Arc::new(config));
+                let finished = std::mem::take(&mut actor.finished_while_loading);
+                pending.retain(|delivery| !finished.contains(&delivery.id));
                 actor.hold(pending);
                 actor.pump(ctx);
             }
@@ -144,6 +160,11 @@ impl EndpointActor {
         }
     }
 
+    /// Starts an attempt: one Tokio task (see [`task`]) sends, tells the
+    /// actor the answer is in, records the outcome and tells the actor what
+    /// comes next. Messages, not futures spawned in the actor's context:
+    /// actix polls every future of an actor on each of its wake-ups, and
+    /// with hundreds of attempts under way the thread did little else.
     fn launch(
         &mut self,
         delivery: PendingDelivery,
@@ -152,30 +173,19 @@ impl EndpointActor {
     ) {
         self.in_flight += 1;
         let (engine, client) = (self.engine.clone(), self.client.clone());
-        let work = async move {
-            let result = engine.send(&client, &config, &delivery).await;
-            Finished::Answered {
-                delivery,
-                config,
-                result,
-            }
-        };
-        tell_when_done(ctx, work);
-    }
-
-    fn settle(
-        &mut self,
-        delivery: PendingDelivery,
-        config: Arc<EndpointConfig>,
-        result: AttemptResult,
-        ctx: &mut Context<Self>,
-    ) {
-        let engine = self.engine.clone();
-        let work = async move {
-            let verdict = engine.settle(&config, &delivery, result).await;
-            Finished::Settled { delivery, verdict }
-        };
-        tell_when_done(ctx, work);
+        let actor = ctx.address();
+        tokio::spawn(async move {
+            let attempt = std::panic::AssertUnwindSafe(async {
+                let result = engine.send(&client, &config, &delivery).await;
+                actor.do_send(Finished::Answered);
+                engine.settle(&config, &delivery, result).await
+            });
+            // A stopped actor is gone with its work; its successor reloads it.
+            actor.do_send(match attempt.catch_unwind().await {
+                Ok(verdict) => Finished::Settled { delivery, verdict },
+                Err(panic) => Finished::Panicked(panic),
+            });
+        });
     }
 
     fn retry_later(&mut self, delivery: PendingDelivery, wait: Duration, ctx: &mut Context<Self>) {
@@ -187,6 +197,13 @@ impl EndpointActor {
             actor.ready.push_back(due);
             actor.pump(ctx);
         });
+    }
+
+    fn finish(&mut self, delivery_id: i64) {
+        self.held.remove(&delivery_id);
+        if self.config.is_none() {
+            self.finished_while_loading.insert(delivery_id);
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -214,35 +231,12 @@ impl Actor for EndpointActor {
     }
 }
 
-/// Runs an attempt's step as a Tokio task (see [`task`]) and hands its end
-/// to the actor as a [`Finished`] message. Not `ctx.spawn`: actix polls
-/// every future an actor spawned on each of its wake-ups, and with hundreds
-/// of attempts under way the lane's thread did little else.
-fn tell_when_done<F>(ctx: &Context<EndpointActor>, work: F)
-where
-    F: std::future::Future<Output = Finished> + Send + 'static,
-{
-    let actor = ctx.address();
-    tokio::spawn(async move {
-        let finished = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
-            Ok(finished) => finished,
-            Err(panic) => Finished::Panicked(panic),
-        };
-        // A stopped actor is gone with its work; its successor reloads it.
-        actor.do_send(finished);
-    });
-}
-
 /// A step of an attempt ended.
 #[derive(Message)]
 #[rtype(result = "()")]
 enum Finished {
-    /// The HTTP exchange is over: record it.
-    Answered {
-        delivery: PendingDelivery,
-        config: Arc<EndpointConfig>,
-        result: AttemptResult,
-    },
+    /// The HTTP exchange is over; the attempt is being recorded.
+    Answered,
     /// Recorded: retry, forget, or switch off.
     Settled {
         delivery: PendingDelivery,
@@ -258,15 +252,10 @@ impl Handler<Finished> for EndpointActor {
 
     fn handle(&mut self, finished: Finished, ctx: &mut Context<Self>) {
         match finished {
-            Finished::Answered {
-                delivery,
-                config,
-                result,
-            } => {
-                // The answer is in: the slot is free while the attempt is recorded.
+            Finished::Answered => {
+                // The slot is free while the attempt is recorded.
                 self.in_flight -= 1;
                 self.settling += 1;
-                self.settle(delivery, config, result, ctx);
             }
             Finished::Settled { delivery, verdict } => {
                 self.settling -= 1;
@@ -277,11 +266,9 @@ impl Handler<Finished> for EndpointActor {
                         retry.next_attempt_at = 0;
                         self.retry_later(retry, wait, ctx);
                     }
-                    Verdict::Done => {
-                        self.held.remove(&delivery.id);
-                    }
+                    Verdict::Done => self.finish(delivery.id),
                     Verdict::EndpointOff => {
-                        self.held.remove(&delivery.id);
+                        self.finish(delivery.id);
                         self.reload(ctx);
                     }
                 }
