@@ -10,7 +10,8 @@ use super::task;
 use actix::prelude::*;
 use futures_util::FutureExt;
 use projections::db::now_micros;
-use std::collections::{HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,15 +24,28 @@ pub struct EndpointActor {
     /// `None` until loaded from the database.
     config: Option<Arc<EndpointConfig>>,
     ready: VecDeque<PendingDelivery>,
-    /// Ids of every delivery this actor holds (queued, in flight or waiting
-    /// for a retry), so that the same row arriving twice is sent once.
-    held: HashSet<i64>,
+    /// Every delivery this actor holds (queued, in flight or waiting for a
+    /// retry), by id, with the `next_attempt_at` it arrived with (its
+    /// version: a manual retry makes it pending again with a new one), so
+    /// that the same row arriving twice is sent once.
+    held: HashMap<i64, i64>,
+    /// Versions of the deliveries this actor finished lately. A `Deliver`
+    /// can arrive after its delivery is done: a reload read the committed
+    /// row, sent it and recorded it before the publish's hand-over reached
+    /// the actor (seen with 40 concurrent publishes).
+    finished: RecentlyFinished,
     /// HTTP requests under way (bounded by `max_in_flight_per_endpoint`).
     in_flight: usize,
     /// Attempts answered and being recorded (bounded with `in_flight`, see
     /// `pump`).
     settling: usize,
-    waiting_retries: usize,
+    /// Deliveries waiting for their next attempt, soonest first, and the
+    /// one timer armed for the soonest (one timer per waiting retry would
+    /// be one future each in the actor's context, all polled on every
+    /// wake-up: thousands for an endpoint that is down).
+    retries: BinaryHeap<Reverse<WaitingRetry>>,
+    retry_timer: Option<(Instant, SpawnHandle)>,
+    retries_queued: u64,
     /// `Deliver` batches received; the supervisor compares it with what it
     /// sent before letting the actor stop.
     received: u64,
@@ -57,10 +71,13 @@ impl EndpointActor {
             client,
             config: None,
             ready: VecDeque::new(),
-            held: HashSet::new(),
+            held: HashMap::new(),
+            finished: RecentlyFinished::default(),
             in_flight: 0,
             settling: 0,
-            waiting_retries: 0,
+            retries: BinaryHeap::new(),
+            retry_timer: None,
+            retries_queued: 0,
             received: 0,
             idle_since: Instant::now(),
             reloads: 0,
@@ -70,9 +87,12 @@ impl EndpointActor {
 
     fn hold(&mut self, deliveries: Vec<PendingDelivery>) {
         for delivery in deliveries {
-            if self.held.insert(delivery.id) {
-                self.ready.push_back(delivery);
+            let version = (delivery.id, delivery.next_attempt_at);
+            if self.held.contains_key(&delivery.id) || self.finished.contains(version) {
+                continue;
             }
+            self.held.insert(delivery.id, delivery.next_attempt_at);
+            self.ready.push_back(delivery);
         }
     }
 
@@ -189,18 +209,54 @@ impl EndpointActor {
     }
 
     fn retry_later(&mut self, delivery: PendingDelivery, wait: Duration, ctx: &mut Context<Self>) {
-        self.waiting_retries += 1;
-        ctx.run_later(wait, move |actor, ctx| {
-            actor.waiting_retries -= 1;
-            let mut due = delivery;
-            due.next_attempt_at = 0;
-            actor.ready.push_back(due);
+        self.retries_queued += 1;
+        self.retries.push(Reverse(WaitingRetry {
+            due: Instant::now() + wait,
+            order: self.retries_queued,
+            delivery,
+        }));
+        self.arm_retry_timer(ctx);
+    }
+
+    /// Arms the timer for the soonest waiting retry, unless one is armed
+    /// for that time or earlier.
+    fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(Reverse(soonest)) = self.retries.peek() else {
+            return;
+        };
+        let due = soonest.due;
+        match &self.retry_timer {
+            Some((armed, _)) if *armed <= due => return,
+            Some((_, handle)) => {
+                ctx.cancel_future(*handle);
+            }
+            None => {}
+        }
+        let wait = due.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(wait, |actor, ctx| {
+            actor.retry_timer = None;
+            let now = Instant::now();
+            while actor
+                .retries
+                .peek()
+                .is_some_and(|Reverse(soonest)| soonest.due <= now)
+            {
+                if let Some(Reverse(retry)) = actor.retries.pop() {
+                    let mut due = retry.delivery;
+                    due.next_attempt_at = 0;
+                    actor.ready.push_back(due);
+                }
+            }
+            actor.arm_retry_timer(ctx);
             actor.pump(ctx);
         });
+        self.retry_timer = Some((due, handle));
     }
 
     fn finish(&mut self, delivery_id: i64) {
-        self.held.remove(&delivery_id);
+        if let Some(version) = self.held.remove(&delivery_id) {
+            self.finished.insert((delivery_id, version));
+        }
         if self.config.is_none() {
             self.finished_while_loading.insert(delivery_id);
         }
@@ -210,7 +266,68 @@ impl EndpointActor {
         self.ready.is_empty()
             && self.in_flight == 0
             && self.settling == 0
-            && self.waiting_retries == 0
+            && self.retries.is_empty()
+    }
+}
+
+/// The last [`RecentlyFinished::CAPACITY`] finished deliveries (id,
+/// version), oldest forgotten first.
+#[derive(Default)]
+struct RecentlyFinished {
+    set: HashSet<(i64, i64)>,
+    order: VecDeque<(i64, i64)>,
+}
+
+impl RecentlyFinished {
+    const CAPACITY: usize = 10_000;
+
+    fn insert(&mut self, version: (i64, i64)) {
+        if self.set.insert(version) {
+            self.order.push_back(version);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.set.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, version: (i64, i64)) -> bool {
+        self.set.contains(&version)
+    }
+}
+
+/// A delivery waiting for its next attempt, ordered by when it is due
+/// (then by when it started waiting).
+struct WaitingRetry {
+    due: Instant,
+    order: u64,
+    delivery: PendingDelivery,
+}
+
+impl WaitingRetry {
+    fn key(&self) -> (Instant, u64) {
+        (self.due, self.order)
+    }
+}
+
+impl PartialEq for WaitingRetry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for WaitingRetry {}
+
+impl PartialOrd for WaitingRetry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for WaitingRetry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
     }
 }
 
