@@ -182,7 +182,8 @@ impl Bench {
         let tally = self.receiver.tally();
         let mut last_line = Instant::now();
         loop {
-            let arrived = tally.arrivals.lock().unwrap().len() as u64;
+            let arrived = tally.arrivals.lock().unwrap().len() as u64
+                + tally.refused_every_attempt.load(Ordering::Relaxed);
             if arrived >= expected || started.elapsed() > patience {
                 return started.elapsed();
             }
@@ -267,7 +268,13 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                 _ => 20_000,
             });
             let (behaviour, settings) = match scenario {
-                Scenario::Flaky => (Behaviour::Flaky(0.3), json!({"retry_count": 10})),
+                Scenario::Flaky => (
+                    Behaviour::Flaky {
+                        share: 0.3,
+                        attempts: 11,
+                    },
+                    json!({"retry_count": 10}),
+                ),
                 _ => (Behaviour::Ok, json!({})),
             };
             bench.endpoints(0, endpoints, behaviour, settings).await?;
@@ -378,7 +385,11 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     report.deliveries_per_s = report.deliveries as f64 / report.duration_s.max(1e-9);
     report.latency_ms = percentiles(delivered);
     report.errors = errors;
-    report.lost = expected.saturating_sub(report.deliveries);
+    let refused_every_attempt = tally.refused_every_attempt.load(Ordering::Relaxed);
+    report.lost = expected.saturating_sub(report.deliveries + refused_every_attempt);
+    if refused_every_attempt > 0 {
+        report.extra["refused_every_attempt"] = json!(refused_every_attempt);
+    }
     report.duplicates = tally.duplicates.load(Ordering::Relaxed);
     report.bad_signatures = tally.bad_signatures.load(Ordering::Relaxed);
     report.server_peak_rss_mb = bench.server.peak_rss_mb();
