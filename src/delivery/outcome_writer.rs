@@ -243,84 +243,30 @@ async fn write_postgres(
     deliveries: &[(i64, DeliveryChange<'_>)],
     stats: &[(i64, StatsChange)],
 ) -> Result<HashMap<i64, FailureRun>, Error> {
-    let attempts = batch.iter().map(|outcome| &outcome.attempt);
-    let delivered = deliveries.iter().map(|(id, change)| (*id, change));
     let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(POSTGRES_OUTCOMES)
-        .bind(batch.iter().map(|o| o.delivery_id).collect::<Vec<_>>())
-        .bind(attempts.clone().map(|a| a.attempted_at).collect::<Vec<_>>())
-        .bind(attempts.clone().map(|a| a.duration_ms).collect::<Vec<_>>())
-        .bind(
-            attempts
-                .clone()
-                .map(|a| a.status_code.map(i64::from))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            attempts
-                .clone()
-                .map(|a| a.response_body.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            attempts
-                .clone()
-                .map(|a| a.error.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(attempts.map(|a| a.success).collect::<Vec<_>>())
-        .bind(delivered.clone().map(|(id, _)| id).collect::<Vec<_>>())
-        .bind(
-            delivered
-                .clone()
-                .map(|(_, c)| c.last.status().0)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            delivered
-                .clone()
-                .map(|(_, c)| c.last.status().1)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            delivered
-                .clone()
-                .map(|(_, c)| c.attempts)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            delivered
-                .clone()
-                .map(|(_, c)| c.last.attempt.status_code.map(i64::from))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            delivered
-                .clone()
-                .map(|(_, c)| c.last.attempt.error.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            delivered
-                .map(|(_, c)| c.last.attempt.attempted_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(stats.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-        .bind(
-            stats
-                .iter()
-                .map(|(_, s)| s.triggered_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(stats.iter().map(|(_, s)| s.success_at).collect::<Vec<_>>())
-        .bind(stats.iter().map(|(_, s)| s.failure_at).collect::<Vec<_>>())
-        .bind(stats.iter().map(|(_, s)| s.reset).collect::<Vec<_>>())
-        .bind(stats.iter().map(|(_, s)| s.failures).collect::<Vec<_>>())
-        .bind(
-            stats
-                .iter()
-                .map(|(_, s)| s.first_failure)
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(batch, |o| o.delivery_id))
+        .bind(column(batch, |o| o.attempt.attempted_at))
+        .bind(column(batch, |o| o.attempt.duration_ms))
+        .bind(column(batch, |o| o.attempt.status_code.map(i64::from)))
+        .bind(column(batch, |o| o.attempt.response_body.clone()))
+        .bind(column(batch, |o| o.attempt.error.clone()))
+        .bind(column(batch, |o| o.attempt.success))
+        .bind(column(deliveries, |(id, _)| *id))
+        .bind(column(deliveries, |(_, c)| c.last.status().0))
+        .bind(column(deliveries, |(_, c)| c.last.status().1))
+        .bind(column(deliveries, |(_, c)| c.attempts))
+        .bind(column(deliveries, |(_, c)| {
+            c.last.attempt.status_code.map(i64::from)
+        }))
+        .bind(column(deliveries, |(_, c)| c.last.attempt.error.clone()))
+        .bind(column(deliveries, |(_, c)| c.last.attempt.attempted_at))
+        .bind(column(stats, |(id, _)| *id))
+        .bind(column(stats, |(_, s)| s.triggered_at))
+        .bind(column(stats, |(_, s)| s.success_at))
+        .bind(column(stats, |(_, s)| s.failure_at))
+        .bind(column(stats, |(_, s)| s.reset))
+        .bind(column(stats, |(_, s)| s.failures))
+        .bind(column(stats, |(_, s)| s.first_failure))
         .fetch_all(pool)
         .await?;
     Ok(rows
@@ -335,4 +281,9 @@ async fn write_postgres(
             )
         })
         .collect())
+}
+
+/// One bound array: a field of every item.
+fn column<T, U>(items: &[T], field: impl Fn(&T) -> U) -> Vec<U> {
+    items.iter().map(field).collect()
 }

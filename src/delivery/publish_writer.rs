@@ -50,6 +50,15 @@ struct Written {
     delivery_ids: HashMap<(usize, i64), i64>,
 }
 
+impl Written {
+    /// A delivery row came back (rows come back in no promised order).
+    fn delivery(&mut self, index: &HashMap<&str, usize>, event_id: &str, config: i64, id: i64) {
+        if let Some(&i) = index.get(event_id) {
+            self.delivery_ids.insert((i, config), id);
+        }
+    }
+}
+
 /// The rows of one batch, ready to bind: one event per publish, inserted in
 /// idempotency-key order (concurrent batches that share keys then take the
 /// unique index's locks in the same order: no deadlock).
@@ -97,6 +106,29 @@ impl<'a> Rows<'a> {
             .iter()
             .enumerate()
             .map(|(i, event)| (event.id.as_str(), i))
+            .collect()
+    }
+
+    /// Batch indexes of the publishes whose idempotency key was stored
+    /// before (each is answered with the first event, read by the caller).
+    fn duplicates(&self, written: &Written) -> Vec<usize> {
+        (0..self.batch.len())
+            .filter(|&i| !written.inserted.contains(&self.events[i].id))
+            .collect()
+    }
+
+    /// Every publish's answer, in batch order, given the first events of
+    /// the duplicates (by batch index).
+    fn answers(
+        &self,
+        written: &Written,
+        mut firsts: HashMap<usize, FirstEvent>,
+    ) -> Result<Vec<Published>, Error> {
+        (0..self.batch.len())
+            .map(|i| match firsts.remove(&i) {
+                Some(first) => Ok(duplicate_of(first)),
+                None => self.stored(i, written),
+            })
             .collect()
     }
 
@@ -233,30 +265,24 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
     for (event_id, delivery, config) in returned {
         match (delivery, config) {
             (Some(delivery), Some(config)) => {
-                if let Some(&i) = index.get(event_id.as_str()) {
-                    written.delivery_ids.insert((i, config), delivery);
-                }
+                written.delivery(&index, &event_id, config, delivery);
             }
             _ => {
                 written.inserted.insert(event_id);
             }
         }
     }
-    let mut published = Vec::with_capacity(batch.len());
-    for (i, new) in batch.iter().enumerate() {
-        if written.inserted.contains(&events[i].id) {
-            published.push(rows.stored(i, &written)?);
-        } else {
-            // The first event is committed: `ON CONFLICT` waited for it.
-            let first: FirstEvent = sqlx::query_as(FIND_FIRST)
-                .bind(new.organisation)
-                .bind(new.idempotency_key.as_deref())
-                .fetch_one(pool)
-                .await?;
-            published.push(duplicate_of(first));
-        }
+    let mut firsts = HashMap::new();
+    for i in rows.duplicates(&written) {
+        // The first event is committed: `ON CONFLICT` waited for it.
+        let first = sqlx::query_as(FIND_FIRST)
+            .bind(batch[i].organisation)
+            .bind(batch[i].idempotency_key.as_deref())
+            .fetch_one(pool)
+            .await?;
+        firsts.insert(i, first);
     }
-    Ok(published)
+    rows.answers(&written, firsts)
 }
 
 /// Multi-row statements in one transaction.
@@ -311,24 +337,18 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
         insert.push(" RETURNING id, event_id, config_id");
         let created: Vec<(i64, String, i64)> = insert.build_query_as().fetch_all(&mut *tx).await?;
         for (id, event_id, config) in created {
-            if let Some(&i) = index.get(event_id.as_str()) {
-                written.delivery_ids.insert((i, config), id);
-            }
+            written.delivery(&index, &event_id, config, id);
         }
     }
-    let mut published = Vec::with_capacity(batch.len());
-    for (i, new) in batch.iter().enumerate() {
-        if written.inserted.contains(&events[i].id) {
-            published.push(rows.stored(i, &written)?);
-        } else {
-            let first: FirstEvent = sqlx::query_as(FIND_FIRST)
-                .bind(new.organisation)
-                .bind(new.idempotency_key.as_deref())
-                .fetch_one(&mut *tx)
-                .await?;
-            published.push(duplicate_of(first));
-        }
+    let mut firsts = HashMap::new();
+    for i in rows.duplicates(&written) {
+        let first = sqlx::query_as(FIND_FIRST)
+            .bind(batch[i].organisation)
+            .bind(batch[i].idempotency_key.as_deref())
+            .fetch_one(&mut *tx)
+            .await?;
+        firsts.insert(i, first);
     }
     tx.commit().await?;
-    Ok(published)
+    rows.answers(&written, firsts)
 }

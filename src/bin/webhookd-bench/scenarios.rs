@@ -187,11 +187,11 @@ impl Bench {
             if arrived >= expected || started.elapsed() > patience {
                 return started.elapsed();
             }
-            if self.server.has_exited() {
-                eprintln!("  webhookd has exited: see {}", server_log().display());
-                return started.elapsed();
-            }
             if last_line.elapsed() > Duration::from_secs(1) {
+                if self.server.has_exited() {
+                    eprintln!("  webhookd has exited: see {}", server_log().display());
+                    return started.elapsed();
+                }
                 eprintln!("  … {arrived}/{expected} delivered");
                 last_line = Instant::now();
             }
