@@ -11,7 +11,7 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 use projections::db::now_micros;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,15 +25,21 @@ pub struct EndpointActor {
     config: Option<Arc<EndpointConfig>>,
     ready: VecDeque<PendingDelivery>,
     /// Every delivery this actor holds (queued, in flight or waiting for a
-    /// retry), by id, with the `next_attempt_at` it arrived with (its
-    /// version: a manual retry makes it pending again with a new one), so
-    /// that the same row arriving twice is sent once.
-    held: HashMap<i64, i64>,
-    /// Versions of the deliveries this actor finished lately. A `Deliver`
-    /// can arrive after its delivery is done: a reload read the committed
-    /// row, sent it and recorded it before the publish's hand-over reached
-    /// the actor (seen with 40 concurrent publishes).
+    /// retry), so that the same row arriving twice is sent once.
+    held: HashSet<i64>,
+    /// The deliveries this actor finished lately. An actor learns of a
+    /// delivery twice, from the publish's hand-over and from a reload of
+    /// the pending rows, and either can come after the delivery is done:
+    /// a reload read the committed row, sent and recorded it before the
+    /// hand-over arrived (seen with 40 concurrent publishes), or a reload
+    /// read the row just before its attempt's record (seen in the
+    /// URL-change test). Only a manual retry sends a finished delivery
+    /// again, and it says so ([`Deliver::again`]).
     finished: RecentlyFinished,
+    /// Deliveries with an attempt under way (sent or being recorded): a
+    /// config switched off meanwhile fails its other pending deliveries at
+    /// once, and these when their attempt's record says what comes next.
+    attempting: HashSet<i64>,
     /// HTTP requests under way (bounded by `max_in_flight_per_endpoint`).
     in_flight: usize,
     /// Attempts answered and being recorded (bounded with `in_flight`, see
@@ -52,9 +58,6 @@ pub struct EndpointActor {
     idle_since: Instant,
     /// Reloads started; the newest is the one whose answer counts.
     reloads: u64,
-    /// Deliveries finished while a reload was reading: its list of pending
-    /// rows may predate their records, and must not send them again.
-    finished_while_loading: HashSet<i64>,
 }
 
 impl EndpointActor {
@@ -71,8 +74,9 @@ impl EndpointActor {
             client,
             config: None,
             ready: VecDeque::new(),
-            held: HashMap::new(),
+            held: HashSet::new(),
             finished: RecentlyFinished::default(),
+            attempting: HashSet::new(),
             in_flight: 0,
             settling: 0,
             retries: BinaryHeap::new(),
@@ -81,17 +85,14 @@ impl EndpointActor {
             received: 0,
             idle_since: Instant::now(),
             reloads: 0,
-            finished_while_loading: HashSet::new(),
         }
     }
 
     fn hold(&mut self, deliveries: Vec<PendingDelivery>) {
         for delivery in deliveries {
-            let version = (delivery.id, delivery.next_attempt_at);
-            if self.held.contains_key(&delivery.id) || self.finished.contains(version) {
+            if self.finished.contains(delivery.id) || !self.held.insert(delivery.id) {
                 continue;
             }
-            self.held.insert(delivery.id, delivery.next_attempt_at);
             self.ready.push_back(delivery);
         }
     }
@@ -106,8 +107,10 @@ impl EndpointActor {
     fn reload(&mut self, ctx: &mut Context<Self>) {
         self.config = None;
         self.reloads += 1;
-        self.finished_while_loading.clear();
         let this_reload = self.reloads;
+        // Nothing is launched until the reload is read, so this is every
+        // attempt under way while it reads.
+        let attempting: Vec<i64> = self.attempting.iter().copied().collect();
         let engine = self.engine.clone();
         let config_id = self.config_id;
         let load = async move {
@@ -116,10 +119,7 @@ impl EndpointActor {
             if !accepts(DeliveryKind::Event) && !accepts(DeliveryKind::Test) {
                 engine
                     .store
-                    .fail_pending(
-                        config_id,
-                        "the webhook config was deactivated or deleted before delivery",
-                    )
+                    .fail_pending(config_id, SWITCHED_OFF, &attempting)
                     .await?;
             }
             let pending = engine.store.pending_for_config(config_id).await?;
@@ -128,10 +128,9 @@ impl EndpointActor {
         let load = task::run(load);
         ctx.spawn(load.into_actor(self).map(move |loaded, actor, ctx| match loaded {
             _ if this_reload != actor.reloads => {}
-            Ok((Some(config), mut pending)) => {
+            Ok((Some(config), pending)) => {
                 actor.config = Some(Arc::new(config));
-                let finished = std::mem::take(&mut actor.finished_while_loading);
-                pending.retain(|delivery| !finished.contains(&delivery.id));
+                actor.drop_waiting_retries_not_accepted(ctx);
                 actor.hold(pending);
                 actor.pump(ctx);
             }
@@ -192,6 +191,7 @@ impl EndpointActor {
         ctx: &mut Context<Self>,
     ) {
         self.in_flight += 1;
+        self.attempting.insert(delivery.id);
         let (engine, client) = (self.engine.clone(), self.client.clone());
         let actor = ctx.address();
         tokio::spawn(async move {
@@ -253,13 +253,50 @@ impl EndpointActor {
         self.retry_timer = Some((due, handle));
     }
 
+    /// After a reload: retries the config no longer accepts end here. An
+    /// attempt that settled while the reload read was spared by its
+    /// `fail_pending`, so it is failed now (the others are already).
+    fn drop_waiting_retries_not_accepted(&mut self, ctx: &mut Context<Self>) {
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        if self
+            .retries
+            .iter()
+            .all(|Reverse(retry)| config.accepts(retry.delivery.kind))
+        {
+            return;
+        }
+        let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|Reverse(retry)| config.accepts(retry.delivery.kind));
+        self.retries = kept.into_iter().collect();
+        let ids: Vec<i64> = dropped
+            .into_iter()
+            .map(|Reverse(retry)| retry.delivery.id)
+            .collect();
+        for id in &ids {
+            self.finish(*id);
+        }
+        self.fail_in_database(ids, ctx);
+    }
+
+    fn fail_in_database(&mut self, delivery_ids: Vec<i64>, ctx: &mut Context<Self>) {
+        let store = self.engine.store.clone();
+        let config_id = self.config_id;
+        let fail =
+            task::run(async move { store.fail_if_pending(&delivery_ids, SWITCHED_OFF).await });
+        ctx.spawn(fail.into_actor(self).map(move |failed, _, _| {
+            if let Err(error) = failed {
+                // Still pending in the database: the next reload fails it.
+                tracing::error!(config = config_id, %error, "cannot fail deliveries");
+            }
+        }));
+    }
+
     fn finish(&mut self, delivery_id: i64) {
-        if let Some(version) = self.held.remove(&delivery_id) {
-            self.finished.insert((delivery_id, version));
-        }
-        if self.config.is_none() {
-            self.finished_while_loading.insert(delivery_id);
-        }
+        self.held.remove(&delivery_id);
+        self.finished.insert(delivery_id);
     }
 
     fn is_idle(&self) -> bool {
@@ -270,20 +307,24 @@ impl EndpointActor {
     }
 }
 
-/// The last [`RecentlyFinished::CAPACITY`] finished deliveries (id,
-/// version), oldest forgotten first.
+/// Why a pending delivery ends without being sent.
+const SWITCHED_OFF: &str = "the webhook config was deactivated or deleted before delivery";
+
+/// The ids of the last [`RecentlyFinished::CAPACITY`] finished
+/// deliveries, oldest forgotten first (a late notice of a delivery older
+/// than that sends it again: at-least-once allows it).
 #[derive(Default)]
 struct RecentlyFinished {
-    set: HashSet<(i64, i64)>,
-    order: VecDeque<(i64, i64)>,
+    set: HashSet<i64>,
+    order: VecDeque<i64>,
 }
 
 impl RecentlyFinished {
     const CAPACITY: usize = 10_000;
 
-    fn insert(&mut self, version: (i64, i64)) {
-        if self.set.insert(version) {
-            self.order.push_back(version);
+    fn insert(&mut self, delivery_id: i64) {
+        if self.set.insert(delivery_id) {
+            self.order.push_back(delivery_id);
             if self.order.len() > Self::CAPACITY {
                 if let Some(oldest) = self.order.pop_front() {
                     self.set.remove(&oldest);
@@ -292,8 +333,14 @@ impl RecentlyFinished {
         }
     }
 
-    fn contains(&self, version: (i64, i64)) -> bool {
-        self.set.contains(&version)
+    /// Its stale entry in `order` stays until it ages out (an `insert` of
+    /// the same id meanwhile is then forgotten early: harmless).
+    fn forget(&mut self, delivery_id: i64) {
+        self.set.remove(&delivery_id);
+    }
+
+    fn contains(&self, delivery_id: i64) -> bool {
+        self.set.contains(&delivery_id)
     }
 }
 
@@ -376,7 +423,16 @@ impl Handler<Finished> for EndpointActor {
             }
             Finished::Settled { delivery, verdict } => {
                 self.settling -= 1;
+                self.attempting.remove(&delivery.id);
+                let switched_off = self
+                    .config
+                    .as_ref()
+                    .is_some_and(|config| !config.accepts(delivery.kind));
                 match verdict {
+                    Verdict::RetryIn(_) if switched_off => {
+                        self.finish(delivery.id);
+                        self.fail_in_database(vec![delivery.id], ctx);
+                    }
                     Verdict::RetryIn(wait) => {
                         let mut retry = delivery;
                         retry.attempts += 1;
@@ -396,17 +452,27 @@ impl Handler<Finished> for EndpointActor {
     }
 }
 
-/// New deliveries for this endpoint.
+/// Deliveries for this endpoint, just committed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Deliver(pub Vec<PendingDelivery>);
+pub struct Deliver {
+    pub deliveries: Vec<PendingDelivery>,
+    /// Sent again on request (a manual retry): go out even if this actor
+    /// finished them before.
+    pub again: bool,
+}
 
 impl Handler<Deliver> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         self.received += 1;
-        self.hold(msg.0);
+        if msg.again {
+            for delivery in &msg.deliveries {
+                self.finished.forget(delivery.id);
+            }
+        }
+        self.hold(msg.deliveries);
         self.pump(ctx);
     }
 }

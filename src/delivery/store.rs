@@ -366,17 +366,56 @@ impl DeliveryStore {
             .await
     }
 
-    /// Ends every pending delivery of a config that can no longer receive.
-    pub async fn fail_pending(&self, config_id: i64, reason: &str) -> Result<u64, Error> {
-        let sql = "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = $3 \
-                   WHERE config_id = $1 AND status = 'pending'";
-        Ok(on_pool!(&self.db, |pool| sqlx::query(sql)
-            .bind(config_id)
-            .bind(reason)
-            .bind(now_micros())
-            .execute(pool)
-            .await?
-            .rows_affected()))
+    /// Ends every pending delivery of a config that can no longer receive,
+    /// except those with an attempt under way (`attempting`): their
+    /// attempt's record decides, and would otherwise land on a delivery
+    /// already failed with no attempt (or make it pending again).
+    pub async fn fail_pending(
+        &self,
+        config_id: i64,
+        reason: &str,
+        attempting: &[i64],
+    ) -> Result<u64, Error> {
+        let now = now_micros();
+        Ok(on_pool!(&self.db, |pool| {
+            let mut update =
+                sqlx::QueryBuilder::new("UPDATE deliveries SET status = 'failed', last_error = ");
+            update.push_bind(reason);
+            update.push(", updated_at = ").push_bind(now);
+            update.push(" WHERE config_id = ").push_bind(config_id);
+            update.push(" AND status = 'pending'");
+            if !attempting.is_empty() {
+                update.push(" AND id NOT IN (");
+                let mut ids = update.separated(", ");
+                for id in attempting {
+                    ids.push_bind(*id);
+                }
+                update.push(")");
+            }
+            update.build().execute(pool).await?.rows_affected()
+        }))
+    }
+
+    /// Ends these deliveries if they are still pending (their config no
+    /// longer receives; see [`Self::fail_pending`]).
+    pub async fn fail_if_pending(&self, delivery_ids: &[i64], reason: &str) -> Result<u64, Error> {
+        if delivery_ids.is_empty() {
+            return Ok(0);
+        }
+        let now = now_micros();
+        Ok(on_pool!(&self.db, |pool| {
+            let mut update =
+                sqlx::QueryBuilder::new("UPDATE deliveries SET status = 'failed', last_error = ");
+            update.push_bind(reason);
+            update.push(", updated_at = ").push_bind(now);
+            update.push(" WHERE status = 'pending' AND id IN (");
+            let mut ids = update.separated(", ");
+            for id in delivery_ids {
+                ids.push_bind(*id);
+            }
+            update.push(")");
+            update.build().execute(pool).await?.rows_affected()
+        }))
     }
 
     /// Puts a finished delivery back in the queue with a fresh retry budget.

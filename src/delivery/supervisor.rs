@@ -112,17 +112,21 @@ impl Actor for DeliverySupervisor {
     }
 }
 
-/// Deliveries just committed by a publish or a test.
+/// Deliveries just committed by a publish or a test, or made pending again
+/// by a manual retry (`again`, see [`Deliver::again`]).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Enqueue(pub Vec<PendingDelivery>);
+pub struct Enqueue {
+    pub deliveries: Vec<PendingDelivery>,
+    pub again: bool,
+}
 
 impl Handler<Enqueue> for DeliverySupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
         let mut by_endpoint: HashMap<i64, Vec<PendingDelivery>> = HashMap::new();
-        for delivery in msg.0 {
+        for delivery in msg.deliveries {
             by_endpoint
                 .entry(delivery.config_id)
                 .or_default()
@@ -131,7 +135,10 @@ impl Handler<Enqueue> for DeliverySupervisor {
         for (config_id, deliveries) in by_endpoint {
             let slot = self.endpoint(config_id, ctx);
             slot.sent += 1;
-            slot.addr.do_send(Deliver(deliveries));
+            slot.addr.do_send(Deliver {
+                deliveries,
+                again: msg.again,
+            });
         }
     }
 }
@@ -256,7 +263,20 @@ impl SupervisorHandle {
 
     pub fn enqueue(&self, deliveries: Vec<PendingDelivery>) {
         if !deliveries.is_empty() {
-            self.addr.do_send(Enqueue(deliveries));
+            self.addr.do_send(Enqueue {
+                deliveries,
+                again: false,
+            });
+        }
+    }
+
+    /// Deliveries a manual retry made pending again.
+    pub fn enqueue_again(&self, deliveries: Vec<PendingDelivery>) {
+        if !deliveries.is_empty() {
+            self.addr.do_send(Enqueue {
+                deliveries,
+                again: true,
+            });
         }
     }
 

@@ -317,12 +317,10 @@ async fn gone_deactivates_the_config(backend: Backend) {
     let receiver = Receiver::scripted(|_| Reply::Status(410));
     let (id, _) = subscribe(&app, &receiver.url, json!({"retry_count": 5})).await;
     app.publish("invoice.paid", json!({})).await;
-    // The switch-off comes before the attempt is recorded, and the actor's
-    // reload fails what is still pending: for a moment the delivery reads
-    // `failed` with no attempt, until the attempt's record lands.
-    let deliveries = app
-        .deliveries_until(id, WAIT, |d| finished(d) && d[0]["attempts"] == 1)
-        .await;
+    // The switch-off comes before the attempt is recorded; the actor's
+    // reload spares the delivery whose attempt is under way, so it is
+    // pending until its record says failed.
+    let deliveries = app.deliveries_until(id, WAIT, finished).await;
     assert_eq!(deliveries[0]["status"], "failed");
     assert_eq!(deliveries[0]["attempts"], 1);
     let config = app.webhook(id).await;
@@ -336,6 +334,48 @@ async fn gone_deactivates_the_config(backend: Backend) {
         app.publish("invoice.paid", json!({})).await["deliveries"],
         0
     );
+    assert_eq!(receiver.received().len(), 1);
+}
+
+async fn switching_off_spares_the_attempt_under_way_until_it_is_recorded(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.max_in_flight_per_endpoint = 1;
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|_| Reply::AfterRelease(500));
+    let (id, _) = subscribe(&app, &receiver.url, json!({"retry_count": 5})).await;
+    app.publish("invoice.paid", json!({})).await;
+    receiver.wait_for(1, WAIT).await;
+    // Queued behind the one in flight (the limit is 1).
+    app.publish("invoice.paid", json!({})).await;
+    let response = app
+        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+        .json(&json!({"is_active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The switch-off fails the queued delivery at once (newest first)...
+    let deliveries = app
+        .deliveries_until(id, WAIT, |d| d.len() == 2 && d[0]["status"] == "failed")
+        .await;
+    assert_eq!(deliveries[0]["attempts"], 0);
+    // ...in the same statement that spared the one whose attempt is under
+    // way: it is not failed before its attempt is recorded.
+    assert_eq!(deliveries[1]["status"], "pending");
+    assert_eq!(deliveries[1]["attempts"], 0);
+
+    // Its attempt fails and would be retried; the config is off, so it ends
+    // failed with the attempt recorded (not pending again, not lost).
+    receiver.release();
+    let deliveries = app
+        .deliveries_until(id, WAIT, |d| {
+            d[1]["status"] == "failed" && d[1]["attempts"] == 1
+        })
+        .await;
+    assert_eq!(attempts_of(&deliveries[1])[0]["status_code"], 500);
     assert_eq!(receiver.received().len(), 1);
 }
 
@@ -586,6 +626,7 @@ on_both_backends!(
     a_hanging_receiver_times_out_at_timeout_seconds,
     retry_after_is_honoured,
     gone_deactivates_the_config,
+    switching_off_spares_the_attempt_under_way_until_it_is_recorded,
     an_endpoint_that_keeps_failing_is_deactivated,
     a_url_change_reaches_the_live_actor,
     one_event_fans_out_to_200_endpoints_exactly_once,

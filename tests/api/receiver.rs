@@ -15,6 +15,8 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// Never answers (until the client gives up).
     Hang,
+    /// Answers with the status once [`Receiver::release`] is called.
+    AfterRelease(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +49,7 @@ struct State {
     received: Mutex<Vec<Received>>,
     script: Script,
     arrived: Notify,
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Receiver {
@@ -81,6 +84,7 @@ impl Receiver {
             received: Mutex::new(Vec::new()),
             script,
             arrived: Notify::new(),
+            released: tokio::sync::watch::Sender::new(false),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().unwrap().port();
@@ -103,6 +107,11 @@ impl Receiver {
 
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
+    }
+
+    /// Lets every `AfterRelease` request answer, now and from now on.
+    pub fn release(&self) {
+        self.state.released.send_replace(true);
     }
 
     /// Waits until at least `count` requests arrived; panics after `within`.
@@ -153,12 +162,19 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         received.len() - 1
     };
     let reply = (state.script)(index, &webhook_id);
+    if let Reply::AfterRelease(code) = reply {
+        let mut released = state.released.subscribe();
+        let _ = released.wait_for(|released| *released).await;
+        state.received.lock().unwrap()[index].replied = code;
+    }
     if let Reply::Status(code) | Reply::RetryAfter(code, _) = reply {
         state.received.lock().unwrap()[index].replied = code;
     }
     state.arrived.notify_waiters();
     match reply {
-        Reply::Status(code) => HttpResponse::build(status(code)).body("receiver says hi"),
+        Reply::Status(code) | Reply::AfterRelease(code) => {
+            HttpResponse::build(status(code)).body("receiver says hi")
+        }
         Reply::RetryAfter(code, seconds) => HttpResponse::build(status(code))
             .insert_header(("Retry-After", seconds.to_string()))
             .finish(),

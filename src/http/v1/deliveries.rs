@@ -103,7 +103,7 @@ pub async fn retry(
         .retry(config.id, delivery_id)
         .await?
         .ok_or_else(not_found)?;
-    state.publisher.supervisor().enqueue(vec![pending]);
+    state.publisher.supervisor().enqueue_again(vec![pending]);
     let row = store
         .find_delivery(config.id, delivery_id)
         .await?
