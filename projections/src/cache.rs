@@ -1,78 +1,185 @@
 //! Read-side answers kept in memory until the data under them changes.
 //!
-//! Whoever changes the data calls [`InvalidatedCache::invalidate`] after the
-//! change is committed. A generation counter keeps a load that raced a
-//! change (it read before the commit, and finishes after the invalidation)
-//! from storing its stale answer.
+//! Whoever changes the data calls [`InvalidatedCache::forget`] (one key) or
+//! [`InvalidatedCache::invalidate`] (all) after the change is committed. A
+//! clock keeps a load that raced a change of its key (it read before the
+//! commit, and finishes after the forgetting) from storing its stale answer.
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 pub struct InvalidatedCache<K, V> {
-    generation: AtomicU64,
-    entries: Mutex<HashMap<K, V>>,
+    state: Mutex<State<K, V>>,
     /// Past this many entries the cache starts over (keys may be unbounded,
     /// as with a list's date filters).
     capacity: usize,
 }
 
+struct State<K, V> {
+    /// Counts changes; a load notes it when it starts.
+    clock: u64,
+    /// When every answer was last forgotten.
+    invalidated_at: u64,
+    entries: HashMap<K, Entry<V>>,
+}
+
+enum Entry<V> {
+    Cached(V),
+    /// Forgotten at this tick: a load of this key that started earlier
+    /// may have read the old data, and is not stored. Other keys' loads
+    /// are, so a busy key does not keep the rest of the cache empty.
+    Forgotten(u64),
+}
+
 impl<K: Hash + Eq, V: Clone> InvalidatedCache<K, V> {
     pub fn new(capacity: usize) -> Self {
         Self {
-            generation: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
+            state: Mutex::new(State {
+                clock: 0,
+                invalidated_at: 0,
+                entries: HashMap::new(),
+            }),
             capacity,
         }
     }
 
     /// The cached answer for `key`, else `load`'s (stored unless the data
-    /// changed meanwhile).
+    /// under it changed meanwhile).
     pub async fn get_or_load<E, F>(&self, key: K, load: F) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
     {
-        if let Some(value) = self.lock().get(&key) {
-            return Ok(value.clone());
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        let value = load.await?;
-        let mut entries = self.lock();
-        if self.generation.load(Ordering::Acquire) == generation {
-            if entries.len() >= self.capacity {
-                entries.clear();
+        let started = {
+            let state = self.lock();
+            if let Some(Entry::Cached(value)) = state.entries.get(&key) {
+                return Ok(value.clone());
             }
-            entries.insert(key, value.clone());
+            state.clock
+        };
+        let value = load.await?;
+        let mut state = self.lock();
+        let changed_since = match state.entries.get(&key) {
+            _ if state.invalidated_at > started => true,
+            Some(Entry::Forgotten(at)) => *at > started,
+            // Another load stored it meanwhile: either is current.
+            Some(Entry::Cached(_)) | None => false,
+        };
+        if !changed_since {
+            if state.entries.len() >= self.capacity {
+                state.forget_all();
+            }
+            state.entries.insert(key, Entry::Cached(value.clone()));
         }
         Ok(value)
     }
 
-    /// The data under `key` changed: forget its answer. Loads under way for
-    /// any key are not stored (they may have read before the change).
-    pub fn forget(&self, key: &K) {
-        let mut entries = self.lock();
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.remove(key);
+    /// The data under `key` changed: forget its answer. Loads of it under
+    /// way are not stored (they may have read before the change).
+    pub fn forget(&self, key: K) {
+        let mut state = self.lock();
+        state.clock += 1;
+        let now = state.clock;
+        if state.entries.len() >= self.capacity {
+            state.forget_all();
+        }
+        state.entries.insert(key, Entry::Forgotten(now));
     }
 
-    /// The data changed: forget every answer.
+    /// The data changed: forget every answer; no load under way is stored.
     pub fn invalidate(&self) {
-        let mut entries = self.lock();
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        self.lock().forget_all();
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, V>> {
+    fn lock(&self) -> MutexGuard<'_, State<K, V>> {
         // A panic while holding the lock leaves a plain map: still usable.
-        self.entries
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<K, V> State<K, V> {
+    fn forget_all(&mut self) {
+        self.clock += 1;
+        self.invalidated_at = self.clock;
+        self.entries.clear();
     }
 }
 
 impl<K: Hash + Eq, V: Clone> Default for InvalidatedCache<K, V> {
     fn default() -> Self {
         Self::new(10_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    fn ready(value: u32) -> impl Future<Output = Result<u32, Infallible>> {
+        std::future::ready(Ok(value))
+    }
+
+    async fn cached(cache: &InvalidatedCache<&'static str, u32>, key: &'static str) -> u32 {
+        cache.get_or_load(key, ready(0)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_stays_until_its_key_is_forgotten() {
+        let cache = InvalidatedCache::new(10);
+        assert_eq!(cache.get_or_load("a", ready(1)).await.unwrap(), 1);
+        assert_eq!(cached(&cache, "a").await, 1);
+        cache.forget("a");
+        assert_eq!(cached(&cache, "a").await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_load_that_raced_a_change_of_its_key_is_not_stored() {
+        let cache = InvalidatedCache::new(10);
+        let load = async {
+            cache.forget("a");
+            Ok::<_, Infallible>(1)
+        };
+        assert_eq!(cache.get_or_load("a", load).await.unwrap(), 1);
+        assert_eq!(cached(&cache, "a").await, 0, "the racing load was stored");
+    }
+
+    #[tokio::test]
+    async fn a_change_of_another_key_does_not_stop_a_load_being_stored() {
+        let cache = InvalidatedCache::new(10);
+        let load = async {
+            cache.forget("b");
+            Ok::<_, Infallible>(1)
+        };
+        assert_eq!(cache.get_or_load("a", load).await.unwrap(), 1);
+        assert_eq!(cached(&cache, "a").await, 1);
+    }
+
+    #[tokio::test]
+    async fn invalidating_stops_every_load_under_way_being_stored() {
+        let cache = InvalidatedCache::new(10);
+        let load = async {
+            cache.invalidate();
+            Ok::<_, Infallible>(1)
+        };
+        assert_eq!(cache.get_or_load("a", load).await.unwrap(), 1);
+        assert_eq!(cached(&cache, "a").await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_starts_over_and_refuses_the_loads_it_raced() {
+        let cache = InvalidatedCache::new(2);
+        cache.get_or_load("a", ready(1)).await.unwrap();
+        let load = async {
+            // Fills the cache with tombstones: the next insert starts over,
+            // which forgets "b"'s tombstone with the rest.
+            cache.forget("b");
+            cache.forget("c");
+            Ok::<_, Infallible>(1)
+        };
+        cache.get_or_load("b", load).await.unwrap();
+        assert_eq!(cached(&cache, "b").await, 0, "the racing load was stored");
     }
 }

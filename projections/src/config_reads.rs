@@ -40,7 +40,7 @@ impl ConfigReads {
     /// Config `id` was created, changed or deleted.
     pub fn config_changed(&self, id: Option<i64>) {
         match id {
-            Some(id) => self.rows.forget(&id),
+            Some(id) => self.rows.forget(id),
             None => self.rows.invalidate(),
         }
         self.pages.invalidate();
@@ -53,7 +53,7 @@ impl ConfigReads {
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            self.rows.forget(&id);
+            self.rows.forget(id);
         }
         self.pages.invalidate();
     }

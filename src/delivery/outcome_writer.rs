@@ -97,6 +97,9 @@ pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun
             stats[i].1.add(&outcome.attempt);
         }
     }
+    // Concurrent batches (PostgreSQL has two writers) update statistics
+    // rows in one order, by id: in order of appearance they could deadlock.
+    stats.sort_unstable_by_key(|(config_id, _)| *config_id);
     let runs = match db {
         Db::Sqlite(pool) => write_sqlite(pool, batch, &deliveries, &stats).await?,
         Db::Postgres(pool) => write_postgres(pool, batch, &deliveries, &stats).await?,
