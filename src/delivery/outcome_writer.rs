@@ -97,9 +97,6 @@ pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun
             stats[i].1.add(&outcome.attempt);
         }
     }
-    // Concurrent batches (PostgreSQL has two writers) update statistics
-    // rows in one order, by id: in order of appearance they could deadlock.
-    stats.sort_unstable_by_key(|(config_id, _)| *config_id);
     let runs = match db {
         Db::Sqlite(pool) => write_sqlite(pool, batch, &deliveries, &stats).await?,
         Db::Postgres(pool) => write_postgres(pool, batch, &deliveries, &stats).await?,
@@ -224,6 +221,8 @@ const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
             $13::text[], $14::bigint[]) \
             AS v (id, status, next_attempt_at, attempts, status_code, error, at) \
         WHERE deliveries.id = v.id \
+    ), locked AS MATERIALIZED ( \
+        SELECT id FROM webhook_configs WHERE id = ANY($15::bigint[]) ORDER BY id FOR UPDATE \
     ) \
     UPDATE webhook_configs SET last_triggered_at = v.triggered_at, \
         last_success_at = COALESCE(v.success_at, webhook_configs.last_success_at), \
@@ -235,11 +234,14 @@ const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
     FROM UNNEST($15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::boolean[], \
         $20::bigint[], $21::bigint[]) \
         AS v (id, triggered_at, success_at, failure_at, reset, failures, first_failure) \
-    WHERE webhook_configs.id = v.id \
+    WHERE webhook_configs.id = v.id AND webhook_configs.id IN (SELECT id FROM locked) \
     RETURNING webhook_configs.id, webhook_configs.failure_count, webhook_configs.failing_since";
 
 /// One statement over arrays, its own transaction (see
-/// [`super::publish_writer`] for why).
+/// [`super::publish_writer`] for why). The two writers' batches lock the
+/// statistics rows they share in one order, by id (`locked`): updated in
+/// join order, they deadlocked now and then (PostgreSQL's log, ten-endpoint
+/// runs), and the loser waited out `deadlock_timeout` before its rewrite.
 async fn write_postgres(
     pool: &PgPool,
     batch: &[Outcome],
