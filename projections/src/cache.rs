@@ -8,12 +8,16 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub struct InvalidatedCache<K, V> {
     state: Mutex<State<K, V>>,
     /// Past this many entries the cache starts over (keys may be unbounded,
     /// as with a list's date filters).
     capacity: usize,
+    /// For data that may also change behind webhookd's back (say, edited
+    /// by hand): how long an answer may be used at most.
+    max_age: Option<Duration>,
 }
 
 struct State<K, V> {
@@ -25,7 +29,7 @@ struct State<K, V> {
 }
 
 enum Entry<V> {
-    Cached(V),
+    Cached(V, Instant),
     /// Forgotten at this tick: a load of this key that started earlier
     /// may have read the old data, and is not stored. Other keys' loads
     /// are, so a busy key does not keep the rest of the cache empty.
@@ -41,6 +45,15 @@ impl<K: Hash + Eq, V: Clone> InvalidatedCache<K, V> {
                 entries: HashMap::new(),
             }),
             capacity,
+            max_age: None,
+        }
+    }
+
+    /// A cache whose answers are used for `max_age` at most.
+    pub fn with_max_age(capacity: usize, max_age: Duration) -> Self {
+        Self {
+            max_age: Some(max_age),
+            ..Self::new(capacity)
         }
     }
 
@@ -50,28 +63,64 @@ impl<K: Hash + Eq, V: Clone> InvalidatedCache<K, V> {
     where
         F: Future<Output = Result<V, E>>,
     {
-        let started = {
-            let state = self.lock();
-            if let Some(Entry::Cached(value)) = state.entries.get(&key) {
-                return Ok(value.clone());
-            }
-            state.clock
+        let started = match self.cached(&key) {
+            Ok(value) => return Ok(value),
+            Err(started) => started,
         };
         let value = load.await?;
+        self.store(key, &value, started);
+        Ok(value)
+    }
+
+    /// Like [`Self::get_or_load`], but a `None` is not remembered: what is
+    /// missing now may be added by someone webhookd does not hear from.
+    pub async fn get_or_find<E, F>(&self, key: K, find: F) -> Result<Option<V>, E>
+    where
+        F: Future<Output = Result<Option<V>, E>>,
+    {
+        let started = match self.cached(&key) {
+            Ok(value) => return Ok(Some(value)),
+            Err(started) => started,
+        };
+        let found = find.await?;
+        if let Some(value) = &found {
+            self.store(key, value, started);
+        }
+        Ok(found)
+    }
+
+    /// The answer for `key`, or the tick a load of it starts at.
+    fn cached(&self, key: &K) -> Result<V, u64> {
+        let state = self.lock();
+        match state.entries.get(key) {
+            Some(Entry::Cached(value, stored))
+                if self.max_age.is_none_or(|max| stored.elapsed() < max) =>
+            {
+                Ok(value.clone())
+            }
+            _ => Err(state.clock),
+        }
+    }
+
+    /// Stores a load's answer, unless the data under it changed since the
+    /// load started.
+    fn store(&self, key: K, value: &V, started: u64) {
         let mut state = self.lock();
         let changed_since = match state.entries.get(&key) {
             _ if state.invalidated_at > started => true,
             Some(Entry::Forgotten(at)) => *at > started,
-            // Another load stored it meanwhile: either is current.
-            Some(Entry::Cached(_)) | None => false,
+            // Another load stored it meanwhile (or an expired answer is
+            // there): this one is as current.
+            Some(Entry::Cached(..)) | None => false,
         };
         if !changed_since {
             if state.entries.len() >= self.capacity {
                 state.forget_all();
             }
-            state.entries.insert(key, Entry::Cached(value.clone()));
+            state
+                .entries
+                .insert(key, Entry::Cached(value.clone(), Instant::now()));
         }
-        Ok(value)
     }
 
     /// The data under `key` changed: forget its answer. Loads of it under
@@ -166,6 +215,33 @@ mod tests {
         };
         assert_eq!(cache.get_or_load("a", load).await.unwrap(), 1);
         assert_eq!(cached(&cache, "a").await, 0);
+    }
+
+    #[tokio::test]
+    async fn answers_expire_after_the_max_age_and_misses_are_not_kept() {
+        let cache = InvalidatedCache::with_max_age(10, Duration::from_millis(50));
+        assert_eq!(cache.get_or_find("a", ready_none()).await.unwrap(), None);
+        assert_eq!(
+            cache.get_or_find("a", ready_some(1)).await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            cache.get_or_find("a", ready_some(2)).await.unwrap(),
+            Some(1)
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(
+            cache.get_or_find("a", ready_some(2)).await.unwrap(),
+            Some(2)
+        );
+    }
+
+    fn ready_some(value: u32) -> impl Future<Output = Result<Option<u32>, Infallible>> {
+        std::future::ready(Ok(Some(value)))
+    }
+
+    fn ready_none() -> impl Future<Output = Result<Option<u32>, Infallible>> {
+        std::future::ready(Ok(None))
     }
 
     #[tokio::test]

@@ -7,57 +7,46 @@
 //! CLI, in another process, only adds. So a found key is reused for
 //! [`KEY_TTL`]; a token not found is never remembered, so a key created a
 //! moment ago works at once.
+use projections::cache::InvalidatedCache;
 use projections::tenancy::{self, ApiKey, Organisation};
 use projections::{Db, Error};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// How long a changed organisation (by hand, in the database) may still be
 /// seen as it was.
 pub const KEY_TTL: Duration = Duration::from_secs(5);
 
-type Entry = (Instant, ApiKey, Organisation);
+/// Tokens remembered at most (then the cache starts over).
+const CAPACITY: usize = 100_000;
 
 #[derive(Clone)]
 pub struct KeyCache {
     db: Db,
-    keys: Arc<Mutex<HashMap<String, Entry>>>,
+    keys: Arc<InvalidatedCache<String, (ApiKey, Organisation)>>,
 }
 
 impl KeyCache {
     pub fn new(db: Db) -> Self {
         Self {
             db,
-            keys: Arc::default(),
+            keys: Arc::new(InvalidatedCache::with_max_age(CAPACITY, KEY_TTL)),
         }
     }
 
     /// The key with this token hash and its organisation.
     pub async fn find(&self, token_hash: &str) -> Result<Option<(ApiKey, Organisation)>, Error> {
-        if let Some((loaded, key, organisation)) = self.lock().get(token_hash) {
-            if loaded.elapsed() < KEY_TTL {
-                return Ok(Some((key.clone(), organisation.clone())));
-            }
-        }
-        let found = tenancy::find_key_by_token_hash(&self.db, token_hash).await?;
-        if let Some((key, organisation)) = &found {
-            self.lock().insert(
-                token_hash.to_owned(),
-                (Instant::now(), key.clone(), organisation.clone()),
-            );
-        }
-        Ok(found)
-    }
-
-    /// A key or an organisation changed: read them afresh.
-    pub fn forget_all(&self) {
-        self.lock().clear();
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.keys
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get_or_find(
+                token_hash.to_owned(),
+                tenancy::find_key_by_token_hash(&self.db, token_hash),
+            )
+            .await
+    }
+
+    /// A key or an organisation changed: read them afresh (a lookup under
+    /// way is not kept: it may have read before the change).
+    pub fn forget_all(&self) {
+        self.keys.invalidate();
     }
 }
