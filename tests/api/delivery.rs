@@ -85,11 +85,7 @@ async fn published_events_arrive_signed_in_the_v1_shape(backend: Backend) {
         app.publish("invoice.lost", json!({})).await["deliveries"],
         0
     );
-    app.request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
-        .json(&json!({"is_active": false}))
-        .send()
-        .await
-        .unwrap();
+    app.patch_webhook(id, json!({"is_active": false})).await;
     assert_eq!(
         app.publish("invoice.paid", json!({})).await["deliveries"],
         0
@@ -349,13 +345,7 @@ async fn switching_off_spares_the_attempt_under_way_until_it_is_recorded(backend
     receiver.wait_for(1, WAIT).await;
     // Queued behind the one in flight (the limit is 1).
     app.publish("invoice.paid", json!({})).await;
-    let response = app
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
-        .json(&json!({"is_active": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    app.patch_webhook(id, json!({"is_active": false})).await;
 
     // The switch-off fails the queued delivery at once (newest first)...
     let deliveries = app
@@ -409,13 +399,7 @@ async fn a_url_change_reaches_the_live_actor(backend: Backend) {
     let (id, _) = subscribe(&app, &old.url, json!({"retry_count": 5})).await;
     app.publish("invoice.paid", json!({})).await;
     old.wait_for(1, WAIT).await;
-    let response = app
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
-        .json(&json!({"url": new.url}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    app.patch_webhook(id, json!({"url": new.url})).await;
     let retried = new.wait_for(1, WAIT).await;
     assert_eq!(
         retried[0].header("webhook-id"),

@@ -283,6 +283,30 @@ impl TestApp {
         json["data"].clone()
     }
 
+    /// `PATCH /api/v1/webhooks/{id}` with `changes`, expecting 200; returns
+    /// `data`.
+    pub async fn patch_webhook(&self, id: i64, changes: Value) -> Value {
+        let response = self
+            .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
+            .json(&changes)
+            .send()
+            .await
+            .expect("request");
+        let (status, json) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::OK, "patch failed: {json}");
+        json["data"].clone()
+    }
+
+    /// `DELETE /api/v1/webhooks/{id}`, expecting 204.
+    pub async fn delete_webhook(&self, id: i64) {
+        let response = self
+            .request(Method::DELETE, &format!("/api/v1/webhooks/{id}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+
     /// Creates a v1 webhook for `url` subscribed to `events`, with `extra`
     /// fields added to the body; returns the created config's `data`.
     pub async fn subscribe(&self, url: &str, events: Value, extra: Value) -> Value {

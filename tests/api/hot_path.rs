@@ -100,31 +100,15 @@ async fn routing_follows_config_changes_at_once(backend: Backend) {
     let second = subscribe(&app, &receiver.url, json!(["*"]), json!({})).await;
     assert_eq!(deliveries(app.publish("invoice.paid", json!({})).await), 2);
 
-    let patch = app
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{first}"))
-        .json(&json!({"events": ["invoice.lost"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patch.status(), StatusCode::OK);
+    app.patch_webhook(first, json!({"events": ["invoice.lost"]}))
+        .await;
     assert_eq!(deliveries(app.publish("invoice.paid", json!({})).await), 1);
     assert_eq!(deliveries(app.publish("invoice.lost", json!({})).await), 2);
 
-    let deactivate = app
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{second}"))
-        .json(&json!({"is_active": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deactivate.status(), StatusCode::OK);
+    app.patch_webhook(second, json!({"is_active": false})).await;
     assert_eq!(deliveries(app.publish("invoice.lost", json!({})).await), 1);
 
-    let delete = app
-        .request(Method::DELETE, &format!("/api/v1/webhooks/{first}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(delete.status().is_success());
+    app.delete_webhook(first).await;
     assert_eq!(deliveries(app.publish("invoice.lost", json!({})).await), 0);
 }
 
@@ -150,12 +134,7 @@ async fn list_totals_follow_creates_and_deletes(backend: Backend) {
         ids.push(created["id"].as_i64().unwrap());
         assert_eq!(total().await, n + 1);
     }
-    let delete = app
-        .request(Method::DELETE, &format!("/api/v1/webhooks/{}", ids[1]))
-        .send()
-        .await
-        .unwrap();
-    assert!(delete.status().is_success());
+    app.delete_webhook(ids[1]).await;
     assert_eq!(total().await, 2);
 }
 
@@ -213,13 +192,7 @@ async fn the_first_publish_after_a_url_change_goes_to_the_new_url(backend: Backe
     .await;
     for round in 0..20 {
         let target = &receivers[round % 2];
-        let patch = app
-            .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
-            .json(&json!({"url": target.url}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(patch.status(), StatusCode::OK);
+        app.patch_webhook(id, json!({"url": target.url})).await;
         let published = app.publish("invoice.paid", json!({"round": round})).await;
         let arrived = target.wait_for(round / 2 + 1, WAIT).await;
         assert_eq!(
@@ -270,22 +243,11 @@ async fn cached_reads_follow_every_change(backend: Backend) {
         tokio::task::yield_now().await;
     }
 
-    let patch = app
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
-        .json(&json!({"name": "renamed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patch.status(), StatusCode::OK);
+    app.patch_webhook(id, json!({"name": "renamed"})).await;
     assert_eq!(app.webhook(id).await["name"], "renamed");
     assert_eq!(listed(&app).await[0]["name"], "renamed");
 
-    let delete = app
-        .request(Method::DELETE, &format!("/api/v1/webhooks/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(delete.status().is_success());
+    app.delete_webhook(id).await;
     let gone = app
         .request(Method::GET, &format!("/api/v1/webhooks/{id}"))
         .send()

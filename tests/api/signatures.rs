@@ -6,7 +6,6 @@ use crate::helpers::{receiver_script, test_python, Backend, TestApp};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
 use aggregates::values::WebhookSecret;
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -69,13 +68,7 @@ async fn independent_verifiers_accept_ours_and_reject_tampering(backend: Backend
     .unwrap();
 
     // 1. A delivery straight from webhookd to the Python receiver.
-    let response = app
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
-        .json(&json!({"url": verifier.url}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    app.patch_webhook(id, json!({"url": verifier.url})).await;
     let published = app.publish("invoice.paid", json!({"amount": 1})).await;
     let (verdict, mut verifier) = tokio::task::spawn_blocking(move || {
         let verdict = verifier.next_verdict();
@@ -88,13 +81,7 @@ async fn independent_verifiers_accept_ours_and_reject_tampering(backend: Backend
     assert_eq!(verdict["ricloud"], true, "{verdict}");
 
     // 2. A captured delivery, replayed: as is, tampered, and stale.
-    let response = app
-        .request(Method::PATCH, &format!("/api/v1/webhooks/{id}"))
-        .json(&json!({"url": capture.url}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    app.patch_webhook(id, json!({"url": capture.url})).await;
     app.publish("invoice.paid", json!({"amount": 2})).await;
     let original = capture.wait_for(1, Duration::from_secs(20)).await.remove(0);
     let headers_of = |received: &crate::receiver::Received| -> Vec<(String, String)> {
