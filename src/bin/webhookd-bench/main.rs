@@ -51,6 +51,11 @@ pub struct Options {
     /// Seconds of load for `latency` and `slow-endpoint`.
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Write each delivery's send time and latency (ms, CSV) to
+    /// `<dir>/<backend>-<scenario>.csv`: a tail made of stalls shows as
+    /// clusters in time.
+    #[arg(long)]
+    pub trace_dir: Option<std::path::PathBuf>,
     /// Configured endpoints for `idle-endpoints` and `api`.
     #[arg(long)]
     pub configs: Option<u32>,

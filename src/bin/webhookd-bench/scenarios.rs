@@ -228,6 +228,51 @@ fn percentiles(mut samples: Vec<f64>) -> Latency {
     }
 }
 
+/// One line per delivery to `endpoints`, in send order: ms since the first
+/// send, latency in ms.
+fn write_trace(
+    dir: &std::path::Path,
+    report: &Report,
+    tally: &Tally,
+    sent: &HashMap<String, Instant>,
+    endpoints: std::ops::Range<u32>,
+) -> anyhow::Result<()> {
+    let Some(first) = sent.values().min().copied() else {
+        return Ok(());
+    };
+    let mut lines: Vec<(f64, f64)> = tally
+        .arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|((endpoint, _), _)| endpoints.contains(endpoint))
+        .filter_map(|((_, id), arrived)| {
+            let at = sent.get(id)?;
+            Some((
+                (*at - first).as_secs_f64() * 1000.0,
+                (*arrived - *at).as_secs_f64() * 1000.0,
+            ))
+        })
+        .collect();
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}-{}.csv", report.backend, report.scenario));
+    // The first send in wall-clock time, to line the trace up with others
+    // (say, `perf record -k CLOCK_REALTIME`).
+    let first_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .saturating_sub(first.elapsed());
+    let mut csv = format!(
+        "# first send at {:.6} s since the Unix epoch\nsent_ms,latency_ms\n",
+        first_unix.as_secs_f64()
+    );
+    for (sent_ms, latency_ms) in lines {
+        csv.push_str(&format!("{sent_ms:.3},{latency_ms:.3}\n"));
+    }
+    std::fs::write(path, csv)?;
+    Ok(())
+}
+
 /// Latencies of the deliveries to `endpoints` of the events in `sent`.
 fn delivery_latencies(
     tally: &Tally,
@@ -373,6 +418,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
         Scenario::SlowEndpoint => 0..endpoints,
         _ => 0..u32::MAX,
     };
+    if let Some(dir) = &options.trace_dir {
+        write_trace(dir, &report, &tally, &sent, healthy.clone())?;
+    }
     let delivered = delivery_latencies(&tally, &sent, healthy);
     let expected = match scenario {
         Scenario::IdleEndpoints | Scenario::Api => 0,
