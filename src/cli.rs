@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// Threads the endpoint actors run on (default: one per core).
     #[arg(long)]
     pub delivery_threads: Option<usize>,
+    /// Pending deliveries an endpoint keeps in memory; the rest of its
+    /// backlog waits in the database (an endpoint that is down costs no
+    /// more than this).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(100..))]
+    pub max_queued_per_endpoint: u32,
 }
 
 fn parse_cidr(raw: &str) -> Result<IpCidr, String> {
@@ -385,6 +390,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     settings.delivery.disable_after_failures = args.disable_after_failures;
     settings.delivery.disable_after = args.disable_after;
     settings.delivery.idle_timeout = args.idle_timeout;
+    settings.delivery.max_queued_per_endpoint = args.max_queued_per_endpoint as usize;
     if let Some(threads) = args.delivery_threads {
         settings.delivery.delivery_threads = threads;
     }

@@ -58,6 +58,12 @@ pub struct EndpointActor {
     idle_since: Instant,
     /// Reloads started; the newest is the one whose answer counts.
     reloads: u64,
+    /// Some of this endpoint's pending deliveries are in the database only:
+    /// the actor holds at most `max_queued_per_endpoint`, so an endpoint
+    /// that is down does not grow webhookd by its whole backlog. When its
+    /// queue runs low it reads more ([`Self::refill`]).
+    spilled: bool,
+    refilling: bool,
 }
 
 impl EndpointActor {
@@ -85,16 +91,55 @@ impl EndpointActor {
             received: 0,
             idle_since: Instant::now(),
             reloads: 0,
+            spilled: false,
+            refilling: false,
         }
     }
 
+    /// Takes on deliveries, up to the cap; the ones over it stay in the
+    /// database for a later [`Self::refill`].
     fn hold(&mut self, deliveries: Vec<PendingDelivery>) {
+        let cap = self.engine.settings.max_queued_per_endpoint;
         for delivery in deliveries {
-            if self.finished.contains(delivery.id) || !self.held.insert(delivery.id) {
+            if self.finished.contains(delivery.id) || self.held.contains(&delivery.id) {
                 continue;
             }
+            if self.held.len() >= cap {
+                self.spilled = true;
+                continue;
+            }
+            self.held.insert(delivery.id);
             self.ready.push_back(delivery);
         }
+    }
+
+    /// Reads the soonest pending deliveries again (those held already are
+    /// skipped by `hold`): the queue ran low while some were left in the
+    /// database. Every one committed before the read starts is seen by it,
+    /// and a notice turned away after that sets `spilled` again.
+    fn refill(&mut self, ctx: &mut Context<Self>) {
+        self.refilling = true;
+        self.spilled = false;
+        let store = self.engine.store.clone();
+        let (config_id, cap) = (self.config_id, self.engine.settings.max_queued_per_endpoint);
+        let read = task::run(async move { store.pending_for_config(config_id, cap).await });
+        ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
+            actor.refilling = false;
+            match read {
+                Ok(pending) => {
+                    actor.spilled |= pending.len() >= cap;
+                    actor.hold(pending);
+                }
+                Err(error) => {
+                    tracing::error!(config = config_id, %error, "cannot read pending deliveries");
+                    actor.spilled = true;
+                    let wait = actor.engine.settings.watchdog_interval;
+                    ctx.run_later(wait, |actor, ctx| actor.pump(ctx));
+                    return;
+                }
+            }
+            actor.pump(ctx);
+        }));
     }
 
     /// (Re)reads the config and the pending rows of this endpoint. Nothing
@@ -108,6 +153,9 @@ impl EndpointActor {
         self.config = None;
         self.reloads += 1;
         let this_reload = self.reloads;
+        // This read sees everything committed so far (see `refill`).
+        self.spilled = false;
+        let cap = self.engine.settings.max_queued_per_endpoint;
         // Nothing is launched until the reload is read, so this is every
         // attempt under way while it reads.
         let attempting: Vec<i64> = self.attempting.iter().copied().collect();
@@ -122,7 +170,7 @@ impl EndpointActor {
                     .fail_pending(config_id, SWITCHED_OFF, &attempting)
                     .await?;
             }
-            let pending = engine.store.pending_for_config(config_id).await?;
+            let pending = engine.store.pending_for_config(config_id, cap).await?;
             Ok::<_, projections::Error>((config, pending))
         };
         let load = task::run(load);
@@ -131,6 +179,7 @@ impl EndpointActor {
             Ok((Some(config), pending)) => {
                 actor.config = Some(Arc::new(config));
                 actor.drop_waiting_retries_not_accepted(ctx);
+                actor.spilled |= pending.len() >= cap;
                 actor.hold(pending);
                 actor.pump(ctx);
             }
@@ -173,6 +222,10 @@ impl EndpointActor {
                 continue;
             }
             self.launch(delivery, config.clone(), ctx);
+        }
+        let low_water = self.engine.settings.max_queued_per_endpoint / 2;
+        if self.spilled && !self.refilling && self.held.len() <= low_water {
+            self.refill(ctx);
         }
         if self.is_idle() {
             self.idle_since = Instant::now();
@@ -300,7 +353,9 @@ impl EndpointActor {
     }
 
     fn is_idle(&self) -> bool {
-        self.ready.is_empty()
+        !self.spilled
+            && !self.refilling
+            && self.ready.is_empty()
             && self.in_flight == 0
             && self.settling == 0
             && self.retries.is_empty()

@@ -15,6 +15,9 @@ pub struct DeliverySettings {
     pub disable_after: Duration,
     /// Concurrent requests to one endpoint.
     pub max_in_flight_per_endpoint: usize,
+    /// Pending deliveries an endpoint actor keeps in memory
+    /// (`--max-queued-per-endpoint`); the rest wait in the database.
+    pub max_queued_per_endpoint: usize,
     /// Threads the endpoint actors run on (`--delivery-threads`; default
     /// one per core).
     pub delivery_threads: usize,
@@ -36,6 +39,7 @@ impl Default for DeliverySettings {
             disable_after_failures: 50,
             disable_after: Duration::from_secs(24 * 3600),
             max_in_flight_per_endpoint: 32,
+            max_queued_per_endpoint: 10_000,
             delivery_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             idle_timeout: Duration::from_secs(30),
             watchdog_interval: Duration::from_millis(500),

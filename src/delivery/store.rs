@@ -319,12 +319,19 @@ impl DeliveryStore {
         self.publishes.submit(new).await
     }
 
-    pub async fn pending_for_config(&self, config_id: i64) -> Result<Vec<PendingDelivery>, Error> {
+    /// The first `limit` pending deliveries of a config, soonest due first.
+    pub async fn pending_for_config(
+        &self,
+        config_id: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, Error> {
         let sql = format!(
-            "{PENDING_SELECT} WHERE d.config_id = $1 AND d.status = 'pending' ORDER BY d.id"
+            "{PENDING_SELECT} WHERE d.config_id = $1 AND d.status = 'pending' \
+             ORDER BY d.next_attempt_at, d.id LIMIT $2"
         );
         let rows: Vec<PendingRow> = on_pool!(&self.db, |pool| sqlx::query_as(&sql)
             .bind(config_id)
+            .bind(limit as i64)
             .fetch_all(pool)
             .await?);
         Ok(rows.into_iter().map(PendingRow::into_pending).collect())

@@ -369,6 +369,39 @@ async fn switching_off_spares_the_attempt_under_way_until_it_is_recorded(backend
     assert_eq!(receiver.received().len(), 1);
 }
 
+async fn a_backlog_over_the_memory_cap_waits_in_the_database(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.max_in_flight_per_endpoint = 1;
+        settings.delivery.max_queued_per_endpoint = 4;
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::scripted(|_| Reply::AfterRelease(200));
+    let (id, _) = subscribe(&app, &receiver.url, json!({})).await;
+    // The first request is held at the receiver while 30 events come in:
+    // the actor takes 4, the other 26 wait in the database.
+    for n in 0..30 {
+        app.publish("invoice.paid", json!({"n": n})).await;
+    }
+    receiver.wait_for(1, WAIT).await;
+    receiver.release();
+
+    // The actor reads them as its queue runs low: each arrives once.
+    let deliveries = app
+        .deliveries_until(id, WAIT, |d| d.len() == 30 && finished(d))
+        .await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["status"] == "succeeded" && d["attempts"] == 1),
+        "{deliveries:#?}"
+    );
+    let received = receiver.received();
+    let ids: std::collections::HashSet<&str> =
+        received.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!((received.len(), ids.len()), (30, 30));
+}
+
 async fn an_endpoint_that_keeps_failing_is_deactivated(backend: Backend) {
     let app = TestApp::spawn_for_delivery(backend, |settings| {
         settings.delivery.disable_after_failures = 3;
@@ -611,6 +644,7 @@ on_both_backends!(
     retry_after_is_honoured,
     gone_deactivates_the_config,
     switching_off_spares_the_attempt_under_way_until_it_is_recorded,
+    a_backlog_over_the_memory_cap_waits_in_the_database,
     an_endpoint_that_keeps_failing_is_deactivated,
     a_url_change_reaches_the_live_actor,
     one_event_fans_out_to_200_endpoints_exactly_once,

@@ -162,15 +162,15 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         received.len() - 1
     };
     let reply = (state.script)(index, &webhook_id);
+    if let Reply::Status(code) | Reply::RetryAfter(code, _) = reply {
+        state.received.lock().unwrap()[index].replied = code;
+    }
+    state.arrived.notify_waiters();
     if let Reply::AfterRelease(code) = reply {
         let mut released = state.released.subscribe();
         let _ = released.wait_for(|released| *released).await;
         state.received.lock().unwrap()[index].replied = code;
     }
-    if let Reply::Status(code) | Reply::RetryAfter(code, _) = reply {
-        state.received.lock().unwrap()[index].replied = code;
-    }
-    state.arrived.notify_waiters();
     match reply {
         Reply::Status(code) | Reply::AfterRelease(code) => {
             HttpResponse::build(status(code)).body("receiver says hi")
