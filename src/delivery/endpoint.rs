@@ -122,7 +122,15 @@ impl EndpointActor {
         self.spilled = false;
         let store = self.engine.store.clone();
         let (config_id, cap) = (self.config_id, self.engine.settings.max_queued_per_endpoint);
-        let read = task::run(async move { store.pending_for_config(config_id, cap).await });
+        // Only what the config takes now: rows read and dropped as not
+        // accepted would make the queue look low again, and the actor
+        // would read them over and over.
+        let with_events = self
+            .config
+            .as_ref()
+            .is_some_and(|config| config.accepts(DeliveryKind::Event));
+        let read =
+            task::run(async move { store.pending_for_config(config_id, cap, with_events).await });
         ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
             actor.refilling = false;
             match read {
@@ -170,7 +178,11 @@ impl EndpointActor {
                     .fail_pending(config_id, SWITCHED_OFF, &attempting)
                     .await?;
             }
-            let pending = engine.store.pending_for_config(config_id, cap).await?;
+            let with_events = accepts(DeliveryKind::Event);
+            let pending = engine
+                .store
+                .pending_for_config(config_id, cap, with_events)
+                .await?;
             Ok::<_, projections::Error>((config, pending))
         };
         let load = task::run(load);

@@ -319,19 +319,23 @@ impl DeliveryStore {
         self.publishes.submit(new).await
     }
 
-    /// The first `limit` pending deliveries of a config, soonest due first.
+    /// The first `limit` pending deliveries of a config, soonest due first;
+    /// its tests only unless `with_events` (an `invalid` config takes tests
+    /// only: its event deliveries wait in the database until it is valid).
     pub async fn pending_for_config(
         &self,
         config_id: i64,
         limit: usize,
+        with_events: bool,
     ) -> Result<Vec<PendingDelivery>, Error> {
         let sql = format!(
             "{PENDING_SELECT} WHERE d.config_id = $1 AND d.status = 'pending' \
-             ORDER BY d.next_attempt_at, d.id LIMIT $2"
+             AND (d.kind = 'test' OR $3) ORDER BY d.next_attempt_at, d.id LIMIT $2"
         );
         let rows: Vec<PendingRow> = on_pool!(&self.db, |pool| sqlx::query_as(&sql)
             .bind(config_id)
             .bind(limit as i64)
+            .bind(with_events)
             .fetch_all(pool)
             .await?);
         Ok(rows.into_iter().map(PendingRow::into_pending).collect())
