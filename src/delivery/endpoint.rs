@@ -36,15 +36,14 @@ pub struct EndpointActor {
     /// URL-change test). Only a manual retry sends a finished delivery
     /// again, and it says so ([`Deliver::again`]).
     finished: RecentlyFinished,
-    /// Deliveries with an attempt under way (sent or being recorded): a
-    /// config switched off meanwhile fails its other pending deliveries at
-    /// once, and these when their attempt's record says what comes next.
+    /// Deliveries with an attempt under way, sent or being recorded
+    /// (bounded, see `pump`): a config switched off meanwhile fails its
+    /// other pending deliveries at once, and these when their attempt's
+    /// record says what comes next.
     attempting: HashSet<i64>,
-    /// HTTP requests under way (bounded by `max_in_flight_per_endpoint`).
+    /// Of those, the HTTP requests under way (bounded by
+    /// `max_in_flight_per_endpoint`).
     in_flight: usize,
-    /// Attempts answered and being recorded (bounded with `in_flight`, see
-    /// `pump`).
-    settling: usize,
     /// Deliveries waiting for their next attempt, soonest first, and the
     /// one timer armed for the soonest (one timer per waiting retry would
     /// be one future each in the actor's context, all polled on every
@@ -84,7 +83,6 @@ impl EndpointActor {
             finished: RecentlyFinished::default(),
             attempting: HashSet::new(),
             in_flight: 0,
-            settling: 0,
             retries: BinaryHeap::new(),
             retry_timer: None,
             retries_queued: 0,
@@ -220,7 +218,7 @@ impl EndpointActor {
         // Attempts still being recorded count too, up to three times the
         // limit again: while the database lags behind the receiver, the
         // actor stops taking on more than it can record.
-        while self.in_flight < limit && self.in_flight + self.settling < 4 * limit {
+        while self.in_flight < limit && self.attempting.len() < 4 * limit {
             let Some(delivery) = self.ready.pop_front() else {
                 break;
             };
@@ -368,8 +366,7 @@ impl EndpointActor {
         !self.spilled
             && !self.refilling
             && self.ready.is_empty()
-            && self.in_flight == 0
-            && self.settling == 0
+            && self.attempting.is_empty()
             && self.retries.is_empty()
     }
 }
@@ -486,10 +483,8 @@ impl Handler<Finished> for EndpointActor {
             Finished::Answered => {
                 // The slot is free while the attempt is recorded.
                 self.in_flight -= 1;
-                self.settling += 1;
             }
             Finished::Settled { delivery, verdict } => {
-                self.settling -= 1;
                 self.attempting.remove(&delivery.id);
                 let switched_off = self
                     .config

@@ -179,6 +179,13 @@ const PENDING_SELECT: &str = "SELECT d.id, d.config_id, d.kind, d.task_id, d.att
     d.next_attempt_at, e.id AS event_id, e.event_type, e.data, e.published_at \
     FROM deliveries d JOIN published_events e ON e.id = d.event_id";
 
+/// Which deliveries a statement picks by id (`Only` an empty list: none;
+/// `Except` an empty list: all).
+enum Ids<'a> {
+    Only(&'a [i64]),
+    Except(&'a [i64]),
+}
+
 /// What a publish stored.
 pub struct Published {
     pub event: EventRecord,
@@ -387,44 +394,42 @@ impl DeliveryStore {
         reason: &str,
         attempting: &[i64],
     ) -> Result<u64, Error> {
-        let now = now_micros();
-        Ok(on_pool!(&self.db, |pool| {
-            let mut update =
-                sqlx::QueryBuilder::new("UPDATE deliveries SET status = 'failed', last_error = ");
-            update.push_bind(reason);
-            update.push(", updated_at = ").push_bind(now);
-            update.push(" WHERE config_id = ").push_bind(config_id);
-            update.push(" AND status = 'pending'");
-            if !attempting.is_empty() {
-                update.push(" AND id NOT IN (");
-                let mut ids = update.separated(", ");
-                for id in attempting {
-                    ids.push_bind(*id);
-                }
-                update.push(")");
-            }
-            update.build().execute(pool).await?.rows_affected()
-        }))
+        self.fail(reason, Some(config_id), Ids::Except(attempting))
+            .await
     }
 
     /// Ends these deliveries if they are still pending (their config no
     /// longer receives; see [`Self::fail_pending`]).
     pub async fn fail_if_pending(&self, delivery_ids: &[i64], reason: &str) -> Result<u64, Error> {
-        if delivery_ids.is_empty() {
-            return Ok(0);
-        }
+        self.fail(reason, None, Ids::Only(delivery_ids)).await
+    }
+
+    /// Fails the pending deliveries of `config_id` (of any config if
+    /// `None`) that `ids` picks.
+    async fn fail(&self, reason: &str, config_id: Option<i64>, ids: Ids<'_>) -> Result<u64, Error> {
+        let (operator, ids) = match ids {
+            Ids::Only([]) => return Ok(0),
+            Ids::Only(ids) => ("IN", ids),
+            Ids::Except(ids) => ("NOT IN", ids),
+        };
         let now = now_micros();
         Ok(on_pool!(&self.db, |pool| {
             let mut update =
                 sqlx::QueryBuilder::new("UPDATE deliveries SET status = 'failed', last_error = ");
             update.push_bind(reason);
             update.push(", updated_at = ").push_bind(now);
-            update.push(" WHERE status = 'pending' AND id IN (");
-            let mut ids = update.separated(", ");
-            for id in delivery_ids {
-                ids.push_bind(*id);
+            update.push(" WHERE status = 'pending'");
+            if let Some(config_id) = config_id {
+                update.push(" AND config_id = ").push_bind(config_id);
             }
-            update.push(")");
+            if !ids.is_empty() {
+                update.push(format_args!(" AND id {operator} ("));
+                let mut list = update.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                update.push(")");
+            }
             update.build().execute(pool).await?.rows_affected()
         }))
     }

@@ -262,21 +262,23 @@ impl SupervisorHandle {
     }
 
     pub fn enqueue(&self, deliveries: Vec<PendingDelivery>) {
-        if !deliveries.is_empty() {
-            self.addr.do_send(Enqueue {
-                deliveries,
-                again: false,
-            });
-        }
+        self.send(Enqueue {
+            deliveries,
+            again: false,
+        });
     }
 
     /// Deliveries a manual retry made pending again.
     pub fn enqueue_again(&self, deliveries: Vec<PendingDelivery>) {
-        if !deliveries.is_empty() {
-            self.addr.do_send(Enqueue {
-                deliveries,
-                again: true,
-            });
+        self.send(Enqueue {
+            deliveries,
+            again: true,
+        });
+    }
+
+    fn send(&self, enqueue: Enqueue) {
+        if !enqueue.deliveries.is_empty() {
+            self.addr.do_send(enqueue);
         }
     }
 

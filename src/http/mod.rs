@@ -23,7 +23,8 @@ pub struct AppState {
     pub db: Db,
     /// API keys by token, for authentication.
     pub keys: KeyCache,
-    /// Totals of the config lists, kept until a config changes.
+    /// The v1 API's config rows, list pages and list totals, kept until a
+    /// config changes (and the configs API's list totals).
     pub config_reads: ConfigReads,
     pub commands: ConfigCommands,
     pub url_policy: UrlPolicy,

@@ -228,31 +228,15 @@ fn percentiles(mut samples: Vec<f64>) -> Latency {
     }
 }
 
-/// One line per delivery to `endpoints`, in send order: ms since the first
-/// send, latency in ms.
-fn write_trace(
-    dir: &std::path::Path,
-    report: &Report,
-    tally: &Tally,
-    sent: &HashMap<String, Instant>,
-    endpoints: std::ops::Range<u32>,
-) -> anyhow::Result<()> {
-    let Some(first) = sent.values().min().copied() else {
+/// One line per delivery, in send order: ms since the first send, latency
+/// in ms.
+fn write_trace(dir: &std::path::Path, report: &Report, timed: &[Timed]) -> anyhow::Result<()> {
+    let Some(first) = timed.iter().map(|t| t.sent).min() else {
         return Ok(());
     };
-    let mut lines: Vec<(f64, f64)> = tally
-        .arrivals
-        .lock()
-        .unwrap()
+    let mut lines: Vec<(f64, f64)> = timed
         .iter()
-        .filter(|((endpoint, _), _)| endpoints.contains(endpoint))
-        .filter_map(|((_, id), arrived)| {
-            let at = sent.get(id)?;
-            Some((
-                (*at - first).as_secs_f64() * 1000.0,
-                (*arrived - *at).as_secs_f64() * 1000.0,
-            ))
-        })
+        .map(|t| ((t.sent - first).as_secs_f64() * 1000.0, t.latency_ms()))
         .collect();
     lines.sort_by(|a, b| a.0.total_cmp(&b.0));
     std::fs::create_dir_all(dir)?;
@@ -273,12 +257,24 @@ fn write_trace(
     Ok(())
 }
 
-/// Latencies of the deliveries to `endpoints` of the events in `sent`.
-fn delivery_latencies(
+/// One delivery: its event's publish request sent, the receiver's arrival.
+struct Timed {
+    sent: Instant,
+    arrived: Instant,
+}
+
+impl Timed {
+    fn latency_ms(&self) -> f64 {
+        (self.arrived - self.sent).as_secs_f64() * 1000.0
+    }
+}
+
+/// The deliveries to `endpoints` of the events in `sent`.
+fn deliveries_to(
     tally: &Tally,
     sent: &HashMap<String, Instant>,
     endpoints: std::ops::Range<u32>,
-) -> Vec<f64> {
+) -> Vec<Timed> {
     tally
         .arrivals
         .lock()
@@ -286,8 +282,10 @@ fn delivery_latencies(
         .iter()
         .filter(|((endpoint, _), _)| endpoints.contains(endpoint))
         .filter_map(|((_, id), arrived)| {
-            sent.get(id)
-                .map(|at| (*arrived - *at).as_secs_f64() * 1000.0)
+            sent.get(id).map(|at| Timed {
+                sent: *at,
+                arrived: *arrived,
+            })
         })
         .collect()
 }
@@ -418,10 +416,11 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
         Scenario::SlowEndpoint => 0..endpoints,
         _ => 0..u32::MAX,
     };
+    let timed = deliveries_to(&tally, &sent, healthy);
     if let Some(dir) = &options.trace_dir {
-        write_trace(dir, &report, &tally, &sent, healthy.clone())?;
+        write_trace(dir, &report, &timed)?;
     }
-    let delivered = delivery_latencies(&tally, &sent, healthy);
+    let delivered: Vec<f64> = timed.iter().map(Timed::latency_ms).collect();
     let expected = match scenario {
         Scenario::IdleEndpoints | Scenario::Api => 0,
         _ => sent.len() as u64 * u64::from(endpoints),
