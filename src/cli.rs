@@ -87,6 +87,18 @@ pub struct ServeArgs {
     /// more than this).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(100..))]
     pub max_queued_per_endpoint: u32,
+    /// A request's body must arrive within this of its headers (else 408
+    /// and the connection is closed).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// A request body must arrive at least this fast, in bytes a second,
+    /// after its first 5 s.
+    #[arg(long, default_value_t = 1024)]
+    pub min_body_rate: u64,
+    /// Concurrent client connections; past it new ones wait to be accepted.
+    /// Lowered at start to fit the file descriptor limit.
+    #[arg(long, default_value_t = webhookd::settings::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 fn parse_cidr(raw: &str) -> Result<IpCidr, String> {
@@ -386,6 +398,11 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     settings.dev = args.dev;
     settings.allowed_targets = args.allow_targets;
     settings.workers = args.workers;
+    settings.body_deadline = webhookd::http::deadline::BodyDeadline {
+        timeout: args.request_timeout,
+        min_rate: args.min_body_rate,
+    };
+    settings.max_connections = args.max_connections;
     settings.delivery.retry_schedule = args.retry_schedule;
     settings.delivery.disable_after_failures = args.disable_after_failures;
     settings.delivery.disable_after = args.disable_after;

@@ -74,8 +74,30 @@ pub enum CommandError {
     /// Other commands on the same config kept winning the race.
     #[error("the webhook config is changing too fast; try again")]
     Contended,
+    /// The database cannot be reached; nothing was stored.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
     #[error("event store error: {0}")]
     Store(String),
+}
+
+impl CommandError {
+    /// Sorts a store failure: the database being away (a 503 for the
+    /// caller, who may try again) from anything else (a fault of ours).
+    fn from_store<T: std::error::Error>(error: AggregateError<T>) -> Self {
+        let unavailable = match &error {
+            AggregateError::DatabaseConnectionError(_) => true,
+            AggregateError::UnexpectedError(source) => source
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(projections::db::is_unavailable),
+            _ => false,
+        };
+        if unavailable {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Store(error.to_string())
+        }
+    }
 }
 
 enum Framework {
@@ -190,7 +212,7 @@ impl ConfigCommands {
                     tracing::debug!(%aggregate_id, attempt, "concurrent command; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(other) => return Err(CommandError::Store(other.to_string())),
+                Err(other) => return Err(CommandError::from_store(other)),
             }
         }
         Err(CommandError::Contended)

@@ -1,9 +1,11 @@
 use crate::delivery::DeliverySettings;
+use crate::http::deadline::BodyDeadline;
 use aggregates::values::{IpCidr, UrlPolicy};
 
 /// Where the service stores its data when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://webhookd.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Everything `webhookd serve` needs to start.
 #[derive(Debug, Clone)]
@@ -16,6 +18,11 @@ pub struct Settings {
     pub allowed_targets: Vec<IpCidr>,
     /// HTTP worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// How a request body must arrive (`--request-timeout`, `--min-body-rate`).
+    pub body_deadline: BodyDeadline,
+    /// Concurrent client connections (`--max-connections`), lowered at
+    /// start to fit the file descriptor limit.
+    pub max_connections: usize,
     /// Retry schedule, failure limits, name overrides (its `url_policy` is
     /// filled from `dev` and `allowed_targets` at start).
     pub delivery: DeliverySettings,
@@ -29,6 +36,8 @@ impl Settings {
             dev: false,
             allowed_targets: Vec::new(),
             workers: None,
+            body_deadline: BodyDeadline::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             delivery: DeliverySettings::default(),
         }
     }

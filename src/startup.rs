@@ -8,6 +8,9 @@ use crate::delivery::routing::RoutingCache;
 use crate::delivery::store::DeliveryStore;
 use crate::delivery::tasks::TaskStore;
 use crate::delivery::SupervisorHandle;
+use crate::http::connections::{self, ConnectionCounter};
+use crate::http::deadline::enforce_body_deadline;
+use crate::http::query_guard::refuse_control_characters;
 use crate::http::{self, key_cache::KeyCache, request_id::assign_request_id, AppState};
 use crate::settings::Settings;
 use actix_web::dev::Server;
@@ -19,6 +22,10 @@ use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use std::net::TcpListener;
 use std::sync::Arc;
+
+/// A client must send its request headers within this (actix answers 408);
+/// the body then has `--request-timeout` (see `http::deadline`).
+const HEADERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Application {
     server: Server,
@@ -76,17 +83,30 @@ impl Application {
             publisher: publisher.clone(),
             tasks: TaskStore::new(db.clone()),
         });
-        let mut server = HttpServer::new(move || {
+        let body_deadline = web::Data::new(settings.body_deadline);
+        let max_connections = connections::effective_cap(settings.max_connections);
+        let counter = ConnectionCounter::new(max_connections);
+        let workers = settings
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(body_deadline.clone())
+                // Innermost first: the request id and log line wrap everything.
+                .wrap(from_fn(refuse_control_characters))
+                .wrap(from_fn(enforce_body_deadline))
                 .wrap(from_fn(assign_request_id))
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
         })
+        .workers(workers)
+        // The cap is per worker in actix; the counter logs the total.
+        .max_connections(max_connections.div_ceil(workers))
+        .client_request_timeout(HEADERS_TIMEOUT)
+        .on_connect(move |connection, extensions| counter.on_connect(connection, extensions))
         .listen(listener)?;
-        if let Some(workers) = settings.workers {
-            server = server.workers(workers);
-        }
+        tracing::debug!(max_connections, workers, "accepting connections");
         Ok(Self {
             server: server.run(),
             port,

@@ -59,6 +59,53 @@ impl Error {
             _ => false,
         }
     }
+
+    /// The database cannot be reached or refuses work for now (down,
+    /// restarting, out of connections): the caller should answer 503 and
+    /// the client try again later. Nothing about the request is wrong.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Database(error) => is_unavailable(error),
+            Error::Shared(error) => error.is_unavailable(),
+            Error::Unavailable(_) => true,
+            Error::Corrupt(_) => false,
+        }
+    }
+
+    /// The database refused a value of the request itself (PostgreSQL's
+    /// class 22, "data exception": a NUL byte in text, a number out of
+    /// range). Only that request is at fault; the same row written alone
+    /// fails again, and other rows of its batch would not.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(error)) => {
+                error.code().is_some_and(|code| code.starts_with("22"))
+            }
+            Error::Shared(error) => error.is_bad_input(),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a sqlx error means "the database is not there right now":
+/// connection and pool failures, and PostgreSQL's connection-exception
+/// (08), insufficient-resources (53), operator-intervention (57) and
+/// system-error (58) classes.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            ["08", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
+        _ => false,
+    }
 }
 
 /// Microseconds since the Unix epoch: how every time is stored.

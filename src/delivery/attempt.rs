@@ -30,13 +30,20 @@ pub async fn send(
 ) -> AttemptResult {
     let attempted_at = now_micros();
     let started = Instant::now();
+    // What arrived before the deadline: the status line may come in time
+    // and the body drip past it; then the status decides, and the log
+    // keeps what of the body came.
+    let mut answered: Option<Answer> = None;
     let outcome = match request(client, config, delivery, policy) {
         Ok(request) => {
             // The timeout covers connecting, sending and reading the answer:
             // a receiver that hangs at any point is cut off here.
-            match tokio::time::timeout(config.timeout, exchange(client, request)).await {
-                Ok(result) => result,
-                Err(_) => Err(format!("timed out after {} s", config.timeout.as_secs())),
+            let exchange = exchange(client, request, &mut answered);
+            match tokio::time::timeout(config.timeout, exchange).await {
+                Ok(Err(error)) => Err(error),
+                Ok(Ok(())) | Err(_) => answered
+                    .take()
+                    .ok_or_else(|| format!("timed out after {} s", config.timeout.as_secs())),
             }
         }
         Err(refusal) => Err(refusal),
@@ -48,7 +55,7 @@ pub async fn send(
                 attempted_at,
                 duration_ms,
                 status_code: Some(answer.status),
-                response_body: Some(answer.body),
+                response_body: Some(storable(String::from_utf8_lossy(&answer.body).into_owned())),
                 error: None,
                 success: (200..300).contains(&answer.status),
             },
@@ -61,12 +68,23 @@ pub async fn send(
                 duration_ms,
                 status_code: None,
                 response_body: None,
-                error: Some(error),
+                error: Some(storable(error)),
                 success: false,
             },
             retry_after: None,
             gone: false,
         },
+    }
+}
+
+/// A receiver's text as the attempt log can hold it: PostgreSQL text has
+/// no NUL, and one NUL would fail the record of every attempt written with
+/// it (a hostile receiver could make other tenants' deliveries go again).
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 
@@ -107,32 +125,39 @@ fn request(
 
 struct Answer {
     status: u16,
-    body: String,
+    /// The first [`KEPT_RESPONSE_BYTES`] of the body (what came of them).
+    body: Vec<u8>,
     retry_after: Option<Duration>,
 }
 
-async fn exchange(client: &reqwest::Client, request: reqwest::Request) -> Result<Answer, String> {
-    let response = client.execute(request).await.map_err(describe)?;
-    let status = response.status().as_u16();
+/// Sends the request and reads the answer into `answered` as it comes, so
+/// that a deadline in the middle of the body leaves the status known.
+async fn exchange(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    answered: &mut Option<Answer>,
+) -> Result<(), String> {
+    let mut response = client.execute(request).await.map_err(describe)?;
     let retry_after = response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
-    let mut response = response;
-    let mut kept = Vec::with_capacity(256);
+    let answer = answered.insert(Answer {
+        status: response.status().as_u16(),
+        body: Vec::with_capacity(256),
+        retry_after,
+    });
     while let Ok(Some(chunk)) = response.chunk().await {
-        let room = KEPT_RESPONSE_BYTES - kept.len();
-        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if kept.len() >= KEPT_RESPONSE_BYTES {
+        let room = KEPT_RESPONSE_BYTES - answer.body.len();
+        answer
+            .body
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if answer.body.len() >= KEPT_RESPONSE_BYTES {
             break;
         }
     }
-    Ok(Answer {
-        status,
-        body: String::from_utf8_lossy(&kept).into_owned(),
-        retry_after,
-    })
+    Ok(())
 }
 
 /// A transport error with its causes, e.g. "error sending request: … Connection refused".

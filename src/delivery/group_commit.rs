@@ -9,6 +9,7 @@
 //! light load a batch is one item and nothing waits; under heavy load the
 //! queue fills while a transaction commits, so batches grow exactly when
 //! they pay. A caller's answer still comes after its data is committed.
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use projections::Error;
 use std::future::Future;
@@ -37,8 +38,8 @@ impl<I, O> Clone for GroupCommit<I, O> {
 impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     /// Starts `writers` tasks that call `write` with batches of at most
     /// `max_batch` items. `write` answers one output per item, in order, or
-    /// fails the whole batch (nothing of it was committed); a batch that
-    /// lost a conflict with a concurrent transaction is written again.
+    /// fails the whole batch (nothing of it was committed); see
+    /// [`write_isolated`] for what happens then.
     pub fn start<W, F>(name: &'static str, writers: usize, max_batch: usize, write: W) -> Self
     where
         W: Fn(Arc<Vec<I>>) -> F + Send + Sync + 'static,
@@ -53,32 +54,9 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             tokio::spawn(async move {
                 while let Some(batch) = next_batch(&receiver, max_batch).await {
                     let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
-                    let size = items.len();
-                    let items = Arc::new(items);
-                    let mut result = guarded(write(items.clone())).await;
-                    for _ in 1..MAX_WRITES {
-                        match &result {
-                            Err(error) if error.is_transient() => {
-                                tracing::debug!(batch = name, size, %error, "writing a batch again");
-                                result = guarded(write(items.clone())).await;
-                            }
-                            _ => break,
-                        }
-                    }
-                    match result {
-                        Ok(outputs) => {
-                            debug_assert_eq!(outputs.len(), size);
-                            for (reply, output) in replies.into_iter().zip(outputs) {
-                                let _ = reply.send(Ok(output));
-                            }
-                        }
-                        Err(error) => {
-                            tracing::error!(batch = name, size, %error, "a group commit failed");
-                            let shared = Arc::new(error);
-                            for reply in replies {
-                                let _ = reply.send(Err(Error::Shared(shared.clone())));
-                            }
-                        }
+                    let results = write_isolated(name, &*write, items).await;
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
                     }
                 }
             });
@@ -96,6 +74,72 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             .await
             .map_err(|_| Error::Unavailable("the group commit writer has stopped"))?
     }
+}
+
+/// Writes `items` as one batch and answers each item. A batch that lost a
+/// conflict with a concurrent transaction is written again. A batch that
+/// failed because of one item's data (see [`Error::is_bad_input`]: say a
+/// NUL byte PostgreSQL cannot store) is split in halves, each written on
+/// its own, until the bad items stand alone: they fail, the rest commit,
+/// and no caller sees another caller's error. A database that is down is
+/// not split for: every half would fail the same way.
+fn write_isolated<'a, I, O, W, F>(
+    name: &'static str,
+    write: &'a W,
+    items: Vec<I>,
+) -> BoxFuture<'a, Vec<Result<O, Error>>>
+where
+    I: Send + Sync + 'static,
+    O: Send + 'static,
+    W: Fn(Arc<Vec<I>>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<Vec<O>, Error>> + Send + 'static,
+{
+    Box::pin(async move {
+        let size = items.len();
+        let items = Arc::new(items);
+        let mut result = guarded(write(items.clone())).await;
+        for _ in 1..MAX_WRITES {
+            match &result {
+                Err(error) if error.is_transient() => {
+                    tracing::debug!(batch = name, size, %error, "writing a batch again");
+                    result = guarded(write(items.clone())).await;
+                }
+                _ => break,
+            }
+        }
+        match result {
+            Ok(outputs) => {
+                debug_assert_eq!(outputs.len(), size);
+                outputs.into_iter().map(Ok).collect()
+            }
+            Err(error) if error.is_bad_input() && size > 1 => {
+                // The write's future is done, so this is the only handle.
+                match Arc::try_unwrap(items) {
+                    Ok(mut first) => {
+                        tracing::debug!(batch = name, size, %error, "isolating a bad row");
+                        let second = first.split_off(size / 2);
+                        let mut results = write_isolated(name, write, first).await;
+                        results.extend(write_isolated(name, write, second).await);
+                        results
+                    }
+                    Err(_) => fail_all(name, size, error),
+                }
+            }
+            Err(error) if error.is_bad_input() => {
+                tracing::warn!(batch = name, %error, "a row was refused by the database");
+                vec![Err(error)]
+            }
+            Err(error) => fail_all(name, size, error),
+        }
+    })
+}
+
+fn fail_all<O>(name: &'static str, size: usize, error: Error) -> Vec<Result<O, Error>> {
+    tracing::error!(batch = name, size, %error, "a group commit failed");
+    let shared = Arc::new(error);
+    (0..size)
+        .map(|_| Err(Error::Shared(shared.clone())))
+        .collect()
 }
 
 /// A panic while writing fails that batch only: the writer lives on, or

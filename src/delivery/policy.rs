@@ -12,6 +12,10 @@ use aggregates::webhook_config::{
 };
 use std::time::Duration;
 
+/// Back-off between tries to record an attempt while the database is away.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// What the endpoint actor does with the delivery next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -80,11 +84,7 @@ impl DeliveryEngine {
             // finished also sees the config deactivated.
             self.switch_off(config, DeactivationReason::Gone).await;
         }
-        let run = match self
-            .store
-            .record_attempt(delivery, &result.record, next)
-            .await
-        {
+        let run = match self.record(delivery, &result.record, next).await {
             Ok(run) => run,
             Err(error) => {
                 // Not recorded: the delivery is still pending in the database.
@@ -119,6 +119,33 @@ impl DeliveryEngine {
         match next {
             NextStep::RetryAt(_) => Verdict::RetryIn(wait),
             NextStep::Succeeded | NextStep::Failed => Verdict::Done,
+        }
+    }
+
+    /// Records an attempt, waiting out a database outage: the receiver
+    /// has answered, and sending again because the answer could not be
+    /// written yet would be a duplicate for nothing. The outcome waits here
+    /// (in memory, with its attempt's slot: at most a few times the
+    /// in-flight limit per endpoint, see the endpoint actor's `pump`),
+    /// tried again with back-off until the database is back. Only a
+    /// failure that is not an outage gives up (and the delivery goes again).
+    async fn record(
+        &self,
+        delivery: &PendingDelivery,
+        record: &super::store::AttemptRecord,
+        next: NextStep,
+    ) -> Result<super::store::FailureRun, projections::Error> {
+        let mut wait = RECORD_RETRY_FIRST;
+        loop {
+            match self.store.record_attempt(delivery, record, next).await {
+                Err(error) if error.is_unavailable() || error.is_transient() => {
+                    tracing::warn!(delivery = delivery.id, %error, ?wait,
+                        "cannot record an attempt yet; keeping it to try again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RECORD_RETRY_MAX);
+                }
+                result => return result,
+            }
         }
     }
 

@@ -3,11 +3,11 @@
 use super::routing::RoutingCache;
 use super::store::{DeliveryKind, DeliveryStore, NewEvent, Published};
 use super::supervisor::SupervisorHandle;
+use super::wire::{event_data_of, EventData};
 use aggregates::values::TEST_EVENT_TYPE;
 use projections::event_types::EventTypeNames;
 use projections::tenancy::{ApiKey, Organisation};
-use serde_json::{json, Value};
-use std::sync::Arc;
+use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -53,7 +53,7 @@ impl Publisher {
         organisation: &Organisation,
         key: &ApiKey,
         event_type: &str,
-        data: Value,
+        data: EventData,
         idempotency_key: Option<&str>,
     ) -> Result<Published, PublishError> {
         if let Some(valid) = self.event_types.check(event_type).await? {
@@ -73,7 +73,7 @@ impl Publisher {
             organisation: organisation.id,
             idempotency_key: idempotency_key.map(str::to_owned),
             event_type: event_type.to_owned(),
-            data: Arc::new(data),
+            data,
             key_id: Some(key.id),
             kind: DeliveryKind::Event,
             task_id: None,
@@ -118,7 +118,7 @@ impl Publisher {
             organisation,
             idempotency_key: None,
             event_type: TEST_EVENT_TYPE.to_owned(),
-            data: Arc::new(data),
+            data: event_data_of(&data),
             key_id: None,
             kind: DeliveryKind::Test,
             task_id: task_id.map(str::to_owned),

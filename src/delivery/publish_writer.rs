@@ -13,20 +13,18 @@
 //! statements are multi-row `VALUES` in a transaction, and nothing crosses
 //! a socket.
 use super::store::{DeliveryKind, PendingDelivery, Published};
-use super::wire::EventRecord;
+use super::wire::{event_data, EventData, EventRecord};
 use projections::db::now_micros;
 use projections::{Db, Error};
-use serde_json::Value;
 use sqlx::{PgPool, SqlitePool};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 /// A new event and the configs it goes to.
 pub struct NewEvent {
     pub organisation: i64,
     pub idempotency_key: Option<String>,
     pub event_type: String,
-    pub data: Arc<Value>,
+    pub data: EventData,
     pub key_id: Option<i64>,
     pub kind: DeliveryKind,
     pub task_id: Option<String>,
@@ -82,10 +80,7 @@ impl<'a> Rows<'a> {
                 published_at: now,
             })
             .collect();
-        let bodies = batch
-            .iter()
-            .map(|new| serde_json::to_string(&*new.data).expect("JSON values serialize"))
-            .collect();
+        let bodies = batch.iter().map(|new| new.data.get().to_owned()).collect();
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by(|&a, &b| {
             let key = |i: usize| (batch[i].organisation, batch[i].idempotency_key.as_deref());
@@ -174,7 +169,7 @@ fn duplicate_of((id, event_type, data, published_at, count): FirstEvent) -> Publ
         event: EventRecord {
             id,
             event_type,
-            data: Arc::new(serde_json::from_str(&data).unwrap_or(Value::Null)),
+            data: event_data(data),
             published_at,
         },
         deliveries: Vec::new(),

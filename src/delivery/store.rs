@@ -10,7 +10,6 @@ use projections::config_reads::ConfigReads;
 use projections::db::now_micros;
 use projections::webhook_configs::ConfigRow;
 use projections::{on_pool, Db, Error};
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,7 +167,7 @@ impl PendingRow {
             event: EventRecord {
                 id: self.event_id,
                 event_type: self.event_type,
-                data: Arc::new(serde_json::from_str(&self.data).unwrap_or(Value::Null)),
+                data: super::wire::event_data(self.data),
                 published_at: self.published_at,
             },
         }
@@ -226,7 +225,7 @@ fn writer_connections(db: &Db, writers: usize) -> Db {
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(writers as u32)
                     .test_before_acquire(false)
-                    .acquire_timeout(std::time::Duration::from_secs(10))
+                    .acquire_timeout(crate::database::POSTGRES_ACQUIRE_TIMEOUT)
                     .connect_lazy_with(options),
             )
         }

@@ -1,8 +1,28 @@
 //! What goes over the wire: the body shape of each profile and the target URL.
 use aggregates::webhook_config::Profile;
 use projections::db::micros_to_rfc3339;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use std::sync::Arc;
+
+/// An event's `data` exactly as the publisher sent it: raw JSON text, kept
+/// from the parse of the publish to the body of every attempt. A number of
+/// any size or precision (`123456789012345678901234567890`) arrives as it
+/// was accepted, and no delivery parses or re-serializes it.
+pub type EventData = Arc<RawValue>;
+
+/// `data` from its stored text (written from a [`RawValue`], so valid JSON;
+/// a row that is not is delivered as `null` rather than not at all).
+pub fn event_data(json: String) -> EventData {
+    RawValue::from_string(json)
+        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
+        .into()
+}
+
+/// `data` made by webhookd itself (a test event's).
+pub fn event_data_of(value: &serde_json::Value) -> EventData {
+    event_data(value.to_string())
+}
 
 /// A published event as the delivery side needs it.
 #[derive(Debug, Clone)]
@@ -10,36 +30,57 @@ pub struct EventRecord {
     /// UUID; also the `webhook-id`, stable across retries for dedupe.
     pub id: String,
     pub event_type: String,
-    pub data: Arc<Value>,
+    pub data: EventData,
     pub published_at: i64,
+}
+
+#[derive(Serialize)]
+struct V1Body<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    timestamp: String,
+    data: &'a RawValue,
+}
+
+/// ricloud's event resource.
+#[derive(Serialize)]
+struct ConfigsBody<'a> {
+    id: &'a str,
+    resource: &'static str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    action: &'a str,
+    data: &'a RawValue,
+    date_created: String,
 }
 
 /// The JSON body for a config of `profile`.
 pub fn body(profile: Profile, event: &EventRecord) -> Vec<u8> {
-    let value = match profile {
-        Profile::V1 => json!({
-            "id": event.id,
-            "type": event.event_type,
-            "timestamp": micros_to_rfc3339(event.published_at),
-            "data": *event.data,
+    let written = match profile {
+        Profile::V1 => serde_json::to_vec(&V1Body {
+            id: &event.id,
+            event_type: &event.event_type,
+            timestamp: micros_to_rfc3339(event.published_at),
+            data: &event.data,
         }),
         Profile::Configs => {
-            // ricloud's event resource: `invoice.paid` → type `invoice`, action `paid`.
+            // `invoice.paid` → type `invoice`, action `paid`.
             let (kind, action) = event
                 .event_type
                 .rsplit_once('.')
                 .unwrap_or((event.event_type.as_str(), ""));
-            json!({
-                "id": event.id,
-                "resource": "event",
-                "type": kind,
-                "action": action,
-                "data": *event.data,
-                "date_created": micros_to_rfc3339(event.published_at),
+            serde_json::to_vec(&ConfigsBody {
+                id: &event.id,
+                resource: "event",
+                kind,
+                action,
+                data: &event.data,
+                date_created: micros_to_rfc3339(event.published_at),
             })
         }
     };
-    serde_json::to_vec(&value).expect("JSON values serialize")
+    written.expect("strings and raw JSON serialize")
 }
 
 /// The URL to POST to: the config's URL, or for ricloud receivers (which
@@ -62,6 +103,7 @@ pub fn target_url(profile: Profile, config_url: &str, event_id: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn configs_profile_joins_the_event_id() {
@@ -82,11 +124,26 @@ mod tests {
     }
 
     #[test]
+    fn data_goes_out_as_it_came_in() {
+        let raw = r#"{"big": 123456789012345678901234567890, "pi": 3.14159265358979323846264338327950288, "s": "\u0000"}"#;
+        let event = EventRecord {
+            id: "e1".into(),
+            event_type: "invoice.paid".into(),
+            data: event_data(raw.to_owned()),
+            published_at: 0,
+        };
+        for profile in [Profile::V1, Profile::Configs] {
+            let body = String::from_utf8(body(profile, &event)).unwrap();
+            assert!(body.contains(&format!(r#""data":{raw}"#)), "{body}");
+        }
+    }
+
+    #[test]
     fn configs_profile_splits_type_at_the_last_dot() {
         let event = EventRecord {
             id: "e1".into(),
             event_type: "webhook_config.test".into(),
-            data: Arc::new(json!({})),
+            data: event_data("{}".to_owned()),
             published_at: 0,
         };
         let body: Value = serde_json::from_slice(&body(Profile::Configs, &event)).unwrap();

@@ -1,8 +1,11 @@
 //! Reading a JSON object body with a size limit, whatever the Content-Type
 //! (curl's `-d` sends form encoding by default; the body is still JSON).
+use actix_web::error::PayloadError;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// The largest request body webhookd accepts.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -22,12 +25,41 @@ pub enum BodyError {
     NotAnObject,
     #[error("request body could not be read: {0}")]
     Unreadable(String),
+    /// The client sent the body too slowly (see `http::deadline`).
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 pub async fn read_json_object(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<Map<String, Value>, BodyError> {
+    let bytes = read_body(req, payload).await?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(BodyError::NotAnObject),
+        Err(e) => Err(BodyError::Malformed(e.to_string())),
+    }
+}
+
+/// A JSON object body whose members are kept as raw JSON text: a member
+/// that is passed on (an event's `data`) keeps every digit of its numbers
+/// and every character as sent.
+pub fn parse_raw_object(bytes: &[u8]) -> Result<HashMap<String, &RawValue>, BodyError> {
+    match serde_json::from_slice::<HashMap<String, &RawValue>>(bytes) {
+        Ok(map) => Ok(map),
+        Err(e) => match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(BodyError::NotAnObject),
+            Err(_) => Err(BodyError::Malformed(e.to_string())),
+        },
+    }
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`], not blank.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, BodyError> {
     let declared = req
         .headers()
         .get("content-length")
@@ -36,7 +68,7 @@ pub async fn read_json_object(
     let mut bytes = web::BytesMut::new();
     let mut seen = 0usize;
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Unreadable(e.to_string()))?;
+        let chunk = chunk.map_err(BodyError::from)?;
         seen += chunk.len();
         if seen > DRAIN_LIMIT_BYTES {
             return Err(BodyError::TooLarge);
@@ -51,9 +83,16 @@ pub async fn read_json_object(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Empty);
     }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(BodyError::NotAnObject),
-        Err(e) => Err(BodyError::Malformed(e.to_string())),
+    Ok(bytes.freeze())
+}
+
+impl From<PayloadError> for BodyError {
+    fn from(error: PayloadError) -> Self {
+        match error {
+            PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                BodyError::TimedOut(io.to_string())
+            }
+            other => BodyError::Unreadable(other.to_string()),
+        }
     }
 }

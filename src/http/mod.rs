@@ -3,7 +3,11 @@
 pub mod auth;
 pub mod body;
 pub mod configs;
+pub mod connections;
+pub mod deadline;
+pub mod health;
 pub mod key_cache;
+pub mod query_guard;
 pub mod request_id;
 pub mod v1;
 
@@ -17,6 +21,10 @@ use projections::config_reads::ConfigReads;
 use projections::Db;
 use std::collections::HashMap;
 use std::net::IpAddr;
+
+/// What a 503 (the database is unavailable) tells the client to wait
+/// before trying again, in seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// What every handler may use.
 pub struct AppState {
@@ -36,6 +44,7 @@ pub struct AppState {
 
 /// Mounts every route of every dialect.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    health::routes(cfg);
     v1::routes(cfg);
     configs::routes(cfg);
 }

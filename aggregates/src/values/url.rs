@@ -108,6 +108,11 @@ impl WebhookUrl {
                 "must be at most {MAX_URL_LENGTH} characters"
             )));
         }
+        // The URL parser would strip or percent-encode control characters
+        // and accept what the user did not mean; refuse them as written.
+        if raw.chars().any(char::is_control) {
+            return Err(ValidationError::new("must not contain control characters"));
+        }
         let url = Url::parse(raw)
             .map_err(|e| ValidationError::new(format!("must be an absolute URL ({e})")))?;
         match url.scheme() {
@@ -216,6 +221,13 @@ mod tests {
         assert!(prod("/relative").is_err());
         assert!(prod("https://user:pw@example.com").is_err());
         assert!(prod(&format!("https://example.com/{}", "a".repeat(10_000))).is_err());
+        for control in [
+            "https://example.com/\0",
+            "https://exa\u{1}mple.com/",
+            "\thttps://example.com/",
+        ] {
+            assert!(prod(control).is_err(), "{control:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 use crate::config_commands::CommandError;
 use crate::http::auth::AuthError;
 use crate::http::body::BodyError;
+use crate::http::RETRY_AFTER_SECONDS;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use aggregates::webhook_config::WebhookConfigError;
@@ -14,6 +15,8 @@ pub struct ConfigsError {
     code: &'static str,
     message: String,
     params: Value,
+    /// Seconds, for a 503: when to try again.
+    retry_after: Option<u32>,
 }
 
 impl ConfigsError {
@@ -28,6 +31,30 @@ impl ConfigsError {
             code,
             message: message.into(),
             params,
+            retry_after: None,
+        }
+    }
+
+    /// The database cannot be reached: 503 with `Retry-After`, at once.
+    pub fn unavailable(error: impl fmt::Display) -> Self {
+        tracing::warn!(%error, "request refused: the database is unavailable");
+        Self {
+            retry_after: Some(RETRY_AFTER_SECONDS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service-unavailable",
+                "the service is temporarily unavailable (its database cannot be reached); try again shortly",
+                json!({ "retry_after": RETRY_AFTER_SECONDS }),
+            )
+        }
+    }
+
+    /// A read-side failure: 503 when the database is away, else 500.
+    pub fn store(error: projections::Error) -> Self {
+        if error.is_unavailable() {
+            Self::unavailable(error)
+        } else {
+            Self::server_error(error)
         }
     }
 
@@ -78,7 +105,11 @@ impl ResponseError for ConfigsError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        response.json(json!({
             "error": self.code,
             "message": self.message,
             "params": self.params,
@@ -89,6 +120,9 @@ impl ResponseError for ConfigsError {
 impl From<AuthError> for ConfigsError {
     fn from(error: AuthError) -> Self {
         let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::FORBIDDEN);
+        if let AuthError::Unavailable(source) = error {
+            return Self::store(source);
+        }
         let (code, params) = match &error {
             AuthError::Missing => ("missing-key", json!({})),
             AuthError::Unknown => ("invalid-key", json!({})),
@@ -98,7 +132,7 @@ impl From<AuthError> for ConfigsError {
                 json!({ "plan": plan, "required": "business" }),
             ),
             AuthError::FeatureDisabled => ("feature-disabled", json!({ "feature": "webhooks" })),
-            AuthError::Unavailable(source) => return Self::server_error(source),
+            AuthError::Unavailable(_) => ("service-unavailable", json!({})),
         };
         Self::new(status, code, error.to_string(), params)
     }
@@ -112,6 +146,12 @@ impl From<BodyError> for ConfigsError {
                 "body-too-large",
                 error.to_string(),
                 json!({ "max_bytes": crate::http::body::MAX_BODY_BYTES }),
+            ),
+            BodyError::TimedOut(_) => Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                error.to_string(),
+                json!({}),
             ),
             _ => Self::new(
                 StatusCode::BAD_REQUEST,
@@ -132,23 +172,29 @@ impl From<CommandError> for ConfigsError {
                 "webhook config not found",
                 json!({}),
             ),
-            CommandError::Rejected(WebhookConfigError::CatalogUnavailable(_))
-            | CommandError::Store(_) => Self::server_error(error),
+            CommandError::Rejected(WebhookConfigError::CatalogUnavailable(_)) => {
+                Self::unavailable(error)
+            }
+            CommandError::Store(_) => Self::server_error(error),
             CommandError::Rejected(rejection) => Self::conflict(rejection.to_string()),
             CommandError::Contended => Self::conflict(error.to_string()),
+            CommandError::Unavailable(_) => Self::unavailable(error),
         }
     }
 }
 
 impl From<projections::Error> for ConfigsError {
     fn from(error: projections::Error) -> Self {
-        Self::server_error(error)
+        Self::store(error)
     }
 }
 
 impl From<crate::delivery::publish::PublishError> for ConfigsError {
     fn from(error: crate::delivery::publish::PublishError) -> Self {
-        Self::server_error(error)
+        match error {
+            crate::delivery::publish::PublishError::Store(store) => Self::store(store),
+            other => Self::server_error(other),
+        }
     }
 }
 

@@ -76,3 +76,8 @@ pub fn is_configs_path(path: &str) -> bool {
 }
 
 pub use error::not_found;
+
+/// A query parameter that cannot be taken (see `http::query_guard`).
+pub fn invalid_query_parameter(name: &str) -> actix_web::Error {
+    error::ConfigsError::invalid_parameter(name, "must not contain control characters").into()
+}

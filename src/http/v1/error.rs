@@ -3,6 +3,7 @@
 use crate::config_commands::CommandError;
 use crate::http::auth::AuthError;
 use crate::http::body::BodyError;
+use crate::http::RETRY_AFTER_SECONDS;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use aggregates::webhook_config::WebhookConfigError;
@@ -39,6 +40,8 @@ pub struct ApiError {
     message: String,
     fields: Option<FieldErrors>,
     www_authenticate: bool,
+    /// Seconds, for a 503: when to try again.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -48,6 +51,33 @@ impl ApiError {
             message: message.into(),
             fields: None,
             www_authenticate: false,
+            retry_after: None,
+        }
+    }
+
+    /// The database cannot be reached: 503 with `Retry-After`, at once.
+    pub fn unavailable(error: impl fmt::Display) -> Self {
+        tracing::warn!(%error, "request refused: the database is unavailable");
+        Self {
+            retry_after: Some(RETRY_AFTER_SECONDS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is temporarily unavailable (its database cannot be reached); try again shortly",
+            )
+        }
+    }
+
+    /// 408: the request did not arrive within its deadline.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, message)
+    }
+
+    /// A read-side failure: 503 when the database is away, else 500.
+    pub fn store(error: projections::Error) -> Self {
+        if error.is_unavailable() {
+            Self::unavailable(error)
+        } else {
+            Self::internal(error)
         }
     }
 
@@ -113,6 +143,9 @@ impl ResponseError for ApiError {
         if self.www_authenticate {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
         response.json(body)
     }
 }
@@ -120,8 +153,8 @@ impl ResponseError for ApiError {
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::FORBIDDEN);
-        if let AuthError::Unavailable(source) = &error {
-            tracing::error!(error = %source, "API key lookup failed");
+        if let AuthError::Unavailable(source) = error {
+            return Self::store(source);
         }
         Self {
             www_authenticate: status == StatusCode::UNAUTHORIZED,
@@ -134,6 +167,7 @@ impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> Self {
         match error {
             BodyError::TooLarge => Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
+            BodyError::TimedOut(_) => Self::request_timeout(error.to_string()),
             _ => Self::bad_request(error.to_string()),
         }
     }
@@ -147,7 +181,7 @@ impl From<CommandError> for ApiError {
                 WebhookConfigError::UnknownEventTypes { .. } => {
                     Self::invalid(FieldErrors::single("events", rejection.to_string()))
                 }
-                WebhookConfigError::CatalogUnavailable(_) => Self::internal(rejection),
+                WebhookConfigError::CatalogUnavailable(_) => Self::unavailable(rejection),
                 WebhookConfigError::AlreadyExists
                 | WebhookConfigError::AlreadyDeactivated
                 | WebhookConfigError::NotDeactivated
@@ -156,6 +190,7 @@ impl From<CommandError> for ApiError {
                 }
             },
             CommandError::Contended => Self::new(StatusCode::CONFLICT, error.to_string()),
+            CommandError::Unavailable(_) => Self::unavailable(error),
             CommandError::Store(_) => Self::internal(error),
         }
     }
@@ -163,7 +198,7 @@ impl From<CommandError> for ApiError {
 
 impl From<projections::Error> for ApiError {
     fn from(error: projections::Error) -> Self {
-        Self::internal(error)
+        Self::store(error)
     }
 }
 

@@ -3,13 +3,16 @@ use super::caller::V1Caller;
 use super::envelope::respond;
 use super::error::{ApiError, FieldErrors};
 use crate::delivery::publish::PublishError;
-use crate::http::body::read_json_object;
+use crate::delivery::wire::{event_data, EventData};
+use crate::http::body::{parse_raw_object, read_body};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
@@ -24,10 +27,15 @@ pub async fn publish(
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Publish)?;
-    let body = read_json_object(&req, payload).await?;
+    let bytes = read_body(&req, payload).await?;
+    let body = parse_raw_object(&bytes)?;
     let mut errors = FieldErrors::default();
-    let event_type = match body.get("type") {
-        Some(Value::String(t)) if !t.is_empty() => Some(t.as_str()),
+    let event_type = match member(&body, "type") {
+        Some(Value::String(t)) if !t.is_empty() && !t.chars().any(char::is_control) => Some(t),
+        Some(Value::String(t)) if !t.is_empty() => {
+            errors.add("type", "must not contain control characters");
+            None
+        }
         None | Some(Value::Null) => {
             errors.add("type", "is required");
             None
@@ -37,12 +45,16 @@ pub async fn publish(
             None
         }
     };
-    let idempotency_key = match body.get("id") {
+    let idempotency_key = match member(&body, "id") {
         None | Some(Value::Null) => None,
+        Some(Value::String(id)) if id.chars().any(char::is_control) => {
+            errors.add("id", "must not contain control characters");
+            None
+        }
         Some(Value::String(id))
             if (1..=MAX_IDEMPOTENCY_KEY_CHARS).contains(&id.chars().count()) =>
         {
-            Some(id.as_str())
+            Some(id)
         }
         Some(_) => {
             errors.add(
@@ -52,7 +64,11 @@ pub async fn publish(
             None
         }
     };
-    let data = body.get("data").cloned().unwrap_or_else(|| json!({}));
+    // Kept as sent: see `wire::EventData`.
+    let data: EventData = match body.get("data") {
+        Some(raw) => EventData::from((*raw).to_owned()),
+        None => event_data("{}".to_owned()),
+    };
     let Some(event_type) = event_type.filter(|_| errors.is_empty()) else {
         return Err(ApiError::invalid(errors));
     };
@@ -61,16 +77,21 @@ pub async fn publish(
         .publish(
             &caller.organisation,
             &caller.key,
-            event_type,
+            &event_type,
             data,
-            idempotency_key,
+            idempotency_key.as_deref(),
         )
         .await
         .map_err(|error| match error {
             PublishError::UnknownEventType { .. } => {
                 ApiError::invalid(FieldErrors::single("type", error.to_string()))
             }
-            PublishError::Store(store) => ApiError::internal(store),
+            // Checked above; should the database still refuse a value of
+            // this request, it is this request's fault alone.
+            PublishError::Store(store) if store.is_bad_input() => ApiError::invalid(
+                FieldErrors::single("data", format!("cannot be stored: {store}")),
+            ),
+            PublishError::Store(store) => ApiError::store(store),
         })?;
     let status = if published.duplicate {
         StatusCode::OK
@@ -87,4 +108,10 @@ pub async fn publish(
         }),
         &request_id,
     ))
+}
+
+/// A member of the body as a JSON value (`None` if absent).
+fn member(body: &HashMap<String, &RawValue>, name: &str) -> Option<Value> {
+    body.get(name)
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
 }

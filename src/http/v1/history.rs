@@ -32,7 +32,8 @@ pub async fn history(
     let total = events.len() as i64;
     let data: Vec<Value> = events
         .iter()
-        .skip(((page - 1) * per_page) as usize)
+        // Saturating: a page past the end is empty, however large its number.
+        .skip(usize::try_from((page - 1).saturating_mul(per_page)).unwrap_or(usize::MAX))
         .take(per_page as usize)
         .map(|event| {
             let mut payload = event.payload.clone();

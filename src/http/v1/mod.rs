@@ -16,36 +16,71 @@ pub use error::ApiError;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Every route is a resource with a fallback, so that a method it does
+    // not have answers 405 (not 404) in this dialect's format.
+    let fallback = || web::to(error::method_not_allowed);
     cfg.service(
         web::scope("/api/v1")
             // Before `/webhooks/{id}`, which would otherwise take "events" as an id.
-            .route("/webhooks/events", web::get().to(event_types::list))
+            .service(
+                web::resource("/webhooks/events")
+                    .get(event_types::list)
+                    .default_service(fallback()),
+            )
             .service(
                 web::resource("/webhooks")
                     .get(webhooks::list)
                     .post(webhooks::create)
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(fallback()),
             )
-            .route("/events", web::post().to(events::publish))
-            .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
-            .route(
-                "/webhooks/{id}/deliveries/{delivery_id}/retry",
-                web::post().to(deliveries::retry),
+            .service(
+                web::resource("/events")
+                    .post(events::publish)
+                    .default_service(fallback()),
             )
-            .route("/webhooks/{id}/test", web::post().to(deliveries::test))
-            .route("/webhooks/{id}/history", web::get().to(history::history))
-            .route(
-                "/webhooks/{id}/rotate-secret",
-                web::post().to(webhooks::rotate_secret),
+            .service(
+                web::resource("/webhooks/{id}/deliveries")
+                    .get(deliveries::list)
+                    .default_service(fallback()),
+            )
+            .service(
+                web::resource("/webhooks/{id}/deliveries/{delivery_id}/retry")
+                    .post(deliveries::retry)
+                    .default_service(fallback()),
+            )
+            .service(
+                web::resource("/webhooks/{id}/test")
+                    .post(deliveries::test)
+                    .default_service(fallback()),
+            )
+            .service(
+                web::resource("/webhooks/{id}/history")
+                    .get(history::history)
+                    .default_service(fallback()),
+            )
+            .service(
+                web::resource("/webhooks/{id}/rotate-secret")
+                    .post(webhooks::rotate_secret)
+                    .default_service(fallback()),
             )
             .service(
                 web::resource("/webhooks/{id}")
                     .get(webhooks::show)
                     .patch(webhooks::update)
                     .delete(webhooks::delete)
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(fallback()),
             ),
     );
+}
+
+/// A query parameter that cannot be taken (see `http::query_guard`): 422
+/// naming it, as for a bad `page`.
+pub fn invalid_query_parameter(name: &str) -> actix_web::Error {
+    ApiError::invalid(error::FieldErrors::single(
+        name,
+        "must not contain control characters",
+    ))
+    .into()
 }
 
 /// Answers unknown paths in the v1 error format.
