@@ -3,7 +3,12 @@
 use crate::crypto::{generate_api_token, hash_api_token};
 use aggregates::values::{EventTypeName, Plan, Scope, WEBHOOKS_FEATURE};
 use anyhow::{bail, Context};
+use projections::admin_log::{self, AdminChange};
 use projections::{event_types, tenancy, webhook_configs, Db};
+use serde_json::json;
+
+/// Who made an operator change: the CLI (the person at the terminal).
+const CLI: &str = "cli";
 
 /// A key as it is shown once, at creation.
 #[derive(Debug, Clone)]
@@ -23,7 +28,115 @@ pub async fn create_organisation(
     if name.is_empty() || name.chars().count() > 200 {
         bail!("an organisation name must have 1 to 200 characters");
     }
-    Ok(tenancy::create_organisation(db, name, plan, features).await?)
+    let id = tenancy::create_organisation(db, name, plan, features).await?;
+    admin_log::record(
+        db,
+        &AdminChange {
+            actor: CLI,
+            request_id: None,
+            action: "OrganisationCreated",
+            organisation: Some(id),
+            target: format!("organisation:{id}"),
+            details: json!({ "name": name, "plan": plan.as_str(), "features": features }),
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Changes an organisation's plan and/or feature flags; running servers
+/// see it at once (they watch the admin log).
+pub async fn update_organisation(
+    db: &Db,
+    id: i64,
+    plan: Option<Plan>,
+    features: Option<&[String]>,
+) -> anyhow::Result<tenancy::Organisation> {
+    if plan.is_none() && features.is_none() {
+        bail!("nothing to change: give --plan and/or --features");
+    }
+    if !tenancy::update_organisation(db, id, plan, features).await? {
+        bail!("organisation {id} does not exist");
+    }
+    let mut details = json!({});
+    if let Some(plan) = plan {
+        details["plan"] = json!(plan.as_str());
+    }
+    if let Some(features) = features {
+        details["features"] = json!(features);
+    }
+    admin_log::record(
+        db,
+        &AdminChange {
+            actor: CLI,
+            request_id: None,
+            action: "OrganisationUpdated",
+            organisation: Some(id),
+            target: format!("organisation:{id}"),
+            details,
+        },
+    )
+    .await?;
+    tenancy::find_organisation(db, id)
+        .await?
+        .with_context(|| format!("organisation {id} does not exist"))
+}
+
+/// Revokes a key: refused from now on (by every server within a fraction
+/// of a second), still listed, with when.
+pub async fn revoke_key(db: &Db, id: i64) -> anyhow::Result<tenancy::ApiKey> {
+    let key = tenancy::find_key_any(db, id)
+        .await?
+        .with_context(|| format!("API key {id} does not exist"))?;
+    if key.revoked_at.is_some() || !tenancy::revoke_key(db, id).await? {
+        bail!("API key {id} is revoked already");
+    }
+    admin_log::record(
+        db,
+        &AdminChange {
+            actor: CLI,
+            request_id: None,
+            action: "KeyRevoked",
+            organisation: Some(key.organisation),
+            target: format!("key:{id}"),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tenancy::find_key_any(db, id)
+        .await?
+        .with_context(|| format!("API key {id} does not exist"))
+}
+
+/// Gives a live key a new token: same id, scopes and routing; the old
+/// token is refused from now on.
+pub async fn rotate_key(db: &Db, id: i64) -> anyhow::Result<IssuedKey> {
+    let key = tenancy::find_key_any(db, id)
+        .await?
+        .with_context(|| format!("API key {id} does not exist"))?;
+    let token = generate_api_token();
+    if key.revoked_at.is_some()
+        || !tenancy::replace_key_token(db, id, &hash_api_token(&token)).await?
+    {
+        bail!("API key {id} is revoked; create a new key instead");
+    }
+    admin_log::record(
+        db,
+        &AdminChange {
+            actor: CLI,
+            request_id: None,
+            action: "KeyRotated",
+            organisation: Some(key.organisation),
+            target: format!("key:{id}"),
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(IssuedKey {
+        id,
+        organisation: key.organisation,
+        token,
+    })
 }
 
 /// Issues a key for an organisation. A `webhook_config` must be a live
@@ -53,6 +166,19 @@ pub async fn create_api_key(
         webhook_config,
     )
     .await?;
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    admin_log::record(
+        db,
+        &AdminChange {
+            actor: CLI,
+            request_id: None,
+            action: "KeyCreated",
+            organisation: Some(organisation),
+            target: format!("key:{id}"),
+            details: json!({ "scopes": names, "webhook_config": webhook_config }),
+        },
+    )
+    .await?;
     Ok(IssuedKey {
         id,
         organisation,
@@ -62,7 +188,20 @@ pub async fn create_api_key(
 
 pub async fn add_event_type(db: &Db, name: &str, description: &str) -> anyhow::Result<()> {
     let name = EventTypeName::parse(name).map_err(|e| anyhow::anyhow!("event type: {e}"))?;
-    Ok(event_types::upsert(db, name.as_str(), description.trim()).await?)
+    event_types::upsert(db, name.as_str(), description.trim()).await?;
+    admin_log::record(
+        db,
+        &AdminChange {
+            actor: CLI,
+            request_id: None,
+            action: "EventTypeAdded",
+            organisation: None,
+            target: format!("event_type:{}", name.as_str()),
+            details: json!({ "description": description.trim() }),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// On an empty database: organisation `default` (plan business, flag

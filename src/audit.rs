@@ -1,6 +1,7 @@
 //! `webhookd audit`: replays the event log for people and machines, with
 //! every secret redacted; `--verify` checks the read model against the log.
 use futures_util::StreamExt;
+use projections::admin_log::{self, AdminEntry, AdminFilter};
 use projections::event_log::{self, fold_config, LogFilter, StoredEvent};
 use projections::redact::redact;
 use projections::webhook_configs::{drift, stream_all, ConfigRow};
@@ -23,6 +24,7 @@ pub fn audit_record(event: &StoredEvent) -> Value {
     redact(&mut payload);
     json!({
         "position": event.position,
+        "aggregate_type": "WebhookConfig",
         "time": chrono::DateTime::from_timestamp_micros(event.recorded_at)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -53,7 +55,7 @@ fn table_line(record: &Value) -> String {
     }
     format!(
         "{:>8}  {:<27}  {:>7}  {:>3}  {:<20}  {:<10}  {:<24}  {}",
-        record["position"].to_string(),
+        dash_if_null(&record["position"]),
         record["time"]
             .as_str()
             .unwrap_or_default()
@@ -62,7 +64,7 @@ fn table_line(record: &Value) -> String {
             .to_owned()
             + "Z",
         record["aggregate_id"].as_str().unwrap_or_default(),
-        record["sequence"].to_string(),
+        dash_if_null(&record["sequence"]),
         format!(
             "{} v{}",
             record["event_type"].as_str().unwrap_or_default(),
@@ -74,11 +76,29 @@ fn table_line(record: &Value) -> String {
     )
 }
 
-/// Streams the matching events to `out`; returns how many it wrote.
+fn dash_if_null(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Streams the matching events to `out`, with the admin log's entries
+/// (operator changes to organisations, keys and the catalog) in time order
+/// among them; returns how many it wrote. A `--webhook` audit shows that
+/// config's events only.
 pub async fn audit(db: &Db, query: &AuditQuery, out: &mut impl Write) -> anyhow::Result<u64> {
     if !query.json {
         writeln!(out, "{TABLE_HEADER}")?;
     }
+    let mut admin = admin_entries(db, query).await?.into_iter().peekable();
+    let show = |record: Value, out: &mut dyn Write| -> std::io::Result<()> {
+        if query.json {
+            writeln!(out, "{record}")
+        } else {
+            writeln!(out, "{}", table_line(&record))
+        }
+    };
     let mut organisations: HashMap<String, i64> = HashMap::new();
     let mut written = 0;
     let mut events = event_log::stream(db, &query.filter);
@@ -89,16 +109,55 @@ pub async fn audit(db: &Db, query: &AuditQuery, out: &mut impl Write) -> anyhow:
                 continue;
             }
         }
-        let record = audit_record(&event);
-        if query.json {
-            writeln!(out, "{record}")?;
-        } else {
-            writeln!(out, "{}", table_line(&record))?;
+        while let Some(entry) = admin.next_if(|entry| entry.recorded_at <= event.recorded_at) {
+            show(admin_record(&entry), out)?;
+            written += 1;
         }
+        show(audit_record(&event), out)?;
+        written += 1;
+    }
+    for entry in admin {
+        show(admin_record(&entry), out)?;
         written += 1;
     }
     out.flush()?;
     Ok(written)
+}
+
+async fn admin_entries(db: &Db, query: &AuditQuery) -> anyhow::Result<Vec<AdminEntry>> {
+    if query.filter.aggregate_id.is_some() {
+        return Ok(Vec::new());
+    }
+    let filter = AdminFilter {
+        organisation: query.organisation,
+        since: query.filter.since,
+        until: query.filter.until,
+        action: query.filter.event_type.clone(),
+    };
+    Ok(admin_log::list(db, &filter).await?)
+}
+
+/// An admin log entry in the shape of an event record: `aggregate_type`
+/// `Admin`, its target as the aggregate id, no position in the event log.
+pub fn admin_record(entry: &AdminEntry) -> Value {
+    let details: Value = serde_json::from_str(&entry.details).unwrap_or(Value::Null);
+    json!({
+        "position": null,
+        "time": chrono::DateTime::from_timestamp_micros(entry.recorded_at)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "aggregate_type": "Admin",
+        "aggregate_id": entry.target,
+        "organisation": entry.organisation,
+        "sequence": null,
+        "event_type": entry.action,
+        "event_version": "1.0",
+        "payload": { &entry.action: details },
+        "metadata": {
+            "actor": entry.actor,
+            "request_id": entry.request_id,
+        },
+    })
 }
 
 /// The organisation of an event's config, from its `Created` event (read

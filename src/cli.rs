@@ -179,6 +179,17 @@ pub enum OrgCommand {
     },
     /// List organisations.
     List,
+    /// Change an organisation's plan and/or feature flags (at once, on
+    /// every running server).
+    Update {
+        id: i64,
+        /// standard, professional, business or enterprise.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Comma-separated feature flags; replaces the current ones ("" for none).
+        #[arg(long)]
+        features: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -194,11 +205,16 @@ pub enum KeyCommand {
         #[arg(long)]
         webhook_config: Option<i64>,
     },
-    /// List API keys (never their tokens).
+    /// List API keys (never their tokens), revoked ones with when.
     List {
         #[arg(long)]
         org: Option<i64>,
     },
+    /// Revoke a key: refused at once; it stays listed as revoked.
+    Revoke { id: i64 },
+    /// Give a key a new token (printed once): same id, scopes and routing;
+    /// the old token is refused at once.
+    Rotate { id: i64 },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -252,6 +268,23 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
                     );
                     println!("{id}");
                 }
+                Command::Org(OrgCommand::Update { id, plan, features }) => {
+                    let plan = plan
+                        .map(|p| Plan::parse(&p).map_err(|e| anyhow!("--plan: {e}")))
+                        .transpose()?;
+                    let features = features
+                        .map(|f| parse_features(&f).map_err(|e| anyhow!("--features: {e}")))
+                        .transpose()?;
+                    let org =
+                        admin::update_organisation(&db, id, plan, features.as_deref()).await?;
+                    eprintln!(
+                        "organisation {id} '{}' is now on plan {} with features [{}]",
+                        org.name,
+                        org.plan,
+                        org.feature_flags().join(",")
+                    );
+                    println!("{id}");
+                }
                 Command::Org(OrgCommand::List) => {
                     println!(
                         "{:>6}  {:<24} {:<13} {:<24} default_config",
@@ -286,17 +319,38 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
                     println!("{}", key.token);
                 }
                 Command::Key(KeyCommand::List { org }) => {
-                    println!("{:>6}  {:>6}  {:<24} webhook_config", "id", "org", "scopes");
-                    for key in tenancy::list_keys(&db, org).await? {
+                    println!(
+                        "{:>6}  {:>6}  {:<24} {:<14} revoked",
+                        "id", "org", "scopes", "webhook_config"
+                    );
+                    for key in tenancy::list_keys(&db, org, true).await? {
                         let names: Vec<_> = key.scopes().iter().map(|s| s.as_str()).collect();
                         println!(
-                            "{:>6}  {:>6}  {:<24} {}",
+                            "{:>6}  {:>6}  {:<24} {:<14} {}",
                             key.id,
                             key.organisation,
                             names.join(","),
-                            key.webhook_config.map_or("-".into(), |c| c.to_string())
+                            key.webhook_config.map_or("-".into(), |c| c.to_string()),
+                            key.revoked_at
+                                .map_or("-".into(), projections::db::micros_to_rfc3339)
                         );
                     }
+                }
+                Command::Key(KeyCommand::Revoke { id }) => {
+                    let key = admin::revoke_key(&db, id).await?;
+                    eprintln!(
+                        "revoked API key {id} of organisation {}; it is refused from now on",
+                        key.organisation
+                    );
+                    println!("{id}");
+                }
+                Command::Key(KeyCommand::Rotate { id }) => {
+                    let key = admin::rotate_key(&db, id).await?;
+                    eprintln!(
+                        "API key {id} of organisation {} has a new token (shown only now); the old one is refused",
+                        key.organisation
+                    );
+                    println!("{}", key.token);
                 }
                 Command::EventTypes(EventTypesCommand::Add { name, description }) => {
                     admin::add_event_type(&db, &name, &description).await?;

@@ -73,9 +73,11 @@ impl Application {
         let supervisor = SupervisorHandle::start(Arc::new(engine));
         notifier.connect(supervisor.config_changed_recipient());
         let publisher = Publisher::new(store, supervisor, routes);
+        let keys = KeyCache::new(db.clone());
+        keys.watch_admin_log();
         let state = web::Data::new(AppState {
             db: db.clone(),
-            keys: KeyCache::new(db.clone()),
+            keys,
             config_reads,
             commands,
             url_policy,

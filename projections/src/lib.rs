@@ -8,6 +8,7 @@
 //!   [`webhook_configs::ConfigProjector`], and its queries.
 //! * [`config_reads`]: the v1 API's config reads, cached until a change.
 //! * [`tenancy`] and [`event_types`]: reference tables written directly.
+pub mod admin_log;
 pub mod cache;
 pub mod config_reads;
 pub mod db;

@@ -35,6 +35,8 @@ pub struct ApiKey {
     pub scopes: String,
     pub webhook_config: Option<i64>,
     pub created_at: i64,
+    /// When it was revoked: it is refused from then on, and stays listed.
+    pub revoked_at: Option<i64>,
 }
 
 impl ApiKey {
@@ -49,7 +51,7 @@ impl ApiKey {
 }
 
 const ORG_COLUMNS: &str = "id, name, plan, features, webhook_config_default, created_at";
-const KEY_COLUMNS: &str = "id, organisation, scopes, webhook_config, created_at";
+const KEY_COLUMNS: &str = "id, organisation, scopes, webhook_config, created_at, revoked_at";
 
 pub async fn create_organisation(
     db: &Db,
@@ -113,16 +115,77 @@ pub async fn create_key(
         .await?))
 }
 
-/// Keys of one organisation, or of all when `organisation` is `None`.
-pub async fn list_keys(db: &Db, organisation: Option<i64>) -> Result<Vec<ApiKey>, Error> {
+/// Keys of one organisation, or of all when `organisation` is `None`;
+/// revoked ones too if `with_revoked`.
+pub async fn list_keys(
+    db: &Db,
+    organisation: Option<i64>,
+    with_revoked: bool,
+) -> Result<Vec<ApiKey>, Error> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM api_keys \
-         WHERE $1 IS NULL OR organisation = $1 ORDER BY id"
+         WHERE ($1 IS NULL OR organisation = $1) AND ($2 OR revoked_at IS NULL) ORDER BY id"
     );
     Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(organisation)
+        .bind(with_revoked)
         .fetch_all(pool)
         .await?))
+}
+
+/// Any key by id, revoked or not (the operator's view).
+pub async fn find_key_any(db: &Db, id: i64) -> Result<Option<ApiKey>, Error> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// Revokes a live key (`false` if there is none by that id, or it was
+/// revoked already).
+pub async fn revoke_key(db: &Db, id: i64) -> Result<bool, Error> {
+    let sql = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+    Ok(on_pool!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(now_micros())
+        .execute(pool)
+        .await?
+        .rows_affected())
+        == 1)
+}
+
+/// Gives a live key a new token (by its hash); the old one no longer
+/// matches anything. `false` if there is no live key by that id.
+pub async fn replace_key_token(db: &Db, id: i64, token_hash: &str) -> Result<bool, Error> {
+    let sql = "UPDATE api_keys SET token_hash = $2 WHERE id = $1 AND revoked_at IS NULL";
+    Ok(on_pool!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(token_hash)
+        .execute(pool)
+        .await?
+        .rows_affected())
+        == 1)
+}
+
+/// Changes an organisation's plan and/or feature flags (`None`: unchanged).
+pub async fn update_organisation(
+    db: &Db,
+    id: i64,
+    plan: Option<Plan>,
+    features: Option<&[String]>,
+) -> Result<bool, Error> {
+    let sql = "UPDATE organisations SET plan = COALESCE($2, plan), \
+               features = COALESCE($3, features) WHERE id = $1";
+    let features = features.map(|f| serde_json::to_string(f).expect("strings serialize"));
+    Ok(on_pool!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .bind(plan.map(Plan::as_str))
+        .bind(features.as_deref())
+        .execute(pool)
+        .await?
+        .rows_affected())
+        == 1)
 }
 
 /// The key with this token hash and its organisation: what every
@@ -131,7 +194,8 @@ pub async fn find_key_by_token_hash(
     db: &Db,
     token_hash: &str,
 ) -> Result<Option<(ApiKey, Organisation)>, Error> {
-    let key_sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = $1");
+    let key_sql =
+        format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL");
     let org_sql = format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1");
     Ok(on_pool!(db, |pool| {
         let key: Option<ApiKey> = sqlx::query_as(&key_sql)
@@ -151,9 +215,12 @@ pub async fn find_key_by_token_hash(
     }))
 }
 
-/// One key of an organisation.
+/// One live key of an organisation.
 pub async fn find_key(db: &Db, organisation: i64, id: i64) -> Result<Option<ApiKey>, Error> {
-    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE organisation = $1 AND id = $2");
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys \
+         WHERE organisation = $1 AND id = $2 AND revoked_at IS NULL"
+    );
     Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(organisation)
         .bind(id)

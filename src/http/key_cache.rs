@@ -4,9 +4,13 @@
 //! was two queries on every request of the profile. Keys and organisations
 //! change rarely: webhookd itself changes only the routing config of a key or
 //! an organisation (it then calls [`KeyCache::forget_all`]); the operator's
-//! CLI, in another process, only adds. So a found key is reused for
-//! [`KEY_TTL`]; a token not found is never remembered, so a key created a
-//! moment ago works at once.
+//! CLI, in another process, revokes and rotates keys and changes plans and
+//! flags, and writes each change to the admin log, whose head every server
+//! watches ([`KeyCache::watch_admin_log`]): a revoked key is refused within
+//! [`ADMIN_LOG_POLL`]. A found key is reused for at most [`KEY_TTL`] (a
+//! change made by hand in the database); a token not found is never
+//! remembered, so a key created a moment ago works at once.
+use projections::admin_log;
 use projections::cache::InvalidatedCache;
 use projections::tenancy::{self, ApiKey, Organisation};
 use projections::{Db, Error};
@@ -16,6 +20,9 @@ use std::time::Duration;
 /// How long a changed organisation (by hand, in the database) may still be
 /// seen as it was.
 pub const KEY_TTL: Duration = Duration::from_secs(5);
+
+/// How often a server looks for operator changes in the admin log.
+pub const ADMIN_LOG_POLL: Duration = Duration::from_millis(200);
 
 /// Tokens remembered at most (then the cache starts over).
 const CAPACITY: usize = 100_000;
@@ -48,5 +55,30 @@ impl KeyCache {
     /// way is not kept: it may have read before the change).
     pub fn forget_all(&self) {
         self.keys.invalidate();
+    }
+
+    /// Forgets every cached key whenever the admin log has a new entry
+    /// (checked every [`ADMIN_LOG_POLL`]; an unreadable log is tried again
+    /// at the next tick). Call inside the Tokio runtime.
+    pub fn watch_admin_log(&self) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut seen = admin_log::head(&cache.db).await.unwrap_or(0);
+            let mut tick = tokio::time::interval(ADMIN_LOG_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match admin_log::head(&cache.db).await {
+                    Ok(head) if head != seen => {
+                        seen = head;
+                        cache.forget_all();
+                    }
+                    Ok(_) => {}
+                    // The database is away: whatever changed meanwhile is
+                    // seen when it is back (the head moved).
+                    Err(_) => {}
+                }
+            }
+        });
     }
 }

@@ -1,4 +1,5 @@
 //! Spawning webhookd on a fresh database of either backend, and talking to it.
+use crate::fault_proxy::FaultProxy;
 use projections::Db;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
@@ -169,7 +170,37 @@ impl TestApp {
                 .try_init();
         }
         let database = TestDatabase::create(backend).await;
-        let mut settings = Settings::new(&database.url, "127.0.0.1:0");
+        let url = database.url.clone();
+        Self::spawn_on(database, &url, configure).await
+    }
+
+    /// A webhookd whose PostgreSQL connections go through a [`FaultProxy`],
+    /// so that the test can take the database away (from this server only).
+    pub async fn spawn_behind_proxy(configure: impl FnOnce(&mut Settings)) -> (Self, FaultProxy) {
+        let database = TestDatabase::create(Backend::Postgres).await;
+        let mut url = url::Url::parse(&database.url).expect("database URL");
+        let upstream = format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port().unwrap_or(5432)
+        );
+        let proxy = FaultProxy::start(upstream).await;
+        url.set_port(Some(proxy.port)).expect("port");
+        let app = Self::spawn_on(database, url.as_str(), |settings| {
+            settings.dev = true;
+            settings.delivery.retry_schedule = RetrySchedule::parse("100ms,200ms,400ms").unwrap();
+            configure(settings);
+        })
+        .await;
+        (app, proxy)
+    }
+
+    async fn spawn_on(
+        database: TestDatabase,
+        url: &str,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let mut settings = Settings::new(url, "127.0.0.1:0");
         settings.workers = Some(2);
         configure(&mut settings);
         let (address, db, bootstrap, publisher) = start_server(&settings).await;

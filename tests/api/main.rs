@@ -1,5 +1,6 @@
 //! Black-box tests of webhookd through HTTP (and its CLI), each run against
 //! both SQLite and PostgreSQL.
+mod fault_proxy;
 mod helpers;
 
 mod audit;
@@ -9,6 +10,8 @@ mod concurrency;
 mod configs_api;
 mod crash;
 mod delivery;
+mod fuzz;
+mod hardening;
 mod hot_path;
 mod projection_catch_up;
 mod receiver;

@@ -17,6 +17,9 @@ pub enum Reply {
     Hang,
     /// Answers with the status once [`Receiver::release`] is called.
     AfterRelease(u16),
+    /// Answers the status at once, then drips its body a byte every 200 ms
+    /// for a minute.
+    Drip(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +165,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         received.len() - 1
     };
     let reply = (state.script)(index, &webhook_id);
-    if let Reply::Status(code) | Reply::RetryAfter(code, _) = reply {
+    if let Reply::Status(code) | Reply::RetryAfter(code, _) | Reply::Drip(code) = reply {
         state.received.lock().unwrap()[index].replied = code;
     }
     state.arrived.notify_waiters();
@@ -181,6 +184,18 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             HttpResponse::Ok().finish()
+        }
+        Reply::Drip(code) => {
+            let drip = futures_util::stream::unfold(0u32, |sent| async move {
+                if sent > 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                (sent < 300).then(|| {
+                    let byte = actix_web::web::Bytes::from_static(b".");
+                    (Ok::<_, std::io::Error>(byte), sent + 1)
+                })
+            });
+            HttpResponse::build(status(code)).streaming(drip)
         }
     }
 }

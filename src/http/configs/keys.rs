@@ -4,10 +4,12 @@ use super::caller::ConfigsCaller;
 use super::error::ConfigsError;
 use super::resources;
 use crate::http::body::read_json_object;
+use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
+use projections::admin_log::{self, AdminChange};
 use projections::{tenancy, webhook_configs};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// `GET /key`
 pub async fn current(caller: ConfigsCaller) -> HttpResponse {
@@ -31,7 +33,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
-    let keys = tenancy::list_keys(&state.db, Some(caller.organisation_id())).await?;
+    let keys = tenancy::list_keys(&state.db, Some(caller.organisation_id()), false).await?;
     let total = keys.len() as i64;
     let data = keys.iter().map(resources::key).collect();
     Ok(HttpResponse::Ok().json(resources::list(data, false, total, "/keys")))
@@ -45,6 +47,7 @@ pub async fn update(
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
+    request_id: RequestId,
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
     let key = owned_key(&state, &caller, &path).await?;
@@ -52,6 +55,19 @@ pub async fn update(
     if let Some(value) = body.get("webhook_config") {
         let config = routable_config(&state, caller.organisation_id(), value).await?;
         tenancy::set_key_webhook_config(&state.db, key.id, config).await?;
+        let metadata = caller.command_metadata(&request_id);
+        admin_log::record(
+            &state.db,
+            &AdminChange {
+                actor: &metadata.actor,
+                request_id: metadata.request_id.as_deref(),
+                action: "KeyRoutingChanged",
+                organisation: Some(caller.organisation_id()),
+                target: format!("key:{}", key.id),
+                details: json!({ "webhook_config": config }),
+            },
+        )
+        .await?;
         state.keys.forget_all();
     }
     let key = owned_key(&state, &caller, &path).await?;
