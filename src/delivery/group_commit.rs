@@ -165,3 +165,62 @@ async fn next_batch<T>(receiver: &Mutex<mpsc::UnboundedReceiver<T>>, max: usize)
     }
     Some(batch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::PgPool;
+
+    /// A real PostgreSQL refuses a NUL byte in text (SQLSTATE 22021) and
+    /// fails the whole statement, as it did for a publish batch holding a
+    /// hostile idempotency key: only the items holding one fail.
+    #[tokio::test]
+    async fn a_row_the_database_refuses_fails_only_its_own_caller() {
+        let url = std::env::var("WEBHOOKD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let pool = PgPool::connect(&url)
+            .await
+            .expect("PostgreSQL is reachable");
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = writes.clone();
+        let commit = GroupCommit::start("test", 1, 256, move |batch: Arc<Vec<String>>| {
+            let (pool, counter) = (pool.clone(), counter.clone());
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // One statement for the batch, as the real writers do.
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT x FROM UNNEST($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n",
+                )
+                .bind(&*batch)
+                .fetch_all(&pool)
+                .await?;
+                Ok(rows)
+            }
+        });
+        let items: Vec<String> = (0..200)
+            .map(|i| {
+                if i % 50 == 7 {
+                    format!("bad\0{i}")
+                } else {
+                    format!("good {i}")
+                }
+            })
+            .collect();
+        let answers =
+            futures_util::future::join_all(items.iter().map(|item| commit.submit(item.clone())))
+                .await;
+        for (item, answer) in items.iter().zip(answers) {
+            match answer {
+                Ok(written) => assert_eq!(&written, item),
+                Err(error) => {
+                    assert!(item.starts_with("bad"), "{item}: {error}");
+                    assert!(error.is_bad_input(), "{error}");
+                }
+            }
+        }
+        let failed = items.iter().filter(|i| i.starts_with("bad")).count();
+        assert_eq!(failed, 4);
+        // Halving found them without writing every item alone.
+        assert!(writes.load(std::sync::atomic::Ordering::Relaxed) < 100);
+    }
+}

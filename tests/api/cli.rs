@@ -313,7 +313,143 @@ async fn listen_shows_each_signature_verifying(backend: Backend) {
     }
 }
 
+/// Polls (every 25 ms) until `GET /api/v1/webhooks` with `token` answers
+/// `status` with a body containing `saying`; panics if that takes over
+/// `within`.
+async fn until_answered(port: u16, token: &str, status: u16, saying: &str, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let response = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/v1/webhooks"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let answered = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        if answered == status && body.contains(saying) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {answered} after {within:?}, wanted {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A running server sees the operator's key and organisation changes at
+/// once (within a second), and the audit shows each of them, no token.
+async fn key_and_organisation_changes_take_effect_at_once(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let org = stdout_of(&webhookd(
+        &database,
+        &["org", "create", "--name", "Acme", "--features", "webhooks"],
+    ));
+    let org = org.trim().to_owned();
+    let token = stdout_of(&webhookd(
+        &database,
+        &["key", "create", "--org", &org, "--scopes", "webhooks"],
+    ))
+    .trim()
+    .to_owned();
+    let served = Served::start(&database);
+    served.wait_until_listening();
+    let port = served.port;
+    let second = Duration::from_secs(1);
+    until_answered(port, &token, 200, "", second).await;
+    let listed = stdout_of(&webhookd(&database, &["key", "list", "--org", &org]));
+    let key_id = listed
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split_whitespace().next())
+        .expect("the key is listed")
+        .to_owned();
+
+    let rotated = stdout_of(&webhookd(&database, &["key", "rotate", &key_id]));
+    let rotated = rotated.trim();
+    assert!(rotated.starts_with("whk_") && rotated != token);
+    until_answered(port, &token, 401, "invalid API key", second).await;
+    until_answered(port, rotated, 200, "", second).await;
+
+    stdout_of(&webhookd(
+        &database,
+        &["org", "update", &org, "--plan", "standard"],
+    ));
+    until_answered(port, rotated, 403, "standard plan", second).await;
+    stdout_of(&webhookd(
+        &database,
+        &[
+            "org",
+            "update",
+            &org,
+            "--plan",
+            "business",
+            "--features",
+            "",
+        ],
+    ));
+    until_answered(port, rotated, 403, "feature", second).await;
+    stdout_of(&webhookd(
+        &database,
+        &["org", "update", &org, "--features", "webhooks"],
+    ));
+    until_answered(port, rotated, 200, "", second).await;
+
+    assert_eq!(
+        stdout_of(&webhookd(&database, &["key", "revoke", &key_id])).trim(),
+        key_id
+    );
+    until_answered(port, rotated, 401, "invalid API key", second).await;
+    let again = webhookd(&database, &["key", "revoke", &key_id]);
+    assert!(!again.status.success(), "a second revoke is refused");
+    let rotate_revoked = webhookd(&database, &["key", "rotate", &key_id]);
+    assert!(
+        !rotate_revoked.status.success(),
+        "a revoked key cannot be rotated"
+    );
+    let listed = stdout_of(&webhookd(&database, &["key", "list", "--org", &org]));
+    let line = listed
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(key_id.as_str()))
+        .unwrap();
+    assert!(
+        line.trim_end().ends_with('Z'),
+        "listed with when it was revoked: {line}"
+    );
+
+    let audit = stdout_of(&webhookd(&database, &["audit", "--json", "--org", &org]));
+    let actions: Vec<String> = audit
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|record| record["aggregate_type"] == "Admin")
+        .map(|record| {
+            assert_eq!(record["metadata"]["actor"], "cli", "{record}");
+            record["event_type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "OrganisationCreated",
+            "KeyCreated",
+            "KeyRotated",
+            "OrganisationUpdated",
+            "OrganisationUpdated",
+            "OrganisationUpdated",
+            "KeyRevoked"
+        ]
+    );
+    assert!(
+        !audit.contains(&token) && !audit.contains(rotated),
+        "no token in the audit"
+    );
+    let revoked_only = stdout_of(&webhookd(&database, &["audit", "--type", "KeyRevoked"]));
+    assert!(revoked_only.contains("KeyRevoked") && !revoked_only.contains("KeyRotated"));
+}
+
 on_both_backends!(
+    key_and_organisation_changes_take_effect_at_once,
     serve_prints_a_working_key_once,
     admin_commands_print_ids_and_tokens,
     listen_shows_each_signature_verifying,
