@@ -15,6 +15,7 @@ use projections::Error;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 type Reply<O> = oneshot::Sender<Result<O, Error>>;
@@ -53,7 +54,15 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             let (receiver, write) = (receiver.clone(), write.clone());
             tokio::spawn(async move {
                 while let Some(batch) = next_batch(&receiver, max_batch).await {
-                    let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
+                    // A caller that gave up waiting (see `submit_within`)
+                    // was told its item was not stored: keep it that way.
+                    let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch
+                        .into_iter()
+                        .filter(|(_, reply)| !reply.is_closed())
+                        .unzip();
+                    if items.is_empty() {
+                        continue;
+                    }
                     let results = write_isolated(name, &*write, items).await;
                     for (reply, result) in replies.into_iter().zip(results) {
                         let _ = reply.send(result);
@@ -62,6 +71,19 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             });
         }
         Self { queue }
+    }
+
+    /// Like [`Self::submit`], but gives up after `deadline` (the database
+    /// is away, and batches queue behind one that waits for a connection):
+    /// `Unavailable`. An item whose caller gave up before its batch was
+    /// taken is not written; one whose batch was being written may still
+    /// commit (a publish retried with its idempotency key finds it).
+    pub async fn submit_within(&self, item: I, deadline: Duration) -> Result<O, Error> {
+        tokio::time::timeout(deadline, self.submit(item))
+            .await
+            .unwrap_or(Err(Error::Unavailable(
+                "the database did not answer in time",
+            )))
     }
 
     /// Queues `item` and waits until the batch holding it is committed.

@@ -203,6 +203,11 @@ pub struct DeliveryStore {
     outcomes: GroupCommit<Outcome, FailureRun>,
 }
 
+/// How long a publish waits for its batch to commit before it answers 503:
+/// while the database is away a batch waits 1.5 s for a connection, and
+/// the publishes queued behind it would wait for the next one too.
+const PUBLISH_DEADLINE: Duration = Duration::from_millis(1800);
+
 /// Batches wait for nothing: each holds what queued while the previous
 /// transaction committed.
 const MAX_BATCH: usize = 256;
@@ -322,7 +327,7 @@ impl DeliveryStore {
     /// concurrent publishes into one transaction); an idempotency key seen
     /// before stores nothing.
     pub async fn publish(&self, new: NewEvent) -> Result<Published, Error> {
-        self.publishes.submit(new).await
+        self.publishes.submit_within(new, PUBLISH_DEADLINE).await
     }
 
     /// The first `limit` pending deliveries of a config, soonest due first;
