@@ -1,6 +1,5 @@
 //! Sending commands to WebhookConfig aggregates.
-use crate::delivery::routing::RoutingCache;
-use crate::delivery::supervisor::ConfigChanged;
+use crate::changes::{Change, ChangeBus};
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::upcasting;
 use aggregates::webhook_config::{
@@ -10,14 +9,13 @@ use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventU
 use cqrs_es::CqrsFramework;
 use cqrs_es::{AggregateError, Query};
 use postgres_es::{PostgresCqrs, PostgresEventRepository};
-use projections::config_reads::ConfigReads;
 use projections::event_types::DbEventTypeCatalog;
 use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use rand::Rng;
 use sqlite_es::{SqliteCqrs, SqliteEventRepository};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a command is retried when another command on the same config
@@ -113,44 +111,29 @@ pub struct ConfigCommands {
     framework: Arc<Framework>,
 }
 
-/// Tells the rest of webhookd about every committed config change: the
-/// publish path forgets its cached routes and the v1 API its cached rows,
-/// pages and totals (before the command answers), and
-/// a live endpoint actor picks up a new URL, secret, policy or deactivation
-/// at once. The supervisor is connected after it starts (it needs the
-/// commands).
-#[derive(Clone, Default)]
+/// Announces every committed config change on the [`ChangeBus`]: the
+/// read caches forget the config before the command answers, and the
+/// delivery side (of this node and, through the cluster bus, of the
+/// others) picks up a new URL, secret, policy or deactivation at once.
+/// Runs after the projector, so whoever re-reads finds the new row.
+#[derive(Clone)]
 pub struct ConfigChangeNotifier {
-    supervisor: Arc<OnceLock<actix::Recipient<ConfigChanged>>>,
-    routes: RoutingCache,
-    reads: ConfigReads,
+    bus: ChangeBus,
 }
 
 impl ConfigChangeNotifier {
-    pub fn new(routes: RoutingCache, reads: ConfigReads) -> Self {
-        Self {
-            supervisor: Arc::default(),
-            routes,
-            reads,
-        }
-    }
-
-    pub fn connect(&self, recipient: actix::Recipient<ConfigChanged>) {
-        let _ = self.supervisor.set(recipient);
+    pub fn new(bus: ChangeBus) -> Self {
+        Self { bus }
     }
 }
 
 #[async_trait::async_trait]
 impl Query<WebhookConfig> for ConfigChangeNotifier {
     async fn dispatch(&self, aggregate_id: &str, _: &[cqrs_es::EventEnvelope<WebhookConfig>]) {
-        let id = ConfigId::parse(aggregate_id);
-        self.routes.invalidate();
-        self.reads.config_changed(id.map(|id| id.get()));
-        if let (Some(recipient), Some(id)) = (self.supervisor.get(), id) {
-            recipient.do_send(ConfigChanged {
-                config_id: id.get(),
-            });
-        }
+        self.bus.announce(match ConfigId::parse(aggregate_id) {
+            Some(id) => Change::Config(id.get()),
+            None => Change::Everything,
+        });
     }
 }
 

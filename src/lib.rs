@@ -2,6 +2,9 @@
 //!
 //! * [`startup`] builds the application once, for `main` and for the tests.
 //! * [`database`] connects to SQLite or PostgreSQL and applies `migrations/`.
+//! * [`changes`] announces what changed to the caches and the delivery
+//!   side; [`cluster`] carries it to the other nodes and decides which node
+//!   delivers to which endpoint.
 //! * [`config_commands`] sends commands to the WebhookConfig aggregate
 //!   (cqrs-es event store) and retries concurrent appends.
 //! * [`http`] turns requests into commands and queries, nothing more.
@@ -10,6 +13,8 @@
 //! * [`listen`] is the developers' local receiver (`webhookd listen`).
 pub mod admin;
 pub mod audit;
+pub mod changes;
+pub mod cluster;
 pub mod config_commands;
 pub mod crypto;
 pub mod database;

@@ -1,5 +1,6 @@
 //! Builds the application once, for `main` and for the tests.
 use crate::admin::{self, IssuedKey};
+use crate::changes::{ChangeBus, ReadCaches};
 use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
 use crate::database;
 use crate::delivery::policy::DeliveryEngine;
@@ -56,13 +57,19 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let url_policy = settings.url_policy();
+        let keys = KeyCache::new(db.clone());
+        keys.watch_admin_log();
         let routes = RoutingCache::default();
         let config_reads = ConfigReads::default();
-        let notifier = ConfigChangeNotifier::new(routes.clone(), config_reads.clone());
-        let commands = ConfigCommands::new(&db, notifier.clone());
+        let changes = ChangeBus::new(ReadCaches {
+            routes: routes.clone(),
+            reads: config_reads.clone(),
+            keys: keys.clone(),
+        });
+        let commands = ConfigCommands::new(&db, ConfigChangeNotifier::new(changes.clone()));
         let mut delivery = settings.delivery.clone();
         delivery.url_policy = url_policy.clone();
-        let store = DeliveryStore::new(db.clone(), config_reads.clone());
+        let store = DeliveryStore::new(db.clone(), changes.clone());
         let engine = DeliveryEngine {
             store: store.clone(),
             tasks: TaskStore::new(db.clone()),
@@ -70,11 +77,8 @@ impl Application {
             commands: commands.clone(),
         };
         // Starting the supervisor resumes every pending delivery in the database.
-        let supervisor = SupervisorHandle::start(Arc::new(engine));
-        notifier.connect(supervisor.config_changed_recipient());
+        let supervisor = SupervisorHandle::start(Arc::new(engine), changes.subscribe());
         let publisher = Publisher::new(store, supervisor, routes);
-        let keys = KeyCache::new(db.clone());
-        keys.watch_admin_log();
         let state = web::Data::new(AppState {
             db: db.clone(),
             keys,

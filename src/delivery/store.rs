@@ -4,9 +4,9 @@ use super::outcome_writer::{write_outcomes, Outcome};
 use super::publish_writer::write_publishes;
 pub use super::publish_writer::NewEvent;
 use super::wire::EventRecord;
+use crate::changes::{Change, ChangeBus};
 use aggregates::values::{CustomHeaders, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, Profile};
-use projections::config_reads::ConfigReads;
 use projections::db::now_micros;
 use projections::webhook_configs::ConfigRow;
 use projections::{on_pool, Db, Error};
@@ -239,7 +239,7 @@ fn writer_connections(db: &Db, writers: usize) -> Db {
 
 impl DeliveryStore {
     /// Starts the group-commit writers: call inside the Tokio runtime.
-    /// `reads` is told which configs' statistics each outcome batch moved.
+    /// Each outcome batch announces which configs' statistics it moved.
     ///
     /// PostgreSQL overlaps transactions, so publishes get four writers and
     /// outcomes two (batches fill while others commit). Outcome batches all
@@ -249,7 +249,7 @@ impl DeliveryStore {
     /// writer at a time and makes the others wait in its busy handler, which
     /// sleeps for milliseconds; there one writer of each kind takes turns at
     /// an in-process gate instead.
-    pub fn new(db: Db, reads: ConfigReads) -> Self {
+    pub fn new(db: Db, changes: ChangeBus) -> Self {
         let (publish_writers, outcome_writers, gate) = match db {
             Db::Sqlite(_) => (1, 1, WriteGate::one_at_a_time()),
             Db::Postgres(_) => (4, 2, WriteGate::open()),
@@ -269,11 +269,14 @@ impl DeliveryStore {
             let db = writer_db;
             GroupCommit::start("outcome", outcome_writers, MAX_BATCH, move |batch| {
                 let (db, gate) = (db.clone(), gate.clone());
-                let reads = reads.clone();
+                let changes = changes.clone();
                 async move {
                     let _turn = gate.turn().await;
                     let runs = write_outcomes(&db, &batch).await?;
-                    reads.stats_changed(batch.iter().map(|outcome| outcome.config_id));
+                    let mut moved: Vec<i64> = batch.iter().map(|o| o.config_id).collect();
+                    moved.sort_unstable();
+                    moved.dedup();
+                    changes.announce(Change::Stats(moved));
                     Ok(runs)
                 }
             })

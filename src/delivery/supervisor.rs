@@ -10,6 +10,7 @@ use super::lanes::Lanes;
 use super::policy::DeliveryEngine;
 use super::store::PendingDelivery;
 use super::task;
+use crate::changes::{Change, Subscription};
 use actix::prelude::*;
 use projections::db::now_micros;
 use std::collections::HashMap;
@@ -143,19 +144,29 @@ impl Handler<Enqueue> for DeliverySupervisor {
     }
 }
 
-/// A config changed (sent after every committed config command).
-#[derive(Message, Clone, Copy)]
+/// Something changed (see [`crate::changes`]): a live actor re-reads its
+/// config; everything changing re-reads every actor and looks for work.
+#[derive(Message)]
 #[rtype(result = "()")]
-pub struct ConfigChanged {
-    pub config_id: i64,
-}
+pub struct Changed(pub Change);
 
-impl Handler<ConfigChanged> for DeliverySupervisor {
+impl Handler<Changed> for DeliverySupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: ConfigChanged, _: &mut Context<Self>) {
-        if let Some(slot) = self.endpoints.get(&msg.config_id) {
-            slot.addr.do_send(Reload);
+    fn handle(&mut self, Changed(change): Changed, ctx: &mut Context<Self>) {
+        match change {
+            Change::Config(config_id) => {
+                if let Some(slot) = self.endpoints.get(&config_id) {
+                    slot.addr.do_send(Reload);
+                }
+            }
+            Change::Everything => {
+                for slot in self.endpoints.values() {
+                    slot.addr.do_send(Reload);
+                }
+                self.watch(ctx);
+            }
+            Change::Stats(_) | Change::Tenancy | Change::Deliveries(_) => {}
         }
     }
 }
@@ -255,10 +266,18 @@ pub struct SupervisorHandle {
 }
 
 impl SupervisorHandle {
-    pub fn start(engine: Arc<DeliveryEngine>) -> Self {
-        Self {
-            addr: DeliverySupervisor::new(engine).start(),
-        }
+    /// Starts the supervisor; it follows `changes` from then on.
+    pub fn start(engine: Arc<DeliveryEngine>, mut changes: Subscription) -> Self {
+        let addr = DeliverySupervisor::new(engine).start();
+        let forward = addr.clone();
+        actix::spawn(async move {
+            while let Some(announced) = changes.next().await {
+                if matches!(announced.change, Change::Config(_) | Change::Everything) {
+                    forward.do_send(Changed(announced.change));
+                }
+            }
+        });
+        Self { addr }
     }
 
     pub fn enqueue(&self, deliveries: Vec<PendingDelivery>) {
@@ -280,10 +299,6 @@ impl SupervisorHandle {
         if !enqueue.deliveries.is_empty() {
             self.addr.do_send(enqueue);
         }
-    }
-
-    pub fn config_changed_recipient(&self) -> Recipient<ConfigChanged> {
-        self.addr.clone().recipient()
     }
 
     pub async fn stats(&self) -> Option<SupervisorStats> {

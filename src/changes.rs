@@ -1,0 +1,135 @@
+//! What changed, announced to whoever listens.
+//!
+//! The command side, the outcome writer and the publish path say what they
+//! changed ([`ChangeBus::announce`]) and know nothing of who listens: the
+//! read caches forget what the change touched (at once, before the command
+//! answers, so a client reads its own writes), and every subscriber — the
+//! delivery supervisor, and on PostgreSQL the cluster bus that carries the
+//! change to the other nodes (`cluster::bus`) — gets it on a broadcast
+//! channel. Changes from other nodes come in through [`ChangeBus::arrived`]
+//! and reach the same caches and subscribers.
+use crate::delivery::routing::RoutingCache;
+use crate::http::key_cache::KeyCache;
+use projections::config_reads::ConfigReads;
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A config command committed (create, update, deactivation, deletion…).
+    Config(i64),
+    /// Attempts were recorded: these configs' delivery statistics moved.
+    Stats(Vec<i64>),
+    /// Keys or organisations changed.
+    Tenancy,
+    /// Deliveries were committed, as (config id, delivery id): the node
+    /// that owns each endpoint takes them on.
+    Deliveries(Vec<(i64, i64)>),
+    /// Anything may have changed: a node's notification connection dropped
+    /// (what was sent meanwhile is lost), or a subscriber fell behind.
+    Everything,
+}
+
+/// A change and where it was made.
+#[derive(Debug, Clone)]
+pub struct Announced {
+    pub change: Change,
+    /// Made by another node (and so not to be sent on again).
+    pub remote: bool,
+}
+
+/// The caches every change is applied to, synchronously.
+#[derive(Clone)]
+pub struct ReadCaches {
+    pub routes: RoutingCache,
+    pub reads: ConfigReads,
+    pub keys: KeyCache,
+}
+
+impl ReadCaches {
+    fn forget(&self, change: &Change) {
+        match change {
+            Change::Config(id) => {
+                self.routes.invalidate();
+                self.reads.config_changed(Some(*id));
+            }
+            Change::Stats(ids) => self.reads.stats_changed(ids.iter().copied()),
+            Change::Tenancy => {
+                self.keys.forget_all();
+                self.routes.invalidate();
+            }
+            Change::Deliveries(_) => {}
+            Change::Everything => {
+                self.routes.invalidate();
+                self.reads.config_changed(None);
+                self.keys.forget_all();
+            }
+        }
+    }
+}
+
+/// Changes a slow subscriber may fall behind by before it is told
+/// [`Change::Everything`] instead.
+const BACKLOG: usize = 4096;
+
+#[derive(Clone)]
+pub struct ChangeBus {
+    caches: ReadCaches,
+    sender: broadcast::Sender<Announced>,
+}
+
+impl ChangeBus {
+    pub fn new(caches: ReadCaches) -> Self {
+        Self {
+            caches,
+            sender: broadcast::Sender::new(BACKLOG),
+        }
+    }
+
+    /// This node changed something.
+    pub fn announce(&self, change: Change) {
+        self.publish(change, false);
+    }
+
+    /// Another node changed something.
+    pub fn arrived(&self, change: Change) {
+        self.publish(change, true);
+    }
+
+    fn publish(&self, change: Change, remote: bool) {
+        self.caches.forget(&change);
+        // No subscriber yet (or any more) is not an error.
+        let _ = self.sender.send(Announced { change, remote });
+    }
+
+    pub fn subscribe(&self) -> Subscription {
+        Subscription(self.sender.subscribe())
+    }
+
+    pub fn caches(&self) -> &ReadCaches {
+        &self.caches
+    }
+}
+
+/// One subscriber's view of the bus.
+pub struct Subscription(broadcast::Receiver<Announced>);
+
+impl Subscription {
+    /// The next change; [`Change::Everything`] if this subscriber fell
+    /// behind and missed some. `None` once the bus is gone.
+    pub async fn next(&mut self) -> Option<Announced> {
+        match self.0.recv().await {
+            Ok(announced) => Some(announced),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "a change subscriber fell behind; treating everything as changed"
+                );
+                Some(Announced {
+                    change: Change::Everything,
+                    remote: false,
+                })
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}

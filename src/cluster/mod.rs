@@ -1,0 +1,1 @@
+//! Several webhookd nodes on one PostgreSQL database.
