@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use projections::{event_types, tenancy};
 use std::net::IpAddr;
 use std::time::Duration;
+use webhookd::cluster::Role;
 use webhookd::delivery::retry::RetrySchedule;
 use webhookd::settings::{Settings, DEFAULT_BIND, DEFAULT_DATABASE_URL};
 use webhookd::startup::Application;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Read models: rebuild them from the log, or see how far behind they are.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// The cluster's nodes (PostgreSQL).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Receive webhooks locally and show whether their signatures verify.
     Listen {
         #[arg(long, default_value_t = 9000)]
@@ -99,6 +103,21 @@ pub struct ServeArgs {
     /// Lowered at start to fit the file descriptor limit.
     #[arg(long, default_value_t = webhookd::settings::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// What this node does: all (API and delivery), api or worker
+    /// (several roles need PostgreSQL).
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// This node's id in the cluster (default: host name, process id and a
+    /// random suffix).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// A node whose heartbeat is older than this is dead to the others;
+    /// its endpoints move to the survivors.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_timeout: Duration,
+    /// On SIGTERM: how long requests and attempts under way may take to finish.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 fn parse_cidr(raw: &str) -> Result<IpCidr, String> {
@@ -150,6 +169,18 @@ fn parse_time(raw: &str) -> Result<i64, String> {
         .and_then(|day| day.and_hms_opt(0, 0, 0))
         .map(|at| at.and_utc().timestamp_micros())
         .ok_or_else(|| format!("'{raw}' is not an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClusterCommand {
+    /// Lists the nodes (id, address, role, started, last heartbeat, what
+    /// each owns); exits 1 when the cluster is unhealthy (no live node that
+    /// delivers, or endpoints that no live node owns).
+    Status {
+        /// The node timeout the nodes run with.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        node_timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -243,6 +274,9 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
             match admin_command {
                 Command::Serve(_) | Command::Listen { .. } => unreachable!("handled above"),
                 Command::Audit(args) => return audit_command(&db, args).await,
+                Command::Cluster(ClusterCommand::Status { node_timeout }) => {
+                    return cluster_status(&db, node_timeout).await
+                }
                 Command::Projections(ProjectionsCommand::Rebuild { projection }) => {
                     rebuild_command(&db, projection.as_deref()).await?
                 }
@@ -368,6 +402,53 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
     }
 }
 
+async fn cluster_status(db: &projections::Db, node_timeout: Duration) -> anyhow::Result<()> {
+    let projections::Db::Postgres(pool) = db else {
+        println!("single node (SQLite): no cluster");
+        return Ok(());
+    };
+    let status = webhookd::cluster::status::read(pool).await?;
+    println!(
+        "{:<32} {:<22} {:<7} {:<21} {:<25} {:>10} {:>9}  state",
+        "node", "address", "role", "started", "last heartbeat", "partitions", "endpoints"
+    );
+    for node in &status.nodes {
+        let state = if node.stopped {
+            "stopped"
+        } else if node.is_live(node_timeout) {
+            "live"
+        } else {
+            "dead"
+        };
+        println!(
+            "{:<32} {:<22} {:<7} {:<21} {:<25} {:>10} {:>9}  {state}",
+            node.id,
+            node.address,
+            node.role,
+            node.started_at,
+            node.heartbeat_at,
+            node.partitions,
+            node.endpoints
+        );
+    }
+    let healthy = status.healthy(node_timeout);
+    println!(
+        "{}: {} live node(s), {} of {} partitions without a live owner",
+        if healthy { "healthy" } else { "UNHEALTHY" },
+        status
+            .nodes
+            .iter()
+            .filter(|n| n.is_live(node_timeout))
+            .count(),
+        status.unowned_partitions,
+        webhookd::cluster::ownership::PARTITIONS
+    );
+    if !healthy {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 async fn audit_command(db: &projections::Db, args: AuditArgs) -> anyhow::Result<()> {
     if args.verify {
         let report = webhookd::audit::verify(db).await?;
@@ -457,6 +538,10 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
         min_rate: args.min_body_rate,
     };
     settings.max_connections = args.max_connections;
+    settings.role = args.role;
+    settings.node_id = args.node_id;
+    settings.node_timeout = args.node_timeout;
+    settings.shutdown_grace = args.shutdown_grace;
     settings.delivery.retry_schedule = args.retry_schedule;
     settings.delivery.disable_after_failures = args.disable_after_failures;
     settings.delivery.disable_after = args.disable_after;

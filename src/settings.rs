@@ -1,6 +1,8 @@
+use crate::cluster::Role;
 use crate::delivery::DeliverySettings;
 use crate::http::deadline::BodyDeadline;
 use aggregates::values::{IpCidr, UrlPolicy};
+use std::time::Duration;
 
 /// Where the service stores its data when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://webhookd.db";
@@ -23,6 +25,15 @@ pub struct Settings {
     /// Concurrent client connections (`--max-connections`), lowered at
     /// start to fit the file descriptor limit.
     pub max_connections: usize,
+    /// `--role`: what this node does.
+    pub role: Role,
+    /// `--node-id`; generated when `None`.
+    pub node_id: Option<String>,
+    /// `--node-timeout`: a node silent this long is dead to the others.
+    pub node_timeout: Duration,
+    /// `--shutdown-grace`: how long `SIGTERM` waits for requests and
+    /// attempts under way.
+    pub shutdown_grace: Duration,
     /// Retry schedule, failure limits, name overrides (its `url_policy` is
     /// filled from `dev` and `allowed_targets` at start).
     pub delivery: DeliverySettings,
@@ -38,6 +49,10 @@ impl Settings {
             workers: None,
             body_deadline: BodyDeadline::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            role: Role::All,
+            node_id: None,
+            node_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
             delivery: DeliverySettings::default(),
         }
     }

@@ -1,6 +1,8 @@
 //! Builds the application once, for `main` and for the tests.
 use crate::admin::{self, IssuedKey};
 use crate::changes::{ChangeBus, ReadCaches};
+use crate::cluster::single_node::{self, ServeLock};
+use crate::cluster::{self, ClusterNode, NodeSettings, Ownership, Role};
 use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
 use crate::database;
 use crate::delivery::policy::DeliveryEngine;
@@ -33,6 +35,12 @@ pub struct Application {
     port: u16,
     db: Db,
     publisher: Publisher,
+    /// This node's membership (PostgreSQL); `None` on SQLite.
+    node: Option<ClusterNode>,
+    ownership: Ownership,
+    shutdown_grace: std::time::Duration,
+    /// SQLite: held while this server runs (see `cluster::single_node`).
+    _serve_lock: Option<ServeLock>,
     /// The key `serve` created on an empty database, to be printed once.
     pub bootstrap_key: Option<IssuedKey>,
 }
@@ -41,6 +49,17 @@ impl Application {
     /// Connects, migrates, brings the read models level with the log,
     /// bootstraps an empty database and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let serve_lock = if settings.database_url.starts_with("sqlite:") {
+            if settings.role != Role::All {
+                anyhow::bail!(
+                    "--role {} needs PostgreSQL: on SQLite webhookd is one node that does everything",
+                    settings.role.as_str()
+                );
+            }
+            single_node::lock(&settings.database_url)?
+        } else {
+            None
+        };
         let db = database::connect(&settings.database_url).await?;
         let repaired = ConfigProjector::new(db.clone())
             .catch_up_all()
@@ -70,14 +89,42 @@ impl Application {
         let mut delivery = settings.delivery.clone();
         delivery.url_policy = url_policy.clone();
         let store = DeliveryStore::new(db.clone(), changes.clone());
+        // On PostgreSQL every node is a cluster member, alone or not: it
+        // delivers to the endpoints whose partitions it leases.
+        let (ownership, node) = match &db {
+            Db::Sqlite(_) => (Ownership::everything(), None),
+            Db::Postgres(pool) => {
+                let ownership = Ownership::leased();
+                let node_id = settings
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(cluster::generated_node_id);
+                let node = ClusterNode::join(
+                    pool.clone(),
+                    NodeSettings {
+                        id: node_id.clone(),
+                        address: format!("{}", listener.local_addr()?),
+                        role: settings.role,
+                        timeout: settings.node_timeout,
+                    },
+                    ownership.clone(),
+                )
+                .await
+                .context("cannot join the cluster")?;
+                cluster::bus::start(pool.clone(), node_id, changes.clone());
+                (ownership, Some(node))
+            }
+        };
         let engine = DeliveryEngine {
             store: store.clone(),
             tasks: TaskStore::new(db.clone()),
             settings: delivery.clone(),
             commands: commands.clone(),
+            ownership: ownership.clone(),
         };
-        // Starting the supervisor resumes every pending delivery in the database.
-        let supervisor = SupervisorHandle::start(Arc::new(engine), changes.subscribe());
+        // Starting the supervisor resumes every pending delivery (of the
+        // endpoints this node owns) in the database.
+        let supervisor = SupervisorHandle::start(Arc::new(engine), changes.clone());
         let publisher = Publisher::new(store, supervisor, routes);
         let state = web::Data::new(AppState {
             db: db.clone(),
@@ -88,6 +135,7 @@ impl Application {
             resolve_overrides: delivery.resolve_overrides,
             publisher: publisher.clone(),
             tasks: TaskStore::new(db.clone()),
+            node: node.clone(),
         });
         let body_deadline = web::Data::new(settings.body_deadline);
         let max_connections = connections::effective_cap(settings.max_connections);
@@ -95,6 +143,7 @@ impl Application {
         let workers = settings
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let role = settings.role;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -103,9 +152,16 @@ impl Application {
                 .wrap(from_fn(refuse_control_characters))
                 .wrap(from_fn(enforce_body_deadline))
                 .wrap(from_fn(assign_request_id))
-                .configure(http::routes)
+                .configure(|cfg| {
+                    if role.serves_api() {
+                        http::routes(cfg)
+                    } else {
+                        http::health::routes(cfg)
+                    }
+                })
                 .default_service(web::to(http::not_found))
         })
+        .shutdown_timeout(settings.shutdown_grace.as_secs().max(1))
         .workers(workers)
         // The cap is per worker in actix; the counter logs the total.
         .max_connections(max_connections.div_ceil(workers))
@@ -119,6 +175,10 @@ impl Application {
             db,
             publisher,
             bootstrap_key,
+            node,
+            ownership,
+            shutdown_grace: settings.shutdown_grace,
+            _serve_lock: serve_lock,
         })
     }
 
@@ -135,7 +195,31 @@ impl Application {
         &self.publisher
     }
 
+    /// This node's cluster membership (PostgreSQL).
+    pub fn node(&self) -> Option<&ClusterNode> {
+        self.node.as_ref()
+    }
+
+    /// Serves until `SIGTERM` (or `SIGINT`), then shuts down gracefully:
+    /// the listener closes and requests under way finish (actix-web, up to
+    /// `--shutdown-grace`); nothing new is sent, the attempts under way are
+    /// recorded (up to the grace); the leases are freed at once so other
+    /// nodes take the endpoints over without waiting out the node timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.await?;
+        tracing::info!("stopping: finishing the attempts under way");
+        self.ownership.stop();
+        match &self.node {
+            Some(node) => node.leave(self.shutdown_grace).await,
+            None => {
+                let all: Vec<usize> = (0..cluster::ownership::PARTITIONS).collect();
+                let deadline = std::time::Instant::now() + self.shutdown_grace;
+                while self.ownership.attempts_in(&all) > 0 && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
 }

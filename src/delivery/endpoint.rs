@@ -7,6 +7,7 @@ use super::policy::{DeliveryEngine, Verdict};
 use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
+use crate::cluster::Fence;
 use actix::prelude::*;
 use futures_util::FutureExt;
 use projections::db::now_micros;
@@ -213,6 +214,13 @@ impl EndpointActor {
         let Some(config) = self.config.clone() else {
             return;
         };
+        // Not this node's endpoint (any more): nothing more goes out from
+        // here; the supervisor stops this actor, and the owner sends.
+        let ownership = &self.engine.ownership;
+        if !ownership.owns(self.config_id) {
+            return;
+        }
+        let fence = ownership.fence(self.config_id);
         let limit = self.engine.settings.max_in_flight_per_endpoint;
         let now = now_micros();
         // Attempts still being recorded count too, up to three times the
@@ -231,7 +239,7 @@ impl EndpointActor {
                 self.retry_later(delivery, wait, ctx);
                 continue;
             }
-            self.launch(delivery, config.clone(), ctx);
+            self.launch(delivery, config.clone(), fence, ctx);
         }
         let low_water = self.engine.settings.max_queued_per_endpoint / 2;
         if self.spilled && !self.refilling && self.held.len() <= low_water {
@@ -251,17 +259,23 @@ impl EndpointActor {
         &mut self,
         delivery: PendingDelivery,
         config: Arc<EndpointConfig>,
+        fence: Option<Fence>,
         ctx: &mut Context<Self>,
     ) {
         self.in_flight += 1;
         self.attempting.insert(delivery.id);
         let (engine, client) = (self.engine.clone(), self.client.clone());
         let actor = ctx.address();
+        // Counts against the partition until recorded: a node giving the
+        // partition up waits for it (see `cluster::node`).
+        let under_way = engine.ownership.attempt_started(self.config_id);
         tokio::spawn(async move {
             let attempt = std::panic::AssertUnwindSafe(async {
                 let result = engine.send(&client, &config, &delivery).await;
                 actor.do_send(Finished::Answered);
-                engine.settle(&config, &delivery, result).await
+                let verdict = engine.settle(&config, &delivery, result, fence).await;
+                drop(under_way);
+                verdict
             });
             // A stopped actor is gone with its work; its successor reloads it.
             actor.do_send(match attempt.catch_unwind().await {

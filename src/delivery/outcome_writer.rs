@@ -2,6 +2,7 @@
 //! status and the configs' statistics of many attempts in one transaction
 //! of three statements (see [`super::group_commit`] for why).
 use super::store::{AttemptRecord, DeliveryKind, FailureRun, NextStep};
+use crate::cluster::Fence;
 use projections::{Db, Error};
 use sqlx::{PgPool, SqlitePool};
 use std::collections::HashMap;
@@ -13,6 +14,10 @@ pub struct Outcome {
     pub kind: DeliveryKind,
     pub attempt: AttemptRecord,
     pub next: NextStep,
+    /// The lease the attempt was made under (clustered PostgreSQL): the
+    /// delivery moves only while that lease's epoch is current, so a node
+    /// that lost the endpoint cannot overwrite what its new owner recorded.
+    pub fence: Option<Fence>,
 }
 
 impl Outcome {
@@ -218,9 +223,10 @@ const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
             next_attempt_at = v.next_attempt_at, last_status_code = v.status_code, \
             last_error = v.error, updated_at = v.at \
         FROM UNNEST($8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], \
-            $13::text[], $14::bigint[]) \
-            AS v (id, status, next_attempt_at, attempts, status_code, error, at) \
-        WHERE deliveries.id = v.id \
+            $13::text[], $14::bigint[], $22::integer[], $23::bigint[]) \
+            AS v (id, status, next_attempt_at, attempts, status_code, error, at, partition, epoch) \
+        WHERE deliveries.id = v.id AND (v.epoch IS NULL OR EXISTS ( \
+            SELECT 1 FROM partition_leases l WHERE l.partition = v.partition AND l.epoch = v.epoch)) \
     ), locked AS MATERIALIZED ( \
         SELECT id FROM webhook_configs WHERE id = ANY($15::bigint[]) ORDER BY id FOR UPDATE \
     ) \
@@ -272,6 +278,10 @@ async fn write_postgres(
         .bind(column(stats, |(_, s)| s.reset))
         .bind(column(stats, |(_, s)| s.failures))
         .bind(column(stats, |(_, s)| s.first_failure))
+        .bind(column(deliveries, |(_, c)| {
+            c.last.fence.map(|f| f.partition)
+        }))
+        .bind(column(deliveries, |(_, c)| c.last.fence.map(|f| f.epoch)))
         .fetch_all(pool)
         .await?;
     Ok(rows

@@ -5,6 +5,7 @@ use super::attempt::{self, AttemptResult};
 use super::settings::DeliverySettings;
 use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
 use super::tasks::TaskStore;
+use crate::cluster::{Fence, Ownership};
 use crate::config_commands::{CommandError, CommandMetadata, ConfigCommands};
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::{
@@ -33,6 +34,8 @@ pub struct DeliveryEngine {
     pub tasks: TaskStore,
     pub settings: DeliverySettings,
     pub commands: ConfigCommands,
+    /// Which endpoints this node may send to (all, on a single node).
+    pub ownership: Ownership,
 }
 
 impl DeliveryEngine {
@@ -58,6 +61,7 @@ impl DeliveryEngine {
         config: &EndpointConfig,
         delivery: &PendingDelivery,
         result: AttemptResult,
+        fence: Option<Fence>,
     ) -> Verdict {
         let task = delivery.task();
         let attempts_made = delivery.attempts + 1;
@@ -84,7 +88,7 @@ impl DeliveryEngine {
             // finished also sees the config deactivated.
             self.switch_off(config, DeactivationReason::Gone).await;
         }
-        let run = match self.record(delivery, &result.record, next).await {
+        let run = match self.record(delivery, &result.record, next, fence).await {
             Ok(run) => run,
             Err(error) => {
                 // Not recorded: the delivery is still pending in the database.
@@ -134,10 +138,15 @@ impl DeliveryEngine {
         delivery: &PendingDelivery,
         record: &super::store::AttemptRecord,
         next: NextStep,
+        fence: Option<Fence>,
     ) -> Result<super::store::FailureRun, projections::Error> {
         let mut wait = RECORD_RETRY_FIRST;
         loop {
-            match self.store.record_attempt(delivery, record, next).await {
+            match self
+                .store
+                .record_attempt(delivery, record, next, fence)
+                .await
+            {
                 Err(error) if error.is_unavailable() || error.is_transient() => {
                     tracing::warn!(delivery = delivery.id, %error, ?wait,
                         "cannot record an attempt yet; keeping it to try again");

@@ -5,6 +5,7 @@ use super::publish_writer::write_publishes;
 pub use super::publish_writer::NewEvent;
 use super::wire::EventRecord;
 use crate::changes::{Change, ChangeBus};
+use crate::cluster::Fence;
 use aggregates::values::{CustomHeaders, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, Profile};
 use projections::db::now_micros;
@@ -379,6 +380,7 @@ impl DeliveryStore {
         delivery: &PendingDelivery,
         attempt: &AttemptRecord,
         next: NextStep,
+        fence: Option<Fence>,
     ) -> Result<FailureRun, Error> {
         self.outcomes
             .submit(Outcome {
@@ -387,8 +389,21 @@ impl DeliveryStore {
                 kind: delivery.kind,
                 attempt: attempt.clone(),
                 next,
+                fence,
             })
             .await
+    }
+
+    /// These deliveries, if still pending (another node committed them for
+    /// an endpoint this node owns).
+    pub async fn pending_by_ids(&self, ids: &[i64]) -> Result<Vec<PendingDelivery>, Error> {
+        let sql = format!("{PENDING_SELECT} WHERE d.id = ANY($1) AND d.status = 'pending'");
+        let rows: Vec<PendingRow> = match &self.db {
+            Db::Postgres(pool) => sqlx::query_as(&sql).bind(ids).fetch_all(pool).await?,
+            // One node on SQLite: nobody else commits for it.
+            Db::Sqlite(_) => Vec::new(),
+        };
+        Ok(rows.into_iter().map(PendingRow::into_pending).collect())
     }
 
     /// Ends every pending delivery of a config that can no longer receive,

@@ -10,7 +10,8 @@ use super::lanes::Lanes;
 use super::policy::DeliveryEngine;
 use super::store::PendingDelivery;
 use super::task;
-use crate::changes::{Change, Subscription};
+use crate::changes::{Change, ChangeBus};
+use crate::cluster::Ownership;
 use actix::prelude::*;
 use projections::db::now_micros;
 use std::collections::HashMap;
@@ -68,8 +69,21 @@ impl DeliverySupervisor {
         })
     }
 
-    /// Restarts dead actors and picks up pending rows no actor holds.
+    /// Restarts dead actors, stops those of endpoints this node no longer
+    /// owns, and picks up pending rows no actor holds.
     fn watch(&mut self, ctx: &mut Context<Self>) {
+        let ownership = self.engine.ownership.clone();
+        let disowned: Vec<i64> = self
+            .endpoints
+            .keys()
+            .copied()
+            .filter(|&id| !ownership.owns(id))
+            .collect();
+        for config_id in disowned {
+            if let Some(slot) = self.endpoints.remove(&config_id) {
+                slot.addr.do_send(Stop);
+            }
+        }
         let dead: Vec<i64> = self
             .endpoints
             .iter()
@@ -91,7 +105,8 @@ impl DeliverySupervisor {
             match found {
                 Ok(config_ids) => {
                     for config_id in config_ids {
-                        if !supervisor.endpoints.contains_key(&config_id) {
+                        let ours = supervisor.engine.ownership.owns(config_id);
+                        if ours && !supervisor.endpoints.contains_key(&config_id) {
                             supervisor.endpoint(config_id, ctx);
                         }
                     }
@@ -134,6 +149,10 @@ impl Handler<Enqueue> for DeliverySupervisor {
                 .push(delivery);
         }
         for (config_id, deliveries) in by_endpoint {
+            if !self.engine.ownership.owns(config_id) {
+                // Lost meanwhile: the new owner's poll finds them.
+                continue;
+            }
             let slot = self.endpoint(config_id, ctx);
             slot.sent += 1;
             slot.addr.do_send(Deliver {
@@ -166,7 +185,28 @@ impl Handler<Changed> for DeliverySupervisor {
                 }
                 self.watch(ctx);
             }
-            Change::Stats(_) | Change::Tenancy | Change::Deliveries(_) => {}
+            Change::Deliveries(pairs) => {
+                let ownership = &self.engine.ownership;
+                let ours: Vec<i64> = pairs
+                    .iter()
+                    .filter(|(config_id, _)| ownership.owns(*config_id))
+                    .map(|(_, delivery_id)| *delivery_id)
+                    .collect();
+                if ours.is_empty() {
+                    return;
+                }
+                let store = self.engine.store.clone();
+                let read = task::run(async move { store.pending_by_ids(&ours).await });
+                ctx.spawn(read.into_actor(self).map(|read, _, ctx| match read {
+                    Ok(deliveries) => ctx.notify(Enqueue {
+                        deliveries,
+                        again: false,
+                    }),
+                    // The poll finds them.
+                    Err(error) => tracing::warn!(%error, "cannot read another node's deliveries"),
+                }));
+            }
+            Change::Stats(_) | Change::Tenancy => {}
         }
     }
 }
@@ -263,21 +303,35 @@ impl Handler<InjectPanic> for DeliverySupervisor {
 #[derive(Clone)]
 pub struct SupervisorHandle {
     addr: Addr<DeliverySupervisor>,
+    ownership: Ownership,
+    changes: ChangeBus,
 }
 
 impl SupervisorHandle {
     /// Starts the supervisor; it follows `changes` from then on.
-    pub fn start(engine: Arc<DeliveryEngine>, mut changes: Subscription) -> Self {
+    pub fn start(engine: Arc<DeliveryEngine>, bus: ChangeBus) -> Self {
+        let ownership = engine.ownership.clone();
+        let mut changes = bus.subscribe();
         let addr = DeliverySupervisor::new(engine).start();
         let forward = addr.clone();
         actix::spawn(async move {
             while let Some(announced) = changes.next().await {
-                if matches!(announced.change, Change::Config(_) | Change::Everything) {
+                let wanted = match &announced.change {
+                    Change::Config(_) | Change::Everything => true,
+                    // Committed by another node for endpoints this one may own.
+                    Change::Deliveries(_) => announced.remote,
+                    Change::Stats(_) | Change::Tenancy => false,
+                };
+                if wanted {
                     forward.do_send(Changed(announced.change));
                 }
             }
         });
-        Self { addr }
+        Self {
+            addr,
+            ownership,
+            changes: bus,
+        }
     }
 
     pub fn enqueue(&self, deliveries: Vec<PendingDelivery>) {
@@ -295,9 +349,24 @@ impl SupervisorHandle {
         });
     }
 
+    /// Deliveries for endpoints this node owns go to their actors; the
+    /// others are announced, for the node that owns them (whose poll finds
+    /// them too, should the announcement be lost).
     fn send(&self, enqueue: Enqueue) {
-        if !enqueue.deliveries.is_empty() {
-            self.addr.do_send(enqueue);
+        let (ours, theirs): (Vec<_>, Vec<_>) = enqueue
+            .deliveries
+            .into_iter()
+            .partition(|delivery| self.ownership.owns(delivery.config_id));
+        if !theirs.is_empty() {
+            self.changes.announce(Change::Deliveries(
+                theirs.iter().map(|d| (d.config_id, d.id)).collect(),
+            ));
+        }
+        if !ours.is_empty() {
+            self.addr.do_send(Enqueue {
+                deliveries: ours,
+                again: enqueue.again,
+            });
         }
     }
 

@@ -3,7 +3,9 @@
 //! * `GET /health/live`: the process answers (200).
 //! * `GET /health/ready`: it can serve: the database answers within a
 //!   second (its schema was brought up to date before the listener
-//!   opened). 503 with `Retry-After` otherwise.
+//!   opened) and, on PostgreSQL, this node's membership is current (its
+//!   last heartbeat reached the database within the node timeout). 503
+//!   with `Retry-After` otherwise.
 use super::{AppState, RETRY_AFTER_SECONDS};
 use actix_web::{web, HttpResponse};
 use projections::on_pool;
@@ -41,10 +43,14 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
             .await
             .map(|_| ()))
     };
-    match tokio::time::timeout(READY_CHECK_TIMEOUT, ping).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Ok(Err(_)) | Err(_) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", RETRY_AFTER_SECONDS.to_string()))
-            .json(json!({ "status": "not ready", "reason": "the database cannot be reached" })),
-    }
+    let reason = match tokio::time::timeout(READY_CHECK_TIMEOUT, ping).await {
+        Ok(Ok(())) if state.node.as_ref().is_none_or(|node| node.is_current()) => {
+            return HttpResponse::Ok().json(json!({ "status": "ready" }))
+        }
+        Ok(Ok(())) => "this node's cluster membership is not current",
+        Ok(Err(_)) | Err(_) => "the database cannot be reached",
+    };
+    HttpResponse::ServiceUnavailable()
+        .insert_header(("Retry-After", RETRY_AFTER_SECONDS.to_string()))
+        .json(json!({ "status": "not ready", "reason": reason }))
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub resolve_overrides: HashMap<String, IpAddr>,
     pub publisher: Publisher,
     pub tasks: TaskStore,
+    /// This node's cluster membership (PostgreSQL), for `/health/ready`.
+    pub node: Option<crate::cluster::ClusterNode>,
 }
 
 /// Mounts every route of every dialect.

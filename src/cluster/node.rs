@@ -1,0 +1,270 @@
+//! This node's membership and leases: a heartbeat every quarter of
+//! `--node-timeout`, and with it (for a node that delivers) the renewal of
+//! its partition leases, claims of free or expired ones up to its fair
+//! share, and the release of those over it, once their attempts are
+//! recorded. All in the database's time.
+use super::ownership::{Ownership, PARTITIONS};
+use super::Role;
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub id: String,
+    /// Where this node's API listens (for `cluster status`).
+    pub address: String,
+    pub role: Role,
+    /// A node whose heartbeat is older than this is dead to the others,
+    /// and its leases run out after this long.
+    pub timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct ClusterNode {
+    pool: PgPool,
+    settings: Arc<NodeSettings>,
+    ownership: Ownership,
+    state: Arc<Mutex<NodeState>>,
+}
+
+#[derive(Default)]
+struct NodeState {
+    /// When the last heartbeat was sent that the database took.
+    last_heartbeat: Option<Instant>,
+    /// Partitions being given up: not renewed, released once drained.
+    releasing: HashSet<usize>,
+    leaving: bool,
+}
+
+impl ClusterNode {
+    /// Registers the node and starts its heartbeat.
+    pub async fn join(
+        pool: PgPool,
+        settings: NodeSettings,
+        ownership: Ownership,
+    ) -> Result<Self, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO cluster_nodes (id, address, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET address = $2, role = $3, started_at = now(), \
+                 heartbeat_at = now(), stopped_at = NULL",
+        )
+        .bind(&settings.id)
+        .bind(&settings.address)
+        .bind(settings.role.as_str())
+        .execute(&pool)
+        .await?;
+        let node = Self {
+            pool,
+            settings: Arc::new(settings),
+            ownership,
+            state: Arc::default(),
+        };
+        node.tick().await;
+        let ticking = node.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(ticking.settings.timeout / 4);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if ticking.state().leaving {
+                    return;
+                }
+                ticking.tick().await;
+            }
+        });
+        Ok(node)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.settings.id
+    }
+
+    /// The node's membership is current: its last heartbeat reached the
+    /// database within the node timeout.
+    pub fn is_current(&self) -> bool {
+        self.state()
+            .last_heartbeat
+            .is_some_and(|at| at.elapsed() < self.settings.timeout)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, NodeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn tick(&self) {
+        let sent = Instant::now();
+        match self.heartbeat_and_lease(sent).await {
+            Ok(()) => self.state().last_heartbeat = Some(sent),
+            // The leases run out by themselves (see `Ownership`): nothing
+            // is sent for them once their local deadline passes.
+            Err(error) => tracing::warn!(%error, "cluster heartbeat failed"),
+        }
+    }
+
+    async fn heartbeat_and_lease(&self, sent: Instant) -> Result<(), sqlx::Error> {
+        let timeout_ms = self.settings.timeout.as_millis() as i64;
+        let updated = sqlx::query(
+            "UPDATE cluster_nodes SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1",
+        )
+        .bind(&self.settings.id)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            // Someone removed our row: register again.
+            sqlx::query("INSERT INTO cluster_nodes (id, address, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(&self.settings.id)
+                .bind(&self.settings.address)
+                .bind(self.settings.role.as_str())
+                .execute(&self.pool)
+                .await?;
+        }
+        if !self.settings.role.delivers() {
+            return Ok(());
+        }
+        let releasing: Vec<i32> = self.state().releasing.iter().map(|&p| p as i32).collect();
+        // At the first tick, leases under this node's own id are a previous
+        // life's (a restart with the same `--node-id`): not renewed but
+        // claimed again below, under a new epoch that fences whatever that
+        // life may still record.
+        let first = self.state().last_heartbeat.is_none();
+        let mut held: Vec<(i32, i64)> = if first {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+            "UPDATE partition_leases SET expires_at = now() + make_interval(secs => $2::float8 / 1000) \
+             WHERE node = $1 AND expires_at > now() AND partition <> ALL($3) \
+             RETURNING partition, epoch",
+        )
+        .bind(&self.settings.id)
+        .bind(timeout_ms)
+        .bind(&releasing)
+        .fetch_all(&self.pool)
+        .await?
+        };
+        let live_workers: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cluster_nodes WHERE stopped_at IS NULL \
+             AND heartbeat_at > now() - make_interval(secs => $1::float8 / 1000) \
+             AND role IN ('all', 'worker')",
+        )
+        .bind(timeout_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        let fair = PARTITIONS.div_ceil(live_workers.max(1) as usize);
+        let leaving = self.state().leaving;
+        if held.len() < fair && !leaving {
+            let claimed: Vec<(i32, i64)> = sqlx::query_as(
+                "UPDATE partition_leases SET node = $1, epoch = epoch + 1, \
+                     expires_at = now() + make_interval(secs => $2::float8 / 1000) \
+                 WHERE partition IN ( \
+                     SELECT partition FROM partition_leases \
+                     WHERE (node IS NULL OR expires_at <= now() OR (node = $1 AND $5)) \
+                         AND partition <> ALL($4) \
+                     ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING partition, epoch",
+            )
+            .bind(&self.settings.id)
+            .bind(timeout_ms)
+            .bind((fair - held.len()) as i64)
+            .bind(&releasing)
+            .bind(first)
+            .fetch_all(&self.pool)
+            .await?;
+            if !claimed.is_empty() {
+                tracing::info!(
+                    partitions = ?claimed.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+                    "claimed endpoint partitions"
+                );
+            }
+            held.extend(claimed);
+        }
+        let held: Vec<(usize, i64)> = held.into_iter().map(|(p, e)| (p as usize, e)).collect();
+        self.ownership.set(sent, self.settings.timeout, &held);
+        if held.len() > fair {
+            // Over the fair share (a node joined): give the highest up.
+            let mut partitions: Vec<usize> = held.iter().map(|(p, _)| *p).collect();
+            partitions.sort_unstable();
+            let extra = partitions.split_off(fair);
+            self.release(extra, self.settings.timeout * 3);
+        }
+        Ok(())
+    }
+
+    /// Gives partitions up: stops sending for them at once, waits (up to
+    /// `grace`) until their attempts under way are recorded, then frees
+    /// their leases so another node may take them without waiting out the
+    /// timeout.
+    fn release(&self, partitions: Vec<usize>, grace: Duration) {
+        {
+            let mut state = self.state();
+            let new: Vec<usize> = partitions
+                .iter()
+                .copied()
+                .filter(|p| state.releasing.insert(*p))
+                .collect();
+            if new.is_empty() {
+                return;
+            }
+        }
+        self.ownership.drop_partitions(&partitions);
+        tracing::info!(?partitions, "giving endpoint partitions up");
+        let node = self.clone();
+        tokio::spawn(async move {
+            node.drain(&partitions, grace).await;
+            if let Err(error) = node.free(&partitions).await {
+                // They expire by themselves within the node timeout.
+                tracing::warn!(%error, "cannot free partitions");
+            }
+            let mut state = node.state();
+            for partition in &partitions {
+                state.releasing.remove(partition);
+            }
+        });
+    }
+
+    async fn drain(&self, partitions: &[usize], grace: Duration) {
+        let deadline = Instant::now() + grace;
+        while self.ownership.attempts_in(partitions) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
+    async fn free(&self, partitions: &[usize]) -> Result<(), sqlx::Error> {
+        let partitions: Vec<i32> = partitions.iter().map(|&p| p as i32).collect();
+        sqlx::query(
+            "UPDATE partition_leases SET node = NULL, expires_at = '-infinity' \
+             WHERE node = $1 AND partition = ANY($2)",
+        )
+        .bind(&self.settings.id)
+        .bind(&partitions)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Leaves the cluster (on `SIGTERM`): stops sending, waits up to
+    /// `grace` for the attempts under way to be recorded, frees every lease
+    /// at once and marks the node stopped.
+    pub async fn leave(&self, grace: Duration) {
+        self.state().leaving = true;
+        let held = self.ownership.held();
+        self.ownership.drop_partitions(&held);
+        let all: Vec<usize> = (0..PARTITIONS).collect();
+        self.drain(&all, grace).await;
+        if let Err(error) = self.free(&all).await {
+            tracing::warn!(%error, "cannot free partitions; they expire by themselves");
+        }
+        if let Err(error) = sqlx::query("UPDATE cluster_nodes SET stopped_at = now() WHERE id = $1")
+            .bind(&self.settings.id)
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(%error, "cannot mark the node stopped");
+        }
+        tracing::info!(partitions = held.len(), "left the cluster");
+    }
+}
+
+const DRAIN_POLL: Duration = Duration::from_millis(20);

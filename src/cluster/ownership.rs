@@ -1,0 +1,240 @@
+//! Which endpoints this node delivers to, as far as this node knows.
+//!
+//! Endpoints are grouped into [`PARTITIONS`] partitions by config id; the
+//! node delivers to an endpoint only while it holds the lease of its
+//! partition. A lease is held until a local deadline set when it was last
+//! renewed — measured from before the renewal was sent, less a margin — so
+//! a node that cannot renew (paused, cut off from the database) stops
+//! counting the partition as its own before the database lets another node
+//! take it: [`Ownership::owns`] turns false by itself, no timer needed.
+//!
+//! Each attempt holds an [`AttemptGuard`] on its partition, so that a node
+//! giving a partition up (shutdown, rebalancing) can wait until the
+//! attempts it started are recorded, and the records carry the lease's
+//! epoch ([`Fence`]): a record from an older holder does not move the
+//! delivery.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How many partitions the endpoints are spread over (fixed: it is part
+/// of the database's lease table).
+pub const PARTITIONS: usize = 64;
+
+pub fn partition_of(config_id: i64) -> usize {
+    config_id.rem_euclid(PARTITIONS as i64) as usize
+}
+
+/// The lease an attempt was made under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub partition: i32,
+    pub epoch: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    epoch: i64,
+    valid_until: Instant,
+}
+
+struct Inner {
+    /// `None` for a single node (SQLite, or `--role` that owns everything
+    /// by definition): every endpoint is its own, unfenced.
+    leases: Option<RwLock<[Option<Lease>; PARTITIONS]>>,
+    /// Attempts under way, per partition.
+    attempts: [AtomicUsize; PARTITIONS],
+    /// The node is shutting down: nothing new goes out.
+    stopping: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct Ownership {
+    inner: Arc<Inner>,
+}
+
+impl Ownership {
+    /// A single node: owns every endpoint, for good.
+    pub fn everything() -> Self {
+        Self::with(None)
+    }
+
+    /// A cluster node: owns what its leases say (nothing yet).
+    pub fn leased() -> Self {
+        Self::with(Some(RwLock::new([None; PARTITIONS])))
+    }
+
+    fn with(leases: Option<RwLock<[Option<Lease>; PARTITIONS]>>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                leases,
+                attempts: std::array::from_fn(|_| AtomicUsize::new(0)),
+                stopping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.inner.leases.is_some()
+    }
+
+    /// Whether this node may send to the endpoint of `config_id` now.
+    pub fn owns(&self, config_id: i64) -> bool {
+        !self.inner.stopping.load(Ordering::Acquire)
+            && (self.inner.leases.is_none() || self.fence(config_id).is_some())
+    }
+
+    /// Shutting down: from now on nothing is owned (attempts under way run
+    /// to their record; see [`Self::attempts_in`]).
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+    }
+
+    /// The lease to record an attempt under; `None` when not owned (or,
+    /// for a single node, when there is nothing to fence).
+    pub fn fence(&self, config_id: i64) -> Option<Fence> {
+        let leases = self.inner.leases.as_ref()?;
+        let partition = partition_of(config_id);
+        let lease = read(leases)[partition]?;
+        (lease.valid_until > Instant::now()).then_some(Fence {
+            partition: partition as i32,
+            epoch: lease.epoch,
+        })
+    }
+
+    /// The partitions held now.
+    pub fn held(&self) -> Vec<usize> {
+        match &self.inner.leases {
+            None => (0..PARTITIONS).collect(),
+            Some(leases) => {
+                let now = Instant::now();
+                read(leases)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, lease)| lease.is_some_and(|l| l.valid_until > now))
+                    .map(|(partition, _)| partition)
+                    .collect()
+            }
+        }
+    }
+
+    /// The leases renewed or won by a request sent at `sent`: valid until
+    /// `sent + duration - margin`. Partitions not named are lost.
+    pub fn set(&self, sent: Instant, duration: Duration, held: &[(usize, i64)]) {
+        let Some(leases) = &self.inner.leases else {
+            return;
+        };
+        let valid_until = sent + duration.saturating_sub(LEASE_MARGIN);
+        let mut next = [None; PARTITIONS];
+        for &(partition, epoch) in held {
+            if partition < PARTITIONS {
+                next[partition] = Some(Lease { epoch, valid_until });
+            }
+        }
+        *leases.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    /// Stops counting these partitions as held (they are being given up).
+    pub fn drop_partitions(&self, partitions: &[usize]) {
+        if let Some(leases) = &self.inner.leases {
+            let mut leases = leases.write().unwrap_or_else(|p| p.into_inner());
+            for &partition in partitions {
+                if partition < PARTITIONS {
+                    leases[partition] = None;
+                }
+            }
+        }
+    }
+
+    /// An attempt to `config_id`'s endpoint starts; it counts until the
+    /// guard is dropped (after its record).
+    pub fn attempt_started(&self, config_id: i64) -> AttemptGuard {
+        let partition = partition_of(config_id);
+        self.inner.attempts[partition].fetch_add(1, Ordering::AcqRel);
+        AttemptGuard {
+            inner: self.inner.clone(),
+            partition,
+        }
+    }
+
+    /// Attempts under way in these partitions.
+    pub fn attempts_in(&self, partitions: &[usize]) -> usize {
+        partitions
+            .iter()
+            .filter(|&&p| p < PARTITIONS)
+            .map(|&p| self.inner.attempts[p].load(Ordering::Acquire))
+            .sum()
+    }
+}
+
+/// Time a lease is given up locally before the database's expiry: room for
+/// the clocks of this machine and the database's drifting apart a little.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct AttemptGuard {
+    inner: Arc<Inner>,
+    partition: usize,
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        self.inner.attempts[self.partition].fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_node_owns_everything_unfenced() {
+        let ownership = Ownership::everything();
+        assert!(ownership.owns(1) && ownership.owns(12_345));
+        assert_eq!(ownership.fence(1), None);
+        assert_eq!(ownership.held().len(), PARTITIONS);
+    }
+
+    #[test]
+    fn a_lease_counts_until_its_local_deadline() {
+        let ownership = Ownership::leased();
+        assert!(!ownership.owns(3));
+        ownership.set(Instant::now(), Duration::from_secs(10), &[(3, 7)]);
+        assert!(ownership.owns(3) && ownership.owns(3 + PARTITIONS as i64));
+        assert!(!ownership.owns(4));
+        assert_eq!(
+            ownership.fence(3),
+            Some(Fence {
+                partition: 3,
+                epoch: 7
+            })
+        );
+        // Renewed long ago: the deadline (sent + duration - margin) passed.
+        let long_ago = Instant::now() - Duration::from_secs(20);
+        ownership.set(long_ago, Duration::from_secs(10), &[(3, 7)]);
+        assert!(!ownership.owns(3));
+        assert_eq!(ownership.held(), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_stopping_node_owns_nothing() {
+        let ownership = Ownership::everything();
+        ownership.stop();
+        assert!(!ownership.owns(1));
+    }
+
+    #[test]
+    fn attempts_are_counted_per_partition_until_recorded() {
+        let ownership = Ownership::leased();
+        let guard = ownership.attempt_started(5);
+        let other = ownership.attempt_started(5 + PARTITIONS as i64);
+        assert_eq!(ownership.attempts_in(&[5]), 2);
+        assert_eq!(ownership.attempts_in(&[6]), 0);
+        drop(guard);
+        drop(other);
+        assert_eq!(ownership.attempts_in(&[5]), 0);
+    }
+}
