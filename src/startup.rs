@@ -162,6 +162,9 @@ impl Application {
                 .default_service(web::to(http::not_found))
         })
         .shutdown_timeout(settings.shutdown_grace.as_secs().max(1))
+        // `run_until_stopped` handles the signals: the delivery side must
+        // stop beside the HTTP workers, not after them.
+        .disable_signals()
         .workers(workers)
         // The cap is per worker in actix; the counter logs the total.
         .max_connections(max_connections.div_ceil(workers))
@@ -201,13 +204,21 @@ impl Application {
     }
 
     /// Serves until `SIGTERM` (or `SIGINT`), then shuts down gracefully:
-    /// the listener closes and requests under way finish (actix-web, up to
-    /// `--shutdown-grace`); nothing new is sent, the attempts under way are
-    /// recorded (up to the grace); the leases are freed at once so other
-    /// nodes take the endpoints over without waiting out the node timeout.
+    /// the listener closes and requests under way finish (up to
+    /// `--shutdown-grace`) while, beside them, nothing new is sent, the
+    /// attempts under way are recorded (up to the same grace) and the
+    /// leases are freed at once, so other nodes take the endpoints over
+    /// without waiting out the node timeout. Both before the HTTP workers
+    /// stop: database connections opened on their threads die with them.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await?;
-        tracing::info!("stopping: finishing the attempts under way");
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            result = &mut server => return result.map_err(std::io::Error::other)?,
+            () = termination() => {}
+        }
+        tracing::info!("stopping: no new requests; finishing the attempts under way");
+        let http = tokio::spawn(handle.stop(true));
         self.ownership.stop();
         match &self.node {
             Some(node) => node.leave(self.shutdown_grace).await,
@@ -219,7 +230,33 @@ impl Application {
                 }
             }
         }
+        let _ = http.await;
+        let _ = server.await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Resolves on `SIGTERM` or `SIGINT` (never, if they cannot be watched).
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -30,6 +30,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         arrivals[self.headers["webhook-id"]] += 1
         self.send_response(200); self.end_headers()
     def log_message(self, *args): pass
+http.server.ThreadingHTTPServer.request_queue_size = 1024  # the default 5 drops connections under load
 receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
 threading.Thread(target=receiver.serve_forever, daemon=True).start()
 
