@@ -24,6 +24,11 @@ pub enum Change {
     /// Deliveries were committed, as (config id, delivery id): the node
     /// that owns each endpoint takes them on.
     Deliveries(Vec<(i64, i64)>),
+    /// A node joined, left or gave partitions up: the others look at the
+    /// leases now rather than at their next heartbeat.
+    Membership,
+    /// This node took partitions on (local only): look for their work now.
+    Claimed,
     /// Anything may have changed: a node's notification connection dropped
     /// (what was sent meanwhile is lost), or a subscriber fell behind.
     Everything,
@@ -57,7 +62,7 @@ impl ReadCaches {
                 self.keys.forget_all();
                 self.routes.invalidate();
             }
-            Change::Deliveries(_) => {}
+            Change::Deliveries(_) | Change::Membership | Change::Claimed => {}
             Change::Everything => {
                 self.routes.invalidate();
                 self.reads.config_changed(None);
@@ -130,6 +135,24 @@ impl Subscription {
                 })
             }
             Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next change if one is waiting (see [`Self::next`]).
+    pub fn try_next(&mut self) -> Option<Announced> {
+        match self.0.try_recv() {
+            Ok(announced) => Some(announced),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "a change subscriber fell behind; treating everything as changed"
+                );
+                Some(Announced {
+                    change: Change::Everything,
+                    remote: false,
+                })
+            }
+            Err(_) => None,
         }
     }
 }

@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// its endpoints move to the survivors.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub node_timeout: Duration,
+    /// PostgreSQL connections of this node's query pool (its group-commit
+    /// writers and its notification listener have their own, 7 more).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..))]
+    pub max_db_connections: u32,
     /// On SIGTERM: how long requests and attempts under way may take to finish.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -542,6 +546,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     settings.node_id = args.node_id;
     settings.node_timeout = args.node_timeout;
     settings.shutdown_grace = args.shutdown_grace;
+    settings.max_db_connections = args.max_db_connections;
     settings.delivery.retry_schedule = args.retry_schedule;
     settings.delivery.disable_after_failures = args.disable_after_failures;
     settings.delivery.disable_after = args.disable_after;

@@ -2,7 +2,7 @@
 use anyhow::{bail, Context};
 use projections::Db;
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,24 +20,43 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// Connects and applies the migrations of the backend the URL names:
 /// `sqlite://path` (created if missing) or `postgres://…`.
 pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
+    connect_as(database_url, "webhookd", 20).await
+}
+
+/// [`connect`], naming the connections (PostgreSQL's `application_name`,
+/// shown in `pg_stat_activity`): a cluster node's carry its node id.
+pub async fn connect_as(
+    database_url: &str,
+    name: &str,
+    max_connections: u32,
+) -> anyhow::Result<Db> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         if !sqlx::Postgres::database_exists(database_url)
             .await
             .context("cannot connect to PostgreSQL")?
         {
-            sqlx::Postgres::create_database(database_url)
-                .await
-                .context("cannot create the PostgreSQL database")?;
+            // Nodes starting together race to create it: losing is fine.
+            if let Err(error) = sqlx::Postgres::create_database(database_url).await {
+                if !sqlx::Postgres::database_exists(database_url)
+                    .await
+                    .unwrap_or(false)
+                {
+                    return Err(error).context("cannot create the PostgreSQL database");
+                }
+            }
         }
+        let options = PgConnectOptions::from_str(database_url)
+            .context("DATABASE_URL is not a valid postgres:// URL")?
+            .application_name(name);
         let pool = PgPoolOptions::new()
-            .max_connections(20)
+            .max_connections(max_connections)
             // sqlx pings a pooled connection before every use by default: a
             // second round trip per query in the profile. A connection the
             // server dropped now fails the one query that finds out (an
             // error answer) and is not returned to the pool.
             .test_before_acquire(false)
             .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
-            .connect(database_url)
+            .connect_with(options)
             .await
             .context("cannot connect to PostgreSQL")?;
         POSTGRES_MIGRATIONS

@@ -31,6 +31,8 @@ pub struct Settings {
     pub node_id: Option<String>,
     /// `--node-timeout`: a node silent this long is dead to the others.
     pub node_timeout: Duration,
+    /// `--max-db-connections`: the PostgreSQL query pool's size.
+    pub max_db_connections: u32,
     /// `--shutdown-grace`: how long `SIGTERM` waits for requests and
     /// attempts under way.
     pub shutdown_grace: Duration,
@@ -53,6 +55,7 @@ impl Settings {
             node_id: None,
             node_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            max_db_connections: 20,
             delivery: DeliverySettings::default(),
         }
     }

@@ -60,7 +60,16 @@ impl Application {
         } else {
             None
         };
-        let db = database::connect(&settings.database_url).await?;
+        let node_id = settings
+            .node_id
+            .clone()
+            .unwrap_or_else(cluster::generated_node_id);
+        let db = database::connect_as(
+            &settings.database_url,
+            &format!("webhookd:{node_id}"),
+            settings.max_db_connections,
+        )
+        .await?;
         let repaired = ConfigProjector::new(db.clone())
             .catch_up_all()
             .await
@@ -95,10 +104,8 @@ impl Application {
             Db::Sqlite(_) => (Ownership::everything(), None),
             Db::Postgres(pool) => {
                 let ownership = Ownership::leased();
-                let node_id = settings
-                    .node_id
-                    .clone()
-                    .unwrap_or_else(cluster::generated_node_id);
+                // Listening before joining: the join is announced.
+                cluster::bus::start(pool.clone(), node_id.clone(), changes.clone());
                 let node = ClusterNode::join(
                     pool.clone(),
                     NodeSettings {
@@ -108,10 +115,10 @@ impl Application {
                         timeout: settings.node_timeout,
                     },
                     ownership.clone(),
+                    changes.clone(),
                 )
                 .await
                 .context("cannot join the cluster")?;
-                cluster::bus::start(pool.clone(), node_id, changes.clone());
                 (ownership, Some(node))
             }
         };

@@ -6,8 +6,9 @@
 //! reconnect is taken as "everything may have changed".
 //!
 //! Payload: `<node id>|<kind>|<list>` with kinds `c` (config id), `s`
-//! (config ids whose statistics moved), `t` (keys or organisations) and `d`
-//! (`config:delivery` pairs committed for their owner to take on).
+//! (config ids whose statistics moved), `t` (keys or organisations), `m`
+//! (a node joined, left or freed partitions) and `d` (`config:delivery`
+//! pairs committed for their owner to take on).
 use crate::changes::{Change, ChangeBus};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -41,21 +42,15 @@ async fn send_local_changes(pool: PgPool, node: String, changes: ChangeBus) {
     loop {
         tokio::select! {
             announced = subscription.next() => {
-                let Some(announced) = announced else { return };
-                if announced.remote {
-                    continue;
+                let Some(first) = announced else { return };
+                // Everything waiting goes out together: one notification
+                // per kind, not one round trip per publish.
+                let mut pending = Outgoing::default();
+                pending.add(first, &mut stats);
+                while let Some(next) = subscription.try_next() {
+                    pending.add(next, &mut stats);
                 }
-                let payloads = match announced.change {
-                    Change::Config(id) => vec![format!("{node}|c|{id}")],
-                    Change::Tenancy => vec![format!("{node}|t|")],
-                    Change::Deliveries(pairs) => encode(&node, 'd', pairs.iter().map(|(c, d)| format!("{c}:{d}"))),
-                    Change::Stats(ids) => {
-                        stats.extend(ids);
-                        continue;
-                    }
-                    Change::Everything => continue,
-                };
-                notify(&pool, payloads).await;
+                notify(&pool, pending.payloads(&node)).await;
             }
             _ = flush.tick() => {
                 if !stats.is_empty() {
@@ -64,6 +59,55 @@ async fn send_local_changes(pool: PgPool, node: String, changes: ChangeBus) {
                 }
             }
         }
+    }
+}
+
+/// This node's changes waiting to be sent.
+#[derive(Default)]
+struct Outgoing {
+    configs: BTreeSet<i64>,
+    deliveries: Vec<(i64, i64)>,
+    tenancy: bool,
+    membership: bool,
+}
+
+impl Outgoing {
+    fn add(&mut self, announced: crate::changes::Announced, stats: &mut BTreeSet<i64>) {
+        if announced.remote {
+            return;
+        }
+        match announced.change {
+            Change::Config(id) => {
+                self.configs.insert(id);
+            }
+            Change::Deliveries(pairs) => self.deliveries.extend(pairs),
+            Change::Stats(ids) => stats.extend(ids),
+            Change::Tenancy => self.tenancy = true,
+            Change::Membership => self.membership = true,
+            // Local: not for the others. (A lag here lost announcements;
+            // their owners' polls find the deliveries, see the supervisor.)
+            Change::Everything | Change::Claimed => {}
+        }
+    }
+
+    fn payloads(self, node: &str) -> Vec<String> {
+        let mut payloads: Vec<String> = self
+            .configs
+            .iter()
+            .map(|id| format!("{node}|c|{id}"))
+            .collect();
+        payloads.extend(encode(
+            node,
+            'd',
+            self.deliveries.iter().map(|(c, d)| format!("{c}:{d}")),
+        ));
+        if self.tenancy {
+            payloads.push(format!("{node}|t|"));
+        }
+        if self.membership {
+            payloads.push(format!("{node}|m|"));
+        }
+        payloads
     }
 }
 
@@ -151,6 +195,7 @@ fn decode(me: &str, payload: &str) -> Option<Change> {
         "c" => list.parse().ok().map(Change::Config),
         "s" => Some(Change::Stats(ids().collect())),
         "t" => Some(Change::Tenancy),
+        "m" => Some(Change::Membership),
         "d" => Some(Change::Deliveries(
             list.split(',')
                 .filter_map(|pair| {

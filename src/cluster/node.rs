@@ -5,6 +5,7 @@
 //! recorded. All in the database's time.
 use super::ownership::{Ownership, PARTITIONS};
 use super::Role;
+use crate::changes::{Change, ChangeBus};
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ pub struct ClusterNode {
     settings: Arc<NodeSettings>,
     ownership: Ownership,
     state: Arc<Mutex<NodeState>>,
+    changes: ChangeBus,
 }
 
 #[derive(Default)]
@@ -44,6 +46,7 @@ impl ClusterNode {
         pool: PgPool,
         settings: NodeSettings,
         ownership: Ownership,
+        changes: ChangeBus,
     ) -> Result<Self, sqlx::Error> {
         sqlx::query(
             "INSERT INTO cluster_nodes (id, address, role) VALUES ($1, $2, $3) \
@@ -60,15 +63,27 @@ impl ClusterNode {
             settings: Arc::new(settings),
             ownership,
             state: Arc::default(),
+            changes,
         };
         node.tick().await;
+        node.changes.announce(Change::Membership);
         let ticking = node.clone();
+        let mut membership = node.changes.subscribe();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(ticking.settings.timeout / 4);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             every.tick().await;
             loop {
-                every.tick().await;
+                // Another node joined or left: look at the leases now.
+                tokio::select! {
+                    _ = every.tick() => {}
+                    changed = membership.next() => match changed {
+                        Some(announced) if announced.remote
+                            && matches!(announced.change, Change::Membership) => {}
+                        Some(_) => continue,
+                        None => return,
+                    },
+                }
                 if ticking.state().leaving {
                     return;
                 }
@@ -154,6 +169,7 @@ impl ClusterNode {
         .await?;
         let fair = PARTITIONS.div_ceil(live_workers.max(1) as usize);
         let leaving = self.state().leaving;
+        let mut claimed_some = false;
         if held.len() < fair && !leaving {
             let claimed: Vec<(i32, i64)> = sqlx::query_as(
                 "UPDATE partition_leases SET node = $1, epoch = epoch + 1, \
@@ -172,16 +188,21 @@ impl ClusterNode {
             .bind(first)
             .fetch_all(&self.pool)
             .await?;
-            if !claimed.is_empty() {
+            let any = !claimed.is_empty();
+            if any {
                 tracing::info!(
                     partitions = ?claimed.iter().map(|(p, _)| p).collect::<Vec<_>>(),
                     "claimed endpoint partitions"
                 );
             }
             held.extend(claimed);
+            claimed_some = any;
         }
         let held: Vec<(usize, i64)> = held.into_iter().map(|(p, e)| (p as usize, e)).collect();
         self.ownership.set(sent, self.settings.timeout, &held);
+        if claimed_some {
+            self.changes.announce(Change::Claimed);
+        }
         if held.len() > fair {
             // Over the fair share (a node joined): give the highest up.
             let mut partitions: Vec<usize> = held.iter().map(|(p, _)| *p).collect();
@@ -213,9 +234,10 @@ impl ClusterNode {
         let node = self.clone();
         tokio::spawn(async move {
             node.drain(&partitions, grace).await;
-            if let Err(error) = node.free(&partitions).await {
+            match node.free(&partitions).await {
+                Ok(()) => node.changes.announce(Change::Membership),
                 // They expire by themselves within the node timeout.
-                tracing::warn!(%error, "cannot free partitions");
+                Err(error) => tracing::warn!(%error, "cannot free partitions"),
             }
             let mut state = node.state();
             for partition in &partitions {
@@ -263,8 +285,15 @@ impl ClusterNode {
         {
             tracing::warn!(%error, "cannot mark the node stopped");
         }
+        // The others take the partitions over now, not at their next heartbeat.
+        self.changes.announce(Change::Membership);
+        tokio::time::sleep(NOTIFY_FLUSH).await;
         tracing::info!(partitions = held.len(), "left the cluster");
     }
 }
 
 const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// Time for the cluster bus to send the last announcement before the
+/// process exits.
+const NOTIFY_FLUSH: Duration = Duration::from_millis(100);

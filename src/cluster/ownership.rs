@@ -21,8 +21,19 @@ use std::time::{Duration, Instant};
 /// of the database's lease table).
 pub const PARTITIONS: usize = 64;
 
+/// Consecutive config ids land 37 partitions apart (37 is prime to 64, so
+/// every partition still gets one id in 64): the endpoints an organisation
+/// creates one after another spread over the nodes, which claim partitions
+/// in ranges. The SQL of `cluster status` computes the same.
 pub fn partition_of(config_id: i64) -> usize {
-    config_id.rem_euclid(PARTITIONS as i64) as usize
+    (config_id.rem_euclid(PARTITIONS as i64) * SPREAD).rem_euclid(PARTITIONS as i64) as usize
+}
+
+const SPREAD: i64 = 37;
+
+/// [`partition_of`] in SQL, for a config id column.
+pub fn partition_sql(column: &str) -> String {
+    format!("(({column} % {PARTITIONS}) * {SPREAD}) % {PARTITIONS}")
 }
 
 /// The lease an attempt was made under.
@@ -201,22 +212,29 @@ mod tests {
     #[test]
     fn a_lease_counts_until_its_local_deadline() {
         let ownership = Ownership::leased();
-        assert!(!ownership.owns(3));
+        let config = 7; // partition (7 * 37) % 64 = 3
+        assert_eq!(partition_of(config), 3);
+        assert!(!ownership.owns(config));
         ownership.set(Instant::now(), Duration::from_secs(10), &[(3, 7)]);
-        assert!(ownership.owns(3) && ownership.owns(3 + PARTITIONS as i64));
-        assert!(!ownership.owns(4));
-        assert_eq!(
-            ownership.fence(3),
-            Some(Fence {
-                partition: 3,
-                epoch: 7
-            })
-        );
+        assert!(ownership.owns(config) && ownership.owns(config + PARTITIONS as i64));
+        assert!(!ownership.owns(config + 1));
+        let fence = Fence {
+            partition: 3,
+            epoch: 7,
+        };
+        assert_eq!(ownership.fence(config), Some(fence));
         // Renewed long ago: the deadline (sent + duration - margin) passed.
         let long_ago = Instant::now() - Duration::from_secs(20);
         ownership.set(long_ago, Duration::from_secs(10), &[(3, 7)]);
-        assert!(!ownership.owns(3));
+        assert!(!ownership.owns(config));
         assert_eq!(ownership.held(), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn consecutive_ids_spread_over_every_partition() {
+        let partitions: std::collections::HashSet<usize> = (1..=64).map(partition_of).collect();
+        assert_eq!(partitions.len(), PARTITIONS);
+        assert_ne!(partition_of(1) / 22, partition_of(2) / 22);
     }
 
     #[test]
@@ -231,10 +249,11 @@ mod tests {
         let ownership = Ownership::leased();
         let guard = ownership.attempt_started(5);
         let other = ownership.attempt_started(5 + PARTITIONS as i64);
-        assert_eq!(ownership.attempts_in(&[5]), 2);
-        assert_eq!(ownership.attempts_in(&[6]), 0);
+        let partition = partition_of(5);
+        assert_eq!(ownership.attempts_in(&[partition]), 2);
+        assert_eq!(ownership.attempts_in(&[partition_of(6)]), 0);
         drop(guard);
         drop(other);
-        assert_eq!(ownership.attempts_in(&[5]), 0);
+        assert_eq!(ownership.attempts_in(&[partition]), 0);
     }
 }

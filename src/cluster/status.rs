@@ -1,7 +1,7 @@
 //! `webhookd cluster status`: the nodes, what each owns, and whether the
 //! cluster is healthy (a live node that delivers, every partition leased
 //! by a live node).
-use super::ownership::PARTITIONS;
+use super::ownership::partition_sql;
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -52,9 +52,10 @@ pub async fn read(pool: &PgPool) -> Result<ClusterStatus, sqlx::Error> {
              n.stopped_at IS NOT NULL AS stopped, \
              COALESCE(o.partitions, 0) AS partitions, \
              COALESCE((SELECT COUNT(*) FROM webhook_configs w \
-                 WHERE NOT w.deleted AND (w.id % {PARTITIONS}) = ANY(o.list)), 0) AS endpoints \
+                 WHERE NOT w.deleted AND {partition} = ANY(o.list)), 0) AS endpoints \
          FROM cluster_nodes n LEFT JOIN owned o ON o.node = n.id \
-         ORDER BY n.started_at, n.id"
+         ORDER BY n.started_at, n.id",
+        partition = partition_sql("w.id")
     ))
     .fetch_all(pool)
     .await?;

@@ -64,6 +64,8 @@ pub struct EndpointActor {
     /// queue runs low it reads more ([`Self::refill`]).
     spilled: bool,
     refilling: bool,
+    /// When a [`Nudge`] last made this actor read its pending rows.
+    last_nudged: Option<Instant>,
 }
 
 impl EndpointActor {
@@ -92,6 +94,7 @@ impl EndpointActor {
             reloads: 0,
             spilled: false,
             refilling: false,
+            last_nudged: None,
         }
     }
 
@@ -563,6 +566,33 @@ impl Handler<Reload> for EndpointActor {
 
     fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
         self.reload(ctx);
+    }
+}
+
+/// The supervisor's poll found pending deliveries of this endpoint in the
+/// database. On a cluster a delivery another node committed reaches this
+/// actor by that node's announcement, which can be lost (a dropped
+/// notification connection): an actor with nothing of its own to do reads
+/// its pending rows again (at most every [`NUDGE_EVERY`]; those it holds are
+/// skipped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Nudge;
+
+const NUDGE_EVERY: Duration = Duration::from_secs(2);
+
+impl Handler<Nudge> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Nudge, ctx: &mut Context<Self>) {
+        let nothing_to_do = self.ready.is_empty() && self.retries.is_empty();
+        let recently = self
+            .last_nudged
+            .is_some_and(|at| at.elapsed() < NUDGE_EVERY);
+        if nothing_to_do && !recently && !self.refilling && self.config.is_some() {
+            self.last_nudged = Some(Instant::now());
+            self.refill(ctx);
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! endpoint's pending deliveries from the database. It also polls the
 //! database for pending deliveries no actor holds: those of a previous run
 //! (crash, restart) and any whose notification was lost.
-use super::endpoint::{Deliver, EndpointActor, Panic, Reload, Stop};
+use super::endpoint::{Deliver, EndpointActor, Nudge, Panic, Reload, Stop};
 use super::lanes::Lanes;
 use super::policy::DeliveryEngine;
 use super::store::PendingDelivery;
@@ -106,7 +106,13 @@ impl DeliverySupervisor {
                 Ok(config_ids) => {
                     for config_id in config_ids {
                         let ours = supervisor.engine.ownership.owns(config_id);
-                        if ours && !supervisor.endpoints.contains_key(&config_id) {
+                        if let Some(slot) = supervisor.endpoints.get(&config_id) {
+                            // It may have missed some (another node's
+                            // announcement lost): it looks if it has nothing.
+                            slot.addr.do_send(Nudge);
+                            continue;
+                        }
+                        if ours {
                             supervisor.endpoint(config_id, ctx);
                         }
                     }
@@ -206,7 +212,9 @@ impl Handler<Changed> for DeliverySupervisor {
                     Err(error) => tracing::warn!(%error, "cannot read another node's deliveries"),
                 }));
             }
-            Change::Stats(_) | Change::Tenancy => {}
+            // New partitions: their pending work, now rather than at the next poll.
+            Change::Claimed => self.watch(ctx),
+            Change::Stats(_) | Change::Tenancy | Change::Membership => {}
         }
     }
 }
@@ -317,10 +325,10 @@ impl SupervisorHandle {
         actix::spawn(async move {
             while let Some(announced) = changes.next().await {
                 let wanted = match &announced.change {
-                    Change::Config(_) | Change::Everything => true,
+                    Change::Config(_) | Change::Everything | Change::Claimed => true,
                     // Committed by another node for endpoints this one may own.
                     Change::Deliveries(_) => announced.remote,
-                    Change::Stats(_) | Change::Tenancy => false,
+                    Change::Stats(_) | Change::Tenancy | Change::Membership => false,
                 };
                 if wanted {
                     forward.do_send(Changed(announced.change));

@@ -105,6 +105,23 @@ impl Served {
         }
     }
 
+    /// `SIGTERM`, then waits up to `within` for the process to exit;
+    /// returns its exit status (`None`: still running, then killed).
+    pub fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// `kill -9`: no chance to finish anything.
     pub fn kill(mut self) {
         let _ = self.child.kill();

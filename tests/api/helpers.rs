@@ -202,6 +202,8 @@ impl TestApp {
     ) -> Self {
         let mut settings = Settings::new(url, "127.0.0.1:0");
         settings.workers = Some(2);
+        // Tests run side by side on one PostgreSQL (100 connections).
+        settings.max_db_connections = 5;
         configure(&mut settings);
         let (address, db, bootstrap, publisher) = start_server(&settings).await;
         let bootstrap = bootstrap.expect("an empty database gets a bootstrap key");
@@ -217,7 +219,8 @@ impl TestApp {
 
     /// Another webhookd on the same database, as after a restart.
     pub async fn restart(&self) -> String {
-        let settings = Settings::new(&self.database.url, "127.0.0.1:0");
+        let mut settings = Settings::new(&self.database.url, "127.0.0.1:0");
+        settings.max_db_connections = 5;
         let (address, _, bootstrap, _) = start_server(&settings).await;
         assert!(
             bootstrap.is_none(),

@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod cli;
+mod cluster;
 mod concurrency;
 mod configs_api;
 mod crash;

@@ -1,0 +1,562 @@
+//! Several real `webhookd serve` processes on one PostgreSQL database:
+//! exactly-once delivery with no fault, nothing lost when a node is killed
+//! or stopped, a node cut off from the database recovers, and a change made
+//! through one node is used by the others. Every process is killed when its
+//! handle drops, also when a test fails.
+use crate::cli::{stdout_of, webhookd, Served};
+use crate::helpers::{Backend, TestDatabase};
+use crate::receiver::{Received, Receiver};
+use base64::Engine;
+use futures_util::{stream, StreamExt};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Short, so that failover fits in a test: a dead node's endpoints move
+/// within this plus 5 s.
+const NODE_TIMEOUT: &str = "3s";
+
+/// One cluster test at a time: each runs three processes, and their
+/// timing bounds are about webhookd, not about a machine running fifteen.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Cluster {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    database: TestDatabase,
+    pool: PgPool,
+    nodes: Vec<Option<Served>>,
+    key: String,
+    client: reqwest::Client,
+}
+
+impl Cluster {
+    /// `count` nodes `n1`…, started one after the other (the first
+    /// bootstraps the database and prints the key), then balanced.
+    async fn start(count: usize) -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
+        let database = TestDatabase::create(Backend::Postgres).await;
+        let mut nodes = Vec::new();
+        let mut key = String::new();
+        for n in 1..=count {
+            let node = Self::node(&database, n);
+            if n == 1 {
+                key = node.stdout_line(|line| line.starts_with("whk_"));
+            }
+            node.wait_until_listening();
+            nodes.push(Some(node));
+        }
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&database.url)
+            .await
+            .expect("database");
+        let cluster = Self {
+            _turn: turn,
+            database,
+            pool,
+            nodes,
+            key,
+            client: reqwest::Client::new(),
+        };
+        cluster.until_balanced(count).await;
+        cluster
+    }
+
+    fn node(database: &TestDatabase, n: usize) -> Served {
+        Served::start_with(
+            database,
+            &[
+                "--dev",
+                "--node-id",
+                &format!("n{n}"),
+                "--node-timeout",
+                NODE_TIMEOUT,
+                "--retry-schedule",
+                "300ms",
+                // Three nodes and the test suite share one PostgreSQL.
+                "--max-db-connections",
+                "4",
+            ],
+        )
+    }
+
+    /// Waits until `live` nodes hold every partition between them, none
+    /// more than its fair share.
+    async fn until_balanced(&self, live: usize) {
+        let fair = 64_usize.div_ceil(live) as i64;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let held: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT node, COUNT(*) FROM partition_leases \
+                 WHERE node IS NOT NULL AND expires_at > now() GROUP BY node",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+            let total: i64 = held.iter().map(|(_, n)| n).sum();
+            if held.len() == live && total == 64 && held.iter().all(|(_, n)| *n <= fair) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not balanced: {held:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn base(&self, n: usize) -> String {
+        let node = self.nodes[n - 1].as_ref().expect("a running node");
+        format!("http://127.0.0.1:{}", node.port)
+    }
+
+    async fn call(
+        &self,
+        n: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.base(n)))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A v1 endpoint for `url` (through node 1); returns (id, secret).
+    async fn endpoint(&self, url: &str) -> (i64, String) {
+        let (status, created) = self
+            .call(
+                1,
+                reqwest::Method::POST,
+                "/api/v1/webhooks",
+                json!({"url": url, "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        (
+            created["data"]["id"].as_i64().unwrap(),
+            created["data"]["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Publishes events `range` through the nodes `via` in turn, 16 at a
+    /// time; returns the accepted event ids.
+    async fn publish(&self, range: std::ops::Range<usize>, via: &[usize]) -> Vec<String> {
+        let requests = range.map(|i| {
+            let n = via[i % via.len()];
+            let (client, base, key) = (self.client.clone(), self.base(n), self.key.clone());
+            async move {
+                let response = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(key)
+                    .json(&json!({"type": "webhook_config.test", "data": {"i": i}}))
+                    .send()
+                    .await
+                    .ok()?;
+                let body: Value = response.json().await.ok()?;
+                body["data"]["id"].as_str().map(str::to_owned)
+            }
+        });
+        stream::iter(requests)
+            .buffer_unordered(16)
+            .filter_map(|id| async move { id })
+            .collect()
+            .await
+    }
+
+    /// Publishes `count` events one after the other, one every `pace`,
+    /// through the nodes `via` in turn, in a task of its own; the task
+    /// answers the accepted event ids (and when it stopped publishing).
+    fn steady_publish(
+        &self,
+        via: &[usize],
+        count: usize,
+        pace: Duration,
+    ) -> tokio::task::JoinHandle<(Vec<String>, Instant)> {
+        let bases: Vec<String> = via.iter().map(|n| self.base(*n)).collect();
+        let (client, key) = (self.client.clone(), self.key.clone());
+        tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            let mut tick = tokio::time::interval(pace);
+            for i in 0..count {
+                tick.tick().await;
+                let response = client
+                    .post(format!("{}/api/v1/events", bases[i % bases.len()]))
+                    .bearer_auth(&key)
+                    .json(&json!({"type": "webhook_config.test", "data": {"i": i}}))
+                    .send()
+                    .await;
+                if let Ok(response) = response {
+                    if let Ok(body) = response.json::<Value>().await {
+                        if let Some(id) = body["data"]["id"].as_str() {
+                            accepted.push(id.to_owned());
+                        }
+                    }
+                }
+            }
+            (accepted, Instant::now())
+        })
+    }
+
+    /// Which node leases the partition of config `id`.
+    async fn owner_of(&self, id: i64) -> String {
+        sqlx::query_scalar("SELECT node FROM partition_leases WHERE partition = $1")
+            .bind(webhookd::cluster::ownership::partition_of(id) as i32)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// The Standard Webhooks signature, checked with the HMAC crates directly
+/// (not webhookd's signing code).
+fn signed_by(received: &Received, secret: &str) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let content = format!(
+        "{}.{}.{}",
+        received.header("webhook-id"),
+        received.header("webhook-timestamp"),
+        String::from_utf8_lossy(&received.body)
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(content.as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    received
+        .header("webhook-signature")
+        .split(' ')
+        .any(|signature| signature == format!("v1,{expected}"))
+}
+
+/// Waits until every accepted event has arrived at every receiver; returns
+/// how many arrived more than once.
+async fn until_all_arrived(receivers: &[Receiver], accepted: &[String], within: Duration) -> usize {
+    let wanted: HashSet<&str> = accepted.iter().map(String::as_str).collect();
+    let deadline = Instant::now() + within;
+    loop {
+        let mut missing = 0;
+        let mut duplicates = 0;
+        let mut missing_per_receiver = Vec::new();
+        for receiver in receivers {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for received in receiver.received() {
+                *seen
+                    .entry(received.header("webhook-id").to_owned())
+                    .or_default() += 1;
+            }
+            let here = wanted.iter().filter(|id| !seen.contains_key(**id)).count();
+            missing_per_receiver.push(here);
+            missing += here;
+            duplicates += seen.values().map(|n| n - 1).sum::<usize>();
+        }
+        if missing == 0 {
+            return duplicates;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} deliveries never arrived (per receiver: {missing_per_receiver:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The longest pause between two arrivals at a receiver in `[from, to]`
+/// (the ends count as arrivals: a stall at either end shows too).
+fn longest_gap(receiver: &Receiver, from: Instant, to: Instant) -> Duration {
+    let mut times: Vec<Instant> = receiver
+        .received()
+        .iter()
+        .map(|r| r.at)
+        .filter(|at| *at >= from && *at <= to)
+        .chain([from, to])
+        .collect();
+    times.sort();
+    times
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn three_nodes_deliver_every_event_exactly_once() {
+    let cluster = Cluster::start(3).await;
+    let receivers: Vec<Receiver> = (0..4).map(|_| Receiver::ok()).collect();
+    let mut secrets = Vec::new();
+    for receiver in &receivers {
+        secrets.push(cluster.endpoint(&receiver.url).await.1);
+    }
+    let accepted = cluster.publish(0..5000, &[1, 2, 3]).await;
+    assert_eq!(accepted.len(), 5000, "every publish is accepted");
+    let duplicates = until_all_arrived(&receivers, &accepted, Duration::from_secs(120)).await;
+    assert_eq!(duplicates, 0, "no node fails: exactly once");
+    for (receiver, secret) in receivers.iter().zip(&secrets) {
+        assert!(receiver.received().iter().all(|r| signed_by(r, secret)));
+    }
+    let status = webhookd(
+        &cluster.database,
+        &["cluster", "status", "--node-timeout", NODE_TIMEOUT],
+    );
+    let text = stdout_of(&status);
+    assert!(text.contains("healthy: 3 live node(s)"), "{text}");
+}
+
+/// A node is killed (`kill -9`) under steady load: every accepted event
+/// arrives; duplicates only for the attempts it had in flight; its
+/// endpoints are delivered by the survivors within the node timeout + 5 s.
+#[actix_web::test]
+async fn a_killed_node_loses_nothing_and_its_endpoints_move() {
+    let mut cluster = Cluster::start(3).await;
+    let receivers: Vec<Receiver> = (0..6).map(|_| Receiver::ok()).collect();
+    let mut ids = Vec::new();
+    for receiver in &receivers {
+        ids.push(cluster.endpoint(&receiver.url).await.0);
+    }
+    // The node that owns the first endpoint dies; publishes go through the
+    // other two all along.
+    let victim: usize = cluster.owner_of(ids[0]).await[1..].parse().unwrap();
+    let survivors: Vec<usize> = (1..=3).filter(|n| *n != victim).collect();
+    let mut on_victim = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if cluster.owner_of(*id).await == format!("n{victim}") {
+            on_victim.push(i);
+        }
+    }
+    let load = cluster.steady_publish(&survivors, 2000, Duration::from_millis(5));
+    receivers[0].wait_for(300, Duration::from_secs(30)).await;
+    let killed_at = Instant::now();
+    cluster.nodes[victim - 1].take().unwrap().kill();
+    let (accepted, load_ended) = load.await.unwrap();
+    assert_eq!(
+        accepted.len(),
+        2000,
+        "every publish to a live node is accepted"
+    );
+    let duplicates = until_all_arrived(&receivers, &accepted, Duration::from_secs(120)).await;
+    let deliveries = accepted.len() * receivers.len();
+    eprintln!("kill -9 of one of three nodes: {deliveries} deliveries, {duplicates} duplicates");
+    assert!(
+        duplicates * 50 < deliveries,
+        "{duplicates} duplicates of {deliveries}"
+    );
+    for i in on_victim {
+        let gap = longest_gap(&receivers[i], killed_at, load_ended);
+        eprintln!(
+            "endpoint {} (was on n{victim}): longest gap {gap:?}",
+            ids[i]
+        );
+        assert!(
+            gap < Duration::from_secs(8),
+            "a dead node's endpoint waited {gap:?}"
+        );
+    }
+}
+
+/// `SIGTERM` under steady load: the node exits 0 within its grace, nothing
+/// is lost or duplicated, and no endpoint's deliveries stop for 2 s.
+#[actix_web::test]
+async fn a_terminated_node_hands_over_without_loss_or_duplicates() {
+    let mut cluster = Cluster::start(3).await;
+    let receivers: Vec<Receiver> = (0..6).map(|_| Receiver::ok()).collect();
+    for receiver in &receivers {
+        cluster.endpoint(&receiver.url).await;
+    }
+    let load = cluster.steady_publish(&[2, 3], 2000, Duration::from_millis(5));
+    receivers[0].wait_for(300, Duration::from_secs(30)).await;
+    let stopped_at = Instant::now();
+    let node = cluster.nodes[0].take().unwrap();
+    let status = tokio::task::spawn_blocking(move || node.terminate(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
+    let (accepted, load_ended) = load.await.unwrap();
+    assert_eq!(accepted.len(), 2000);
+    let duplicates = until_all_arrived(&receivers, &accepted, Duration::from_secs(60)).await;
+    assert_eq!(duplicates, 0);
+    for receiver in &receivers {
+        let gap = longest_gap(receiver, stopped_at, load_ended);
+        assert!(
+            gap < Duration::from_secs(2),
+            "deliveries stopped for {gap:?}"
+        );
+    }
+    cluster.until_balanced(2).await;
+}
+
+/// A node's database connections are terminated under load: it recovers
+/// by itself (no restart), and nothing accepted is lost.
+#[actix_web::test]
+async fn a_node_cut_off_from_the_database_recovers() {
+    let cluster = Cluster::start(2).await;
+    let receivers: Vec<Receiver> = (0..4).map(|_| Receiver::ok()).collect();
+    for receiver in &receivers {
+        cluster.endpoint(&receiver.url).await;
+    }
+    let mut accepted = cluster.publish(0..500, &[1, 2]).await;
+    for _ in 0..3 {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'webhookd:n2'",
+        )
+        .execute(&cluster.pool)
+        .await
+        .unwrap();
+        accepted.extend(
+            cluster
+                .publish(accepted.len()..accepted.len() + 200, &[1, 2])
+                .await,
+        );
+    }
+    until_all_arrived(&receivers, &accepted, Duration::from_secs(60)).await;
+    // n2 serves again: a publish through it is accepted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = cluster
+            .call(
+                2,
+                reqwest::Method::POST,
+                "/api/v1/events",
+                json!({"type": "webhook_config.test"}),
+            )
+            .await;
+        if status == 202 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n2 still answers {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A URL change, a secret rotation and a deactivation made through one
+/// node are used by whichever node owns the endpoint, at its next attempt;
+/// a revoked key is refused by every node within a second.
+#[actix_web::test]
+async fn changes_through_one_node_reach_the_others() {
+    let cluster = Cluster::start(3).await;
+    let (old, new) = (Receiver::ok(), Receiver::ok());
+    // One endpoint per node, so that every node owns one.
+    let mut endpoints = Vec::new();
+    while endpoints.len() < 3 {
+        let (id, secret) = cluster.endpoint(&old.url).await;
+        let owner = cluster.owner_of(id).await;
+        if endpoints
+            .iter()
+            .all(|(_, _, o): &(i64, String, String)| o != &owner)
+        {
+            endpoints.push((id, secret, owner));
+        } else {
+            let (status, _) = cluster
+                .call(
+                    1,
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/webhooks/{id}"),
+                    Value::Null,
+                )
+                .await;
+            assert_eq!(status, 204);
+        }
+    }
+    // Each changed through a node that does not own it.
+    let mut secrets = Vec::new();
+    for (id, _, owner) in &endpoints {
+        let changer = (1..=3).find(|n| format!("n{n}") != *owner).unwrap();
+        let (status, _) = cluster
+            .call(
+                changer,
+                reqwest::Method::PATCH,
+                &format!("/api/v1/webhooks/{id}"),
+                json!({"url": new.url}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, rotated) = cluster
+            .call(
+                changer,
+                reqwest::Method::POST,
+                &format!("/api/v1/webhooks/{id}/rotate-secret"),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, 200);
+        secrets.push(rotated["data"]["secret"].as_str().unwrap().to_owned());
+    }
+    // Published through each node in turn: every owner sends to the new
+    // URL, signed with the new secret, at its next attempt.
+    for publisher in 1..=3 {
+        let before = new.received().len();
+        let (status, _) = cluster
+            .call(
+                publisher,
+                reqwest::Method::POST,
+                "/api/v1/events",
+                json!({"type": "webhook_config.test"}),
+            )
+            .await;
+        assert_eq!(status, 202);
+        let arrived = new.wait_for(before + 3, Duration::from_secs(10)).await;
+        for secret in &secrets {
+            assert!(
+                arrived[before..].iter().any(|r| signed_by(r, secret)),
+                "an endpoint's new secret signed nothing"
+            );
+        }
+    }
+    assert!(old.received().is_empty(), "nothing went to the old URL");
+    // Deactivated through a node that does not own it: no more deliveries.
+    for (id, _, owner) in &endpoints {
+        let changer = (1..=3).rev().find(|n| format!("n{n}") != *owner).unwrap();
+        let (status, _) = cluster
+            .call(
+                changer,
+                reqwest::Method::PATCH,
+                &format!("/api/v1/webhooks/{id}"),
+                json!({"is_active": false}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, published) = cluster
+        .call(
+            2,
+            reqwest::Method::POST,
+            "/api/v1/events",
+            json!({"type": "webhook_config.test"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(published["data"]["deliveries"], 0, "every endpoint is off");
+
+    let key_id = stdout_of(&webhookd(&cluster.database, &["key", "list"]))
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split_whitespace().next().map(str::to_owned))
+        .unwrap();
+    stdout_of(&webhookd(&cluster.database, &["key", "revoke", &key_id]));
+    let revoked = Instant::now();
+    for n in 1..=3 {
+        loop {
+            let (status, _) = cluster
+                .call(n, reqwest::Method::GET, "/api/v1/webhooks", Value::Null)
+                .await;
+            if status == 401 {
+                break;
+            }
+            assert!(
+                revoked.elapsed() < Duration::from_secs(1),
+                "n{n} still answers {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
