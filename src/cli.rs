@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// more than this).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(100..))]
     pub max_queued_per_endpoint: u32,
+    /// Pending deliveries all endpoints of this node keep in memory
+    /// together; past it backlogs wait in the database (a thousand dead
+    /// endpoints cost no more than this).
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(100..))]
+    pub max_queued_deliveries: u32,
     /// A request's body must arrive within this of its headers (else 408
     /// and the connection is closed).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -552,6 +557,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     settings.delivery.disable_after = args.disable_after;
     settings.delivery.idle_timeout = args.idle_timeout;
     settings.delivery.max_queued_per_endpoint = args.max_queued_per_endpoint as usize;
+    settings.delivery.max_queued_deliveries = args.max_queued_deliveries as usize;
     if let Some(threads) = args.delivery_threads {
         settings.delivery.delivery_threads = threads;
     }

@@ -5,6 +5,7 @@ use crate::cluster::single_node::{self, ServeLock};
 use crate::cluster::{self, ClusterNode, NodeSettings, Ownership, Role};
 use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
 use crate::database;
+use crate::delivery::budget::HeldBudget;
 use crate::delivery::policy::DeliveryEngine;
 use crate::delivery::publish::Publisher;
 use crate::delivery::routing::RoutingCache;
@@ -128,6 +129,7 @@ impl Application {
             settings: delivery.clone(),
             commands: commands.clone(),
             ownership: ownership.clone(),
+            budget: HeldBudget::new(delivery.max_queued_deliveries),
         };
         // Starting the supervisor resumes every pending delivery (of the
         // endpoints this node owns) in the database.

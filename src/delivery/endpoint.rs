@@ -66,6 +66,8 @@ pub struct EndpointActor {
     refilling: bool,
     /// When a [`Nudge`] last made this actor read its pending rows.
     last_nudged: Option<Instant>,
+    /// A backlog waits for room in the node's budget (a pump is due).
+    waiting_for_room: bool,
 }
 
 impl EndpointActor {
@@ -95,6 +97,7 @@ impl EndpointActor {
             spilled: false,
             refilling: false,
             last_nudged: None,
+            waiting_for_room: false,
         }
     }
 
@@ -106,7 +109,7 @@ impl EndpointActor {
             if self.finished.contains(delivery.id) || self.held.contains(&delivery.id) {
                 continue;
             }
-            if self.held.len() >= cap {
+            if self.held.len() >= cap || !self.engine.budget.take() {
                 self.spilled = true;
                 continue;
             }
@@ -234,7 +237,7 @@ impl EndpointActor {
                 break;
             };
             if !config.accepts(delivery.kind) {
-                self.held.remove(&delivery.id);
+                self.forget(delivery.id);
                 continue;
             }
             if delivery.next_attempt_at > now {
@@ -246,7 +249,17 @@ impl EndpointActor {
         }
         let low_water = self.engine.settings.max_queued_per_endpoint / 2;
         if self.spilled && !self.refilling && self.held.len() <= low_water {
-            self.refill(ctx);
+            if self.engine.budget.has_room() {
+                self.refill(ctx);
+            } else if !self.waiting_for_room {
+                // The node is full: look again later, not in a loop.
+                self.waiting_for_room = true;
+                let wait = self.engine.settings.watchdog_interval;
+                ctx.run_later(wait, |actor, ctx| {
+                    actor.waiting_for_room = false;
+                    actor.pump(ctx);
+                });
+            }
         }
         if self.is_idle() {
             self.idle_since = Instant::now();
@@ -375,8 +388,15 @@ impl EndpointActor {
     }
 
     fn finish(&mut self, delivery_id: i64) {
-        self.held.remove(&delivery_id);
+        self.forget(delivery_id);
         self.finished.insert(delivery_id);
+    }
+
+    /// No longer held (its room in the node's budget goes back).
+    fn forget(&mut self, delivery_id: i64) {
+        if self.held.remove(&delivery_id) {
+            self.engine.budget.give(1);
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -385,6 +405,13 @@ impl EndpointActor {
             && self.ready.is_empty()
             && self.attempting.is_empty()
             && self.retries.is_empty()
+    }
+}
+
+impl Drop for EndpointActor {
+    /// A stopped (or panicked) actor's deliveries leave memory with it.
+    fn drop(&mut self) {
+        self.engine.budget.give(self.held.len());
     }
 }
 

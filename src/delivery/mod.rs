@@ -13,6 +13,7 @@
 //!   three signature schemes, the body shapes, the backoff schedule, and the
 //!   shared HTTP client with its SSRF guard.
 pub mod attempt;
+pub mod budget;
 pub mod endpoint;
 mod group_commit;
 pub mod http_client;

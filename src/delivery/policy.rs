@@ -2,6 +2,7 @@
 //! record it all before the actor moves on (a crash before the record
 //! leaves the delivery pending, so it is sent again: at-least-once).
 use super::attempt::{self, AttemptResult};
+use super::budget::HeldBudget;
 use super::settings::DeliverySettings;
 use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
 use super::tasks::TaskStore;
@@ -36,6 +37,8 @@ pub struct DeliveryEngine {
     pub commands: ConfigCommands,
     /// Which endpoints this node may send to (all, on a single node).
     pub ownership: Ownership,
+    /// Deliveries held in memory by all the actors together.
+    pub budget: HeldBudget,
 }
 
 impl DeliveryEngine {

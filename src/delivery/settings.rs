@@ -18,6 +18,9 @@ pub struct DeliverySettings {
     /// Pending deliveries an endpoint actor keeps in memory
     /// (`--max-queued-per-endpoint`); the rest wait in the database.
     pub max_queued_per_endpoint: usize,
+    /// Pending deliveries all the endpoint actors of this node keep in
+    /// memory together (`--max-queued-deliveries`).
+    pub max_queued_deliveries: usize,
     /// Threads the endpoint actors run on (`--delivery-threads`; default
     /// one per core).
     pub delivery_threads: usize,
@@ -40,6 +43,7 @@ impl Default for DeliverySettings {
             disable_after: Duration::from_secs(24 * 3600),
             max_in_flight_per_endpoint: 32,
             max_queued_per_endpoint: 10_000,
+            max_queued_deliveries: 200_000,
             delivery_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             idle_timeout: Duration::from_secs(30),
             watchdog_interval: Duration::from_millis(500),

@@ -465,6 +465,36 @@ async fn key_and_organisation_changes_take_effect_at_once(backend: Backend) {
     assert!(revoked_only.contains("KeyRevoked") && !revoked_only.contains("KeyRotated"));
 }
 
+/// SQLite is one node: a second `serve` on the same file refuses to start,
+/// saying why; once the first is gone, it starts.
+#[actix_web::test]
+async fn a_second_serve_on_one_sqlite_file_refuses_to_start() {
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let first = Served::start(&database);
+    first.wait_until_listening();
+    let second = Command::new(env!("CARGO_BIN_EXE_webhookd"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", &database.url)
+        .output()
+        .expect("webhookd runs");
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another `webhookd serve` is running"),
+        "{said}"
+    );
+    let roles = Command::new(env!("CARGO_BIN_EXE_webhookd"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--role", "worker"])
+        .env("DATABASE_URL", &database.url)
+        .output()
+        .expect("webhookd runs");
+    assert!(!roles.status.success());
+    assert!(String::from_utf8_lossy(&roles.stderr).contains("needs PostgreSQL"));
+    first.kill();
+    let third = Served::start(&database);
+    third.wait_until_listening();
+}
+
 on_both_backends!(
     key_and_organisation_changes_take_effect_at_once,
     serve_prints_a_working_key_once,

@@ -560,3 +560,80 @@ async fn changes_through_one_node_reach_the_others() {
         }
     }
 }
+
+/// `--role api` publishes and serves reads, delivers nothing; `--role
+/// worker` delivers and serves only health. Same binary, one database.
+#[actix_web::test]
+async fn api_and_worker_roles_split_the_work() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let role = |role: &str, n: usize| {
+        Served::start_with(
+            &database,
+            &[
+                "--dev",
+                "--role",
+                role,
+                "--node-id",
+                &format!("{role}{n}"),
+                "--node-timeout",
+                NODE_TIMEOUT,
+                "--max-db-connections",
+                "4",
+            ],
+        )
+    };
+    let api = role("api", 1);
+    let key = api.stdout_line(|line| line.starts_with("whk_"));
+    api.wait_until_listening();
+    let worker = role("worker", 1);
+    worker.wait_until_listening();
+    let client = reqwest::Client::new();
+    let at = |served: &Served, path: &str| format!("http://127.0.0.1:{}{path}", served.port);
+
+    let receiver = Receiver::ok();
+    let created: Value = client
+        .post(at(&api, "/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"url": receiver.url, "events": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["data"]["id"].is_i64(), "{created}");
+    for n in 0..20 {
+        let response = client
+            .post(at(&api, "/api/v1/events"))
+            .bearer_auth(&key)
+            .json(&json!({"type": "webhook_config.test", "data": {"n": n}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    receiver.wait_for(20, Duration::from_secs(20)).await;
+    // The worker owns every partition; the API node none.
+    let held: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT node, COUNT(*) FROM partition_leases WHERE expires_at > now() GROUP BY node",
+    )
+    .fetch_all(&PgPool::connect(&database.url).await.unwrap())
+    .await
+    .unwrap();
+    assert_eq!(held, [("worker1".to_owned(), 64)]);
+    // The worker serves health only.
+    let response = client
+        .get(at(&worker, "/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let ready = client
+        .get(at(&worker, "/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}

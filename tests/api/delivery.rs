@@ -402,6 +402,43 @@ async fn a_backlog_over_the_memory_cap_waits_in_the_database(backend: Backend) {
     assert_eq!((received.len(), ids.len()), (30, 30));
 }
 
+/// Five endpoints hang with backlogs while the node may hold 12
+/// deliveries in all (each endpoint may hold 100): the rest wait in the
+/// database, and once released every delivery arrives once.
+async fn the_node_wide_memory_budget_holds_across_endpoints(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.max_in_flight_per_endpoint = 1;
+        settings.delivery.max_queued_per_endpoint = 100;
+        settings.delivery.max_queued_deliveries = 12;
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let receivers: Vec<Receiver> = (0..5)
+        .map(|_| Receiver::scripted(|_| Reply::AfterRelease(200)))
+        .collect();
+    let mut ids = Vec::new();
+    for receiver in &receivers {
+        ids.push(subscribe(&app, &receiver.url, json!({})).await.0);
+    }
+    for n in 0..20 {
+        app.publish("invoice.paid", json!({"n": n})).await;
+    }
+    for receiver in &receivers {
+        receiver.wait_for(1, WAIT).await;
+    }
+    for receiver in &receivers {
+        receiver.release();
+    }
+    for (receiver, id) in receivers.iter().zip(ids) {
+        app.deliveries_until(id, WAIT, |d| d.len() == 20 && finished(d))
+            .await;
+        let received = receiver.received();
+        let distinct: std::collections::HashSet<&str> =
+            received.iter().map(|r| r.header("webhook-id")).collect();
+        assert_eq!((received.len(), distinct.len()), (20, 20));
+    }
+}
+
 async fn an_endpoint_that_keeps_failing_is_deactivated(backend: Backend) {
     let app = TestApp::spawn_for_delivery(backend, |settings| {
         settings.delivery.disable_after_failures = 3;
@@ -645,6 +682,7 @@ on_both_backends!(
     gone_deactivates_the_config,
     switching_off_spares_the_attempt_under_way_until_it_is_recorded,
     a_backlog_over_the_memory_cap_waits_in_the_database,
+    the_node_wide_memory_budget_holds_across_endpoints,
     an_endpoint_that_keeps_failing_is_deactivated,
     a_url_change_reaches_the_live_actor,
     one_event_fans_out_to_200_endpoints_exactly_once,
