@@ -3,6 +3,7 @@
 //! load through the public API and reports what arrived and when.
 //!
 //! `cargo run --release --bin webhookd-bench -- <scenario> [--backend sqlite|postgres] [--json]`
+mod cluster;
 mod receiver;
 mod scenarios;
 mod server;
@@ -19,7 +20,10 @@ pub enum Scenario {
     SlowEndpoint,
     IdleEndpoints,
     Api,
-    /// Every scenario, one after the other.
+    /// Several nodes on one PostgreSQL (`--nodes`): throughput with 1…N
+    /// nodes, latency through non-owner nodes, and a node killed under load.
+    Cluster,
+    /// Every single-node scenario, one after the other.
     All,
 }
 
@@ -56,6 +60,9 @@ pub struct Options {
     /// clusters in time.
     #[arg(long)]
     pub trace_dir: Option<std::path::PathBuf>,
+    /// Nodes for `cluster`.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
     /// Configured endpoints for `idle-endpoints` and `api`.
     #[arg(long)]
     pub configs: Option<u32>,
@@ -73,6 +80,24 @@ pub struct Options {
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    if options.scenario == Scenario::Cluster {
+        if options.backend != Backend::Postgres {
+            anyhow::bail!("`cluster` needs --backend postgres");
+        }
+        let mut failed = false;
+        for report in cluster::run(&options).await? {
+            failed |= report.lost > 0 || report.bad_signatures > 0;
+            if options.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                report.print_row();
+            }
+        }
+        if failed {
+            anyhow::bail!("deliveries were lost or badly signed");
+        }
+        return Ok(());
+    }
     let scenarios = match options.scenario {
         Scenario::All => vec![
             Scenario::Throughput,
@@ -83,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::IdleEndpoints,
             Scenario::Api,
         ],
+        Scenario::Cluster => unreachable!("run above"),
         one => vec![one],
     };
     let mut failed = false;

@@ -214,7 +214,7 @@ fn split(results: Vec<(Instant, Option<String>)>) -> (HashMap<String, Instant>, 
     (sent, errors)
 }
 
-fn percentiles(mut samples: Vec<f64>) -> Latency {
+pub fn percentiles(mut samples: Vec<f64>) -> Latency {
     if samples.is_empty() {
         return Latency::default();
     }
@@ -410,7 +410,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             });
             (configs, HashMap::new(), 0, started.elapsed())
         }
-        Scenario::All => unreachable!("expanded by main"),
+        Scenario::All | Scenario::Cluster => unreachable!("expanded or run by main"),
     };
     let healthy = match scenario {
         Scenario::SlowEndpoint => 0..endpoints,

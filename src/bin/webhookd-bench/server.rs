@@ -179,7 +179,7 @@ impl Server {
 
 /// The server's warnings and errors go to `webhookd-bench-server.log` in the
 /// system's temp directory, so a failed publish can be looked up.
-fn log_file() -> anyhow::Result<std::fs::File> {
+pub fn log_file() -> anyhow::Result<std::fs::File> {
     let path = server_log();
     std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -188,7 +188,7 @@ pub fn server_log() -> std::path::PathBuf {
     std::env::temp_dir().join("webhookd-bench-server.log")
 }
 
-async fn admin_sql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
+pub async fn admin_sql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
     use sqlx::{Connection, Executor};
     let mut connection = sqlx::PgConnection::connect(admin_url)
         .await

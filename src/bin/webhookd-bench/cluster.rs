@@ -1,0 +1,548 @@
+//! `cluster`: several webhookd nodes on one PostgreSQL database (they share
+//! this machine's cores: read the figures as costs, not as scaling).
+//!
+//! * `cluster-throughput`: 10 endpoints, a burst published round-robin
+//!   through 1, 2, … `--nodes` nodes.
+//! * `cluster-latency`: one endpoint at `--rate` events/s, published only
+//!   through the nodes that do not own it (every delivery crosses
+//!   `LISTEN/NOTIFY`), beside the same load through its owner.
+//! * `cluster-kill`: 10 endpoints under steady load through all but one
+//!   node, which is killed (`kill -9`) a third of the way in: lost
+//!   deliveries (must be 0), duplicates, and the longest gap in arrivals at
+//!   the endpoints the dead node owned (from the kill to their last
+//!   arrival: the failover wait is one of the gaps).
+use crate::receiver::{Behaviour, Receiver, Tally};
+use crate::scenarios::{percentiles, Report};
+use crate::server::{admin_sql, log_file};
+use crate::Options;
+use anyhow::{bail, Context};
+use futures_util::stream::StreamExt;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const EVENT_TYPE: &str = "bench.event";
+
+struct Node {
+    id: String,
+    child: Child,
+    base: String,
+}
+
+struct Nodes {
+    nodes: Vec<Node>,
+    key: String,
+    admin: String,
+    name: String,
+    pool: sqlx::PgPool,
+}
+
+impl Nodes {
+    async fn start(options: &Options, count: usize) -> anyhow::Result<Self> {
+        let admin = options.postgres_url.clone();
+        let name = format!("webhookd_bench_cluster_{}", std::process::id());
+        let (path, query) = admin
+            .split_once('?')
+            .map_or((admin.as_str(), None), |(p, q)| (p, Some(q)));
+        let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+        let database_url = format!(
+            "{base}/{name}{}",
+            query.map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        admin_sql(
+            &admin,
+            &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+        )
+        .await?;
+        admin_sql(&admin, &format!(r#"CREATE DATABASE "{name}""#)).await?;
+        let mut nodes = Vec::new();
+        let mut key = String::new();
+        for n in 1..=count {
+            let (node, printed) = start_node(&database_url, n).await?;
+            if n == 1 {
+                key = printed.context("the first node printed no key")?;
+                add_event_type(&database_url)?;
+            }
+            nodes.push(node);
+        }
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&database_url)
+            .await?;
+        let cluster = Self {
+            nodes,
+            key,
+            admin,
+            name,
+            pool,
+        };
+        cluster.until_balanced().await?;
+        Ok(cluster)
+    }
+
+    /// Every partition leased, by every node, none over its fair share.
+    async fn until_balanced(&self) -> anyhow::Result<()> {
+        let live = self.nodes.len();
+        let fair = 64_usize.div_ceil(live) as i64;
+        for _ in 0..600 {
+            let held: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT node, COUNT(*) FROM partition_leases \
+                 WHERE node IS NOT NULL AND expires_at > now() GROUP BY node",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            let total: i64 = held.iter().map(|(_, n)| n).sum();
+            if held.len() == live && total == 64 && held.iter().all(|(_, n)| *n <= fair) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the cluster did not balance")
+    }
+
+    async fn owner_of(&self, config: i64) -> anyhow::Result<String> {
+        let partition = (config.rem_euclid(64) * 37).rem_euclid(64) as i32;
+        Ok(
+            sqlx::query_scalar("SELECT node FROM partition_leases WHERE partition = $1")
+                .bind(partition)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Creates `count` endpoints through the first node; returns their ids.
+    async fn endpoints(&self, receiver: &Receiver, count: u32) -> anyhow::Result<Vec<i64>> {
+        let client = reqwest::Client::new();
+        let mut ids = Vec::new();
+        for n in 0..count {
+            let created: Value = client
+                .post(format!("{}/api/v1/webhooks", self.nodes[0].base))
+                .bearer_auth(&self.key)
+                .json(&json!({"url": receiver.url(n), "events": [EVENT_TYPE]}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            receiver.register(
+                n,
+                created["data"]["secret"].as_str().unwrap_or_default(),
+                Behaviour::Ok,
+            );
+            ids.push(created["data"]["id"].as_i64().context("no id")?);
+        }
+        Ok(ids)
+    }
+
+    async fn stop(mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+        self.pool.close().await;
+        let _ = admin_sql(
+            &self.admin,
+            &format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name),
+        )
+        .await;
+    }
+}
+
+async fn start_node(database_url: &str, n: usize) -> anyhow::Result<(Node, Option<String>)> {
+    let binary = std::env::current_exe()?
+        .parent()
+        .context("no directory")?
+        .join("webhookd");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let id = format!("n{n}");
+    let mut child = Command::new(&binary)
+        .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--node-id", &id, "--retry-schedule", "200ms,500ms,1s"])
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(log_file()?)
+        .spawn()
+        .with_context(|| format!("cannot start {} (build it first)", binary.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    // Only the first node on an empty database prints a key.
+    let key = if n == 1 {
+        tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find(|line| line.starts_with("whk_"))
+        })
+        .await?
+    } else {
+        None
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok((Node { id, child, base }, key));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("node {n} did not answer")
+}
+
+fn add_event_type(database_url: &str) -> anyhow::Result<()> {
+    let binary = std::env::current_exe()?
+        .parent()
+        .context("no directory")?
+        .join("webhookd");
+    let status = Command::new(binary)
+        .args([
+            "event-types",
+            "add",
+            EVENT_TYPE,
+            "--description",
+            "benchmark event",
+        ])
+        .env("DATABASE_URL", database_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("cannot add the event type");
+    }
+    Ok(())
+}
+
+/// Publishes through `bases` in turn; returns the event id → send time and
+/// the failures.
+async fn publish(
+    client: &reqwest::Client,
+    bases: &[String],
+    key: &str,
+    events: u64,
+    concurrency: usize,
+    pace: Option<Duration>,
+) -> (HashMap<String, Instant>, u64) {
+    let mut ticker = pace.map(tokio::time::interval);
+    let one = |i: u64| {
+        let url = format!("{}/api/v1/events", bases[i as usize % bases.len()]);
+        async move {
+            let at = Instant::now();
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"type": EVENT_TYPE, "data": {"i": i}}))
+                .send()
+                .await
+                .ok();
+            let id = match response {
+                Some(response) if response.status() == 202 => response
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|body| body["data"]["id"].as_str().map(str::to_owned)),
+                _ => None,
+            };
+            (at, id)
+        }
+    };
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    let mut results: Vec<(Instant, Option<String>)> = Vec::new();
+    for i in 0..events {
+        if let Some(ticker) = ticker.as_mut() {
+            ticker.tick().await;
+        }
+        while pending.len() >= concurrency {
+            if let Some(done) = pending.next().await {
+                results.push(done);
+            }
+        }
+        pending.push(one(i));
+        while let Some(Some(done)) = futures_util::FutureExt::now_or_never(pending.next()) {
+            results.push(done);
+        }
+    }
+    while let Some(done) = pending.next().await {
+        results.push(done);
+    }
+    let mut sent = HashMap::new();
+    let mut errors = 0;
+    for (at, id) in results {
+        match id {
+            Some(id) => {
+                sent.insert(id, at);
+            }
+            None => errors += 1,
+        }
+    }
+    (sent, errors)
+}
+
+/// Waits until `expected` deliveries arrived or `patience` passed.
+async fn wait(tally: &Tally, expected: u64, patience: Duration) {
+    let started = Instant::now();
+    while (tally.arrivals.lock().unwrap().len() as u64) < expected && started.elapsed() < patience {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn latencies(tally: &Tally, sent: &HashMap<String, Instant>) -> Vec<f64> {
+    tally
+        .arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|((_, id), arrived)| {
+            sent.get(id)
+                .map(|at| (*arrived - *at).as_secs_f64() * 1000.0)
+        })
+        .collect()
+}
+
+fn report(
+    name: &str,
+    endpoints: u32,
+    sent: &HashMap<String, Instant>,
+    errors: u64,
+    tally: &Tally,
+    elapsed: Duration,
+    extra: Value,
+) -> Report {
+    let delivered = latencies(tally, sent);
+    let expected = sent.len() as u64 * u64::from(endpoints);
+    Report {
+        scenario: name.to_owned(),
+        backend: "postgres".to_owned(),
+        endpoints,
+        events: sent.len() as u64,
+        deliveries: delivered.len() as u64,
+        duration_s: elapsed.as_secs_f64(),
+        deliveries_per_s: delivered.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        latency_ms: percentiles(delivered.clone()),
+        errors,
+        lost: expected.saturating_sub(delivered.len() as u64),
+        duplicates: tally.duplicates.load(Ordering::Relaxed),
+        bad_signatures: tally.bad_signatures.load(Ordering::Relaxed),
+        server_peak_rss_mb: 0.0,
+        extra,
+    }
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
+    let count = options.nodes.max(2);
+    let quick = options.quick;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let mut reports = Vec::new();
+
+    for nodes in 1..=count {
+        let cluster = Nodes::start(options, nodes).await?;
+        let receiver = Receiver::start()?;
+        let endpoints = 10;
+        cluster.endpoints(&receiver, endpoints).await?;
+        let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
+        let events = options.events.unwrap_or(if quick { 200 } else { 20_000 });
+        let started = Instant::now();
+        let (sent, errors) = publish(
+            &client,
+            &bases,
+            &cluster.key,
+            events,
+            options.publishers,
+            None,
+        )
+        .await;
+        let tally = receiver.tally();
+        wait(
+            &tally,
+            sent.len() as u64 * u64::from(endpoints),
+            Duration::from_secs(300),
+        )
+        .await;
+        reports.push(report(
+            "cluster-throughput",
+            endpoints,
+            &sent,
+            errors,
+            &tally,
+            started.elapsed(),
+            json!({"nodes": nodes}),
+        ));
+        cluster.stop().await;
+    }
+
+    {
+        let cluster = Nodes::start(options, count).await?;
+        let receiver = Receiver::start()?;
+        let ids = cluster.endpoints(&receiver, 1).await?;
+        let owner = cluster.owner_of(ids[0]).await?;
+        let rate = options.rate.unwrap_or(if quick { 100.0 } else { 1_000.0 });
+        let seconds = options.duration.unwrap_or(if quick { 2.0 } else { 10.0 });
+        let total = (rate * seconds) as u64;
+        let pace = Duration::from_secs_f64(1.0 / rate);
+        for (via, bases) in [
+            (
+                "owner",
+                cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| n.id == owner)
+                    .map(|n| n.base.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "non-owners",
+                cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| n.id != owner)
+                    .map(|n| n.base.clone())
+                    .collect(),
+            ),
+        ] {
+            let receiver = Receiver::start()?;
+            // Same endpoint, this receiver: point the config at it.
+            let secret = repoint(&client, &cluster, ids[0], &receiver.url(0)).await?;
+            receiver.register(0, &secret, Behaviour::Ok);
+            let started = Instant::now();
+            let (sent, errors) =
+                publish(&client, &bases, &cluster.key, total, 256, Some(pace)).await;
+            let tally = receiver.tally();
+            wait(&tally, sent.len() as u64, Duration::from_secs(120)).await;
+            reports.push(report(
+                "cluster-latency",
+                1,
+                &sent,
+                errors,
+                &tally,
+                started.elapsed(),
+                json!({"nodes": count, "published_through": via}),
+            ));
+        }
+        cluster.stop().await;
+    }
+
+    {
+        let mut cluster = Nodes::start(options, count).await?;
+        let receiver = Receiver::start()?;
+        let endpoints = 10;
+        let ids = cluster.endpoints(&receiver, endpoints).await?;
+        let victim = cluster.nodes.len() - 1;
+        let victim_id = cluster.nodes[victim].id.clone();
+        let mut on_victim = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            if cluster.owner_of(*id).await? == victim_id {
+                on_victim.push(n as u32);
+            }
+        }
+        let bases: Vec<String> = cluster.nodes[..victim]
+            .iter()
+            .map(|n| n.base.clone())
+            .collect();
+        let rate = if quick { 100.0 } else { 500.0 };
+        let seconds = if quick { 3.0 } else { 30.0 };
+        let total = (rate * seconds) as u64;
+        let started = Instant::now();
+        let load = publish(
+            &client,
+            &bases,
+            &cluster.key,
+            total,
+            256,
+            Some(Duration::from_secs_f64(1.0 / rate)),
+        );
+        let kill = async {
+            tokio::time::sleep(Duration::from_secs_f64(seconds / 3.0)).await;
+            let _ = cluster.nodes[victim].child.kill();
+            let _ = cluster.nodes[victim].child.wait();
+            Instant::now()
+        };
+        let ((sent, errors), killed_at) = tokio::join!(load, kill);
+        let tally = receiver.tally();
+        wait(
+            &tally,
+            sent.len() as u64 * u64::from(endpoints),
+            Duration::from_secs(120),
+        )
+        .await;
+        let longest_gap = {
+            let arrivals = tally.arrivals.lock().unwrap();
+            on_victim
+                .iter()
+                .map(|endpoint| {
+                    let mut times: Vec<Instant> = arrivals
+                        .iter()
+                        .filter(|((e, _), at)| e == endpoint && **at >= killed_at)
+                        .map(|(_, at)| *at)
+                        .chain([killed_at])
+                        .collect();
+                    times.sort();
+                    times
+                        .windows(2)
+                        .map(|w| w[1] - w[0])
+                        .max()
+                        .unwrap_or_default()
+                })
+                .max()
+                .unwrap_or_default()
+        };
+        reports.push(report(
+            "cluster-kill",
+            endpoints,
+            &sent,
+            errors,
+            &tally,
+            started.elapsed(),
+            json!({
+                "nodes": count,
+                "killed": victim_id,
+                "endpoints_on_killed_node": on_victim.len(),
+                "longest_gap_ms": longest_gap.as_secs_f64() * 1000.0,
+            }),
+        ));
+        cluster.stop().await;
+    }
+    Ok(reports)
+}
+
+/// Points config `id` at `url` (its deliveries go to a fresh receiver);
+/// returns its secret.
+async fn repoint(
+    client: &reqwest::Client,
+    cluster: &Nodes,
+    id: i64,
+    url: &str,
+) -> anyhow::Result<String> {
+    let changed: Value = client
+        .patch(format!("{}/api/v1/webhooks/{id}", cluster.nodes[0].base))
+        .bearer_auth(&cluster.key)
+        .json(&json!({"url": url}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let shown: Value = client
+        .get(format!(
+            "{}/api/v1/webhooks/{}",
+            cluster.nodes[0].base, changed["data"]["id"]
+        ))
+        .bearer_auth(&cluster.key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(shown["data"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
