@@ -9,6 +9,7 @@
 //! channel. Changes from other nodes come in through [`ChangeBus::arrived`]
 //! and reach the same caches and subscribers.
 use crate::delivery::routing::RoutingCache;
+use crate::delivery::store::PendingDelivery;
 use crate::http::key_cache::KeyCache;
 use projections::config_reads::ConfigReads;
 use tokio::sync::broadcast;
@@ -21,9 +22,12 @@ pub enum Change {
     Stats(Vec<i64>),
     /// Keys or organisations changed.
     Tenancy,
-    /// Deliveries were committed, as (config id, delivery id): the node
-    /// that owns each endpoint takes them on.
-    Deliveries(Vec<(i64, i64)>),
+    /// Deliveries were committed (or made pending again by a manual retry,
+    /// `again`): the node that owns each endpoint takes them on.
+    Deliveries {
+        deliveries: Vec<Committed>,
+        again: bool,
+    },
     /// A node joined, left or gave partitions up: the others look at the
     /// leases now rather than at their next heartbeat.
     Membership,
@@ -33,6 +37,39 @@ pub enum Change {
     /// (what was sent meanwhile is lost), or a subscriber fell behind.
     Everything,
 }
+
+/// A committed delivery as the node that owns its endpoint learns of it:
+/// whole (it goes straight to the endpoint's actor), or by id when it was
+/// too big to travel whole (the owner reads it).
+#[derive(Debug, Clone)]
+pub enum Committed {
+    Whole(PendingDelivery),
+    Id { config_id: i64, delivery_id: i64 },
+}
+
+impl Committed {
+    pub fn config_id(&self) -> i64 {
+        match self {
+            Committed::Whole(delivery) => delivery.config_id,
+            Committed::Id { config_id, .. } => *config_id,
+        }
+    }
+}
+
+impl PartialEq for Committed {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |c: &Committed| match c {
+            Committed::Whole(d) => (d.config_id, d.id, true),
+            Committed::Id {
+                config_id,
+                delivery_id,
+            } => (*config_id, *delivery_id, false),
+        };
+        key(self) == key(other)
+    }
+}
+
+impl Eq for Committed {}
 
 /// A change and where it was made.
 #[derive(Debug, Clone)]
@@ -62,7 +99,7 @@ impl ReadCaches {
                 self.keys.forget_all();
                 self.routes.invalidate();
             }
-            Change::Deliveries(_) | Change::Membership | Change::Claimed => {}
+            Change::Deliveries { .. } | Change::Membership | Change::Claimed => {}
             Change::Everything => {
                 self.routes.invalidate();
                 self.reads.config_changed(None);

@@ -5,11 +5,13 @@
 //! are split), and is lost to a listener whose connection dropped — so a
 //! reconnect is taken as "everything may have changed".
 //!
-//! Payload: `<node id>|<kind>|<list>` with kinds `c` (config id), `s`
-//! (config ids whose statistics moved), `t` (keys or organisations), `m`
-//! (a node joined, left or freed partitions) and `d` (`config:delivery`
-//! pairs committed for their owner to take on).
-use crate::changes::{Change, ChangeBus};
+//! Payload: `<node id>|<kind>|<list>` (list items separated by U+001F)
+//! with kinds `c` (config id), `s` (config ids whose statistics moved), `t`
+//! (keys or organisations), `m` (a node joined, left or freed partitions),
+//! and `d` / `r` (deliveries committed / made pending again by a manual
+//! retry, for their owner to take on: each whole as JSON when small, so the
+//! owner sends it without a read, else `config:delivery`).
+use crate::changes::{Change, ChangeBus, Committed};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
@@ -66,7 +68,10 @@ async fn send_local_changes(pool: PgPool, node: String, changes: ChangeBus) {
 #[derive(Default)]
 struct Outgoing {
     configs: BTreeSet<i64>,
-    deliveries: Vec<(i64, i64)>,
+    deliveries: Vec<Committed>,
+    /// Manual retries (a separate notification: their owner must send
+    /// them even if it finished them before).
+    again: Vec<Committed>,
     tenancy: bool,
     membership: bool,
 }
@@ -80,7 +85,13 @@ impl Outgoing {
             Change::Config(id) => {
                 self.configs.insert(id);
             }
-            Change::Deliveries(pairs) => self.deliveries.extend(pairs),
+            Change::Deliveries { deliveries, again } => {
+                if again {
+                    self.again.extend(deliveries);
+                } else {
+                    self.deliveries.extend(deliveries);
+                }
+            }
             Change::Stats(ids) => stats.extend(ids),
             Change::Tenancy => self.tenancy = true,
             Change::Membership => self.membership = true,
@@ -96,11 +107,8 @@ impl Outgoing {
             .iter()
             .map(|id| format!("{node}|c|{id}"))
             .collect();
-        payloads.extend(encode(
-            node,
-            'd',
-            self.deliveries.iter().map(|(c, d)| format!("{c}:{d}")),
-        ));
+        payloads.extend(encode(node, 'd', self.deliveries.iter().map(wire::encode)));
+        payloads.extend(encode(node, 'r', self.again.iter().map(wire::encode)));
         if self.tenancy {
             payloads.push(format!("{node}|t|"));
         }
@@ -111,7 +119,7 @@ impl Outgoing {
     }
 }
 
-/// `node|kind|a,b,c`, split so that each payload stays under the limit.
+/// `node|kind|a<US>b<US>c`, split so that each payload stays under the limit.
 fn encode(node: &str, kind: char, items: impl Iterator<Item = String>) -> Vec<String> {
     let prefix = format!("{node}|{kind}|");
     let mut payloads = Vec::new();
@@ -121,7 +129,7 @@ fn encode(node: &str, kind: char, items: impl Iterator<Item = String>) -> Vec<St
             payloads.push(std::mem::replace(&mut current, prefix.clone()));
         }
         if current.len() > prefix.len() {
-            current.push(',');
+            current.push(SEPARATOR);
         }
         current.push_str(&item);
     }
@@ -183,6 +191,9 @@ async fn receive_remote_changes(pool: PgPool, node: String, changes: ChangeBus) 
     }
 }
 
+/// Between the items of a list: a character JSON text never holds raw.
+const SEPARATOR: char = '\u{1f}';
+
 /// A change of another node's (`None` for our own, or a payload we do not read).
 fn decode(me: &str, payload: &str) -> Option<Change> {
     let mut parts = payload.splitn(3, '|');
@@ -190,21 +201,105 @@ fn decode(me: &str, payload: &str) -> Option<Change> {
     if node == me {
         return None;
     }
-    let ids = || list.split(',').filter_map(|id| id.parse().ok());
+    let items = || list.split(SEPARATOR).filter(|item| !item.is_empty());
     match kind {
         "c" => list.parse().ok().map(Change::Config),
-        "s" => Some(Change::Stats(ids().collect())),
+        "s" => Some(Change::Stats(
+            items().filter_map(|id| id.parse().ok()).collect(),
+        )),
         "t" => Some(Change::Tenancy),
         "m" => Some(Change::Membership),
-        "d" => Some(Change::Deliveries(
-            list.split(',')
-                .filter_map(|pair| {
-                    let (config, delivery) = pair.split_once(':')?;
-                    Some((config.parse().ok()?, delivery.parse().ok()?))
-                })
-                .collect(),
-        )),
+        "d" | "r" => Some(Change::Deliveries {
+            deliveries: items().filter_map(wire::decode).collect(),
+            again: kind == "r",
+        }),
         _ => None,
+    }
+}
+
+/// A committed delivery on the wire: whole (JSON) while it is small, so
+/// that its owner sends it without reading the database; else
+/// `config:delivery`, and the owner reads it.
+mod wire {
+    use crate::changes::Committed;
+    use crate::delivery::store::{DeliveryKind, PendingDelivery};
+    use crate::delivery::wire::EventRecord;
+    use serde::{Deserialize, Serialize};
+    use serde_json::value::RawValue;
+
+    /// Deliveries whose JSON is longer travel by id.
+    const WHOLE_UP_TO: usize = 2_000;
+
+    #[derive(Serialize, Deserialize)]
+    struct Whole<'a> {
+        id: i64,
+        config: i64,
+        test: bool,
+        task: Option<&'a str>,
+        attempts: i64,
+        due: i64,
+        event: &'a str,
+        #[serde(rename = "type")]
+        event_type: &'a str,
+        published: i64,
+        #[serde(borrow)]
+        data: &'a RawValue,
+    }
+
+    pub fn encode(committed: &Committed) -> String {
+        match committed {
+            Committed::Whole(d) => {
+                let whole = Whole {
+                    id: d.id,
+                    config: d.config_id,
+                    test: d.kind == DeliveryKind::Test,
+                    task: d.task_id.as_deref(),
+                    attempts: d.attempts,
+                    due: d.next_attempt_at,
+                    event: &d.event.id,
+                    event_type: &d.event.event_type,
+                    published: d.event.published_at,
+                    data: &d.event.data,
+                };
+                match serde_json::to_string(&whole) {
+                    Ok(json) if json.len() <= WHOLE_UP_TO => json,
+                    _ => format!("{}:{}", d.config_id, d.id),
+                }
+            }
+            Committed::Id {
+                config_id,
+                delivery_id,
+            } => format!("{config_id}:{delivery_id}"),
+        }
+    }
+
+    pub fn decode(item: &str) -> Option<Committed> {
+        if item.starts_with('{') {
+            let whole: Whole = serde_json::from_str(item).ok()?;
+            return Some(Committed::Whole(PendingDelivery {
+                id: whole.id,
+                config_id: whole.config,
+                kind: if whole.test {
+                    DeliveryKind::Test
+                } else {
+                    DeliveryKind::Event
+                },
+                task_id: whole.task.map(str::to_owned),
+                attempts: whole.attempts,
+                next_attempt_at: whole.due,
+                event: EventRecord {
+                    id: whole.event.to_owned(),
+                    event_type: whole.event_type.to_owned(),
+                    data: whole.data.to_owned().into(),
+                    published_at: whole.published,
+                },
+            }));
+        }
+        let (config, delivery) = item.split_once(':')?;
+        Some(Committed::Id {
+            config_id: config.parse().ok()?,
+            delivery_id: delivery.parse().ok()?,
+        })
     }
 }
 
@@ -214,22 +309,75 @@ mod tests {
 
     #[test]
     fn payloads_round_trip_and_stay_under_the_limit() {
-        let pairs: Vec<(i64, i64)> = (0..2_000).map(|i| (i % 7, 1_000_000 + i)).collect();
-        let payloads = encode("a", 'd', pairs.iter().map(|(c, d)| format!("{c}:{d}")));
+        use crate::changes::Committed;
+        use crate::delivery::store::{DeliveryKind, PendingDelivery};
+        use crate::delivery::wire::{event_data, EventRecord};
+        let whole = |i: i64, data: String| {
+            Committed::Whole(PendingDelivery {
+                id: 1_000_000 + i,
+                config_id: i % 7,
+                kind: DeliveryKind::Event,
+                task_id: None,
+                attempts: 0,
+                next_attempt_at: 5,
+                event: EventRecord {
+                    id: format!("event-{i}"),
+                    event_type: "invoice.paid".into(),
+                    data: event_data(data),
+                    published_at: 4,
+                },
+            })
+        };
+        let mut committed: Vec<Committed> = (0..300)
+            .map(|i| {
+                whole(
+                    i,
+                    format!(r#"{{"n": {i}, "big": 123456789012345678901234567890}}"#),
+                )
+            })
+            .collect();
+        // Too big to travel whole: by id.
+        committed.push(whole(
+            999,
+            format!(r#"{{"blob": "{}"}}"#, "x".repeat(5_000)),
+        ));
+        let payloads = encode("a", 'd', committed.iter().map(wire::encode));
         assert!(payloads.len() > 1);
         let mut decoded = Vec::new();
         for payload in &payloads {
             assert!(payload.len() <= MAX_PAYLOAD);
             assert_eq!(decode("a", payload), None, "our own");
             match decode("b", payload) {
-                Some(Change::Deliveries(part)) => decoded.extend(part),
+                Some(Change::Deliveries { deliveries, again }) => {
+                    assert!(!again);
+                    decoded.extend(deliveries)
+                }
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(decoded, pairs);
+        assert_eq!(decoded.len(), committed.len());
+        match (&decoded[5], &committed[5]) {
+            (Committed::Whole(got), Committed::Whole(sent)) => {
+                assert_eq!((got.id, got.config_id), (sent.id, sent.config_id));
+                assert_eq!(got.event.data.get(), sent.event.data.get());
+                assert_eq!(got.event.id, sent.event.id);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decoded.last(),
+            Some(Committed::Id {
+                delivery_id: 1_000_999,
+                config_id: 5
+            })
+        ));
         assert_eq!(decode("b", "a|c|42"), Some(Change::Config(42)));
         assert_eq!(decode("b", "a|t|"), Some(Change::Tenancy));
-        assert_eq!(decode("b", "a|s|1,2"), Some(Change::Stats(vec![1, 2])));
+        assert_eq!(decode("b", "a|m|"), Some(Change::Membership));
+        assert_eq!(
+            decode("b", &format!("a|s|1{SEPARATOR}2")),
+            Some(Change::Stats(vec![1, 2]))
+        );
         assert_eq!(decode("b", "garbage"), None);
     }
 }

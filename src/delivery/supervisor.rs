@@ -10,7 +10,7 @@ use super::lanes::Lanes;
 use super::policy::DeliveryEngine;
 use super::store::PendingDelivery;
 use super::task;
-use crate::changes::{Change, ChangeBus};
+use crate::changes::{Change, ChangeBus, Committed};
 use crate::cluster::Ownership;
 use actix::prelude::*;
 use projections::db::now_micros;
@@ -191,23 +191,32 @@ impl Handler<Changed> for DeliverySupervisor {
                 }
                 self.watch(ctx);
             }
-            Change::Deliveries(pairs) => {
+            Change::Deliveries { deliveries, again } => {
                 let ownership = &self.engine.ownership;
-                let ours: Vec<i64> = pairs
-                    .iter()
-                    .filter(|(config_id, _)| ownership.owns(*config_id))
-                    .map(|(_, delivery_id)| *delivery_id)
-                    .collect();
-                if ours.is_empty() {
+                let mut whole = Vec::new();
+                let mut by_id = Vec::new();
+                for committed in deliveries {
+                    if !ownership.owns(committed.config_id()) {
+                        continue;
+                    }
+                    match committed {
+                        Committed::Whole(delivery) => whole.push(delivery),
+                        Committed::Id { delivery_id, .. } => by_id.push(delivery_id),
+                    }
+                }
+                if !whole.is_empty() {
+                    ctx.notify(Enqueue {
+                        deliveries: whole,
+                        again,
+                    });
+                }
+                if by_id.is_empty() {
                     return;
                 }
                 let store = self.engine.store.clone();
-                let read = task::run(async move { store.pending_by_ids(&ours).await });
-                ctx.spawn(read.into_actor(self).map(|read, _, ctx| match read {
-                    Ok(deliveries) => ctx.notify(Enqueue {
-                        deliveries,
-                        again: false,
-                    }),
+                let read = task::run(async move { store.pending_by_ids(&by_id).await });
+                ctx.spawn(read.into_actor(self).map(move |read, _, ctx| match read {
+                    Ok(deliveries) => ctx.notify(Enqueue { deliveries, again }),
                     // The poll finds them.
                     Err(error) => tracing::warn!(%error, "cannot read another node's deliveries"),
                 }));
@@ -327,7 +336,7 @@ impl SupervisorHandle {
                 let wanted = match &announced.change {
                     Change::Config(_) | Change::Everything | Change::Claimed => true,
                     // Committed by another node for endpoints this one may own.
-                    Change::Deliveries(_) => announced.remote,
+                    Change::Deliveries { .. } => announced.remote,
                     Change::Stats(_) | Change::Tenancy | Change::Membership => false,
                 };
                 if wanted {
@@ -366,9 +375,10 @@ impl SupervisorHandle {
             .into_iter()
             .partition(|delivery| self.ownership.owns(delivery.config_id));
         if !theirs.is_empty() {
-            self.changes.announce(Change::Deliveries(
-                theirs.iter().map(|d| (d.config_id, d.id)).collect(),
-            ));
+            self.changes.announce(Change::Deliveries {
+                deliveries: theirs.into_iter().map(Committed::Whole).collect(),
+                again: enqueue.again,
+            });
         }
         if !ours.is_empty() {
             self.addr.do_send(Enqueue {
