@@ -60,6 +60,16 @@ impl Served {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_at(database, port, flags, env)
+    }
+
+    /// `webhookd serve` on a given port (a node restarted where it was).
+    pub fn start_at(
+        database: &TestDatabase,
+        port: u16,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_webhookd"))
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .args(flags)
