@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// curl's --resolve: HOST=IP. The address rules still apply.
     #[arg(long = "resolve", value_name = "HOST=IP", value_parser = parse_resolve)]
     pub resolve: Vec<(String, IpAddr)>,
+    /// Send deliveries from this local address (receivers that allow-list
+    /// senders; one per node makes each node's requests tell apart).
+    #[arg(long, value_name = "IP")]
+    pub delivery_source_address: Option<IpAddr>,
     /// How long an endpoint actor with nothing to do lives on.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
@@ -562,6 +566,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
         settings.delivery.delivery_threads = threads;
     }
     settings.delivery.resolve_overrides = args.resolve.into_iter().collect();
+    settings.delivery.source_address = args.delivery_source_address;
     let app = Application::build(&settings).await?;
     if let Some(key) = &app.bootstrap_key {
         println!(

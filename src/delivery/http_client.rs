@@ -41,8 +41,16 @@ impl Resolve for GuardedResolver {
     }
 }
 
-pub fn build(policy: &UrlPolicy, overrides: &HashMap<String, IpAddr>) -> reqwest::Client {
+/// The delivery client: no redirects, the SSRF guard as its resolver, and
+/// (`--delivery-source-address`) a fixed local address to send from, for
+/// receivers that allow-list the sender's address.
+pub fn build(
+    policy: &UrlPolicy,
+    overrides: &HashMap<String, IpAddr>,
+    source: Option<IpAddr>,
+) -> reqwest::Client {
     reqwest::Client::builder()
+        .local_address(source)
         .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(64)

@@ -32,7 +32,11 @@ impl Lanes {
             .iter()
             .map(|arbiter| Lane {
                 arbiter: arbiter.handle(),
-                client: http_client::build(&settings.url_policy, &settings.resolve_overrides),
+                client: http_client::build(
+                    &settings.url_policy,
+                    &settings.resolve_overrides,
+                    settings.source_address,
+                ),
             })
             .collect();
         Self { lanes, arbiters }

@@ -33,6 +33,8 @@ pub struct DeliverySettings {
     pub url_policy: UrlPolicy,
     /// Fixed name → address answers, consulted before DNS (`--resolve`).
     pub resolve_overrides: HashMap<String, IpAddr>,
+    /// The local address deliveries are sent from (`--delivery-source-address`).
+    pub source_address: Option<IpAddr>,
 }
 
 impl Default for DeliverySettings {
@@ -49,6 +51,7 @@ impl Default for DeliverySettings {
             watchdog_interval: Duration::from_millis(500),
             url_policy: UrlPolicy::production(),
             resolve_overrides: HashMap::new(),
+            source_address: None,
         }
     }
 }

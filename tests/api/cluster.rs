@@ -5,7 +5,7 @@
 //! handle drops, also when a test fails.
 use crate::cli::{stdout_of, webhookd, Served};
 use crate::helpers::{Backend, TestDatabase};
-use crate::receiver::{Received, Receiver};
+use crate::receiver::{Received, Receiver, Reply};
 use base64::Engine;
 use futures_util::{stream, StreamExt};
 use hmac::{Hmac, Mac};
@@ -698,4 +698,107 @@ async fn a_rolling_restart_loses_nothing_and_never_stops_deliveries() {
         gaps.iter().all(|gap| *gap < Duration::from_secs(2)),
         "deliveries stopped: {gaps:?}"
     );
+}
+
+/// Two nodes race for the same partitions under load (the second joins
+/// while the first delivers, and takes half of them over): per endpoint,
+/// no request from one node overlaps one from the other — the lease moves
+/// only after the first node's attempts are recorded. Each node sends from
+/// its own loopback address, so the receiver tells them apart.
+#[actix_web::test]
+async fn racing_nodes_never_send_to_one_endpoint_at_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let node = |n: usize| {
+        Served::start_with(
+            &database,
+            &[
+                "--dev",
+                "--node-id",
+                &format!("n{n}"),
+                "--node-timeout",
+                NODE_TIMEOUT,
+                "--delivery-source-address",
+                &format!("127.0.0.{}", n + 1),
+                "--max-db-connections",
+                "4",
+            ],
+        )
+    };
+    let first = node(1);
+    let key = first.stdout_line(|line| line.starts_with("whk_"));
+    first.wait_until_listening();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", first.port);
+    // Each request held 30 ms at the receiver, so that overlaps would show.
+    let receivers: Vec<Receiver> = (0..8)
+        .map(|_| Receiver::scripted(|_| Reply::After(200, 30)))
+        .collect();
+    for receiver in &receivers {
+        let response = client
+            .post(format!("{base}/api/v1/webhooks"))
+            .bearer_auth(&key)
+            .json(&json!({"url": receiver.url, "events": ["*"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let publishing = {
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            for i in 0..800 {
+                tick.tick().await;
+                let response = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&json!({"type": "webhook_config.test", "data": {"i": i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 202);
+            }
+        })
+    };
+    receivers[0].wait_for(50, Duration::from_secs(30)).await;
+    let second = node(2);
+    second.wait_until_listening();
+    publishing.await.unwrap();
+    for receiver in &receivers {
+        receiver.wait_for(800, Duration::from_secs(60)).await;
+    }
+    // Every request answered (the last ones may still be held).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receivers.iter().any(|r| {
+        r.received()
+            .iter()
+            .any(|request| request.answered.is_none())
+    }) {
+        assert!(Instant::now() < deadline, "requests left unanswered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut both = 0;
+    for receiver in &receivers {
+        let requests = receiver.received();
+        assert_eq!(requests.len(), 800, "each event once");
+        let senders: HashSet<_> = requests.iter().map(|r| r.peer).collect();
+        both += usize::from(senders.len() > 1);
+        for a in &requests {
+            for b in &requests {
+                if a.peer == b.peer {
+                    continue;
+                }
+                let a_end = a.answered.expect("answered");
+                assert!(
+                    a_end <= b.at || b.answered.expect("answered") <= a.at,
+                    "two nodes sent to one endpoint at once ({:?} and {:?})",
+                    a.peer,
+                    b.peer
+                );
+            }
+        }
+    }
+    assert!(both > 0, "no endpoint moved between the nodes");
+    drop((first, second));
 }

@@ -20,6 +20,8 @@ pub enum Reply {
     /// Answers the status at once, then drips its body a byte every 200 ms
     /// for a minute.
     Drip(u16),
+    /// Answers the status after this many milliseconds.
+    After(u16, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +32,10 @@ pub struct Received {
     pub at: Instant,
     /// The status the receiver answered (0 while it hangs).
     pub replied: u16,
+    /// The sender's address.
+    pub peer: Option<std::net::IpAddr>,
+    /// When the answer was sent (`None` while it is not).
+    pub answered: Option<Instant>,
 }
 
 impl Received {
@@ -161,6 +167,8 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
             body: body.to_vec(),
             at: Instant::now(),
             replied: 0,
+            peer: req.peer_addr().map(|addr| addr.ip()),
+            answered: None,
         });
         received.len() - 1
     };
@@ -169,13 +177,19 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         state.received.lock().unwrap()[index].replied = code;
     }
     state.arrived.notify_waiters();
+    if let Reply::After(code, ms) = reply {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let mut received = state.received.lock().unwrap();
+        received[index].replied = code;
+        received[index].answered = Some(Instant::now());
+    }
     if let Reply::AfterRelease(code) = reply {
         let mut released = state.released.subscribe();
         let _ = released.wait_for(|released| *released).await;
         state.received.lock().unwrap()[index].replied = code;
     }
     match reply {
-        Reply::Status(code) | Reply::AfterRelease(code) => {
+        Reply::Status(code) | Reply::AfterRelease(code) | Reply::After(code, _) => {
             HttpResponse::build(status(code)).body("receiver says hi")
         }
         Reply::RetryAfter(code, seconds) => HttpResponse::build(status(code))
