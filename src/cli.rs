@@ -121,8 +121,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub node_id: Option<String>,
     /// A node whose heartbeat is older than this is dead to the others;
-    /// its endpoints move to the survivors.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// its endpoints move to the survivors (at least 2 s: a lease counts
+    /// locally for 1 s less than in the database).
+    #[arg(long, default_value = "10s", value_parser = parse_node_timeout)]
     pub node_timeout: Duration,
     /// PostgreSQL connections of this node's query pool (its group-commit
     /// writers and its notification listener have their own, 7 more).
@@ -131,6 +132,14 @@ pub struct ServeArgs {
     /// On SIGTERM: how long requests and attempts under way may take to finish.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+}
+
+fn parse_node_timeout(raw: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if timeout < Duration::from_secs(2) {
+        return Err("must be at least 2s".to_owned());
+    }
+    Ok(timeout)
 }
 
 fn parse_cidr(raw: &str) -> Result<IpCidr, String> {

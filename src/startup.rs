@@ -81,7 +81,7 @@ impl Application {
                 "read model rows were behind the event log and were caught up"
             );
         }
-        let bootstrap_key = admin::bootstrap(&db).await?;
+        let bootstrap_key = bootstrap_once(&db).await?;
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -269,3 +269,26 @@ async fn termination() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// The first-run bootstrap, by one node only: nodes started together on an
+/// empty PostgreSQL database take turns (an advisory lock), so exactly one
+/// creates the `default` organisation and prints its key.
+async fn bootstrap_once(db: &Db) -> anyhow::Result<Option<IssuedKey>> {
+    let Db::Postgres(pool) = db else {
+        return admin::bootstrap(db).await;
+    };
+    let mut turn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(BOOTSTRAP_LOCK)
+        .execute(&mut *turn)
+        .await?;
+    let bootstrapped = admin::bootstrap(db).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(BOOTSTRAP_LOCK)
+        .execute(&mut *turn)
+        .await?;
+    bootstrapped
+}
+
+/// The advisory lock key of the bootstrap ("webhookd" in ASCII, truncated).
+const BOOTSTRAP_LOCK: i64 = 0x7765_6268_6f6f_6b64;

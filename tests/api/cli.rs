@@ -139,7 +139,7 @@ impl Served {
     }
 
     /// Stops the server and returns everything it printed on stdout.
-    fn stop(mut self) -> Vec<String> {
+    pub fn stop(mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.stdout.iter().collect()

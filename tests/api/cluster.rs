@@ -802,3 +802,22 @@ async fn racing_nodes_never_send_to_one_endpoint_at_once() {
     assert!(both > 0, "no endpoint moved between the nodes");
     drop((first, second));
 }
+
+/// Three nodes started at once on an empty database: exactly one creates
+/// the `default` organisation and prints its key.
+#[actix_web::test]
+async fn nodes_started_together_bootstrap_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let nodes: Vec<Served> = (1..=3).map(|n| Cluster::node(&database, n)).collect();
+    for node in &nodes {
+        node.wait_until_listening();
+    }
+    let keys: usize = nodes
+        .into_iter()
+        .map(|node| node.stop().iter().filter(|l| l.starts_with("whk_")).count())
+        .sum();
+    assert_eq!(keys, 1);
+    let organisations = stdout_of(&webhookd(&database, &["org", "list"]));
+    assert_eq!(organisations.lines().count(), 2, "{organisations}");
+}
