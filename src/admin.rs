@@ -7,8 +7,25 @@ use projections::admin_log::{self, AdminChange};
 use projections::{event_types, tenancy, webhook_configs, Db};
 use serde_json::json;
 
-/// Who made an operator change: the CLI (the person at the terminal).
-const CLI: &str = "cli";
+/// Writes an operator change to the admin log (actor `cli`: the person at
+/// the terminal).
+async fn log_change(
+    db: &Db,
+    action: &str,
+    organisation: Option<i64>,
+    target: String,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let change = AdminChange {
+        actor: "cli",
+        request_id: None,
+        action,
+        organisation,
+        target,
+        details,
+    };
+    Ok(admin_log::record(db, &change).await?)
+}
 
 /// A key as it is shown once, at creation.
 #[derive(Debug, Clone)]
@@ -29,16 +46,12 @@ pub async fn create_organisation(
         bail!("an organisation name must have 1 to 200 characters");
     }
     let id = tenancy::create_organisation(db, name, plan, features).await?;
-    admin_log::record(
+    log_change(
         db,
-        &AdminChange {
-            actor: CLI,
-            request_id: None,
-            action: "OrganisationCreated",
-            organisation: Some(id),
-            target: format!("organisation:{id}"),
-            details: json!({ "name": name, "plan": plan.as_str(), "features": features }),
-        },
+        "OrganisationCreated",
+        Some(id),
+        format!("organisation:{id}"),
+        json!({ "name": name, "plan": plan.as_str(), "features": features }),
     )
     .await?;
     Ok(id)
@@ -65,16 +78,12 @@ pub async fn update_organisation(
     if let Some(features) = features {
         details["features"] = json!(features);
     }
-    admin_log::record(
+    log_change(
         db,
-        &AdminChange {
-            actor: CLI,
-            request_id: None,
-            action: "OrganisationUpdated",
-            organisation: Some(id),
-            target: format!("organisation:{id}"),
-            details,
-        },
+        "OrganisationUpdated",
+        Some(id),
+        format!("organisation:{id}"),
+        details,
     )
     .await?;
     tenancy::find_organisation(db, id)
@@ -91,16 +100,12 @@ pub async fn revoke_key(db: &Db, id: i64) -> anyhow::Result<tenancy::ApiKey> {
     if key.revoked_at.is_some() || !tenancy::revoke_key(db, id).await? {
         bail!("API key {id} is revoked already");
     }
-    admin_log::record(
+    log_change(
         db,
-        &AdminChange {
-            actor: CLI,
-            request_id: None,
-            action: "KeyRevoked",
-            organisation: Some(key.organisation),
-            target: format!("key:{id}"),
-            details: json!({}),
-        },
+        "KeyRevoked",
+        Some(key.organisation),
+        format!("key:{id}"),
+        json!({}),
     )
     .await?;
     tenancy::find_key_any(db, id)
@@ -120,16 +125,12 @@ pub async fn rotate_key(db: &Db, id: i64) -> anyhow::Result<IssuedKey> {
     {
         bail!("API key {id} is revoked; create a new key instead");
     }
-    admin_log::record(
+    log_change(
         db,
-        &AdminChange {
-            actor: CLI,
-            request_id: None,
-            action: "KeyRotated",
-            organisation: Some(key.organisation),
-            target: format!("key:{id}"),
-            details: json!({}),
-        },
+        "KeyRotated",
+        Some(key.organisation),
+        format!("key:{id}"),
+        json!({}),
     )
     .await?;
     Ok(IssuedKey {
@@ -167,16 +168,12 @@ pub async fn create_api_key(
     )
     .await?;
     let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    admin_log::record(
+    log_change(
         db,
-        &AdminChange {
-            actor: CLI,
-            request_id: None,
-            action: "KeyCreated",
-            organisation: Some(organisation),
-            target: format!("key:{id}"),
-            details: json!({ "scopes": names, "webhook_config": webhook_config }),
-        },
+        "KeyCreated",
+        Some(organisation),
+        format!("key:{id}"),
+        json!({ "scopes": names, "webhook_config": webhook_config }),
     )
     .await?;
     Ok(IssuedKey {
@@ -189,16 +186,12 @@ pub async fn create_api_key(
 pub async fn add_event_type(db: &Db, name: &str, description: &str) -> anyhow::Result<()> {
     let name = EventTypeName::parse(name).map_err(|e| anyhow::anyhow!("event type: {e}"))?;
     event_types::upsert(db, name.as_str(), description.trim()).await?;
-    admin_log::record(
+    log_change(
         db,
-        &AdminChange {
-            actor: CLI,
-            request_id: None,
-            action: "EventTypeAdded",
-            organisation: None,
-            target: format!("event_type:{}", name.as_str()),
-            details: json!({ "description": description.trim() }),
-        },
+        "EventTypeAdded",
+        None,
+        format!("event_type:{}", name.as_str()),
+        json!({ "description": description.trim() }),
     )
     .await?;
     Ok(())

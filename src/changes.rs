@@ -161,16 +161,7 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Announced> {
         match self.0.recv().await {
             Ok(announced) => Some(announced),
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "a change subscriber fell behind; treating everything as changed"
-                );
-                Some(Announced {
-                    change: Change::Everything,
-                    remote: false,
-                })
-            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(fell_behind(missed)),
             Err(broadcast::error::RecvError::Closed) => None,
         }
     }
@@ -179,17 +170,20 @@ impl Subscription {
     pub fn try_next(&mut self) -> Option<Announced> {
         match self.0.try_recv() {
             Ok(announced) => Some(announced),
-            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "a change subscriber fell behind; treating everything as changed"
-                );
-                Some(Announced {
-                    change: Change::Everything,
-                    remote: false,
-                })
-            }
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => Some(fell_behind(missed)),
             Err(_) => None,
         }
+    }
+}
+
+/// What a subscriber that missed changes is told instead.
+fn fell_behind(missed: u64) -> Announced {
+    tracing::warn!(
+        missed,
+        "a change subscriber fell behind; treating everything as changed"
+    );
+    Announced {
+        change: Change::Everything,
+        remote: false,
     }
 }

@@ -106,6 +106,28 @@ impl Caller {
         self.organisation.id
     }
 
+    /// Writes a change this caller made to organisations or keys to the
+    /// admin log (beside the config events in `webhookd audit`).
+    pub async fn log_change(
+        &self,
+        db: &projections::Db,
+        request_id: &RequestId,
+        action: &str,
+        target: String,
+        details: serde_json::Value,
+    ) -> Result<(), projections::Error> {
+        let metadata = self.command_metadata(request_id);
+        let change = projections::admin_log::AdminChange {
+            actor: &metadata.actor,
+            request_id: metadata.request_id.as_deref(),
+            action,
+            organisation: Some(self.organisation.id),
+            target,
+            details,
+        };
+        projections::admin_log::record(db, &change).await
+    }
+
     /// Who sent a command, in which request: stored with its events.
     pub fn command_metadata(&self, request_id: &RequestId) -> CommandMetadata {
         CommandMetadata::api_key(self.key.id, request_id.as_str())

@@ -15,6 +15,25 @@ use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+/// The flags of a test node: `--dev`, its id, the short node timeout, a
+/// fast retry schedule and a small pool (three nodes and the rest of the
+/// suite share one PostgreSQL), then `extra`.
+fn node_flags<'a>(id: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--dev",
+        "--node-id",
+        id,
+        "--node-timeout",
+        NODE_TIMEOUT,
+        "--retry-schedule",
+        "300ms",
+        "--max-db-connections",
+        "4",
+    ];
+    flags.extend_from_slice(extra);
+    flags
+}
+
 /// Short, so that failover fits in a test: a dead node's endpoints move
 /// within this plus 5 s.
 const NODE_TIMEOUT: &str = "3s";
@@ -66,21 +85,12 @@ impl Cluster {
     }
 
     fn node(database: &TestDatabase, n: usize) -> Served {
-        Served::start_with(
-            database,
-            &[
-                "--dev",
-                "--node-id",
-                &format!("n{n}"),
-                "--node-timeout",
-                NODE_TIMEOUT,
-                "--retry-schedule",
-                "300ms",
-                // Three nodes and the test suite share one PostgreSQL.
-                "--max-db-connections",
-                "4",
-            ],
-        )
+        Self::node_with(database, &format!("n{n}"), &[])
+    }
+
+    /// A node with this id, the suite's settings and `extra` flags.
+    fn node_with(database: &TestDatabase, id: &str, extra: &[&str]) -> Served {
+        Served::start_with(database, &node_flags(id, extra))
     }
 
     /// Waits until `live` nodes hold every partition between them, none
@@ -568,20 +578,7 @@ async fn api_and_worker_roles_split_the_work() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let database = TestDatabase::create(Backend::Postgres).await;
     let role = |role: &str, n: usize| {
-        Served::start_with(
-            &database,
-            &[
-                "--dev",
-                "--role",
-                role,
-                "--node-id",
-                &format!("{role}{n}"),
-                "--node-timeout",
-                NODE_TIMEOUT,
-                "--max-db-connections",
-                "4",
-            ],
-        )
+        Cluster::node_with(&database, &format!("{role}{n}"), &["--role", role])
     };
     let api = role("api", 1);
     let key = api.stdout_line(|line| line.starts_with("whk_"));
@@ -664,22 +661,9 @@ async fn a_rolling_restart_loses_nothing_and_never_stops_deliveries() {
             .await
             .unwrap();
         assert!(status.is_some_and(|s| s.success()), "n{n}: {status:?}");
-        let restarted = Served::start_at(
-            &cluster.database,
-            ports[n - 1],
-            &[
-                "--dev",
-                "--node-id",
-                &format!("n{n}"),
-                "--node-timeout",
-                NODE_TIMEOUT,
-                "--retry-schedule",
-                "300ms",
-                "--max-db-connections",
-                "4",
-            ],
-            &[],
-        );
+        let id = format!("n{n}");
+        let restarted =
+            Served::start_at(&cluster.database, ports[n - 1], &node_flags(&id, &[]), &[]);
         restarted.wait_until_listening();
         cluster.nodes[n - 1] = Some(restarted);
         cluster.until_balanced(3).await;
@@ -710,19 +694,11 @@ async fn racing_nodes_never_send_to_one_endpoint_at_once() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let database = TestDatabase::create(Backend::Postgres).await;
     let node = |n: usize| {
-        Served::start_with(
+        let source = format!("127.0.0.{}", n + 1);
+        Cluster::node_with(
             &database,
-            &[
-                "--dev",
-                "--node-id",
-                &format!("n{n}"),
-                "--node-timeout",
-                NODE_TIMEOUT,
-                "--delivery-source-address",
-                &format!("127.0.0.{}", n + 1),
-                "--max-db-connections",
-                "4",
-            ],
+            &format!("n{n}"),
+            &["--delivery-source-address", &source],
         )
     };
     let first = node(1);

@@ -1,14 +1,13 @@
 //! Hostile input and faults: one request's bad data never fails another's,
 //! payloads arrive as accepted, slow clients are cut off, a database outage
 //! answers 503 at once and re-sends nothing.
-use crate::helpers::{status_and_json, Backend, TestApp};
+use crate::helpers::{raw_connection, read_until_closed, status_and_json, Backend, TestApp};
 use crate::on_both_backends;
 use crate::receiver::{Receiver, Reply};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 on_both_backends!(
@@ -259,35 +258,6 @@ async fn a_status_that_arrived_in_time_is_logged_though_the_body_drips(backend: 
     assert_eq!(receiver.received().len(), 1);
 }
 
-/// Opens a raw connection and sends `head` (and nothing more).
-fn raw_connection(app: &TestApp, head: &str) -> TcpStream {
-    let address = app.address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream.write_all(head.as_bytes()).expect("send");
-    stream
-}
-
-/// Reads until the server closes the connection (or `within` passes);
-/// returns what came and whether it closed.
-fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, bool) {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let deadline = Instant::now() + within;
-    let mut got = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while Instant::now() < deadline {
-        match stream.read(&mut buffer) {
-            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
-            Ok(n) => got.extend_from_slice(&buffer[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), true),
-        }
-    }
-    (String::from_utf8_lossy(&got).into_owned(), false)
-}
-
 /// Fifty connections send a body one byte a second (below the minimum
 /// rate) or stop half-way: each gets a 408 and is closed by the deadline,
 /// and a normal request answers at once throughout.
@@ -449,20 +419,8 @@ async fn a_database_outage_answers_503_fast_and_sends_nothing_twice() {
             }
         }
     }
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let live = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status(), StatusCode::OK);
+    assert_eq!(app.health("ready").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.health("live").await, StatusCode::OK);
 
     proxy.restore();
     // Service resumes without a restart; the answered attempt is recorded
@@ -473,13 +431,7 @@ async fn a_database_outage_answers_503_fast_and_sends_nothing_twice() {
         })
         .await;
     assert_eq!(deliveries[0]["attempts"], 1, "{deliveries:#?}");
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(app.health("ready").await, StatusCode::OK);
     app.publish("webhook_config.test", json!({"n": 2})).await;
     let received = receiver.wait_for(2, Duration::from_secs(10)).await;
     let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();

@@ -3,6 +3,7 @@ use crate::fault_proxy::FaultProxy;
 use projections::Db;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use webhookd::admin;
@@ -291,6 +292,16 @@ impl TestApp {
         }
     }
 
+    /// The status of `GET /health/<which>` (`live` or `ready`; no key).
+    pub async fn health(&self, which: &str) -> StatusCode {
+        self.client
+            .get(self.url(&format!("/health/{which}")))
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -470,4 +481,33 @@ pub fn receiver_script(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/receivers")
         .join(name)
+}
+
+/// Opens a raw connection and sends `head` (and nothing more).
+pub fn raw_connection(app: &TestApp, head: &str) -> std::net::TcpStream {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.write_all(head.as_bytes()).expect("send");
+    stream
+}
+
+/// Reads until the server closes the connection (or `within` passes);
+/// returns what came and whether it closed.
+pub fn read_until_closed(stream: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), false)
 }

@@ -13,7 +13,7 @@
 //!   arrival: the failover wait is one of the gaps).
 use crate::receiver::{Behaviour, Receiver, Tally};
 use crate::scenarios::{percentiles, Report};
-use crate::server::{admin_sql, log_file};
+use crate::server::{add_event_type, admin_sql, log_file, webhookd_binary};
 use crate::Options;
 use anyhow::{bail, Context};
 use futures_util::stream::StreamExt;
@@ -64,7 +64,7 @@ impl Nodes {
             let (node, printed) = start_node(&database_url, n).await?;
             if n == 1 {
                 key = printed.context("the first node printed no key")?;
-                add_event_type(&database_url)?;
+                add_event_type(&database_url, EVENT_TYPE)?;
             }
             nodes.push(node);
         }
@@ -152,10 +152,7 @@ impl Nodes {
 }
 
 async fn start_node(database_url: &str, n: usize) -> anyhow::Result<(Node, Option<String>)> {
-    let binary = std::env::current_exe()?
-        .parent()
-        .context("no directory")?
-        .join("webhookd");
+    let binary = webhookd_binary()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -196,29 +193,6 @@ async fn start_node(database_url: &str, n: usize) -> anyhow::Result<(Node, Optio
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("node {n} did not answer")
-}
-
-fn add_event_type(database_url: &str) -> anyhow::Result<()> {
-    let binary = std::env::current_exe()?
-        .parent()
-        .context("no directory")?
-        .join("webhookd");
-    let status = Command::new(binary)
-        .args([
-            "event-types",
-            "add",
-            EVENT_TYPE,
-            "--description",
-            "benchmark event",
-        ])
-        .env("DATABASE_URL", database_url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("cannot add the event type");
-    }
-    Ok(())
 }
 
 /// Publishes through `bases` in turn; returns the event id → send time and

@@ -86,17 +86,9 @@ async fn main() -> anyhow::Result<()> {
         }
         let mut failed = false;
         for report in cluster::run(&options).await? {
-            failed |= report.lost > 0 || report.bad_signatures > 0;
-            if options.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                report.print_row();
-            }
+            failed |= show(&report, options.json)?;
         }
-        if failed {
-            anyhow::bail!("deliveries were lost or badly signed");
-        }
-        return Ok(());
+        return verdict(failed);
     }
     let scenarios = match options.scenario {
         Scenario::All => vec![
@@ -122,14 +114,24 @@ async fn main() -> anyhow::Result<()> {
             let mut run = options.clone();
             run.endpoints = endpoints;
             let report = scenarios::run(scenario, &run).await?;
-            failed |= report.lost > 0 || report.bad_signatures > 0;
-            if options.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                report.print_row();
-            }
+            failed |= show(&report, options.json)?;
         }
     }
+    verdict(failed)
+}
+
+/// Prints a report as a row or a JSON line; `true` when it lost deliveries
+/// or saw bad signatures.
+fn show(report: &scenarios::Report, json: bool) -> anyhow::Result<bool> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        report.print_row();
+    }
+    Ok(report.lost > 0 || report.bad_signatures > 0)
+}
+
+fn verdict(failed: bool) -> anyhow::Result<()> {
     if failed {
         anyhow::bail!("deliveries were lost or badly signed");
     }

@@ -59,10 +59,7 @@ impl Server {
                 )
             }
         };
-        let binary = std::env::current_exe()?
-            .parent()
-            .context("no directory")?
-            .join("webhookd");
+        let binary = webhookd_binary()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -110,26 +107,7 @@ impl Server {
 
     /// `webhookd event-types add` on the server's database.
     pub fn add_event_type(&self, name: &str) -> anyhow::Result<()> {
-        let binary = std::env::current_exe()?
-            .parent()
-            .context("no directory")?
-            .join("webhookd");
-        let status = Command::new(binary)
-            .args([
-                "event-types",
-                "add",
-                name,
-                "--description",
-                "benchmark event",
-            ])
-            .env("DATABASE_URL", &self.database_url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("cannot add the event type");
-        }
-        Ok(())
+        add_event_type(&self.database_url, name)
     }
 
     /// The server's peak resident memory so far (Linux VmHWM), in MB.
@@ -175,6 +153,34 @@ impl Server {
             .await;
         }
     }
+}
+
+/// The `webhookd` binary next to this one.
+pub fn webhookd_binary() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::env::current_exe()?
+        .parent()
+        .context("no directory")?
+        .join("webhookd"))
+}
+
+/// `webhookd event-types add NAME` on a database.
+pub fn add_event_type(database_url: &str, name: &str) -> anyhow::Result<()> {
+    let status = Command::new(webhookd_binary()?)
+        .args([
+            "event-types",
+            "add",
+            name,
+            "--description",
+            "benchmark event",
+        ])
+        .env("DATABASE_URL", database_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("cannot add the event type");
+    }
+    Ok(())
 }
 
 /// The server's warnings and errors go to `webhookd-bench-server.log` in the

@@ -7,7 +7,6 @@ use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use projections::admin_log::{self, AdminChange};
 use projections::{tenancy, webhook_configs};
 use serde_json::{json, Value};
 
@@ -55,19 +54,15 @@ pub async fn update(
     if let Some(value) = body.get("webhook_config") {
         let config = routable_config(&state, caller.organisation_id(), value).await?;
         tenancy::set_key_webhook_config(&state.db, key.id, config).await?;
-        let metadata = caller.command_metadata(&request_id);
-        admin_log::record(
-            &state.db,
-            &AdminChange {
-                actor: &metadata.actor,
-                request_id: metadata.request_id.as_deref(),
-                action: "KeyRoutingChanged",
-                organisation: Some(caller.organisation_id()),
-                target: format!("key:{}", key.id),
-                details: json!({ "webhook_config": config }),
-            },
-        )
-        .await?;
+        caller
+            .log_change(
+                &state.db,
+                &request_id,
+                "KeyRoutingChanged",
+                format!("key:{}", key.id),
+                json!({ "webhook_config": config }),
+            )
+            .await?;
         state.keys.forget_all();
     }
     let key = owned_key(&state, &caller, &path).await?;

@@ -7,7 +7,6 @@ use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use projections::admin_log::{self, AdminChange};
 use projections::tenancy;
 use serde_json::json;
 
@@ -29,19 +28,15 @@ pub async fn update(
     if let Some(value) = body.get("webhook_config_default") {
         let config = routable_config(&state, organisation, value).await?;
         tenancy::set_default_webhook_config(&state.db, organisation, config).await?;
-        let metadata = caller.command_metadata(&request_id);
-        admin_log::record(
-            &state.db,
-            &AdminChange {
-                actor: &metadata.actor,
-                request_id: metadata.request_id.as_deref(),
-                action: "OrganisationDefaultConfigChanged",
-                organisation: Some(organisation),
-                target: format!("organisation:{organisation}"),
-                details: json!({ "webhook_config_default": config }),
-            },
-        )
-        .await?;
+        caller
+            .log_change(
+                &state.db,
+                &request_id,
+                "OrganisationDefaultConfigChanged",
+                format!("organisation:{organisation}"),
+                json!({ "webhook_config_default": config }),
+            )
+            .await?;
         state.keys.forget_all();
     }
     let updated = tenancy::find_organisation(&state.db, organisation)
