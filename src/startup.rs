@@ -130,6 +130,7 @@ impl Application {
             commands: commands.clone(),
             ownership: ownership.clone(),
             budget: HeldBudget::new(delivery.max_queued_deliveries),
+            recording: Default::default(),
         };
         // Starting the supervisor resumes every pending delivery (of the
         // endpoints this node owns) in the database.

@@ -172,13 +172,21 @@ impl ClusterNode {
         let mut claimed_some = false;
         if held.len() < fair && !leaving {
             let claimed: Vec<(i32, i64)> = sqlx::query_as(
-                "UPDATE partition_leases SET node = $1, epoch = epoch + 1, \
+                // A lease that ran out while this node was cut off (a
+                // database outage) and that nobody took meanwhile is taken
+                // back first, under the same epoch: the attempts answered
+                // during the outage, whose records waited in memory, still
+                // count. Any other claim — and the first after a restart —
+                // starts a new epoch, fencing the previous holder.
+                "UPDATE partition_leases \
+                 SET node = $1, epoch = CASE WHEN node = $1 AND NOT $5 THEN epoch ELSE epoch + 1 END, \
                      expires_at = now() + make_interval(secs => $2::float8 / 1000) \
                  WHERE partition IN ( \
                      SELECT partition FROM partition_leases \
                      WHERE (node IS NULL OR expires_at <= now() OR (node = $1 AND $5)) \
                          AND partition <> ALL($4) \
-                     ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     ORDER BY node IS NOT DISTINCT FROM $1 DESC, partition \
+                     LIMIT $3 FOR UPDATE SKIP LOCKED) \
                  RETURNING partition, epoch",
             )
             .bind(&self.settings.id)

@@ -106,7 +106,10 @@ impl EndpointActor {
     fn hold(&mut self, deliveries: Vec<PendingDelivery>) {
         let cap = self.engine.settings.max_queued_per_endpoint;
         for delivery in deliveries {
-            if self.finished.contains(delivery.id) || self.held.contains(&delivery.id) {
+            if self.finished.contains(delivery.id)
+                || self.held.contains(&delivery.id)
+                || self.engine.recording.contains(delivery.id)
+            {
                 continue;
             }
             if self.held.len() >= cap || !self.engine.budget.take() {
@@ -289,7 +292,9 @@ impl EndpointActor {
             let attempt = std::panic::AssertUnwindSafe(async {
                 let result = engine.send(&client, &config, &delivery).await;
                 actor.do_send(Finished::Answered);
+                let recording = engine.recording.start(delivery.id);
                 let verdict = engine.settle(&config, &delivery, result, fence).await;
+                drop(recording);
                 drop(under_way);
                 verdict
             });

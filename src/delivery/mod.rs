@@ -22,6 +22,7 @@ mod outcome_writer;
 pub mod policy;
 pub mod publish;
 mod publish_writer;
+mod recording;
 pub mod retry;
 pub mod routing;
 pub mod settings;

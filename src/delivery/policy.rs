@@ -3,6 +3,7 @@
 //! leaves the delivery pending, so it is sent again: at-least-once).
 use super::attempt::{self, AttemptResult};
 use super::budget::HeldBudget;
+pub use super::recording::Recording;
 use super::settings::DeliverySettings;
 use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
 use super::tasks::TaskStore;
@@ -39,6 +40,8 @@ pub struct DeliveryEngine {
     pub ownership: Ownership,
     /// Deliveries held in memory by all the actors together.
     pub budget: HeldBudget,
+    /// Deliveries whose answered attempt is being recorded.
+    pub recording: Recording,
 }
 
 impl DeliveryEngine {

@@ -2,7 +2,7 @@
 release binary on PostgreSQL. It stops and restarts the machine's real
 PostgreSQL, so run nothing else meanwhile; it restarts it even when it fails.
 
-    python3 tests/faults/outage.py --rate 150 --outage 40
+    python3 tests/faults/outage.py --rate 150 --outage 40 [--nodes 3]
 
 Starts `webhookd serve --dev` on a fresh database, a receiver that counts
 every `webhook-id`, publishes at --rate events a second from several
@@ -18,6 +18,7 @@ p.add_argument("--outage", type=float, default=40)
 p.add_argument("--before", type=float, default=10)
 p.add_argument("--after", type=float, default=15)
 p.add_argument("--binary", default="target/release/webhookd")
+p.add_argument("--nodes", type=int, default=1, help="cluster nodes on the database")
 a = p.parse_args()
 cluster = os.listdir("/etc/postgresql")[0]
 def pg(action):
@@ -37,13 +38,19 @@ threading.Thread(target=receiver.serve_forever, daemon=True).start()
 db = f"webhookd_outage_{os.getpid()}"
 port = 19000 + os.getpid() % 1000
 log = open(f"/tmp/{db}.log", "w")
-server = subprocess.Popen([a.binary, "serve", "--dev", "--bind", f"127.0.0.1:{port}"],
-    env={**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}", "RUST_LOG": "warn"},
-    stdout=subprocess.PIPE, stderr=log, text=True)
-key = next(l.strip() for l in server.stdout if l.startswith("whk_"))
-base = f"http://127.0.0.1:{port}"
-def call(method, path, body=None, timeout=30):
-    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
+servers = []
+for n in range(a.nodes):
+    servers.append(subprocess.Popen(
+        [a.binary, "serve", "--dev", "--bind", f"127.0.0.1:{port + n}", "--node-id", f"n{n}"],
+        env={**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}", "RUST_LOG": "warn"},
+        stdout=subprocess.PIPE, stderr=log, text=True))
+    if n == 0:
+        key = next(l.strip() for l in servers[0].stdout if l.startswith("whk_"))
+    time.sleep(1)
+bases = [f"http://127.0.0.1:{port + n}" for n in range(a.nodes)]
+base = bases[0]
+def call(method, path, body=None, timeout=30, via=None):
+    req = urllib.request.Request((via or base) + path, method=method, data=json.dumps(body).encode() if body else None,
                                  headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -66,7 +73,8 @@ def publisher(offset, step):
         if due > time.time(): time.sleep(due - time.time())
         start = time.time()
         try:
-            status, body = call("POST", "/api/v1/events", {"type": "webhook_config.test", "id": f"e{n}", "data": {"n": n}})
+            status, body = call("POST", "/api/v1/events", {"type": "webhook_config.test", "id": f"e{n}", "data": {"n": n}},
+                                via=bases[n % len(bases)])
         except Exception as e:
             status, body = repr(e)[:30], None
         took = time.time() - start
@@ -84,7 +92,8 @@ finally:
 deadline = time.time() + 60
 while time.time() < deadline and not accepted <= set(arrivals):
     time.sleep(0.5)
-server.terminate(); server.wait()
+for server in servers:
+    server.terminate(); server.wait()
 during = [r for r in results if stopped <= r[0] < started]
 print(f"PostgreSQL down from {stopped:.1f} s to {started:.1f} s")
 print(f"publishes: {len(results)}; during the outage {len(during)}: answers {collections.Counter(r[2] for r in during)}")
