@@ -1,17 +1,50 @@
 //! Delivery: publishing events and getting them, signed, to every endpoint.
 //!
-//! * [`publish`] routes an event to its target configs and commits the event
-//!   and one delivery row per target in one transaction, grouped with
-//!   concurrent publishes (`group_commit`, `publish_writer`); attempts are
-//!   recorded the same way (`outcome_writer`).
-//! * [`supervisor`] owns one [`endpoint`] actor per config with pending work,
-//!   notices actors that died (actix does not restart a panicked actor) and
-//!   restarts them from the database, and polls for pending rows nobody holds.
-//! * [`attempt`] sends one request and judges the answer; [`policy`] decides
-//!   what happens next (retry, give up, deactivate) and records it.
-//! * [`signing`], [`wire`], [`retry`] and [`http_client`] are the parts:
-//!   three signature schemes, the body shapes, the backoff schedule, and the
-//!   shared HTTP client with its SSRF guard.
+//! # The life of one publish, in order
+//!
+//! 1. `http/v1/events.rs::publish` authenticates the key (`http/auth.rs`,
+//!    cached by `http/key_cache.rs`), reads the body under the request
+//!    deadline (`http/deadline.rs`, `http/body.rs`) and keeps `data` as raw
+//!    JSON (`wire::EventData`).
+//! 2. [`publish::Publisher::publish`] checks the event type against the
+//!    cached catalog, finds the targets ([`routing::RoutingCache`] over
+//!    [`store::DeliveryStore::routing_targets`]) and hands a
+//!    `publish_writer::NewEvent` to the store.
+//! 3. [`store::DeliveryStore::publish`] submits it to the publish
+//!    `group_commit::GroupCommit`: a writer task takes everything queued and
+//!    writes it in one statement (`publish_writer.rs`: the event and one
+//!    `pending` delivery row per target), then answers each caller. The 202
+//!    goes out only after this commit.
+//! 4. Back in `publish.rs` (`commit_and_hand_over`, its own task), the new
+//!    deliveries go to [`supervisor::SupervisorHandle::enqueue`]: those of
+//!    endpoints this node owns (`cluster::Ownership`) to the
+//!    [`supervisor::DeliverySupervisor`] actor, the others announced on the
+//!    change bus (`changes.rs`) for the node that owns them
+//!    (`cluster/bus.rs`, `LISTEN/NOTIFY`; its supervisor gets them the same
+//!    way).
+//! 5. The supervisor passes them to the endpoint's
+//!    [`endpoint::EndpointActor`] (started on demand, on the endpoint's
+//!    lane: `lanes.rs`), which holds them (`hold`, within the endpoint's
+//!    and the node's budgets: `budget.rs`) and starts up to the in-flight
+//!    limit (`pump`, `launch`).
+//! 6. Each attempt is one Tokio task: [`policy::DeliveryEngine::send`] →
+//!    [`attempt::send`] signs ([`signing`]), shapes the body ([`wire`]) and
+//!    sends through the lane's client ([`http_client`]: SSRF guard, no
+//!    redirects) within the config's timeout; the actor hears `Answered`.
+//! 7. [`policy::DeliveryEngine::settle`] decides what comes next (retry
+//!    with [`retry`]'s schedule, done, or switch the endpoint off) and
+//!    records the attempt through the outcome `group_commit` writer
+//!    (`outcome_writer.rs`: the attempt row, the delivery's new status —
+//!    fenced by the lease epoch on a cluster — and the config's
+//!    statistics), waiting out a database outage in memory
+//!    (`recording.rs` keeps others from sending it meanwhile).
+//! 8. The actor hears `Settled` with the verdict: done, or the delivery
+//!    waits in its retry heap for its next attempt. The outcome batch
+//!    announces the statistics change, so the v1 API's cached rows follow.
+//!
+//! Pending work always lives in the database too: the supervisor's poll
+//! (every 500 ms) restarts dead actors and picks up rows nobody holds, so a
+//! crash, a lost notification or a restarted node loses nothing.
 pub mod attempt;
 pub mod budget;
 pub mod endpoint;

@@ -66,11 +66,3 @@ impl FromRequest for RequestId {
         ready(Ok(id.unwrap_or_else(RequestId::generate)))
     }
 }
-
-/// The request's id, for code that holds only the `HttpRequest`.
-pub fn request_id_of(req: &HttpRequest) -> RequestId {
-    req.extensions()
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(RequestId::generate)
-}
