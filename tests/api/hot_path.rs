@@ -81,8 +81,15 @@ async fn concurrent_publishes_of_one_id_store_one_event(backend: Backend) {
     let ids: HashSet<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), 21);
     assert!(ids.contains(stored_id.as_str().unwrap()));
-    app.publish("invoice.paid", json!({})).await;
-    assert_eq!(receiver.wait_for(22, WAIT).await.len(), 22);
+    // The next publish is the 22nd delivery, and it is the new event's.
+    let next = app.publish("invoice.paid", json!({})).await;
+    let received = receiver.wait_for(22, WAIT).await;
+    assert_eq!(received.len(), 22);
+    assert_eq!(
+        received[21].header("webhook-id"),
+        next["id"].as_str().unwrap(),
+        "the 22nd delivery carries the new event's id"
+    );
 }
 
 /// Routes are cached between publishes; every config change must show in
