@@ -18,8 +18,18 @@ pub struct Cli {
     /// sqlite://PATH (default, created if missing) or postgres://…
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
+    /// Log lines as text (for people) or JSON lines (for log pipelines:
+    /// every line with its span fields, so one event id finds its whole life).
+    #[arg(long, value_enum, env = "WEBHOOKD_LOG_FORMAT", default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Subcommand)]

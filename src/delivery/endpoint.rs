@@ -15,6 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 pub struct EndpointActor {
     config_id: i64,
@@ -288,16 +289,31 @@ impl EndpointActor {
         // Counts against the partition until recorded: a node giving the
         // partition up waits for it (see `cluster::node`).
         let under_way = engine.ownership.attempt_started(self.config_id);
+        // One span per attempt: a JSON log line of it carries the event,
+        // delivery and config ids (`serve --log-format json`).
+        let span = tracing::debug_span!(
+            "attempt",
+            event_id = %delivery.event.id,
+            delivery_id = delivery.id,
+            config_id = delivery.config_id,
+            attempt = delivery.attempts + 1,
+        );
         tokio::spawn(async move {
-            let attempt = std::panic::AssertUnwindSafe(async {
-                let result = engine.send(&client, &config, &delivery).await;
-                actor.do_send(Finished::Answered);
-                let recording = engine.recording.start(delivery.id);
-                let verdict = engine.settle(&config, &delivery, result, fence).await;
-                drop(recording);
-                drop(under_way);
-                verdict
-            });
+            let attempt = std::panic::AssertUnwindSafe(
+                async {
+                    let result = engine.send(&client, &config, &delivery).await;
+                    actor.do_send(Finished::Answered);
+                    let (status, success) = (result.record.status_code, result.record.success);
+                    let duration_ms = result.record.duration_ms;
+                    let recording = engine.recording.start(delivery.id);
+                    let verdict = engine.settle(&config, &delivery, result, fence).await;
+                    drop(recording);
+                    drop(under_way);
+                    tracing::debug!(status, success, duration_ms, ?verdict, "attempt recorded");
+                    verdict
+                }
+                .instrument(span),
+            );
             // A stopped actor is gone with its work; its successor reloads it.
             actor.do_send(match attempt.catch_unwind().await {
                 Ok(verdict) => Finished::Settled { delivery, verdict },

@@ -8,6 +8,7 @@ use aggregates::values::TEST_EVENT_TYPE;
 use projections::event_types::EventTypeNames;
 use projections::tenancy::{ApiKey, Organisation};
 use serde_json::json;
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -88,11 +89,23 @@ impl Publisher {
     /// actors instead of waiting in the database for an actor to reload.
     async fn commit_and_hand_over(&self, new: NewEvent) -> Result<Published, PublishError> {
         let (store, supervisor) = (self.store.clone(), self.supervisor.clone());
-        let handover = tokio::spawn(async move {
-            let published = store.publish(new).await?;
-            supervisor.enqueue(published.deliveries.clone());
-            Ok::<_, projections::Error>(published)
-        });
+        let (organisation, event_type) = (new.organisation, new.event_type.clone());
+        let handover = tokio::spawn(
+            async move {
+                let published = store.publish(new).await?;
+                tracing::debug!(
+                    event_id = %published.event.id,
+                    event_type,
+                    organisation,
+                    deliveries = published.delivery_count,
+                    duplicate = published.duplicate,
+                    "event published"
+                );
+                supervisor.enqueue(published.deliveries.clone());
+                Ok::<_, projections::Error>(published)
+            }
+            .instrument(tracing::Span::current()),
+        );
         match handover.await {
             Ok(result) => Ok(result?),
             Err(error) => Err(PublishError::Store(projections::Error::Unavailable(

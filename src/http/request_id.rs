@@ -11,6 +11,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use std::future::{ready, Ready};
 use std::time::Instant;
+use tracing::Instrument;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(String);
@@ -40,7 +41,10 @@ pub async fn assign_request_id(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let mut response = next.call(req).await?;
+    // Everything the request causes here logs inside this span: a JSON log
+    // line carries the request id.
+    let span = tracing::info_span!("request", request_id = id.as_str(), %method, %path);
+    let mut response = next.call(req).instrument(span).await?;
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response
             .headers_mut()

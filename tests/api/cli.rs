@@ -73,9 +73,9 @@ impl Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_webhookd"))
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .args(flags)
-            .envs(env.iter().copied())
             .env("DATABASE_URL", &database.url)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -97,6 +97,19 @@ impl Served {
                 .stdout
                 .recv_timeout(Duration::from_secs(60))
                 .expect("webhookd serve prints the expected line");
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for the first stderr (log) line that satisfies `wanted`.
+    pub fn stderr_line(&self, wanted: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(Duration::from_secs(30))
+                .expect("webhookd logs the expected line");
             if wanted(&line) {
                 return line;
             }
@@ -475,6 +488,57 @@ async fn key_and_organisation_changes_take_effect_at_once(backend: Backend) {
     assert!(revoked_only.contains("KeyRevoked") && !revoked_only.contains("KeyRotated"));
 }
 
+/// `--log-format json` at `RUST_LOG=info,webhookd=debug`: every line is a
+/// JSON object, and a grep for one event id finds its publish (with the
+/// request id) and its attempt (with the delivery and config ids).
+async fn json_logs_follow_one_event(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let served = Served::start_with_env(
+        &database,
+        &["--dev", "--log-format", "json"],
+        &[("RUST_LOG", "info,webhookd=debug")],
+    );
+    let key = served.stdout_line(|line| line.starts_with("whk_"));
+    served.wait_until_listening();
+    let receiver = crate::receiver::Receiver::ok();
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"url": receiver.url, "events": ["*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let published: serde_json::Value = client
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"type": "webhook_config.test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event_id = published["data"]["id"].as_str().unwrap().to_owned();
+    let line = |message: &'static str| {
+        let found = served.stderr_line(|l| l.contains(&event_id) && l.contains(message));
+        let json: serde_json::Value = serde_json::from_str(&found).expect("a JSON line");
+        json
+    };
+    let publish = line("event published");
+    assert!(publish["span"]["request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("req_"));
+    assert_eq!(publish["fields"]["event_id"], event_id.as_str());
+    let attempt = line("attempt recorded");
+    assert_eq!(attempt["span"]["event_id"], event_id.as_str());
+    assert!(attempt["span"]["delivery_id"].is_i64() && attempt["span"]["config_id"].is_i64());
+    assert_eq!(attempt["fields"]["status"], 200);
+}
+
 /// SQLite is one node: a second `serve` on the same file refuses to start,
 /// saying why; once the first is gone, it starts.
 #[actix_web::test]
@@ -506,6 +570,7 @@ async fn a_second_serve_on_one_sqlite_file_refuses_to_start() {
 }
 
 on_both_backends!(
+    json_logs_follow_one_event,
     key_and_organisation_changes_take_effect_at_once,
     serve_prints_a_working_key_once,
     admin_commands_print_ids_and_tokens,
