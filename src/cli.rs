@@ -35,7 +35,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the service (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage organisations (tenants).
     #[command(subcommand)]
     Org(OrgCommand),
@@ -139,6 +139,12 @@ pub struct ServeArgs {
     /// writers and its notification listener have their own, 7 more).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..))]
     pub max_db_connections: u32,
+    /// Serve `GET /metrics` on this address instead of on `--bind`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
+    /// No Prometheus metrics (every metric call becomes a no-op).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// On SIGTERM: how long requests and attempts under way may take to finish.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -294,7 +300,7 @@ pub enum EventTypesCommand {
 
 pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(cli, args).await,
+        Command::Serve(args) => serve(cli, *args).await,
         Command::Listen { port, secret } => {
             let secret = secret
                 .map(|s| WebhookSecret::parse(&s).map_err(|e| anyhow!("--secret: {e}")))
@@ -575,6 +581,8 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     settings.node_timeout = args.node_timeout;
     settings.shutdown_grace = args.shutdown_grace;
     settings.max_db_connections = args.max_db_connections;
+    settings.metrics = !args.no_metrics;
+    settings.metrics_bind = args.metrics_bind;
     settings.delivery.retry_schedule = args.retry_schedule;
     settings.delivery.disable_after_failures = args.disable_after_failures;
     settings.delivery.disable_after = args.disable_after;

@@ -23,3 +23,4 @@ pub mod http;
 pub mod listen;
 pub mod settings;
 pub mod startup;
+pub mod telemetry;

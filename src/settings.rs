@@ -31,6 +31,10 @@ pub struct Settings {
     pub node_id: Option<String>,
     /// `--node-timeout`: a node silent this long is dead to the others.
     pub node_timeout: Duration,
+    /// Prometheus metrics on (`--no-metrics` turns them off).
+    pub metrics: bool,
+    /// `--metrics-bind`: serve `/metrics` there instead of on `bind`.
+    pub metrics_bind: Option<String>,
     /// `--max-db-connections`: the PostgreSQL query pool's size.
     pub max_db_connections: u32,
     /// `--shutdown-grace`: how long `SIGTERM` waits for requests and
@@ -56,6 +60,8 @@ impl Settings {
             node_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             max_db_connections: 20,
+            metrics: true,
+            metrics_bind: None,
             delivery: DeliverySettings::default(),
         }
     }

@@ -50,6 +50,9 @@ impl Application {
     /// Connects, migrates, brings the read models level with the log,
     /// bootstraps an empty database and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        if settings.metrics {
+            crate::telemetry::install();
+        }
         let serve_lock = if settings.database_url.starts_with("sqlite:") {
             if settings.role != Role::All {
                 anyhow::bail!(
@@ -153,6 +156,23 @@ impl Application {
         let workers = settings
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        crate::telemetry::sample_periodically(
+            db.clone(),
+            publisher.supervisor().clone(),
+            ownership.clone(),
+        );
+        let metrics_here = settings.metrics_bind.is_none();
+        if let Some(address) = &settings.metrics_bind {
+            let metrics_server = HttpServer::new(|| {
+                App::new().route("/metrics", web::get().to(crate::telemetry::scrape))
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(address)
+            .with_context(|| format!("cannot listen on {address} (--metrics-bind)"))?
+            .run();
+            tokio::spawn(metrics_server);
+        }
         let role = settings.role;
         let server = HttpServer::new(move || {
             App::new()
@@ -163,6 +183,9 @@ impl Application {
                 .wrap(from_fn(enforce_body_deadline))
                 .wrap(from_fn(assign_request_id))
                 .configure(|cfg| {
+                    if metrics_here {
+                        cfg.route("/metrics", web::get().to(crate::telemetry::scrape));
+                    }
                     if role.serves_api() {
                         http::routes(cfg)
                     } else {

@@ -8,6 +8,7 @@ use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
 use crate::cluster::Fence;
+use crate::telemetry;
 use actix::prelude::*;
 use futures_util::FutureExt;
 use projections::db::now_micros;
@@ -305,6 +306,7 @@ impl EndpointActor {
                     actor.do_send(Finished::Answered);
                     let (status, success) = (result.record.status_code, result.record.success);
                     let duration_ms = result.record.duration_ms;
+                    record_attempt_metrics(&delivery, status, duration_ms);
                     let recording = engine.recording.start(delivery.id);
                     let verdict = engine.settle(&config, &delivery, result, fence).await;
                     drop(recording);
@@ -433,6 +435,19 @@ impl Drop for EndpointActor {
     /// A stopped (or panicked) actor's deliveries leave memory with it.
     fn drop(&mut self) {
         self.engine.budget.give(self.held.len());
+    }
+}
+
+/// An attempt's answer class and duration, and for a first attempt the
+/// time since its publish.
+fn record_attempt_metrics(delivery: &PendingDelivery, status: Option<u16>, duration_ms: i64) {
+    metrics::counter!("webhookd_attempts_total", "class" => telemetry::status_class(status))
+        .increment(1);
+    metrics::histogram!("webhookd_attempt_duration_seconds").record(duration_ms as f64 / 1000.0);
+    if delivery.attempts == 0 && delivery.kind == DeliveryKind::Event {
+        let since_publish = now_micros() - delivery.event.published_at;
+        metrics::histogram!("webhookd_publish_to_first_attempt_seconds")
+            .record(since_publish.max(0) as f64 / 1e6);
     }
 }
 

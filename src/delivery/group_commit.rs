@@ -26,12 +26,14 @@ const MAX_WRITES: usize = 5;
 
 pub struct GroupCommit<I, O> {
     queue: mpsc::UnboundedSender<(I, Reply<O>)>,
+    name: &'static str,
 }
 
 impl<I, O> Clone for GroupCommit<I, O> {
     fn clone(&self) -> Self {
         Self {
             queue: self.queue.clone(),
+            name: self.name,
         }
     }
 }
@@ -63,6 +65,8 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                     if items.is_empty() {
                         continue;
                     }
+                    metrics::histogram!("webhookd_group_commit_batch_size", "writer" => name)
+                        .record(items.len() as f64);
                     let results = write_isolated(name, &*write, items).await;
                     for (reply, result) in replies.into_iter().zip(results) {
                         let _ = reply.send(result);
@@ -70,7 +74,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                 }
             });
         }
-        Self { queue }
+        Self { queue, name }
     }
 
     /// Like [`Self::submit`], but gives up after `deadline` (the database
@@ -88,6 +92,14 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
 
     /// Queues `item` and waits until the batch holding it is committed.
     pub async fn submit(&self, item: I) -> Result<O, Error> {
+        let started = std::time::Instant::now();
+        let answer = self.submit_untimed(item).await;
+        metrics::histogram!("webhookd_group_commit_wait_seconds", "writer" => self.name)
+            .record(started.elapsed().as_secs_f64());
+        answer
+    }
+
+    async fn submit_untimed(&self, item: I) -> Result<O, Error> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((item, reply))

@@ -15,6 +15,19 @@ use aggregates::webhook_config::{
 };
 use std::time::Duration;
 
+/// An event delivery that ended (a test's attempt is not a delivery of
+/// the config's events).
+fn count_ended(kind: DeliveryKind, next: NextStep) {
+    let outcome = match next {
+        NextStep::Succeeded => "succeeded",
+        NextStep::Failed => "failed",
+        NextStep::RetryAt(_) => return,
+    };
+    if kind == DeliveryKind::Event {
+        metrics::counter!("webhookd_deliveries_total", "outcome" => outcome).increment(1);
+    }
+}
+
 /// Back-off between tries to record an attempt while the database is away.
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -95,7 +108,10 @@ impl DeliveryEngine {
             self.switch_off(config, DeactivationReason::Gone).await;
         }
         let run = match self.record(delivery, &result.record, next, fence).await {
-            Ok(run) => run,
+            Ok(run) => {
+                count_ended(delivery.kind, next);
+                run
+            }
             Err(error) => {
                 // Not recorded: the delivery is still pending in the database.
                 tracing::error!(delivery = delivery.id, %error, "cannot record an attempt");

@@ -435,7 +435,7 @@ impl DeliveryStore {
             Ids::Except(ids) => ("NOT IN", ids),
         };
         let now = now_micros();
-        Ok(on_pool!(&self.db, |pool| {
+        let failed = on_pool!(&self.db, |pool| {
             let mut update =
                 sqlx::QueryBuilder::new("UPDATE deliveries SET status = 'failed', last_error = ");
             update.push_bind(reason);
@@ -453,7 +453,10 @@ impl DeliveryStore {
                 update.push(")");
             }
             update.build().execute(pool).await?.rows_affected()
-        }))
+        });
+        // Their endpoint was switched off: given up, not failed after retries.
+        metrics::counter!("webhookd_deliveries_total", "outcome" => "given_up").increment(failed);
+        Ok(failed)
     }
 
     /// Puts a finished delivery back in the queue with a fresh retry budget.

@@ -49,6 +49,7 @@ impl DeliverySupervisor {
             .is_some_and(|slot| !slot.addr.connected());
         if dead {
             self.restarts += 1;
+            metrics::counter!("webhookd_endpoint_actor_restarts_total").increment(1);
             tracing::warn!(
                 config = config_id,
                 "endpoint actor died; restarting it with its pending work"

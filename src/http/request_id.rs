@@ -45,6 +45,23 @@ pub async fn assign_request_id(
     // line carries the request id.
     let span = tracing::info_span!("request", request_id = id.as_str(), %method, %path);
     let mut response = next.call(req).instrument(span).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    metrics::counter!(
+        "webhookd_http_requests_total",
+        "route" => route.clone(),
+        "method" => method.to_string(),
+        "status" => response.status().as_str().to_owned()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "webhookd_http_request_duration_seconds",
+        "route" => route,
+        "method" => method.to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response
             .headers_mut()

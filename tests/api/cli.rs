@@ -539,6 +539,83 @@ async fn json_logs_follow_one_event(backend: Backend) {
     assert_eq!(attempt["fields"]["status"], 200);
 }
 
+/// The value of a Prometheus sample (`name{labels} value`) in a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// `GET /metrics` (Prometheus text) follows what happened: the deliveries
+/// the receiver counted are `webhookd_deliveries_total{outcome="succeeded"}`;
+/// with `--metrics-bind` it is served there and not on the API's address.
+async fn metrics_count_what_the_receiver_saw(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let served = Served::start_with(&database, &["--dev", "--metrics-bind", &metrics_bind]);
+    let key = served.stdout_line(|line| line.starts_with("whk_"));
+    served.wait_until_listening();
+    let receiver = crate::receiver::Receiver::ok();
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"url": receiver.url, "events": ["*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    for n in 0..30 {
+        let response = client
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"type": "webhook_config.test", "data": {"n": n}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    let arrived = receiver.wait_for(30, Duration::from_secs(20)).await.len();
+    let scrape_url = format!("http://{metrics_bind}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let scrape = loop {
+        let response = client.get(&scrape_url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        let succeeded = sample(&text, r#"webhookd_deliveries_total{outcome="succeeded"}"#);
+        if succeeded == Some(arrived as f64) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "succeeded deliveries {succeeded:?}, the receiver saw {arrived}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        sample(&scrape, r#"webhookd_publishes_total{result="accepted"}"#),
+        Some(30.0)
+    );
+    assert_eq!(
+        sample(&scrape, r#"webhookd_attempts_total{class="2xx"}"#),
+        Some(30.0)
+    );
+    assert!(scrape.contains(r#"route="/api/v1/events""#), "{scrape}");
+    assert!(scrape.contains("webhookd_attempt_duration_seconds_bucket"));
+    assert!(!scrape.contains(&receiver.url), "no URLs in labels");
+    // Not on the API's address.
+    let public = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+}
+
 /// SQLite is one node: a second `serve` on the same file refuses to start,
 /// saying why; once the first is gone, it starts.
 #[actix_web::test]
@@ -571,6 +648,7 @@ async fn a_second_serve_on_one_sqlite_file_refuses_to_start() {
 
 on_both_backends!(
     json_logs_follow_one_event,
+    metrics_count_what_the_receiver_saw,
     key_and_organisation_changes_take_effect_at_once,
     serve_prints_a_working_key_once,
     admin_commands_print_ids_and_tokens,

@@ -60,6 +60,9 @@ pub struct Options {
     /// clusters in time.
     #[arg(long)]
     pub trace_dir: Option<std::path::PathBuf>,
+    /// Start webhookd with `--no-metrics` (to measure what metrics cost).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Nodes for `cluster`.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,

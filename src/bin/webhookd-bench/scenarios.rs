@@ -63,7 +63,8 @@ struct Bench {
 
 impl Bench {
     async fn start(options: &Options) -> anyhow::Result<Self> {
-        let server = Server::start(options.backend, &options.postgres_url).await?;
+        let server =
+            Server::start(options.backend, &options.postgres_url, options.no_metrics).await?;
         server.add_event_type(EVENT_TYPE)?;
         Ok(Self {
             server,

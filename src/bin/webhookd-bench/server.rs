@@ -30,7 +30,11 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(backend: Backend, postgres_admin: &str) -> anyhow::Result<Self> {
+    pub async fn start(
+        backend: Backend,
+        postgres_admin: &str,
+        no_metrics: bool,
+    ) -> anyhow::Result<Self> {
         let (database_url, sqlite_dir, postgres) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir()?;
@@ -66,6 +70,7 @@ impl Server {
         let mut child = Command::new(&binary)
             .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
             .args(["--retry-schedule", "200ms,500ms,1s"])
+            .args(no_metrics.then_some("--no-metrics"))
             .env("DATABASE_URL", &database_url)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -26,6 +26,23 @@ pub async fn publish(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
+    let answer = publish_event(req, caller, payload, state, request_id).await;
+    let result = match &answer {
+        Ok(response) if response.status() == StatusCode::ACCEPTED => "accepted",
+        Ok(_) => "duplicate",
+        Err(_) => "refused",
+    };
+    metrics::counter!("webhookd_publishes_total", "result" => result).increment(1);
+    answer
+}
+
+async fn publish_event(
+    req: HttpRequest,
+    caller: V1Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Publish)?;
     let bytes = read_body(&req, payload).await?;
     let body = parse_raw_object(&bytes)?;

@@ -1,0 +1,203 @@
+//! Prometheus metrics: the recorder, the gauges sampled from the database
+//! and the process, and the `/metrics` answer.
+//!
+//! Counters and histograms are recorded where things happen (the HTTP
+//! middleware, publish, attempts, group commit); gauges that would cost a
+//! query are sampled every [`SAMPLE_EVERY`]. Labels are bounded: route
+//! templates, methods, status codes and classes, outcomes — never ids or URLs.
+use actix_web::{HttpResponse, Responder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How often the sampled gauges are read.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
+
+/// Installs the process-wide recorder (once; later calls return the same
+/// handle). Without it every metric call is a no-op (`--no-metrics`).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ];
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("webhookd_group_commit_batch_size".into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                    )
+                })
+                .expect("bucket lists are not empty")
+                .install_recorder()
+                .expect("the metrics recorder is installed once");
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// The handle, if metrics are on.
+pub fn handle() -> Option<PrometheusHandle> {
+    HANDLE.get().cloned()
+}
+
+/// `GET /metrics`: the Prometheus text format (no key: serve it on an
+/// internal address with `--metrics-bind` where that matters).
+pub async fn scrape() -> impl Responder {
+    match handle() {
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(handle.render()),
+        None => HttpResponse::NotFound()
+            .json(serde_json::json!({ "error": "metrics are off (--no-metrics)" })),
+    }
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "webhookd_http_requests_total",
+        "HTTP requests by route template, method and status"
+    );
+    describe_histogram!(
+        "webhookd_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by route template and method"
+    );
+    describe_counter!(
+        "webhookd_publishes_total",
+        "Publishes by result: accepted, duplicate, refused"
+    );
+    describe_counter!(
+        "webhookd_deliveries_total",
+        "Deliveries that ended, by outcome: succeeded, failed (after its retries), given_up (its endpoint was switched off)"
+    );
+    describe_counter!(
+        "webhookd_attempts_total",
+        "Delivery attempts by answer class: 2xx, 3xx, 4xx, 5xx, error"
+    );
+    describe_histogram!(
+        "webhookd_attempt_duration_seconds",
+        Unit::Seconds,
+        "Delivery attempt duration, from connect to the answer"
+    );
+    describe_histogram!(
+        "webhookd_publish_to_first_attempt_seconds",
+        Unit::Seconds,
+        "Time from a publish's commit to its delivery's first answer"
+    );
+    describe_gauge!(
+        "webhookd_deliveries_pending",
+        "Deliveries waiting in the database (all nodes)"
+    );
+    describe_gauge!(
+        "webhookd_oldest_due_delivery_age_seconds",
+        Unit::Seconds,
+        "How long the oldest due pending delivery has been due"
+    );
+    describe_gauge!(
+        "webhookd_endpoint_actors",
+        "Live endpoint actors on this node"
+    );
+    describe_counter!(
+        "webhookd_endpoint_actor_restarts_total",
+        "Endpoint actors restarted after they died"
+    );
+    describe_histogram!(
+        "webhookd_group_commit_batch_size",
+        "Items per group-commit transaction, by writer (publish, outcome)"
+    );
+    describe_histogram!(
+        "webhookd_group_commit_wait_seconds",
+        Unit::Seconds,
+        "Time from submitting to a group commit until its batch committed"
+    );
+    describe_gauge!(
+        "webhookd_db_pool_connections",
+        "Database pool connections by state: in_use, idle"
+    );
+    describe_gauge!(
+        "webhookd_leases_held",
+        "Endpoint partitions this node leases (64 in all)"
+    );
+    describe_gauge!(
+        "webhookd_cluster_nodes",
+        "Live nodes in the cluster (1 on SQLite)"
+    );
+}
+
+/// Reads the gauges that cost a query (or a look at another actor) every
+/// [`SAMPLE_EVERY`], while metrics are on.
+pub fn sample_periodically(
+    db: projections::Db,
+    supervisor: crate::delivery::SupervisorHandle,
+    ownership: crate::cluster::Ownership,
+) {
+    if handle().is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SAMPLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            sample(&db, &supervisor, &ownership).await;
+        }
+    });
+}
+
+async fn sample(
+    db: &projections::Db,
+    supervisor: &crate::delivery::SupervisorHandle,
+    ownership: &crate::cluster::Ownership,
+) {
+    use projections::on_pool;
+    let now = projections::db::now_micros();
+    let pending = "SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'";
+    let read: Result<(i64, Option<i64>), sqlx::Error> =
+        on_pool!(db, |pool| sqlx::query_as(pending).fetch_one(pool).await);
+    if let Ok((count, oldest)) = read {
+        metrics::gauge!("webhookd_deliveries_pending").set(count as f64);
+        let age = oldest.map_or(0.0, |due| ((now - due).max(0) as f64) / 1e6);
+        metrics::gauge!("webhookd_oldest_due_delivery_age_seconds").set(age);
+    }
+    let (size, idle) = on_pool!(db, |pool| (pool.size() as f64, pool.num_idle() as f64));
+    metrics::gauge!("webhookd_db_pool_connections", "state" => "in_use").set(size - idle);
+    metrics::gauge!("webhookd_db_pool_connections", "state" => "idle").set(idle);
+    if let Some(stats) = supervisor.stats().await {
+        metrics::gauge!("webhookd_endpoint_actors").set(stats.live_endpoints as f64);
+    }
+    metrics::gauge!("webhookd_leases_held").set(if ownership.is_clustered() {
+        ownership.held().len() as f64
+    } else {
+        0.0
+    });
+    let nodes = match db {
+        projections::Db::Postgres(pool) => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM cluster_nodes WHERE stopped_at IS NULL \
+             AND heartbeat_at > now() - interval '30 seconds'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0),
+        projections::Db::Sqlite(_) => 1,
+    };
+    metrics::gauge!("webhookd_cluster_nodes").set(nodes as f64);
+}
+
+/// The class label of an attempt's answer.
+pub fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        Some(_) => "other",
+        None => "error",
+    }
+}
