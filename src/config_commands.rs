@@ -145,7 +145,11 @@ impl ConfigCommands {
             Box::new(ConfigProjector::new(db.clone())),
             Box::new(notifier),
         ];
-        if std::env::var_os("WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION").is_some() {
+        // Debug builds only (the test suite's): no environment of a release
+        // build reaches it.
+        if cfg!(debug_assertions)
+            && std::env::var_os("WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION").is_some()
+        {
             queries.insert(0, Box::new(AbortBeforeProjection));
         }
         let framework = match db {
@@ -212,7 +216,7 @@ fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
     ))]
 }
 
-/// Test-only fault injection: with `WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION=1`
+/// Test-only fault injection (debug builds): with `WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION=1`
 /// the process aborts right after a command's events are committed, before
 /// the read model is updated — the crash that start-up catch-up repairs.
 struct AbortBeforeProjection;

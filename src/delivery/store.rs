@@ -87,12 +87,17 @@ impl PendingDelivery {
 }
 
 impl EndpointConfig {
-    pub fn from_row(row: ConfigRow) -> Option<Self> {
-        Some(Self {
-            profile: Profile::parse(&row.profile)?,
-            state: ConfigState::parse(&row.state)?,
-            headers: CustomHeaders::parse(row.header_map()).ok()?,
-            secret: WebhookSecret::parse(&row.secret).ok()?,
+    /// The row as the delivery side needs it; a row that does not decode is
+    /// an error (never taken for a deleted config: its pending deliveries
+    /// would be failed for a fault of ours).
+    pub fn from_row(row: ConfigRow) -> Result<Self, Error> {
+        let corrupt =
+            |what: &str| Error::Corrupt(format!("webhook config {}: unreadable {what}", row.id));
+        Ok(Self {
+            profile: Profile::parse(&row.profile).ok_or_else(|| corrupt("profile"))?,
+            state: ConfigState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
+            headers: CustomHeaders::parse(row.header_map()).map_err(|_| corrupt("headers"))?,
+            secret: WebhookSecret::parse(&row.secret).map_err(|_| corrupt("secret"))?,
             timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
             id: row.id,
             organisation: row.organisation,
@@ -369,7 +374,8 @@ impl DeliveryStore {
     pub async fn endpoint_config(&self, config_id: i64) -> Result<Option<EndpointConfig>, Error> {
         Ok(projections::webhook_configs::find_any(&self.db, config_id)
             .await?
-            .and_then(EndpointConfig::from_row))
+            .map(EndpointConfig::from_row)
+            .transpose()?)
     }
 
     /// Stores an attempt and its consequence, and for regular deliveries
@@ -586,5 +592,48 @@ impl DeliveryStore {
             }
             query.fetch_all(pool).await?
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(profile: &str, state: &str) -> ConfigRow {
+        ConfigRow {
+            id: 7,
+            organisation: 1,
+            profile: profile.into(),
+            url: "https://example.com/h".into(),
+            name: String::new(),
+            events: r#"["*"]"#.into(),
+            headers: "{}".into(),
+            retry_count: 3,
+            timeout_seconds: 30,
+            secret: "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into(),
+            state: state.into(),
+            deactivation_reason: None,
+            deleted: false,
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+            last_triggered_at: None,
+            last_success_at: None,
+            last_failure_at: None,
+            failure_count: 0,
+        }
+    }
+
+    /// An unreadable row is an error, not a config that is gone (whose
+    /// pending deliveries the actor would fail).
+    #[test]
+    fn a_row_that_does_not_decode_is_an_error() {
+        assert!(EndpointConfig::from_row(row("v1", "valid")).is_ok());
+        for (profile, state) in [("bogus", "valid"), ("v1", "bogus")] {
+            match EndpointConfig::from_row(row(profile, state)) {
+                Err(Error::Corrupt(message)) => assert!(message.contains("config 7")),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
