@@ -372,10 +372,10 @@ impl DeliveryStore {
     }
 
     pub async fn endpoint_config(&self, config_id: i64) -> Result<Option<EndpointConfig>, Error> {
-        Ok(projections::webhook_configs::find_any(&self.db, config_id)
+        projections::webhook_configs::find_any(&self.db, config_id)
             .await?
             .map(EndpointConfig::from_row)
-            .transpose()?)
+            .transpose()
     }
 
     /// Stores an attempt and its consequence, and for regular deliveries
