@@ -257,10 +257,7 @@ impl Application {
             Some(node) => node.leave(self.shutdown_grace).await,
             None => {
                 let all: Vec<usize> = (0..cluster::ownership::PARTITIONS).collect();
-                let deadline = std::time::Instant::now() + self.shutdown_grace;
-                while self.ownership.attempts_in(&all) > 0 && std::time::Instant::now() < deadline {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
+                self.ownership.drained(&all, self.shutdown_grace).await;
             }
         }
         let _ = http.await;

@@ -139,6 +139,12 @@ fn encode(node: &str, kind: char, items: impl Iterator<Item = String>) -> Vec<St
     payloads
 }
 
+/// Tells the other nodes at once that this one joined, left or freed
+/// partitions.
+pub async fn announce_membership(pool: &PgPool, node: &str) {
+    notify(pool, vec![format!("{node}|m|")]).await;
+}
+
 async fn notify(pool: &PgPool, payloads: Vec<String>) {
     for payload in payloads {
         if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")

@@ -241,7 +241,7 @@ impl ClusterNode {
         tracing::info!(?partitions, "giving endpoint partitions up");
         let node = self.clone();
         tokio::spawn(async move {
-            node.drain(&partitions, grace).await;
+            node.ownership.drained(&partitions, grace).await;
             match node.free(&partitions).await {
                 Ok(()) => node.changes.announce(Change::Membership),
                 // They expire by themselves within the node timeout.
@@ -252,13 +252,6 @@ impl ClusterNode {
                 state.releasing.remove(partition);
             }
         });
-    }
-
-    async fn drain(&self, partitions: &[usize], grace: Duration) {
-        let deadline = Instant::now() + grace;
-        while self.ownership.attempts_in(partitions) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(DRAIN_POLL).await;
-        }
     }
 
     async fn free(&self, partitions: &[usize]) -> Result<(), sqlx::Error> {
@@ -282,7 +275,7 @@ impl ClusterNode {
         let held = self.ownership.held();
         self.ownership.drop_partitions(&held);
         let all: Vec<usize> = (0..PARTITIONS).collect();
-        self.drain(&all, grace).await;
+        self.ownership.drained(&all, grace).await;
         if let Err(error) = self.free(&all).await {
             tracing::warn!(%error, "cannot free partitions; they expire by themselves");
         }
@@ -293,15 +286,10 @@ impl ClusterNode {
         {
             tracing::warn!(%error, "cannot mark the node stopped");
         }
-        // The others take the partitions over now, not at their next heartbeat.
-        self.changes.announce(Change::Membership);
-        tokio::time::sleep(NOTIFY_FLUSH).await;
+        // The others take the partitions over now, not at their next
+        // heartbeat. Sent here and awaited (not through the bus's sender
+        // task): the process is about to exit.
+        super::bus::announce_membership(&self.pool, &self.settings.id).await;
         tracing::info!(partitions = held.len(), "left the cluster");
     }
 }
-
-const DRAIN_POLL: Duration = Duration::from_millis(20);
-
-/// Time for the cluster bus to send the last announcement before the
-/// process exits.
-const NOTIFY_FLUSH: Duration = Duration::from_millis(100);

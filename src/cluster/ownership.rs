@@ -57,6 +57,8 @@ struct Inner {
     attempts: [AtomicUsize; PARTITIONS],
     /// The node is shutting down: nothing new goes out.
     stopping: AtomicBool,
+    /// Woken whenever an attempt is recorded (see [`Ownership::drained`]).
+    settled: tokio::sync::Notify,
 }
 
 #[derive(Clone)]
@@ -81,6 +83,7 @@ impl Ownership {
                 leases,
                 attempts: std::array::from_fn(|_| AtomicUsize::new(0)),
                 stopping: AtomicBool::new(false),
+                settled: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -168,6 +171,21 @@ impl Ownership {
         }
     }
 
+    /// Waits until the attempts under way in `partitions` are recorded, or
+    /// `grace` has passed; `true` when none is left.
+    pub async fn drained(&self, partitions: &[usize], grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let settled = self.inner.settled.notified();
+            if self.attempts_in(partitions) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return self.attempts_in(partitions) == 0;
+            }
+        }
+    }
+
     /// Attempts under way in these partitions.
     pub fn attempts_in(&self, partitions: &[usize]) -> usize {
         partitions
@@ -194,6 +212,7 @@ pub struct AttemptGuard {
 impl Drop for AttemptGuard {
     fn drop(&mut self) {
         self.inner.attempts[self.partition].fetch_sub(1, Ordering::AcqRel);
+        self.inner.settled.notify_waiters();
     }
 }
 
@@ -235,6 +254,29 @@ mod tests {
         let partitions: std::collections::HashSet<usize> = (1..=64).map(partition_of).collect();
         assert_eq!(partitions.len(), PARTITIONS);
         assert_ne!(partition_of(1) / 22, partition_of(2) / 22);
+    }
+
+    #[tokio::test]
+    async fn drained_wakes_when_the_last_attempt_is_recorded() {
+        let ownership = Ownership::everything();
+        let guard = ownership.attempt_started(5);
+        let partition = partition_of(5);
+        assert!(
+            !ownership
+                .drained(&[partition], Duration::from_millis(10))
+                .await
+        );
+        let waiting = {
+            let ownership = ownership.clone();
+            tokio::spawn(async move {
+                ownership
+                    .drained(&[partition], Duration::from_secs(30))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        drop(guard);
+        assert!(waiting.await.unwrap());
     }
 
     #[test]

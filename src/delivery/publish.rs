@@ -89,13 +89,13 @@ impl Publisher {
     /// actors instead of waiting in the database for an actor to reload.
     async fn commit_and_hand_over(&self, new: NewEvent) -> Result<Published, PublishError> {
         let (store, supervisor) = (self.store.clone(), self.supervisor.clone());
-        let (organisation, event_type) = (new.organisation, new.event_type.clone());
+        let organisation = new.organisation;
         let handover = tokio::spawn(
             async move {
                 let published = store.publish(new).await?;
                 tracing::debug!(
                     event_id = %published.event.id,
-                    event_type,
+                    event_type = %published.event.event_type,
                     organisation,
                     deliveries = published.delivery_count,
                     duplicate = published.duplicate,

@@ -108,9 +108,13 @@ impl DeliverySupervisor {
                     for config_id in config_ids {
                         let ours = supervisor.engine.ownership.owns(config_id);
                         if let Some(slot) = supervisor.endpoints.get(&config_id) {
-                            // It may have missed some (another node's
-                            // announcement lost): it looks if it has nothing.
-                            slot.addr.do_send(Nudge);
+                            // On a cluster it may have missed some (another
+                            // node's announcement lost): it looks if it has
+                            // nothing. A single node hands every delivery
+                            // over in-process: nothing to miss.
+                            if supervisor.engine.ownership.is_clustered() {
+                                slot.addr.do_send(Nudge);
+                            }
                             continue;
                         }
                         if ours {

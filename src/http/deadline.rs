@@ -23,12 +23,10 @@ use actix_web::web::Bytes;
 use actix_web::Error;
 use actix_web::HttpMessage;
 use futures_util::Stream;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -73,7 +71,7 @@ pub async fn enforce_body_deadline(
         .is_none_or(|length| length.as_bytes() != b"0")
         && (req.headers().contains_key("content-length")
             || req.headers().contains_key("transfer-encoding"));
-    let ended = Arc::new(AtomicBool::new(!has_body));
+    let ended = Rc::new(Cell::new(!has_body));
     let mut unread = None;
     if has_body {
         let inner = Rc::new(RefCell::new(req.take_payload()));
@@ -84,7 +82,7 @@ pub async fn enforce_body_deadline(
         unread = Some(inner);
     }
     let mut response = next.call(req).await?;
-    if ended.load(Ordering::Acquire) {
+    if ended.get() {
         unread = None;
     } else {
         response
@@ -127,12 +125,12 @@ struct DeadlinePayload {
     received: u64,
     /// Fires at the deadline or at the next rate check, whichever is first.
     timer: Pin<Box<Sleep>>,
-    ended: Arc<AtomicBool>,
+    ended: Rc<Cell<bool>>,
     failed: bool,
 }
 
 impl DeadlinePayload {
-    fn new(inner: Rc<RefCell<Payload>>, limits: BodyDeadline, ended: Arc<AtomicBool>) -> Self {
+    fn new(inner: Rc<RefCell<Payload>>, limits: BodyDeadline, ended: Rc<Cell<bool>>) -> Self {
         let started = Instant::now();
         let first_check = started + limits.timeout.min(RATE_GRACE + RATE_CHECK);
         Self {
@@ -181,7 +179,7 @@ impl Stream for DeadlinePayload {
                 return Poll::Ready(Some(Ok(chunk)));
             }
             Poll::Ready(None) => {
-                this.ended.store(true, Ordering::Release);
+                this.ended.set(true);
                 return Poll::Ready(None);
             }
             Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),

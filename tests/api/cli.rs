@@ -103,6 +103,26 @@ impl Served {
         }
     }
 
+    /// Where this server answers, e.g. `http://127.0.0.1:43123`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a v1 webhook for `url` subscribed to every event type,
+    /// expecting 201; returns its `data`.
+    pub async fn subscribe(&self, key: &str, url: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/webhooks", self.base()))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"url": url, "events": ["*"]}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201);
+        let created: serde_json::Value = response.json().await.expect("JSON");
+        created["data"].clone()
+    }
+
     /// Waits for the first stderr (log) line that satisfies `wanted`.
     pub fn stderr_line(&self, wanted: impl Fn(&str) -> bool) -> String {
         loop {
@@ -501,16 +521,9 @@ async fn json_logs_follow_one_event(backend: Backend) {
     let key = served.stdout_line(|line| line.starts_with("whk_"));
     served.wait_until_listening();
     let receiver = crate::receiver::Receiver::ok();
-    let base = format!("http://127.0.0.1:{}", served.port);
+    served.subscribe(&key, &receiver.url).await;
+    let base = served.base();
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/api/v1/webhooks"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"url": receiver.url, "events": ["*"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
     let published: serde_json::Value = client
         .post(format!("{base}/api/v1/events"))
         .bearer_auth(&key)
@@ -563,16 +576,9 @@ async fn metrics_count_what_the_receiver_saw(backend: Backend) {
     let key = served.stdout_line(|line| line.starts_with("whk_"));
     served.wait_until_listening();
     let receiver = crate::receiver::Receiver::ok();
-    let base = format!("http://127.0.0.1:{}", served.port);
+    served.subscribe(&key, &receiver.url).await;
+    let base = served.base();
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/api/v1/webhooks"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"url": receiver.url, "events": ["*"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
     for n in 0..30 {
         let response = client
             .post(format!("{base}/api/v1/events"))

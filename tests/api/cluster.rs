@@ -589,17 +589,7 @@ async fn api_and_worker_roles_split_the_work() {
     let at = |served: &Served, path: &str| format!("http://127.0.0.1:{}{path}", served.port);
 
     let receiver = Receiver::ok();
-    let created: Value = client
-        .post(at(&api, "/api/v1/webhooks"))
-        .bearer_auth(&key)
-        .json(&json!({"url": receiver.url, "events": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(created["data"]["id"].is_i64(), "{created}");
+    api.subscribe(&key, &receiver.url).await;
     for n in 0..20 {
         let response = client
             .post(at(&api, "/api/v1/events"))
@@ -711,14 +701,7 @@ async fn racing_nodes_never_send_to_one_endpoint_at_once() {
         .map(|_| Receiver::scripted(|_| Reply::After(200, 30)))
         .collect();
     for receiver in &receivers {
-        let response = client
-            .post(format!("{base}/api/v1/webhooks"))
-            .bearer_auth(&key)
-            .json(&json!({"url": receiver.url, "events": ["*"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
+        first.subscribe(&key, &receiver.url).await;
     }
     let publishing = {
         let (client, base, key) = (client.clone(), base.clone(), key.clone());

@@ -12,19 +12,16 @@
 //!   the endpoints the dead node owned (from the kill to their last
 //!   arrival: the failover wait is one of the gaps).
 use crate::receiver::{Behaviour, Receiver, Tally};
-use crate::scenarios::{percentiles, Report};
+use crate::scenarios::{percentiles, publish, Report, EVENT_TYPE};
 use crate::server::{add_event_type, admin_sql, log_file, webhookd_binary};
 use crate::Options;
 use anyhow::{bail, Context};
-use futures_util::stream::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-const EVENT_TYPE: &str = "bench.event";
 
 struct Node {
     id: String,
@@ -193,71 +190,6 @@ async fn start_node(database_url: &str, n: usize) -> anyhow::Result<(Node, Optio
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("node {n} did not answer")
-}
-
-/// Publishes through `bases` in turn; returns the event id → send time and
-/// the failures.
-async fn publish(
-    client: &reqwest::Client,
-    bases: &[String],
-    key: &str,
-    events: u64,
-    concurrency: usize,
-    pace: Option<Duration>,
-) -> (HashMap<String, Instant>, u64) {
-    let mut ticker = pace.map(tokio::time::interval);
-    let one = |i: u64| {
-        let url = format!("{}/api/v1/events", bases[i as usize % bases.len()]);
-        async move {
-            let at = Instant::now();
-            let response = client
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"type": EVENT_TYPE, "data": {"i": i}}))
-                .send()
-                .await
-                .ok();
-            let id = match response {
-                Some(response) if response.status() == 202 => response
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|body| body["data"]["id"].as_str().map(str::to_owned)),
-                _ => None,
-            };
-            (at, id)
-        }
-    };
-    let mut pending = futures_util::stream::FuturesUnordered::new();
-    let mut results: Vec<(Instant, Option<String>)> = Vec::new();
-    for i in 0..events {
-        if let Some(ticker) = ticker.as_mut() {
-            ticker.tick().await;
-        }
-        while pending.len() >= concurrency {
-            if let Some(done) = pending.next().await {
-                results.push(done);
-            }
-        }
-        pending.push(one(i));
-        while let Some(Some(done)) = futures_util::FutureExt::now_or_never(pending.next()) {
-            results.push(done);
-        }
-    }
-    while let Some(done) = pending.next().await {
-        results.push(done);
-    }
-    let mut sent = HashMap::new();
-    let mut errors = 0;
-    for (at, id) in results {
-        match id {
-            Some(id) => {
-                sent.insert(id, at);
-            }
-            None => errors += 1,
-        }
-    }
-    (sent, errors)
 }
 
 /// Waits until `expected` deliveries arrived or `patience` passed.

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const EVENT_TYPE: &str = "bench.event";
+pub const EVENT_TYPE: &str = "bench.event";
 
 #[derive(Debug, Default, Serialize)]
 pub struct Latency {
@@ -120,22 +120,6 @@ impl Bench {
         Ok(latencies)
     }
 
-    async fn publish_one(&self) -> Option<String> {
-        let response = self
-            .client
-            .post(format!("{}/api/v1/events", self.server.base))
-            .bearer_auth(&self.server.key)
-            .json(&json!({"type": EVENT_TYPE, "data": {"bench": true}}))
-            .send()
-            .await
-            .ok()?;
-        if response.status() != 202 {
-            return None;
-        }
-        let body: Value = response.json().await.ok()?;
-        body["data"]["id"].as_str().map(str::to_owned)
-    }
-
     /// `events` publishes by `publishers` concurrent clients, as fast as
     /// they are accepted. Returns event id → send time, and the failures.
     async fn publish_burst(
@@ -143,38 +127,32 @@ impl Bench {
         events: u64,
         publishers: usize,
     ) -> (HashMap<String, Instant>, u64) {
-        let results: Vec<(Instant, Option<String>)> = stream::iter(0..events)
-            .map(|_| async {
-                let sent = Instant::now();
-                (sent, self.publish_one().await)
-            })
-            .buffer_unordered(publishers)
-            .collect()
-            .await;
-        split(results)
+        let bases = [self.server.base.clone()];
+        publish(
+            &self.client,
+            &bases,
+            &self.server.key,
+            events,
+            publishers,
+            None,
+        )
+        .await
     }
 
     /// Publishes at a fixed rate for a while.
     async fn publish_at_rate(&self, rate: f64, seconds: f64) -> (HashMap<String, Instant>, u64) {
         let total = (rate * seconds).round() as u64;
-        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut pending = futures_util::stream::FuturesUnordered::new();
-        let mut results = Vec::with_capacity(total as usize);
-        for _ in 0..total {
-            ticker.tick().await;
-            pending.push(async {
-                let sent = Instant::now();
-                (sent, self.publish_one().await)
-            });
-            while let Some(Some(done)) = futures_util::FutureExt::now_or_never(pending.next()) {
-                results.push(done);
-            }
-        }
-        while let Some(done) = pending.next().await {
-            results.push(done);
-        }
-        split(results)
+        let pace = Duration::from_secs_f64(1.0 / rate);
+        let bases = [self.server.base.clone()];
+        publish(
+            &self.client,
+            &bases,
+            &self.server.key,
+            total,
+            usize::MAX,
+            Some(pace),
+        )
+        .await
     }
 
     /// Waits until `expected` deliveries arrived (or `patience` passed).
@@ -199,6 +177,61 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+}
+
+/// Publishes through `bases` in turn; returns the event id → send time and
+/// the failures.
+pub async fn publish(
+    client: &reqwest::Client,
+    bases: &[String],
+    key: &str,
+    events: u64,
+    concurrency: usize,
+    pace: Option<Duration>,
+) -> (HashMap<String, Instant>, u64) {
+    let mut ticker = pace.map(tokio::time::interval);
+    let one = |i: u64| {
+        let url = format!("{}/api/v1/events", bases[i as usize % bases.len()]);
+        async move {
+            let at = Instant::now();
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"type": EVENT_TYPE, "data": {"i": i}}))
+                .send()
+                .await
+                .ok();
+            let id = match response {
+                Some(response) if response.status() == 202 => response
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|body| body["data"]["id"].as_str().map(str::to_owned)),
+                _ => None,
+            };
+            (at, id)
+        }
+    };
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    let mut results: Vec<(Instant, Option<String>)> = Vec::new();
+    for i in 0..events {
+        if let Some(ticker) = ticker.as_mut() {
+            ticker.tick().await;
+        }
+        while pending.len() >= concurrency {
+            if let Some(done) = pending.next().await {
+                results.push(done);
+            }
+        }
+        pending.push(one(i));
+        while let Some(Some(done)) = futures_util::FutureExt::now_or_never(pending.next()) {
+            results.push(done);
+        }
+    }
+    while let Some(done) = pending.next().await {
+        results.push(done);
+    }
+    split(results)
 }
 
 fn split(results: Vec<(Instant, Option<String>)>) -> (HashMap<String, Instant>, u64) {
