@@ -53,6 +53,9 @@ pub enum Command {
     /// The cluster's nodes (PostgreSQL).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Print the OpenAPI 3.1 document of the HTTP API (as served at
+    /// /api/v1/openapi.json); needs no database.
+    Openapi,
     /// Receive webhooks locally and show whether their signatures verify.
     Listen {
         #[arg(long, default_value_t = 9000)]
@@ -301,6 +304,10 @@ pub enum EventTypesCommand {
 pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(cli, *args).await,
+        Command::Openapi => {
+            print!("{}", webhookd::http::openapi::document_json());
+            Ok(())
+        }
         Command::Listen { port, secret } => {
             let secret = secret
                 .map(|s| WebhookSecret::parse(&s).map_err(|e| anyhow!("--secret: {e}")))
@@ -310,7 +317,9 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
         admin_command => {
             let db = database::connect(&cli.database_url).await?;
             match admin_command {
-                Command::Serve(_) | Command::Listen { .. } => unreachable!("handled above"),
+                Command::Serve(_) | Command::Listen { .. } | Command::Openapi => {
+                    unreachable!("handled above")
+                }
                 Command::Audit(args) => return audit_command(&db, args).await,
                 Command::Cluster(ClusterCommand::Status { node_timeout }) => {
                     return cluster_status(&db, node_timeout).await

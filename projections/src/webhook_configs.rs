@@ -3,7 +3,7 @@ use crate::config_reads::ConfigReads;
 use crate::db::{Db, Error};
 use crate::event_log::{fold_config, load_aggregate, FoldedConfig};
 use crate::on_pool;
-use aggregates::webhook_config::{ConfigState, Lifecycle, WebhookConfig};
+use aggregates::webhook_config::{ConfigState, Lifecycle, Profile, WebhookConfig};
 use cqrs_es::{Aggregate, EventEnvelope, Query};
 use std::collections::BTreeMap;
 
@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 pub struct ConfigRow {
     pub id: i64,
     pub organisation: i64,
-    pub profile: String,
+    #[sqlx(try_from = "String")]
+    pub profile: Profile,
     pub url: String,
     pub name: String,
     pub events: String,
@@ -20,7 +21,8 @@ pub struct ConfigRow {
     pub retry_count: i64,
     pub timeout_seconds: i64,
     pub secret: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: ConfigState,
     pub deactivation_reason: Option<String>,
     pub deleted: bool,
     pub version: i64,
@@ -48,7 +50,7 @@ impl ConfigRow {
 
     /// The v1 dialect's `is_active`: anything but deactivated.
     pub fn is_active(&self) -> bool {
-        self.state != ConfigState::Deactivated.as_str()
+        self.state != ConfigState::Deactivated
     }
 }
 
@@ -353,7 +355,11 @@ pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Erro
         expected.organisation.to_string(),
         row.organisation.to_string(),
     );
-    check("profile", expected.profile.to_owned(), row.profile.clone());
+    check(
+        "profile",
+        expected.profile.to_owned(),
+        row.profile.as_str().to_owned(),
+    );
     check("url", expected.url.to_owned(), row.url.clone());
     check(
         "name",
@@ -372,7 +378,11 @@ pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Erro
         expected.timeout_seconds.to_string(),
         row.timeout_seconds.to_string(),
     );
-    check("state", expected.state.to_owned(), row.state.clone());
+    check(
+        "state",
+        expected.state.to_owned(),
+        row.state.as_str().to_owned(),
+    );
     check(
         "deleted",
         expected.deleted.to_string(),
@@ -526,7 +536,7 @@ pub async fn as_of(db: &Db, id: i64, as_of: i64) -> Result<Option<ConfigRow>, Er
     Ok(Some(ConfigRow {
         id: row.id,
         organisation: row.organisation,
-        profile: row.profile.to_owned(),
+        profile: folded.config.profile,
         url: row.url.to_owned(),
         name: row.name.to_owned(),
         events: row.events.clone(),
@@ -534,7 +544,7 @@ pub async fn as_of(db: &Db, id: i64, as_of: i64) -> Result<Option<ConfigRow>, Er
         retry_count: row.retry_count,
         timeout_seconds: row.timeout_seconds,
         secret: row.secret.to_owned(),
-        state: row.state.to_owned(),
+        state: folded.config.state,
         deactivation_reason: row.deactivation_reason.clone(),
         deleted: row.deleted,
         version: row.version,

@@ -672,11 +672,14 @@ impl Handler<Stop> for EndpointActor {
     }
 }
 
-/// Fault injection for tests: the handler panics, as a bug would.
+/// Fault injection for tests: the handler panics, as a bug would. Debug
+/// builds only (the test suite's): a release build has no such message.
+#[cfg(debug_assertions)]
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Panic;
 
+#[cfg(debug_assertions)]
 impl Handler<Panic> for EndpointActor {
     type Result = ();
 

@@ -7,7 +7,7 @@ use super::wire::EventRecord;
 use crate::changes::{Change, ChangeBus};
 use crate::cluster::Fence;
 use aggregates::values::{CustomHeaders, WebhookSecret};
-use aggregates::webhook_config::{ConfigState, Profile};
+use aggregates::webhook_config::{ConfigState, Profile, UnknownValue};
 use projections::db::now_micros;
 use projections::webhook_configs::ConfigRow;
 use projections::{on_pool, Db, Error};
@@ -36,7 +36,8 @@ impl WriteGate {
 }
 
 /// A regular delivery, or a config test (one attempt, then a `Tested` event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeliveryKind {
     Event,
     Test,
@@ -48,6 +49,58 @@ impl DeliveryKind {
             DeliveryKind::Event => "event",
             DeliveryKind::Test => "test",
         }
+    }
+}
+
+/// Stored as text: anything else is an unreadable row, an error.
+impl TryFrom<String> for DeliveryKind {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "event" => Ok(Self::Event),
+            "test" => Ok(Self::Test),
+            _ => Err(UnknownValue {
+                what: "delivery kind",
+                value,
+            }),
+        }
+    }
+}
+
+/// Where a delivery stands: waiting for (another) attempt, or done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [Self; 3] = [Self::Pending, Self::Succeeded, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+impl TryFrom<String> for DeliveryStatus {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).ok_or(UnknownValue {
+            what: "delivery status",
+            value,
+        })
     }
 }
 
@@ -94,8 +147,8 @@ impl EndpointConfig {
         let corrupt =
             |what: &str| Error::Corrupt(format!("webhook config {}: unreadable {what}", row.id));
         Ok(Self {
-            profile: Profile::parse(&row.profile).ok_or_else(|| corrupt("profile"))?,
-            state: ConfigState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
+            profile: row.profile,
+            state: row.state,
             headers: CustomHeaders::parse(row.header_map()).map_err(|_| corrupt("headers"))?,
             secret: WebhookSecret::parse(&row.secret).map_err(|_| corrupt("secret"))?,
             timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
@@ -147,7 +200,8 @@ pub struct FailureRun {
 struct PendingRow {
     id: i64,
     config_id: i64,
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: DeliveryKind,
     task_id: Option<String>,
     attempts: i64,
     next_attempt_at: i64,
@@ -162,11 +216,7 @@ impl PendingRow {
         PendingDelivery {
             id: self.id,
             config_id: self.config_id,
-            kind: if self.kind == "test" {
-                DeliveryKind::Test
-            } else {
-                DeliveryKind::Event
-            },
+            kind: self.kind,
             task_id: self.task_id,
             attempts: self.attempts,
             next_attempt_at: self.next_attempt_at,
@@ -502,8 +552,10 @@ pub struct DeliveryRow {
     pub id: i64,
     pub event_id: String,
     pub event_type: String,
-    pub kind: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub kind: DeliveryKind,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_status_code: Option<i64>,
@@ -532,7 +584,7 @@ impl DeliveryStore {
     pub async fn list_deliveries(
         &self,
         config_id: i64,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         page: i64,
         per_page: i64,
     ) -> Result<(Vec<DeliveryRow>, i64), Error> {
@@ -543,6 +595,7 @@ impl DeliveryStore {
         let count =
             "SELECT COUNT(*) FROM deliveries WHERE config_id = $1 AND ($2 IS NULL OR status = $2)";
         let offset = (page - 1).saturating_mul(per_page);
+        let status = status.map(DeliveryStatus::as_str);
         Ok(on_pool!(&self.db, |pool| {
             let rows = sqlx::query_as(&sql)
                 .bind(config_id)
@@ -599,19 +652,19 @@ impl DeliveryStore {
 mod tests {
     use super::*;
 
-    fn row(profile: &str, state: &str) -> ConfigRow {
+    fn row(headers: &str, secret: &str) -> ConfigRow {
         ConfigRow {
             id: 7,
             organisation: 1,
-            profile: profile.into(),
+            profile: Profile::V1,
             url: "https://example.com/h".into(),
             name: String::new(),
             events: r#"["*"]"#.into(),
-            headers: "{}".into(),
+            headers: headers.into(),
             retry_count: 3,
             timeout_seconds: 30,
-            secret: "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into(),
-            state: state.into(),
+            secret: secret.into(),
+            state: ConfigState::Valid,
             deactivation_reason: None,
             deleted: false,
             version: 1,
@@ -625,12 +678,14 @@ mod tests {
     }
 
     /// An unreadable row is an error, not a config that is gone (whose
-    /// pending deliveries the actor would fail).
+    /// pending deliveries the actor would fail). State and profile are
+    /// enums decoded with the row (see `tests/api/hardening.rs`).
     #[test]
     fn a_row_that_does_not_decode_is_an_error() {
-        assert!(EndpointConfig::from_row(row("v1", "valid")).is_ok());
-        for (profile, state) in [("bogus", "valid"), ("v1", "bogus")] {
-            match EndpointConfig::from_row(row(profile, state)) {
+        const SECRET: &str = "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        assert!(EndpointConfig::from_row(row("{}", SECRET)).is_ok());
+        for (headers, secret) in [(r#"{"Host": "x"}"#, SECRET), ("{}", "bogus")] {
+            match EndpointConfig::from_row(row(headers, secret)) {
                 Err(Error::Corrupt(message)) => assert!(message.contains("config 7")),
                 other => panic!("{other:?}"),
             }

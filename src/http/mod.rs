@@ -5,8 +5,10 @@ pub mod body;
 pub mod configs;
 pub mod connections;
 pub mod deadline;
+pub mod docs;
 pub mod health;
 pub mod key_cache;
+pub mod openapi;
 pub mod query_guard;
 pub mod request_id;
 pub mod v1;
@@ -47,8 +49,17 @@ pub struct AppState {
 /// Mounts every route of every dialect.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
+    docs::routes(cfg);
     v1::routes(cfg);
     configs::routes(cfg);
+}
+
+/// A 405 names the methods the resource has (RFC 9110 requires `Allow`).
+pub fn set_allow(response: &mut actix_web::HttpResponse, allow: &'static str) {
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
 }
 
 /// Unmatched paths answer 404 in the format of the dialect they resemble.

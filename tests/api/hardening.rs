@@ -19,6 +19,7 @@ on_both_backends!(
     a_status_that_arrived_in_time_is_logged_though_the_body_drips,
     slow_bodies_are_cut_off_while_other_requests_go_on,
     an_unread_body_closes_the_connection_after_the_answer,
+    a_config_row_that_does_not_decode_is_an_error,
 );
 
 async fn control_characters_are_refused_naming_the_field(backend: Backend) {
@@ -174,21 +175,42 @@ async fn every_documented_route_answers_405_to_other_methods(backend: Backend) {
         .create_webhook(json!({"url": "https://example.com/h", "events": ["webhook_config.test"]}))
         .await;
     let id = config["id"].as_i64().unwrap();
-    for (method, path) in [
-        (Method::GET, "/api/v1/events".to_owned()),
-        (Method::POST, "/api/v1/webhooks/events".to_owned()),
-        (Method::PUT, "/api/v1/webhooks".to_owned()),
-        (Method::PUT, format!("/api/v1/webhooks/{id}")),
-        (Method::GET, format!("/api/v1/webhooks/{id}/test")),
-        (Method::GET, format!("/api/v1/webhooks/{id}/rotate-secret")),
-        (Method::POST, format!("/api/v1/webhooks/{id}/history")),
-        (Method::POST, format!("/api/v1/webhooks/{id}/deliveries")),
+    for (method, path, allow) in [
+        (Method::GET, "/api/v1/events".to_owned(), "POST"),
+        (Method::POST, "/api/v1/webhooks/events".to_owned(), "GET"),
+        (Method::PUT, "/api/v1/webhooks".to_owned(), "GET, POST"),
+        (
+            Method::PUT,
+            format!("/api/v1/webhooks/{id}"),
+            "GET, PATCH, DELETE",
+        ),
+        (Method::GET, format!("/api/v1/webhooks/{id}/test"), "POST"),
+        (
+            Method::GET,
+            format!("/api/v1/webhooks/{id}/rotate-secret"),
+            "POST",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{id}/history"),
+            "GET",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{id}/deliveries"),
+            "GET",
+        ),
         (
             Method::GET,
             format!("/api/v1/webhooks/{id}/deliveries/1/retry"),
+            "POST",
         ),
+        (Method::POST, "/api/v1/openapi.json".to_owned(), "GET"),
+        (Method::DELETE, "/health/ready".to_owned(), "GET"),
     ] {
         let response = app.request(method.clone(), &path).send().await.unwrap();
+        // RFC 9110: a 405 names the methods the resource has.
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
         let (status, json) = status_and_json(response).await;
         assert_eq!(
             status,
@@ -197,12 +219,13 @@ async fn every_documented_route_answers_405_to_other_methods(backend: Backend) {
         );
         assert!(json["error"].is_string(), "{json}");
     }
-    for (method, path) in [
-        (Method::DELETE, "/configs/webhook"),
-        (Method::PATCH, "/tasks"),
-        (Method::POST, "/key"),
+    for (method, path, allow) in [
+        (Method::DELETE, "/configs/webhook", "GET, POST"),
+        (Method::PATCH, "/tasks", "GET"),
+        (Method::POST, "/key", "GET"),
     ] {
         let response = app.request(method.clone(), path).send().await.unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
         let (status, json) = status_and_json(response).await;
         assert_eq!(
             status,
@@ -437,4 +460,41 @@ async fn a_database_outage_answers_503_fast_and_sends_nothing_twice() {
     let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
     assert_eq!(received.len(), 2, "sent again: {ids:?}");
     assert_ne!(ids[0], ids[1]);
+}
+
+/// State and profile are enums in the row: a value that is neither is an
+/// error (logged, a 500 for a request), never read as some default — an
+/// unreadable row once made its pending deliveries fail as "deleted".
+async fn a_config_row_that_does_not_decode_is_an_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let config = app
+        .create_webhook(json!({"url": "https://example.com/h", "events": ["webhook_config.test"]}))
+        .await;
+    let id = config["id"].as_i64().unwrap();
+    let organisation = 1;
+    for (column, bad) in [("state", "bogus"), ("profile", "v9")] {
+        app.execute_sql(&format!(
+            "UPDATE webhook_configs SET {column} = '{bad}' WHERE id = {id}"
+        ))
+        .await;
+        let error = projections::webhook_configs::find(&app.db, organisation, id)
+            .await
+            .expect_err("an unreadable row is an error");
+        // sqlx 0.8.6 names the column, not the value (its `try_from`
+        // loses the conversion's message).
+        assert!(
+            error.to_string().contains(&format!("column {column}")),
+            "{column}: {error}"
+        );
+        assert!(
+            projections::webhook_configs::find_any(&app.db, id)
+                .await
+                .is_err(),
+            "{column}"
+        );
+        app.execute_sql(&format!(
+            "UPDATE webhook_configs SET state = 'new', profile = 'v1' WHERE id = {id}"
+        ))
+        .await;
+    }
 }

@@ -443,37 +443,54 @@ const PYTHON_REQUIREMENTS: &[&str] = &[
 pub fn test_python() -> std::path::PathBuf {
     static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PYTHON
-        .get_or_init(|| {
-            let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv");
-            let python = venv.join("bin/python");
-            let marker = venv.join("installed-requirements");
-            let wanted = PYTHON_REQUIREMENTS.join("\n");
-            if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
-                let run = |program: &std::path::Path, args: &[&str]| {
-                    let status = std::process::Command::new(program)
-                        .args(args)
-                        .status()
-                        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-                    assert!(status.success(), "{} {args:?} failed", program.display());
-                };
-                run(
-                    std::path::Path::new("python3"),
-                    &["-m", "venv", venv.to_str().unwrap()],
-                );
-                let mut pip = vec![
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ];
-                pip.extend_from_slice(PYTHON_REQUIREMENTS);
-                run(&python, &pip);
-                std::fs::write(&marker, &wanted).unwrap();
-            }
-            python
-        })
+        .get_or_init(|| python_venv("test-venv", PYTHON_REQUIREMENTS))
         .clone()
+}
+
+/// What the API contract test needs: schemathesis, apart from the pinned
+/// Werkzeug of the other venv.
+const SCHEMATHESIS_REQUIREMENTS: &[&str] = &["schemathesis==4.32.5"];
+
+/// The `schemathesis` program of its own virtualenv (made on first use).
+pub fn schemathesis() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| python_venv("contract-venv", SCHEMATHESIS_REQUIREMENTS))
+        .with_file_name("schemathesis")
+}
+
+/// The `python` of `target/<name>` with `requirements` installed.
+fn python_venv(name: &str, requirements: &[&str]) -> std::path::PathBuf {
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let venv = target.join(name);
+    let python = venv.join("bin/python");
+    let marker = venv.join("installed-requirements");
+    let wanted = requirements.join("\n");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return python;
+    }
+    let run = |program: &std::path::Path, args: &[&str]| {
+        let status = std::process::Command::new(program)
+            .args(args)
+            .status()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        assert!(status.success(), "{} {args:?} failed", program.display());
+    };
+    run(
+        std::path::Path::new("python3"),
+        &["-m", "venv", venv.to_str().unwrap()],
+    );
+    let mut pip = vec![
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ];
+    pip.extend_from_slice(requirements);
+    run(&python, &pip);
+    std::fs::write(&marker, &wanted).unwrap();
+    python
 }
 
 /// Path of a file under `tests/receivers/`.

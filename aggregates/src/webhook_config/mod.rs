@@ -16,4 +16,4 @@ pub use commands::{ConfigChanges, NewWebhookConfig, TestOutcome, WebhookConfigCo
 pub use errors::WebhookConfigError;
 pub use events::{SettingsChanged, WebhookConfigEvent, EVENT_VERSION};
 pub use services::{EventTypeCatalog, WebhookConfigServices};
-pub use state::{ConfigState, DeactivationReason, Profile};
+pub use state::{ConfigState, DeactivationReason, Profile, UnknownValue};

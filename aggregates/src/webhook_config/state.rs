@@ -15,6 +15,8 @@ pub enum ConfigState {
 }
 
 impl ConfigState {
+    pub const ALL: [Self; 4] = [Self::New, Self::Valid, Self::Invalid, Self::Deactivated];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",
@@ -25,14 +27,33 @@ impl ConfigState {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::New, Self::Valid, Self::Invalid, Self::Deactivated]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 
     /// Published events are delivered only to `new` and `valid` configs.
     pub fn may_receive(self) -> bool {
         matches!(self, Self::New | Self::Valid)
+    }
+}
+
+/// A stored value that is none of an enum's: an unreadable row.
+#[derive(Debug, thiserror::Error)]
+#[error("'{value}' is not a {what}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// For read models that store the state as text: a value that is not a
+/// state is an error, never taken as some default.
+impl TryFrom<String> for ConfigState {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).ok_or(UnknownValue {
+            what: "config state",
+            value,
+        })
     }
 }
 
@@ -63,6 +84,17 @@ impl Profile {
         [Self::V1, Self::Configs]
             .into_iter()
             .find(|p| p.as_str() == raw)
+    }
+}
+
+impl TryFrom<String> for Profile {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).ok_or(UnknownValue {
+            what: "config profile",
+            value,
+        })
     }
 }
 

@@ -20,12 +20,34 @@ impl Backend {
     }
 }
 
+/// A directory of its own under the system's temporary directory, removed
+/// with everything in it when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn create() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "webhookd-bench-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
     pub key: String,
     database_url: String,
-    _sqlite_dir: Option<tempfile::TempDir>,
+    _sqlite_dir: Option<ScratchDir>,
     postgres: Option<(String, String)>,
 }
 
@@ -37,8 +59,8 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let (database_url, sqlite_dir, postgres) = match backend {
             Backend::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                let dir = ScratchDir::create()?;
+                let url = format!("sqlite://{}", dir.0.join("bench.db").display());
                 (url, Some(dir), None)
             }
             Backend::Postgres => {

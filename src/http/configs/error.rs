@@ -9,6 +9,22 @@ use aggregates::webhook_config::WebhookConfigError;
 use serde_json::{json, Value};
 use std::fmt;
 
+/// The configs API's error body, as [`ConfigsError`] writes it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ConfigsError)]
+pub struct ErrorBody<'a> {
+    /// A stable code: `invalid-parameter`, `not-found`, `conflict`,
+    /// `unauthorized`, `forbidden`, `service-unavailable`, …
+    #[schema(example = "invalid-parameter")]
+    error: &'a str,
+    /// What went wrong, for a human.
+    #[schema(example = "url: is required")]
+    message: &'a str,
+    /// The details: for `invalid-parameter`, the parameter and why.
+    #[schema(example = json!({"url": "is required"}))]
+    params: &'a Value,
+}
+
 #[derive(Debug)]
 pub struct ConfigsError {
     status: StatusCode,
@@ -109,11 +125,11 @@ impl ResponseError for ConfigsError {
         if let Some(seconds) = self.retry_after {
             response.insert_header(("Retry-After", seconds.to_string()));
         }
-        response.json(json!({
-            "error": self.code,
-            "message": self.message,
-            "params": self.params,
-        }))
+        response.json(ErrorBody {
+            error: self.code,
+            message: &self.message,
+            params: &self.params,
+        })
     }
 }
 
@@ -208,12 +224,18 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ConfigsError::new(
+pub async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = ConfigsError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
+        format!(
+            "{} is not allowed on {}; {allow} is",
+            req.method(),
+            req.path()
+        ),
         json!({}),
     )
-    .error_response()
+    .error_response();
+    crate::http::set_allow(&mut response, allow);
+    response
 }

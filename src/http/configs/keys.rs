@@ -1,20 +1,32 @@
 //! `/key` (the calling key) and `/keys/{id}`: which config routes a key's
 //! published events.
 use super::caller::ConfigsCaller;
-use super::error::ConfigsError;
+use super::error::{ConfigsError, ErrorBody};
 use super::resources;
 use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
+use aggregates::webhook_config::Profile;
 use projections::{tenancy, webhook_configs};
 use serde_json::{json, Value};
 
+#[utoipa::path(
+    get, path = "/key", tag = "configs", operation_id = "getCurrentKey",
+    responses((status = 200, description = "The key this request was made with", body = resources::Key,
+        links(("getKey" = (operation_id = "getKey", parameters(("id" = "$response.body#/id")))),
+              ("updateKey" = (operation_id = "updateKey", parameters(("id" = "$response.body#/id"))))))),
+)]
 /// `GET /key`
 pub async fn current(caller: ConfigsCaller) -> HttpResponse {
-    HttpResponse::Ok().json(resources::key(&caller.key))
+    HttpResponse::Ok().json(resources::Key::from(&caller.key))
 }
 
+#[utoipa::path(
+    get, path = "/keys/{id}", tag = "configs", operation_id = "getKey",
+    params(("id" = i64, Path, minimum = 1, description = "The key's id")),
+    responses((status = 200, description = "A key of the organisation", body = resources::Key)),
+)]
 /// `GET /keys/{id}`
 pub async fn show(
     caller: ConfigsCaller,
@@ -23,9 +35,13 @@ pub async fn show(
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
     let key = owned_key(&state, &caller, &path).await?;
-    Ok(HttpResponse::Ok().json(resources::key(&key)))
+    Ok(HttpResponse::Ok().json(resources::Key::from(&key)))
 }
 
+#[utoipa::path(
+    get, path = "/keys", tag = "configs", operation_id = "listKeys",
+    responses((status = 200, description = "The organisation's keys", body = resources::List<resources::Key>)),
+)]
 /// `GET /keys`
 pub async fn list(
     caller: ConfigsCaller,
@@ -34,10 +50,19 @@ pub async fn list(
     caller.require_webhooks()?;
     let keys = tenancy::list_keys(&state.db, Some(caller.organisation_id()), false).await?;
     let total = keys.len() as i64;
-    let data = keys.iter().map(resources::key).collect();
-    Ok(HttpResponse::Ok().json(resources::list(data, false, total, "/keys")))
+    let data = keys.iter().map(resources::Key::from).collect();
+    Ok(HttpResponse::Ok().json(resources::List::new(data, false, total, "/keys")))
 }
 
+#[utoipa::path(
+    post, path = "/keys/{id}", tag = "configs", operation_id = "updateKey",
+    params(("id" = i64, Path, minimum = 1, description = "The key's id")),
+    request_body = UpdateKeyBody,
+    responses(
+        (status = 200, description = "The key after the change", body = resources::Key),
+        (status = 404, description = "No such key, or no such config, in the organisation", body = ErrorBody),
+    ),
+)]
 /// `POST /keys/{id} {webhook_config}`: a config of the same organisation
 /// created through this API, or `null`.
 pub async fn update(
@@ -66,7 +91,7 @@ pub async fn update(
         state.keys.forget_all();
     }
     let key = owned_key(&state, &caller, &path).await?;
-    Ok(HttpResponse::Ok().json(resources::key(&key)))
+    Ok(HttpResponse::Ok().json(resources::Key::from(&key)))
 }
 
 async fn owned_key(
@@ -100,11 +125,21 @@ pub async fn routable_config(
     let config = webhook_configs::find(&state.db, organisation, id)
         .await?
         .ok_or_else(|| ConfigsError::not_found("webhook_config", &id.to_string()))?;
-    if config.profile != "configs" {
+    if config.profile != Profile::Configs {
         return Err(ConfigsError::invalid_parameter(
             "webhook_config",
             "must be a config created through /configs/webhook (v1 webhooks are routed by their events)",
         ));
     }
     Ok(Some(id))
+}
+
+/// The body of `POST /keys/{id}`, as documented.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"webhook_config": 7}))]
+#[allow(dead_code)]
+pub struct UpdateKeyBody {
+    /// A config created through `/configs/webhook`, or `null` for none.
+    #[schema(nullable)]
+    webhook_config: Option<i64>,
 }

@@ -1,6 +1,6 @@
 //! `/organisation`: the caller's organisation and its default webhook config.
 use super::caller::ConfigsCaller;
-use super::error::ConfigsError;
+use super::error::{ConfigsError, ErrorBody};
 use super::keys::routable_config;
 use super::resources;
 use crate::http::body::read_json_object;
@@ -10,10 +10,22 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use projections::tenancy;
 use serde_json::json;
 
+#[utoipa::path(
+    get, path = "/organisation", tag = "configs", operation_id = "getOrganisation",
+    responses((status = 200, description = "The caller's organisation", body = resources::OrganisationResource)),
+)]
 pub async fn show(caller: ConfigsCaller) -> HttpResponse {
-    HttpResponse::Ok().json(resources::organisation(&caller.organisation))
+    HttpResponse::Ok().json(resources::OrganisationResource::from(&caller.organisation))
 }
 
+#[utoipa::path(
+    post, path = "/organisation", tag = "configs", operation_id = "updateOrganisation",
+    request_body = UpdateOrganisationBody,
+    responses(
+        (status = 200, description = "The organisation after the change", body = resources::OrganisationResource),
+        (status = 404, description = "No such config in the organisation", body = ErrorBody),
+    ),
+)]
 /// `POST /organisation {webhook_config_default}`
 pub async fn update(
     req: HttpRequest,
@@ -42,5 +54,15 @@ pub async fn update(
     let updated = tenancy::find_organisation(&state.db, organisation)
         .await?
         .ok_or_else(|| ConfigsError::server_error("the caller's organisation vanished"))?;
-    Ok(HttpResponse::Ok().json(resources::organisation(&updated)))
+    Ok(HttpResponse::Ok().json(resources::OrganisationResource::from(&updated)))
+}
+
+/// The body of `POST /organisation`, as documented.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"webhook_config_default": 7}))]
+#[allow(dead_code)]
+pub struct UpdateOrganisationBody {
+    /// A config created through `/configs/webhook`, or `null` for none.
+    #[schema(nullable)]
+    webhook_config_default: Option<i64>,
 }

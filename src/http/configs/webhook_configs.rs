@@ -1,6 +1,6 @@
 //! `/configs/webhook…`: webhook configs in the ricloud dialect.
 use super::caller::ConfigsCaller;
-use super::error::ConfigsError;
+use super::error::{ConfigsError, ErrorBody};
 use super::list_params;
 use super::resources;
 use crate::crypto::generate_webhook_secret;
@@ -22,6 +22,18 @@ use serde_json::{Map, Value};
 
 const LIST_URL: &str = "/configs/webhook";
 
+#[utoipa::path(
+    post, path = "/configs/webhook", tag = "configs", operation_id = "createWebhookConfig",
+    request_body = CreateWebhookConfigBody,
+    responses((status = 201, description = "Created in state `new`; a `webhook_config.test` task runs in the background", body = resources::WebhookConfig,
+        links(
+            ("getWebhookConfig" = (operation_id = "getWebhookConfig", parameters(("id" = "$response.body#/id")))),
+            ("updateWebhookConfig" = (operation_id = "updateWebhookConfig", parameters(("id" = "$response.body#/id")))),
+            ("deleteWebhookConfig" = (operation_id = "deleteWebhookConfig", parameters(("id" = "$response.body#/id")))),
+            ("testWebhookConfig" = (operation_id = "testWebhookConfig", parameters(("id" = "$response.body#/id")))),
+            ("testWebhookConfigWithGet" = (operation_id = "testWebhookConfigWithGet", parameters(("id" = "$response.body#/id")))),
+        ))),
+)]
 /// `POST /configs/webhook {url}`: a configs-profile config (events `*`) in
 /// state `new`, and a `webhook_config.test` task started in the background.
 pub async fn create(
@@ -60,9 +72,14 @@ pub async fn create(
     // (`new`), not a test's outcome that may already be recorded.
     let row = owned(&state, &caller, &id.to_string()).await?;
     start_test(&state, &caller, id.get()).await?;
-    Ok(HttpResponse::Created().json(resources::webhook_config(&row)))
+    Ok(HttpResponse::Created().json(resources::WebhookConfig::from(&row)))
 }
 
+#[utoipa::path(
+    get, path = "/configs/webhook/{id}", tag = "configs", operation_id = "getWebhookConfig",
+    params(("id" = i64, Path, minimum = 1, description = "The config's id")),
+    responses((status = 200, description = "The config", body = resources::WebhookConfig)),
+)]
 /// `GET /configs/webhook/{id}`
 pub async fn show(
     caller: ConfigsCaller,
@@ -71,9 +88,20 @@ pub async fn show(
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
     let row = owned(&state, &caller, &path).await?;
-    Ok(HttpResponse::Ok().json(resources::webhook_config(&row)))
+    Ok(HttpResponse::Ok().json(resources::WebhookConfig::from(&row)))
 }
 
+#[utoipa::path(
+    get, path = "/configs/webhook", tag = "configs", operation_id = "listWebhookConfigs",
+    params(
+        ("state" = Option<String>, Query, description = "Comma-separated states: new, valid, invalid, deactivated"),
+        ("date_created" = Option<String>, Query, description = "ISO 8601 date or date-time (also `date_created__gt`, `__gte`, `__lt`, `__lte`, or `date_created[gt]`…)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 10)"),
+        ("after_id" = Option<i64>, Query, description = "Items after this id (not with before_id)"),
+        ("before_id" = Option<i64>, Query, description = "Items before this id (not with after_id)"),
+    ),
+    responses((status = 200, description = "The organisation's configs, by id", body = resources::List<resources::WebhookConfig>)),
+)]
 /// `GET /configs/webhook?state=&date_created…=&limit=&after_id=&before_id=`
 pub async fn list(
     req: HttpRequest,
@@ -96,10 +124,16 @@ pub async fn list(
         params.limit,
     )
     .await?;
-    let data = rows.iter().map(resources::webhook_config).collect();
-    Ok(HttpResponse::Ok().json(resources::list(data, has_more, total, LIST_URL)))
+    let data = rows.iter().map(resources::WebhookConfig::from).collect();
+    Ok(HttpResponse::Ok().json(resources::List::new(data, has_more, total, LIST_URL)))
 }
 
+#[utoipa::path(
+    post, path = "/configs/webhook/{id}", tag = "configs", operation_id = "updateWebhookConfig",
+    params(("id" = i64, Path, minimum = 1, description = "The config's id")),
+    request_body = UpdateWebhookConfigBody,
+    responses((status = 200, description = "The config after the change; any change but a deactivation starts a test task", body = resources::WebhookConfig)),
+)]
 /// `POST /configs/webhook/{id} {url?, state?}`: `state` only `new` or
 /// `deactivated`; any change but a deactivation starts a test task.
 pub async fn update(
@@ -144,13 +178,18 @@ pub async fn update(
         .await?;
     let after = owned(&state, &caller, &path).await?;
     let changed = after.version != before.version;
-    if changed && after.state != ConfigState::Deactivated.as_str() {
+    if changed && after.state != ConfigState::Deactivated {
         start_test(&state, &caller, id.get()).await?;
     }
     // The config as the update left it; the test's outcome follows later.
-    Ok(HttpResponse::Ok().json(resources::webhook_config(&after)))
+    Ok(HttpResponse::Ok().json(resources::WebhookConfig::from(&after)))
 }
 
+#[utoipa::path(
+    delete, path = "/configs/webhook/{id}", tag = "configs", operation_id = "deleteWebhookConfig",
+    params(("id" = i64, Path, minimum = 1, description = "The config's id")),
+    responses((status = 200, description = "Deleted; the answer is the config as it was", body = resources::WebhookConfig)),
+)]
 /// `DELETE /configs/webhook/{id}`: answers the config as it was.
 pub async fn delete(
     caller: ConfigsCaller,
@@ -169,9 +208,17 @@ pub async fn delete(
             &metadata,
         )
         .await?;
-    Ok(HttpResponse::Ok().json(resources::webhook_config(&row)))
+    Ok(HttpResponse::Ok().json(resources::WebhookConfig::from(&row)))
 }
 
+#[utoipa::path(
+    post, path = "/configs/webhook/{id}/test", tag = "configs", operation_id = "testWebhookConfig",
+    params(("id" = i64, Path, minimum = 1, description = "The config's id")),
+    responses(
+        (status = 200, description = "A `webhook_config.test` task", body = resources::Task),
+        (status = 409, description = "The config is deactivated", body = ErrorBody),
+    ),
+)]
 /// `POST /configs/webhook/{id}/test` (also `GET`, as in the seed's curl
 /// example): a `webhook_config.test` task.
 pub async fn test(
@@ -181,13 +228,29 @@ pub async fn test(
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
     let row = owned(&state, &caller, &path).await?;
-    if row.state == ConfigState::Deactivated.as_str() {
+    if row.state == ConfigState::Deactivated {
         return Err(ConfigsError::conflict(
             "a deactivated webhook config cannot be tested; set its state to new first",
         ));
     }
     let task = start_test(&state, &caller, row.id).await?;
-    Ok(HttpResponse::Ok().json(resources::task(&task)))
+    Ok(HttpResponse::Ok().json(resources::Task::from(&task)))
+}
+
+#[utoipa::path(
+    get, path = "/configs/webhook/{id}/test", tag = "configs", operation_id = "testWebhookConfigWithGet",
+    params(("id" = i64, Path, minimum = 1, description = "The config's id")),
+    responses(
+        (status = 200, description = "The same as POST (the seed's curl example uses GET)", body = resources::Task),
+        (status = 409, description = "The config is deactivated", body = ErrorBody),
+    ),
+)]
+pub async fn test_with_get(
+    caller: ConfigsCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConfigsError> {
+    test(caller, path, state).await
 }
 
 /// Creates a pending test task and hands its delivery to the engine.
@@ -235,4 +298,26 @@ async fn owned(
     webhook_configs::find(&state.db, caller.organisation_id(), id.get())
         .await?
         .ok_or_else(not_found)
+}
+
+/// The body of `POST /configs/webhook`, as documented.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"url": "https://example.com/webhooks"}))]
+#[allow(dead_code)]
+pub struct CreateWebhookConfigBody {
+    /// Absolute `https://` URL, not an internal address (`--dev` lifts both rules).
+    #[schema(max_length = 2048, format = "uri")]
+    url: String,
+}
+
+/// The body of `POST /configs/webhook/{id}`: what it names changes.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"state": "deactivated"}))]
+#[allow(dead_code)]
+pub struct UpdateWebhookConfigBody {
+    #[schema(max_length = 2048, format = "uri")]
+    url: Option<String>,
+    /// Only `new` (reactivate, and test) or `deactivated`.
+    #[schema(pattern = "^(new|deactivated)$")]
+    state: Option<String>,
 }

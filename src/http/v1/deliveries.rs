@@ -1,51 +1,27 @@
 //! The attempt log of a config, manual retries and tests.
 use super::caller::V1Caller;
-use super::envelope::{respond, respond_page};
-use super::error::{ApiError, FieldErrors};
+use super::envelope::{respond, respond_page, Envelope};
+use super::error::{ApiError, ErrorBody, FieldErrors};
+use super::resources::{DeliveryResource, TestStarted};
 use super::webhooks::{owned_config, paging};
-use crate::delivery::store::{AttemptRow, DeliveryRow};
+use crate::delivery::store::DeliveryStatus;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
 use aggregates::webhook_config::ConfigState;
-use projections::db::micros_to_rfc3339;
-use serde_json::{json, Value};
 
-const STATUSES: [&str; 3] = ["pending", "succeeded", "failed"];
-
-fn delivery_json(row: &DeliveryRow, attempts: &[AttemptRow]) -> Value {
-    let log: Vec<Value> = attempts
-        .iter()
-        .filter(|a| a.delivery_id == row.id)
-        .map(|a| {
-            json!({
-                "attempted_at": micros_to_rfc3339(a.attempted_at),
-                "duration_ms": a.duration_ms,
-                "status_code": a.status_code,
-                "success": a.success,
-                "response_body": a.response_body,
-                "error": a.error,
-            })
-        })
-        .collect();
-    json!({
-        "id": row.id,
-        "event_id": row.event_id,
-        "event_type": row.event_type,
-        "kind": row.kind,
-        "status": row.status,
-        "attempts": row.attempts,
-        "next_attempt_at": (row.status == "pending").then(|| micros_to_rfc3339(row.next_attempt_at)),
-        "last_status_code": row.last_status_code,
-        "last_error": row.last_error,
-        "created_at": micros_to_rfc3339(row.created_at),
-        "updated_at": micros_to_rfc3339(row.updated_at),
-        "attempt_log": log,
-    })
-}
-
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}/deliveries", tag = "deliveries", operation_id = "listDeliveries",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The webhook's id"),
+        ("status" = Option<String>, Query, description = "pending, succeeded or failed"),
+        ("page" = Option<i64>, Query, minimum = 1),
+        ("per_page" = Option<i64>, Query, minimum = 1, maximum = 100),
+    ),
+    responses((status = 200, description = "The webhook's deliveries, newest first, each with its attempt log", body = Envelope<Vec<DeliveryResource>>)),
+)]
 /// `GET /api/v1/webhooks/{id}/deliveries?status=&page=&per_page=`
 pub async fn list(
     req: HttpRequest,
@@ -59,26 +35,39 @@ pub async fn list(
     let (page, per_page) = paging(&req)?;
     let status = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "status")
-        .map(|(_, value)| value.into_owned());
-    if let Some(status) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
-        return Err(ApiError::invalid(FieldErrors::single(
-            "status",
-            format!("'{status}' is not one of pending, succeeded, failed"),
-        )));
-    }
+        .map(|(_, value)| {
+            DeliveryStatus::parse(&value).ok_or_else(|| {
+                ApiError::invalid(FieldErrors::single(
+                    "status",
+                    format!("'{value}' is not one of pending, succeeded, failed"),
+                ))
+            })
+        })
+        .transpose()?;
     let store = state.publisher.store();
     let (rows, total) = store
-        .list_deliveries(config.id, status.as_deref(), page, per_page)
+        .list_deliveries(config.id, status, page, per_page)
         .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let attempts = store.attempts_of(&ids).await?;
-    let data: Vec<Value> = rows
+    let data: Vec<_> = rows
         .iter()
-        .map(|row| delivery_json(row, &attempts))
+        .map(|row| DeliveryResource::new(row, &attempts))
         .collect();
     Ok(respond_page(data, &request_id, page, per_page, total))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "deliveries", operation_id = "retryDelivery",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The webhook's id"),
+        ("delivery_id" = i64, Path, minimum = 1, description = "The delivery's id"),
+    ),
+    responses(
+        (status = 202, description = "Queued again with a fresh retry budget", body = Envelope<DeliveryResource>),
+        (status = 409, description = "The webhook cannot receive (deactivated or invalid)", body = ErrorBody),
+    ),
+)]
 /// `POST /api/v1/webhooks/{id}/deliveries/{delivery_id}/retry`: sends a
 /// delivery again with a fresh retry budget.
 pub async fn retry(
@@ -92,7 +81,7 @@ pub async fn retry(
     let config = owned_config(&state, &caller, &config_path).await?;
     let not_found = || ApiError::not_found("delivery not found");
     let delivery_id = delivery_path.parse::<i64>().map_err(|_| not_found())?;
-    if !ConfigState::parse(&config.state).is_some_and(ConfigState::may_receive) {
+    if !config.state.may_receive() {
         return Err(ApiError::conflict(format!(
             "the webhook is {}; reactivate it before retrying deliveries",
             config.state
@@ -111,11 +100,23 @@ pub async fn retry(
     let attempts = store.attempts_of(&[delivery_id]).await?;
     Ok(respond(
         StatusCode::ACCEPTED,
-        delivery_json(&row, &attempts),
+        DeliveryResource::new(&row, &attempts),
         &request_id,
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/test", tag = "deliveries", operation_id = "testWebhook",
+    params(("id" = i64, Path, minimum = 1, description = "The webhook's id")),
+    responses(
+        (status = 202, description = "A webhook_config.test delivery is queued; its outcome makes the webhook valid or invalid", body = Envelope<TestStarted>,
+            links(
+                ("listDeliveries" = (operation_id = "listDeliveries", parameters(("id" = "$request.path.id")))),
+                ("retryDelivery" = (operation_id = "retryDelivery", parameters(("id" = "$request.path.id"), ("delivery_id" = "$response.body#/data/delivery_id")))),
+            )),
+        (status = 409, description = "The webhook is deactivated", body = ErrorBody),
+    ),
+)]
 /// `POST /api/v1/webhooks/{id}/test`: one signed `webhook_config.test`
 /// delivery; its outcome makes the config `valid` or `invalid`.
 pub async fn test(
@@ -126,7 +127,7 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let config = owned_config(&state, &caller, &path).await?;
-    if config.state == ConfigState::Deactivated.as_str() {
+    if config.state == ConfigState::Deactivated {
         return Err(ApiError::conflict(
             "a deactivated webhook cannot be tested; reactivate it first",
         ));
@@ -139,7 +140,11 @@ pub async fn test(
     let delivery = published.deliveries.first().map(|d| d.id);
     Ok(respond(
         StatusCode::ACCEPTED,
-        json!({ "event_id": published.event.id, "delivery_id": delivery, "status": "pending" }),
+        TestStarted {
+            event_id: published.event.id,
+            delivery_id: delivery,
+            status: DeliveryStatus::Pending,
+        },
         &request_id,
     ))
 }

@@ -7,7 +7,6 @@ use crate::http::RETRY_AFTER_SECONDS;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use aggregates::webhook_config::WebhookConfigError;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -32,6 +31,19 @@ impl FieldErrors {
         errors.add(field, message);
         errors
     }
+}
+
+/// The v1 error body, as [`ApiError`] writes it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = V1Error)]
+pub struct ErrorBody {
+    /// What went wrong, for a human.
+    #[schema(example = "invalid request: url: is required")]
+    error: String,
+    /// On 422: the messages for each field (or query parameter) at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!({"url": ["is required"]}))]
+    errors: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug)]
@@ -135,10 +147,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({ "error": self.message });
-        if let Some(fields) = &self.fields {
-            body["errors"] = json!(fields.0);
-        }
+        let body = ErrorBody {
+            error: self.message.clone(),
+            errors: self.fields.as_ref().map(|fields| fields.0.clone()),
+        };
         let mut response = HttpResponse::build(self.status);
         if self.www_authenticate {
             response.insert_header(("WWW-Authenticate", "Bearer"));
@@ -202,10 +214,16 @@ impl From<projections::Error> for ApiError {
     }
 }
 
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::new(
+pub async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed on {}", req.method(), req.path()),
+        format!(
+            "{} is not allowed on {}; {allow} is",
+            req.method(),
+            req.path()
+        ),
     )
-    .error_response()
+    .error_response();
+    crate::http::set_allow(&mut response, allow);
+    response
 }

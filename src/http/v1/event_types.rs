@@ -1,13 +1,17 @@
 use super::caller::V1Caller;
-use super::envelope::respond;
+use super::envelope::{respond, Envelope};
 use super::error::ApiError;
+use super::resources::EventTypeResource;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use aggregates::values::Scope;
-use serde_json::json;
 
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/events", tag = "webhooks", operation_id = "listEventTypes",
+    responses((status = 200, description = "The event types one can subscribe to", body = Envelope<Vec<EventTypeResource>>)),
+)]
 /// `GET /api/v1/webhooks/events`: the event type catalog.
 pub async fn list(
     caller: V1Caller,
@@ -18,7 +22,10 @@ pub async fn list(
     let types = projections::event_types::list(&state.db).await?;
     let data: Vec<_> = types
         .into_iter()
-        .map(|t| json!({ "name": t.name, "description": t.description }))
+        .map(|t| EventTypeResource {
+            name: t.name,
+            description: t.description,
+        })
         .collect();
     Ok(respond(StatusCode::OK, data, &request_id))
 }

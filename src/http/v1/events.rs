@@ -1,7 +1,8 @@
 //! `POST /api/v1/events`: publish an event to every endpoint subscribed to it.
 use super::caller::V1Caller;
-use super::envelope::respond;
+use super::envelope::{respond, Envelope};
 use super::error::{ApiError, FieldErrors};
+use super::resources::PublishReceipt;
 use crate::delivery::publish::PublishError;
 use crate::delivery::wire::{event_data, EventData};
 use crate::http::body::{parse_raw_object, read_body};
@@ -11,11 +12,21 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
+#[utoipa::path(
+    post, path = "/api/v1/events", tag = "events", operation_id = "publishEvent",
+    request_body = PublishBody,
+    responses(
+        (status = 202, description = "Stored; deliveries are under way", body = Envelope<PublishReceipt>),
+        (status = 200, description = "This `id` was published before: nothing new was stored or sent", body = Envelope<PublishReceipt>),
+    ),
+)]
+/// `POST /api/v1/events` (scope `publish`).
+///
 /// 202 with the event id (also the `webhook-id` receivers dedupe on) and
 /// the number of deliveries; 200 with `"duplicate": true` when the `id`
 /// was published before (nothing new is stored or sent).
@@ -117,12 +128,12 @@ async fn publish_event(
     };
     Ok(respond(
         status,
-        json!({
-            "id": published.event.id,
-            "type": published.event.event_type,
-            "deliveries": published.delivery_count,
-            "duplicate": published.duplicate,
-        }),
+        PublishReceipt {
+            id: published.event.id,
+            event_type: published.event.event_type,
+            deliveries: published.delivery_count,
+            duplicate: published.duplicate,
+        },
         &request_id,
     ))
 }
@@ -131,4 +142,22 @@ async fn publish_event(
 fn member(body: &HashMap<String, &RawValue>, name: &str) -> Option<Value> {
     body.get(name)
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
+/// The body of `POST /api/v1/events`, as documented (the handler reads it
+/// member by member and keeps `data` byte for byte).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "invoice.paid", "id": "inv_42-paid", "data": {"invoice": "in_42", "amount": 1200}}))]
+#[allow(dead_code)]
+pub struct PublishBody {
+    /// An event type of the catalog.
+    #[serde(rename = "type")]
+    #[schema(min_length = 1)]
+    event_type: String,
+    /// Idempotency key: a second publish with the same `id` stores and
+    /// sends nothing (200, `"duplicate": true`).
+    #[schema(min_length = 1, max_length = 255, nullable)]
+    id: Option<String>,
+    /// Any JSON; delivered exactly as sent (default `{}`).
+    data: Option<Value>,
 }

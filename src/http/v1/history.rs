@@ -1,7 +1,8 @@
 //! A config's event log (`/history`) and the config as it was (`?as_of=`).
 use super::caller::V1Caller;
-use super::envelope::{respond, respond_page};
+use super::envelope::{respond, respond_page, Envelope};
 use super::error::{ApiError, FieldErrors};
+use super::resources::HistoryEntry;
 use super::webhook_response::{Secret, WebhookResource};
 use super::webhooks::{owned_config, paging};
 use crate::http::request_id::RequestId;
@@ -14,8 +15,16 @@ use cqrs_es::Aggregate;
 use projections::event_log::load_aggregate;
 use projections::redact::redact;
 use projections::webhook_configs;
-use serde_json::{json, Value};
 
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}/history", tag = "webhooks", operation_id = "getWebhookHistory",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The webhook's id"),
+        ("page" = Option<i64>, Query, minimum = 1),
+        ("per_page" = Option<i64>, Query, minimum = 1, maximum = 100),
+    ),
+    responses((status = 200, description = "The webhook's events, oldest first (scope `audit`)", body = Envelope<Vec<HistoryEntry>>)),
+)]
 /// `GET /api/v1/webhooks/{id}/history?page=&per_page=` (scope `audit`):
 /// the config's events, oldest first, with time and actor, secrets redacted.
 pub async fn history(
@@ -30,7 +39,7 @@ pub async fn history(
     let (page, per_page) = paging(&req)?;
     let events = load_aggregate(&state.db, WebhookConfig::TYPE, &config.id.to_string()).await?;
     let total = events.len() as i64;
-    let data: Vec<Value> = events
+    let data: Vec<_> = events
         .iter()
         // Saturating: a page past the end is empty, however large its number.
         .skip(usize::try_from((page - 1).saturating_mul(per_page)).unwrap_or(usize::MAX))
@@ -38,17 +47,17 @@ pub async fn history(
         .map(|event| {
             let mut payload = event.payload.clone();
             redact(&mut payload);
-            json!({
-                "sequence": event.sequence,
-                "event_type": event.event_type,
-                "event_version": event.event_version,
-                "time": chrono::DateTime::from_timestamp_micros(event.recorded_at)
+            HistoryEntry {
+                sequence: event.sequence,
+                event_type: event.event_type.clone(),
+                event_version: event.event_version.clone(),
+                time: chrono::DateTime::from_timestamp_micros(event.recorded_at)
                     .unwrap_or_default()
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                "actor": event.metadata.get("actor"),
-                "request_id": event.metadata.get("request_id"),
-                "payload": payload,
-            })
+                actor: event.metadata.get("actor").cloned(),
+                request_id: event.metadata.get("request_id").cloned(),
+                payload,
+            }
         })
         .collect();
     Ok(respond_page(data, &request_id, page, per_page, total))

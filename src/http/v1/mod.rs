@@ -2,73 +2,92 @@
 //! API: `{"data", "meta"}` envelopes, `{"error", "errors"}` failures.
 mod caller;
 mod deliveries;
-mod envelope;
+pub mod envelope;
 mod error;
 mod event_types;
 mod events;
 mod history;
-mod webhook_request;
-mod webhook_response;
+pub mod resources;
+pub mod webhook_request;
+pub mod webhook_response;
 mod webhooks;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
+
+/// The v1 dialect's part of the OpenAPI document (see `http::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    webhooks::list,
+    webhooks::create,
+    webhooks::show,
+    webhooks::update,
+    webhooks::delete,
+    webhooks::rotate_secret,
+    event_types::list,
+    events::publish,
+    deliveries::list,
+    deliveries::retry,
+    deliveries::test,
+    history::history,
+))]
+pub struct Api;
 
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Every route is a resource with a fallback, so that a method it does
     // not have answers 405 (not 404) in this dialect's format.
-    let fallback = || web::to(error::method_not_allowed);
+    let fallback = |allow: &'static str| web::to(move |req| error::method_not_allowed(req, allow));
     cfg.service(
         web::scope("/api/v1")
             // Before `/webhooks/{id}`, which would otherwise take "events" as an id.
             .service(
                 web::resource("/webhooks/events")
                     .get(event_types::list)
-                    .default_service(fallback()),
+                    .default_service(fallback("GET")),
             )
             .service(
                 web::resource("/webhooks")
                     .get(webhooks::list)
                     .post(webhooks::create)
-                    .default_service(fallback()),
+                    .default_service(fallback("GET, POST")),
             )
             .service(
                 web::resource("/events")
                     .post(events::publish)
-                    .default_service(fallback()),
+                    .default_service(fallback("POST")),
             )
             .service(
                 web::resource("/webhooks/{id}/deliveries")
                     .get(deliveries::list)
-                    .default_service(fallback()),
+                    .default_service(fallback("GET")),
             )
             .service(
                 web::resource("/webhooks/{id}/deliveries/{delivery_id}/retry")
                     .post(deliveries::retry)
-                    .default_service(fallback()),
+                    .default_service(fallback("POST")),
             )
             .service(
                 web::resource("/webhooks/{id}/test")
                     .post(deliveries::test)
-                    .default_service(fallback()),
+                    .default_service(fallback("POST")),
             )
             .service(
                 web::resource("/webhooks/{id}/history")
                     .get(history::history)
-                    .default_service(fallback()),
+                    .default_service(fallback("GET")),
             )
             .service(
                 web::resource("/webhooks/{id}/rotate-secret")
                     .post(webhooks::rotate_secret)
-                    .default_service(fallback()),
+                    .default_service(fallback("POST")),
             )
             .service(
                 web::resource("/webhooks/{id}")
                     .get(webhooks::show)
                     .patch(webhooks::update)
                     .delete(webhooks::delete)
-                    .default_service(fallback()),
+                    .default_service(fallback("GET, PATCH, DELETE")),
             ),
     );
 }
@@ -81,6 +100,14 @@ pub fn invalid_query_parameter(name: &str) -> actix_web::Error {
         "must not contain control characters",
     ))
     .into()
+}
+
+/// 405 in the v1 error format, naming the methods the resource has.
+pub async fn method_not_allowed_here(
+    req: actix_web::HttpRequest,
+    allow: &'static str,
+) -> actix_web::HttpResponse {
+    error::method_not_allowed(req, allow).await
 }
 
 /// Answers unknown paths in the v1 error format.

@@ -180,3 +180,58 @@ fn parse_headers(value: &Value) -> Result<CustomHeaders, ValidationError> {
         .collect::<Result<Vec<_>, _>>()?;
     CustomHeaders::parse(pairs)
 }
+
+/// The body of `POST /api/v1/webhooks`, as documented. The handler reads
+/// the body field by field (see [`parse_create`]) to report every problem
+/// at once; this type only describes it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "url": "https://example.com/webhooks",
+    "events": ["invoice.paid"],
+    "name": "Billing",
+    "retry_count": 5
+}))]
+#[allow(dead_code)]
+pub struct CreateWebhookBody {
+    /// Absolute `https://` URL, no credentials, not an internal address
+    /// (`--dev` lifts both rules).
+    #[schema(max_length = 2048, format = "uri")]
+    url: String,
+    /// Event type names from the catalog, or `["*"]` for all.
+    #[schema(min_items = 1)]
+    events: Vec<String>,
+    #[schema(max_length = 200, nullable)]
+    name: Option<String>,
+    /// Default `true`; `false` creates it deactivated.
+    is_active: Option<bool>,
+    /// Sent with every delivery (≤ 20; no hop-by-hop, `Host`,
+    /// `Content-*`, `User-Agent` or signature headers).
+    #[schema(nullable)]
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    #[schema(minimum = 0, maximum = 10, default = 3)]
+    retry_count: Option<i64>,
+    #[schema(minimum = 1, maximum = 60, default = 30)]
+    timeout_seconds: Option<i64>,
+}
+
+/// The body of `PATCH /api/v1/webhooks/{id}`: only the fields given
+/// change; `null` clears `name` and `headers`.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"timeout_seconds": 10, "is_active": false}))]
+#[allow(dead_code)]
+pub struct UpdateWebhookBody {
+    #[schema(max_length = 2048, format = "uri")]
+    url: Option<String>,
+    #[schema(min_items = 1)]
+    events: Option<Vec<String>>,
+    #[schema(max_length = 200, nullable)]
+    name: Option<String>,
+    /// `false` deactivates, `true` reactivates.
+    is_active: Option<bool>,
+    #[schema(nullable)]
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    #[schema(minimum = 0, maximum = 10)]
+    retry_count: Option<i64>,
+    #[schema(minimum = 1, maximum = 60)]
+    timeout_seconds: Option<i64>,
+}

@@ -1,26 +1,34 @@
 //! The v1 webhook resource.
+use crate::http::openapi::enums;
+use aggregates::webhook_config::ConfigState;
 use projections::db::micros_to_rfc3339;
 use projections::webhook_configs::ConfigRow;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// A webhook (config): where and what to deliver, and how it fares.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookResource {
     pub id: i64,
     pub name: String,
     pub url: String,
     pub events: Vec<String>,
     pub headers: BTreeMap<String, String>,
+    /// `false` exactly when `state` is `deactivated`.
     pub is_active: bool,
-    pub state: String,
+    #[schema(schema_with = enums::config_state)]
+    pub state: ConfigState,
     pub retry_count: i64,
     pub timeout_seconds: i64,
     pub last_triggered_at: Option<String>,
     pub last_success_at: Option<String>,
     pub last_failure_at: Option<String>,
     pub failure_count: i64,
-    /// Only on create and show; never in lists.
+    /// The signing secret (`whsec_…`): only on create, show and
+    /// rotate-secret; never in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     pub secret: Option<String>,
     pub created_at: String,
     pub updated_at: String,

@@ -1,8 +1,8 @@
 //! `/api/v1/webhooks` and `/api/v1/webhooks/{id}`.
 use super::caller::V1Caller;
-use super::envelope::{respond, respond_page};
+use super::envelope::{respond, respond_page, Envelope};
 use super::error::{ApiError, FieldErrors};
-use super::webhook_request::{parse_create, parse_update};
+use super::webhook_request::{parse_create, parse_update, CreateWebhookBody, UpdateWebhookBody};
 use super::webhook_response::{Secret, WebhookResource};
 use crate::crypto::generate_webhook_secret;
 use crate::delivery::http_client::resolution_refusal;
@@ -18,6 +18,14 @@ use projections::webhook_configs::{self, ConfigRow};
 const DEFAULT_PER_PAGE: i64 = 25;
 const MAX_PER_PAGE: i64 = 100;
 
+#[utoipa::path(
+    get, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "listWebhooks",
+    params(
+        ("page" = Option<i64>, Query, minimum = 1, description = "1-based page number"),
+        ("per_page" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 25)"),
+    ),
+    responses((status = 200, description = "A page of the organisation's webhooks, newest first, without secrets", body = Envelope<Vec<WebhookResource>>)),
+)]
 /// `GET /api/v1/webhooks?page=&per_page=`: newest first, without secrets.
 pub async fn list(
     req: HttpRequest,
@@ -38,6 +46,14 @@ pub async fn list(
     Ok(respond_page(data, &request_id, page, per_page, total))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "getWebhook",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The webhook's id"),
+        ("as_of" = Option<String>, Query, format = DateTime, description = "RFC 3339: the webhook as it was then, folded from its event log"),
+    ),
+    responses((status = 200, description = "The webhook, with its secret", body = Envelope<WebhookResource>)),
+)]
 /// `GET /api/v1/webhooks/{id}`: one config, with its secret; with
 /// `?as_of=<RFC 3339>`, as it was then.
 pub async fn show(
@@ -62,6 +78,20 @@ pub async fn show(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "createWebhook",
+    request_body = CreateWebhookBody,
+    responses((status = 201, description = "Created; the answer shows the signing secret", body = Envelope<WebhookResource>,
+        links(
+            ("getWebhook" = (operation_id = "getWebhook", parameters(("id" = "$response.body#/data/id")))),
+            ("updateWebhook" = (operation_id = "updateWebhook", parameters(("id" = "$response.body#/data/id")))),
+            ("deleteWebhook" = (operation_id = "deleteWebhook", parameters(("id" = "$response.body#/data/id")))),
+            ("rotateWebhookSecret" = (operation_id = "rotateWebhookSecret", parameters(("id" = "$response.body#/data/id")))),
+            ("listDeliveries" = (operation_id = "listDeliveries", parameters(("id" = "$response.body#/data/id")))),
+            ("getWebhookHistory" = (operation_id = "getWebhookHistory", parameters(("id" = "$response.body#/data/id")))),
+            ("testWebhook" = (operation_id = "testWebhook", parameters(("id" = "$response.body#/data/id")))),
+        ))),
+)]
 /// `POST /api/v1/webhooks`: 201 with the config and its new secret.
 pub async fn create(
     req: HttpRequest,
@@ -98,6 +128,12 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "updateWebhook",
+    params(("id" = i64, Path, minimum = 1, description = "The webhook's id")),
+    request_body = UpdateWebhookBody,
+    responses((status = 200, description = "The webhook after the change, without its secret", body = Envelope<WebhookResource>)),
+)]
 /// `PATCH /api/v1/webhooks/{id}`: changes what the body names.
 pub async fn update(
     req: HttpRequest,
@@ -125,6 +161,11 @@ pub async fn update(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", operation_id = "rotateWebhookSecret",
+    params(("id" = i64, Path, minimum = 1, description = "The webhook's id")),
+    responses((status = 200, description = "The webhook with its new secret", body = Envelope<WebhookResource>)),
+)]
 /// `POST /api/v1/webhooks/{id}/rotate-secret`: a new secret, shown once
 /// here; deliveries from now on are signed with it.
 pub async fn rotate_secret(
@@ -148,6 +189,11 @@ pub async fn rotate_secret(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "deleteWebhook",
+    params(("id" = i64, Path, minimum = 1, description = "The webhook's id")),
+    responses((status = 204, description = "Deleted; its event log stays")),
+)]
 /// `DELETE /api/v1/webhooks/{id}`: 204; the config's events stay in the log.
 pub async fn delete(
     caller: V1Caller,
