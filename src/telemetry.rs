@@ -6,11 +6,170 @@
 //! query are sampled every [`SAMPLE_EVERY`]. Labels are bounded: route
 //! templates, methods, status codes and classes, outcomes — never ids or URLs.
 use actix_web::{HttpResponse, Responder};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static HOT_PATH: OnceLock<HotPath> = OnceLock::new();
+
+/// The handles of the metrics recorded once per publish, delivery or
+/// attempt, registered when the recorder is installed: `counter!` and
+/// `histogram!` look their key up in the registry on every call (a hash
+/// and a lock). Without a recorder there are none and nothing is recorded.
+pub struct HotPath {
+    /// By [`status_class`], in [`STATUS_CLASSES`] order.
+    attempts: [Counter; 6],
+    attempt_duration: Histogram,
+    publish_to_first_attempt: Histogram,
+    deliveries_succeeded: Counter,
+    deliveries_failed: Counter,
+    publishes_accepted: Counter,
+    publishes_duplicate: Counter,
+    publishes_refused: Counter,
+    publish_commit_wait: Histogram,
+    outcome_commit_wait: Histogram,
+}
+
+const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "other", "error"];
+
+/// What became of a publish request.
+#[derive(Debug, Clone, Copy)]
+pub enum PublishResult {
+    Accepted,
+    Duplicate,
+    Refused,
+}
+
+impl HotPath {
+    fn register() -> Self {
+        let class =
+            |class: &'static str| metrics::counter!("webhookd_attempts_total", "class" => class);
+        let wait = |writer: &'static str| metrics::histogram!("webhookd_group_commit_wait_seconds", "writer" => writer);
+        Self {
+            attempts: STATUS_CLASSES.map(class),
+            attempt_duration: metrics::histogram!("webhookd_attempt_duration_seconds"),
+            publish_to_first_attempt: metrics::histogram!(
+                "webhookd_publish_to_first_attempt_seconds"
+            ),
+            deliveries_succeeded: metrics::counter!("webhookd_deliveries_total", "outcome" => "succeeded"),
+            deliveries_failed: metrics::counter!("webhookd_deliveries_total", "outcome" => "failed"),
+            publishes_accepted: metrics::counter!("webhookd_publishes_total", "result" => "accepted"),
+            publishes_duplicate: metrics::counter!("webhookd_publishes_total", "result" => "duplicate"),
+            publishes_refused: metrics::counter!("webhookd_publishes_total", "result" => "refused"),
+            publish_commit_wait: wait("publish"),
+            outcome_commit_wait: wait("outcome"),
+        }
+    }
+}
+
+/// An attempt's answer class and duration; for a delivery's first attempt
+/// also the time since its publish.
+pub fn attempt_recorded(status: Option<u16>, duration: Duration, since_publish: Option<Duration>) {
+    let Some(hot) = HOT_PATH.get() else { return };
+    let class = status_class(status);
+    let index = STATUS_CLASSES.iter().position(|c| *c == class).unwrap_or(5);
+    hot.attempts[index].increment(1);
+    hot.attempt_duration.record(duration.as_secs_f64());
+    if let Some(since) = since_publish {
+        hot.publish_to_first_attempt.record(since.as_secs_f64());
+    }
+}
+
+/// One HTTP request: by route template, method and status, with its
+/// latency. Labels are static strings where they can be (no allocation).
+pub fn http_request_answered(
+    route: String,
+    method: &actix_web::http::Method,
+    status: u16,
+    took: Duration,
+) {
+    if HOT_PATH.get().is_none() {
+        return;
+    }
+    let method: &'static str = match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let status = status_label(status);
+    metrics::counter!(
+        "webhookd_http_requests_total",
+        "route" => route.clone(),
+        "method" => method,
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!(
+        "webhookd_http_request_duration_seconds",
+        "route" => route,
+        "method" => method
+    )
+    .record(took.as_secs_f64());
+}
+
+fn status_label(status: u16) -> metrics::SharedString {
+    const COMMON: [(u16, &str); 17] = [
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (408, "408"),
+        (409, "409"),
+        (413, "413"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+    ];
+    match COMMON.iter().find(|(code, _)| *code == status) {
+        Some((_, label)) => metrics::SharedString::const_str(label),
+        None => status.to_string().into(),
+    }
+}
+
+/// An event delivery ended: `succeeded` or `failed` (after its retries).
+pub fn delivery_ended(succeeded: bool) {
+    let Some(hot) = HOT_PATH.get() else { return };
+    match succeeded {
+        true => hot.deliveries_succeeded.increment(1),
+        false => hot.deliveries_failed.increment(1),
+    }
+}
+
+pub fn publish_answered(result: PublishResult) {
+    let Some(hot) = HOT_PATH.get() else { return };
+    match result {
+        PublishResult::Accepted => hot.publishes_accepted.increment(1),
+        PublishResult::Duplicate => hot.publishes_duplicate.increment(1),
+        PublishResult::Refused => hot.publishes_refused.increment(1),
+    }
+}
+
+/// How long a caller of a group-commit writer waited for its batch.
+pub fn group_commit_waited(writer: &str, waited: Duration) {
+    let Some(hot) = HOT_PATH.get() else { return };
+    match writer {
+        "publish" => hot.publish_commit_wait.record(waited.as_secs_f64()),
+        "outcome" => hot.outcome_commit_wait.record(waited.as_secs_f64()),
+        other => {
+            metrics::histogram!("webhookd_group_commit_wait_seconds", "writer" => other.to_owned())
+                .record(waited.as_secs_f64())
+        }
+    }
+}
 
 /// How often the sampled gauges are read.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
@@ -36,6 +195,7 @@ pub fn install() -> PrometheusHandle {
                 .install_recorder()
                 .expect("the metrics recorder is installed once");
             describe();
+            let _ = HOT_PATH.set(HotPath::register());
             handle
         })
         .clone()

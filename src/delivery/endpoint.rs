@@ -441,14 +441,14 @@ impl Drop for EndpointActor {
 /// An attempt's answer class and duration, and for a first attempt the
 /// time since its publish.
 fn record_attempt_metrics(delivery: &PendingDelivery, status: Option<u16>, duration_ms: i64) {
-    metrics::counter!("webhookd_attempts_total", "class" => telemetry::status_class(status))
-        .increment(1);
-    metrics::histogram!("webhookd_attempt_duration_seconds").record(duration_ms as f64 / 1000.0);
-    if delivery.attempts == 0 && delivery.kind == DeliveryKind::Event {
-        let since_publish = now_micros() - delivery.event.published_at;
-        metrics::histogram!("webhookd_publish_to_first_attempt_seconds")
-            .record(since_publish.max(0) as f64 / 1e6);
-    }
+    let first = delivery.attempts == 0 && delivery.kind == DeliveryKind::Event;
+    let since_publish = first
+        .then(|| Duration::from_micros((now_micros() - delivery.event.published_at).max(0) as u64));
+    telemetry::attempt_recorded(
+        status,
+        Duration::from_millis(duration_ms.max(0) as u64),
+        since_publish,
+    );
 }
 
 /// Why a pending delivery ends without being sent.

@@ -94,8 +94,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     pub async fn submit(&self, item: I) -> Result<O, Error> {
         let started = std::time::Instant::now();
         let answer = self.submit_untimed(item).await;
-        metrics::histogram!("webhookd_group_commit_wait_seconds", "writer" => self.name)
-            .record(started.elapsed().as_secs_f64());
+        crate::telemetry::group_commit_waited(self.name, started.elapsed());
         answer
     }
 

@@ -18,13 +18,13 @@ use std::time::Duration;
 /// An event delivery that ended (a test's attempt is not a delivery of
 /// the config's events).
 fn count_ended(kind: DeliveryKind, next: NextStep) {
-    let outcome = match next {
-        NextStep::Succeeded => "succeeded",
-        NextStep::Failed => "failed",
+    let succeeded = match next {
+        NextStep::Succeeded => true,
+        NextStep::Failed => false,
         NextStep::RetryAt(_) => return,
     };
     if kind == DeliveryKind::Event {
-        metrics::counter!("webhookd_deliveries_total", "outcome" => outcome).increment(1);
+        crate::telemetry::delivery_ended(succeeded);
     }
 }
 

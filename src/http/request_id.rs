@@ -49,19 +49,12 @@ pub async fn assign_request_id(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    metrics::counter!(
-        "webhookd_http_requests_total",
-        "route" => route.clone(),
-        "method" => method.to_string(),
-        "status" => response.status().as_str().to_owned()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "webhookd_http_request_duration_seconds",
-        "route" => route,
-        "method" => method.to_string()
-    )
-    .record(started.elapsed().as_secs_f64());
+    crate::telemetry::http_request_answered(
+        route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response
             .headers_mut()

@@ -8,6 +8,7 @@ use crate::delivery::wire::{event_data, EventData};
 use crate::http::body::{parse_raw_object, read_body};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
+use crate::telemetry::PublishResult;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
@@ -39,11 +40,11 @@ pub async fn publish(
 ) -> Result<HttpResponse, ApiError> {
     let answer = publish_event(req, caller, payload, state, request_id).await;
     let result = match &answer {
-        Ok(response) if response.status() == StatusCode::ACCEPTED => "accepted",
-        Ok(_) => "duplicate",
-        Err(_) => "refused",
+        Ok(response) if response.status() == StatusCode::ACCEPTED => PublishResult::Accepted,
+        Ok(_) => PublishResult::Duplicate,
+        Err(_) => PublishResult::Refused,
     };
-    metrics::counter!("webhookd_publishes_total", "result" => result).increment(1);
+    crate::telemetry::publish_answered(result);
     answer
 }
 
