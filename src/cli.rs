@@ -53,6 +53,9 @@ pub enum Command {
     /// The cluster's nodes (PostgreSQL).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Deleting old deliveries by hand (serve does it in the background).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (as served at
     /// /api/v1/openapi.json); needs no database.
     Openapi,
@@ -151,6 +154,18 @@ pub struct ServeArgs {
     /// On SIGTERM: how long requests and attempts under way may take to finish.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Deliveries (with their attempts) and published events older than
+    /// this are deleted in the background; the event log never is.
+    #[arg(long, default_value = "30d", value_parser = parse_retention)]
+    pub retention: Duration,
+}
+
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let retention = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if retention < Duration::from_secs(60) {
+        return Err("must be at least 1m".to_owned());
+    }
+    Ok(retention)
 }
 
 fn parse_node_timeout(raw: &str) -> Result<Duration, String> {
@@ -221,6 +236,15 @@ pub enum ClusterCommand {
         /// The node timeout the nodes run with.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         node_timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RetentionCommand {
+    /// One pass: deletes what is older than --retention and prints it.
+    Run {
+        #[arg(long, default_value = "30d", value_parser = parse_retention)]
+        retention: Duration,
     },
 }
 
@@ -323,6 +347,16 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
                 Command::Audit(args) => return audit_command(&db, args).await,
                 Command::Cluster(ClusterCommand::Status { node_timeout }) => {
                     return cluster_status(&db, node_timeout).await
+                }
+                Command::Retention(RetentionCommand::Run { retention }) => {
+                    let deleted = webhookd::delivery::retention::run_pass(&db, retention).await?;
+                    println!(
+                        "deleted {} deliveries, {} attempts and {} published events older than {}",
+                        deleted.deliveries,
+                        deleted.attempts,
+                        deleted.events,
+                        humantime::format_duration(retention)
+                    );
                 }
                 Command::Projections(ProjectionsCommand::Rebuild { projection }) => {
                     rebuild_command(&db, projection.as_deref()).await?
@@ -589,6 +623,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     settings.node_id = args.node_id;
     settings.node_timeout = args.node_timeout;
     settings.shutdown_grace = args.shutdown_grace;
+    settings.retention = args.retention;
     settings.max_db_connections = args.max_db_connections;
     settings.metrics = !args.no_metrics;
     settings.metrics_bind = args.metrics_bind;

@@ -40,6 +40,8 @@ pub struct Settings {
     /// `--shutdown-grace`: how long `SIGTERM` waits for requests and
     /// attempts under way.
     pub shutdown_grace: Duration,
+    /// `--retention`: what is older goes (see `delivery::retention`).
+    pub retention: Duration,
     /// Retry schedule, failure limits, name overrides (its `url_policy` is
     /// filled from `dev` and `allowed_targets` at start).
     pub delivery: DeliverySettings,
@@ -59,6 +61,7 @@ impl Settings {
             node_id: None,
             node_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            retention: Duration::from_secs(30 * 24 * 3600),
             max_db_connections: 20,
             metrics: true,
             metrics_bind: None,

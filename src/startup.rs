@@ -156,6 +156,9 @@ impl Application {
         let workers = settings
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if settings.role.delivers() {
+            crate::delivery::retention::spawn(db.clone(), settings.retention);
+        }
         crate::telemetry::sample_periodically(
             db.clone(),
             publisher.supervisor().clone(),

@@ -3,7 +3,7 @@ use crate::config_reads::ConfigReads;
 use crate::db::{Db, Error};
 use crate::event_log::{fold_config, load_aggregate, FoldedConfig};
 use crate::on_pool;
-use aggregates::webhook_config::{ConfigState, Lifecycle, Profile, WebhookConfig};
+use aggregates::webhook_config::{ConfigState, Lifecycle, PreviousSecret, Profile, WebhookConfig};
 use cqrs_es::{Aggregate, EventEnvelope, Query};
 use std::collections::BTreeMap;
 
@@ -21,6 +21,9 @@ pub struct ConfigRow {
     pub retry_count: i64,
     pub timeout_seconds: i64,
     pub secret: String,
+    /// JSON: the secrets replaced by rotations that still sign until their
+    /// expiry (see [`ConfigRow::previous_secrets`]).
+    pub previous_secrets: String,
     #[sqlx(try_from = "String")]
     pub state: ConfigState,
     pub deactivation_reason: Option<String>,
@@ -36,7 +39,7 @@ pub struct ConfigRow {
 
 pub(crate) const COLUMNS: &str =
     "id, organisation, profile, url, name, events, headers, retry_count, \
-    timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
+    timeout_seconds, secret, previous_secrets, state, deactivation_reason, deleted, version, created_at, \
     updated_at, last_triggered_at, last_success_at, last_failure_at, failure_count";
 
 impl ConfigRow {
@@ -46,6 +49,15 @@ impl ConfigRow {
 
     pub fn header_map(&self) -> BTreeMap<String, String> {
         serde_json::from_str(&self.headers).unwrap_or_default()
+    }
+
+    /// The replaced secrets that have not expired by `now` (µs), newest
+    /// first. A value that does not decode is an error (its config's
+    /// deliveries must not go out signed with less than they should).
+    pub fn previous_secrets(&self, now: i64) -> Result<Vec<PreviousSecret>, serde_json::Error> {
+        let mut secrets: Vec<PreviousSecret> = serde_json::from_str(&self.previous_secrets)?;
+        secrets.retain(|previous| previous.expires_at > now);
+        Ok(secrets)
     }
 
     /// The v1 dialect's `is_active`: anything but deactivated.
@@ -127,6 +139,7 @@ struct FoldedRow<'a> {
     retry_count: i64,
     timeout_seconds: i64,
     secret: &'a str,
+    previous_secrets: String,
     state: &'static str,
     deactivation_reason: Option<String>,
     deleted: bool,
@@ -161,6 +174,8 @@ fn folded_row(folded: &FoldedConfig) -> Result<FoldedRow<'_>, Error> {
         retry_count: i64::from(config.retry_count.get()),
         timeout_seconds: i64::from(config.timeout_seconds.get()),
         secret: secret.expose(),
+        previous_secrets: serde_json::to_string(&config.previous_secrets)
+            .expect("secrets serialize"),
         state: config.state.as_str(),
         deactivation_reason: config.deactivation_reason.and_then(|r| {
             serde_json::to_value(r)
@@ -208,8 +223,8 @@ macro_rules! write_folded {
         let sql = format!(
             "INSERT INTO {configs} (id, organisation, profile, url, name, events, headers, \
                retry_count, timeout_seconds, secret, state, deactivation_reason, deleted, version, \
-               created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+               created_at, updated_at, previous_secrets) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (id) DO UPDATE SET organisation = excluded.organisation, \
                profile = excluded.profile, url = excluded.url, name = excluded.name, \
                events = excluded.events, headers = excluded.headers, \
@@ -217,7 +232,7 @@ macro_rules! write_folded {
                secret = excluded.secret, state = excluded.state, \
                deactivation_reason = excluded.deactivation_reason, deleted = excluded.deleted, \
                version = excluded.version, created_at = excluded.created_at, \
-               updated_at = excluded.updated_at \
+               updated_at = excluded.updated_at, previous_secrets = excluded.previous_secrets \
              WHERE {configs}.version < excluded.version",
             configs = tables.configs
         );
@@ -238,6 +253,7 @@ macro_rules! write_folded {
             .bind(row.version)
             .bind(row.created_at)
             .bind(row.updated_at)
+            .bind(&row.previous_secrets)
             .execute(&mut *$executor)
             .await?
             .rows_affected();
@@ -290,7 +306,7 @@ pub(crate) async fn write_batch(
     let insert_configs = format!(
         "INSERT INTO {} (id, organisation, profile, url, name, events, headers, retry_count, \
          timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
-         updated_at, failure_count) ",
+         updated_at, failure_count, previous_secrets) ",
         tables.configs
     );
     let insert_subscriptions = format!(
@@ -319,7 +335,8 @@ pub(crate) async fn write_batch(
                     .push_bind(row.version)
                     .push_bind(row.created_at)
                     .push_bind(row.updated_at)
-                    .push_bind(0_i64);
+                    .push_bind(0_i64)
+                    .push_bind(&row.previous_secrets);
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -395,6 +412,9 @@ pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Erro
     );
     if expected.secret != row.secret {
         differences.push("secret: differs from the log (values not shown)".to_owned());
+    }
+    if expected.previous_secrets != row.previous_secrets {
+        differences.push("previous_secrets: differ from the log (values not shown)".to_owned());
     }
     Ok(differences)
 }
@@ -544,6 +564,7 @@ pub async fn as_of(db: &Db, id: i64, as_of: i64) -> Result<Option<ConfigRow>, Er
         retry_count: row.retry_count,
         timeout_seconds: row.timeout_seconds,
         secret: row.secret.to_owned(),
+        previous_secrets: row.previous_secrets.clone(),
         state: folded.config.state,
         deactivation_reason: row.deactivation_reason.clone(),
         deleted: row.deleted,

@@ -101,7 +101,9 @@ fn request(
         return Err(refusal);
     }
     let body = wire::body(config.profile, event);
-    let timestamp = chrono::Utc::now().timestamp();
+    let now = chrono::Utc::now();
+    let timestamp = now.timestamp();
+    let previous = config.previous_secrets_at(now.timestamp_micros());
     let mut headers = HeaderMap::with_capacity(12);
     for (name, value) in config.headers.iter() {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
@@ -109,7 +111,7 @@ fn request(
         }
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (name, value) in signature_headers(&config.secret, &event.id, timestamp, &body) {
+    for (name, value) in signature_headers(&config.secret, &previous, &event.id, timestamp, &body) {
         headers.insert(
             HeaderName::from_static(name),
             HeaderValue::try_from(value).map_err(|e| e.to_string())?,

@@ -13,33 +13,49 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// The signature headers of one request, in send order.
+/// The signature headers of one request, in send order, signed with
+/// `secret` and also with each of `previous` (secrets replaced by a
+/// rotation whose overlap has not ended, newest first): `webhook-signature`
+/// carries them space-separated (`v1,<new> v1,<old>`, as the Standard
+/// Webhooks specification prescribes for rotation), `x-webhook-signature`
+/// comma-separated (`v1=<new>,v1=<old>`); `ricloud-signature` holds one
+/// signature only in ricloud's format: the current secret's.
 pub fn signature_headers(
     secret: &WebhookSecret,
+    previous: &[&WebhookSecret],
     message_id: &str,
     timestamp: i64,
     body: &[u8],
 ) -> [(&'static str, String); 6] {
     let ts = timestamp.to_string();
     // Standard Webhooks: key = the base64-decoded part after `whsec_`.
-    let standard = hmac_sha256(
-        &secret.standard_webhooks_key(),
-        &[message_id.as_bytes(), b".", ts.as_bytes(), b".", body],
-    );
+    let standard = |secret: &WebhookSecret| {
+        hmac_sha256(
+            &secret.standard_webhooks_key(),
+            &[message_id.as_bytes(), b".", ts.as_bytes(), b".", body],
+        )
+    };
     // The other two: key = the secret string's bytes, message "{ts}.{body}".
-    let plain = hmac_sha256(secret.expose().as_bytes(), &[ts.as_bytes(), b".", body]);
+    let plain =
+        |secret: &WebhookSecret| hmac_sha256(secret.expose().as_bytes(), &[ts.as_bytes(), b".", body]);
+    let current_plain = plain(secret);
+    let mut standard_header = format!("v1,{}", STANDARD.encode(standard(secret)));
+    let mut plain_header = format!("v1={}", hex::encode(&current_plain));
+    for old in previous {
+        standard_header.push_str(" v1,");
+        standard_header.push_str(&STANDARD.encode(standard(old)));
+        plain_header.push_str(",v1=");
+        plain_header.push_str(&hex::encode(plain(old)));
+    }
     [
         ("webhook-id", message_id.to_owned()),
         ("webhook-timestamp", ts.clone()),
-        (
-            "webhook-signature",
-            format!("v1,{}", STANDARD.encode(&standard)),
-        ),
+        ("webhook-signature", standard_header),
         ("x-webhook-timestamp", ts.clone()),
-        ("x-webhook-signature", format!("v1={}", hex::encode(&plain))),
+        ("x-webhook-signature", plain_header),
         (
             "ricloud-signature",
-            format!("t={ts},s={}", STANDARD.encode(&plain)),
+            format!("t={ts},s={}", STANDARD.encode(&current_plain)),
         ),
     ]
 }
@@ -53,7 +69,8 @@ mod tests {
     fn matches_the_standard_webhooks_reference_vector() {
         let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = br#"{"test": 2432232314}"#;
-        let headers = signature_headers(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let headers =
+            signature_headers(&secret, &[], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(
             headers[2].1,
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
@@ -63,13 +80,27 @@ mod tests {
     #[test]
     fn plain_schemes_share_one_hmac() {
         let secret = WebhookSecret::from_key_bytes(&[1; 32]);
-        let headers = signature_headers(&secret, "id", 10, b"{}");
+        let headers = signature_headers(&secret, &[], "id", 10, b"{}");
         let hex_sig = headers[4].1.strip_prefix("v1=").unwrap();
         let b64_sig = headers[5].1.strip_prefix("t=10,s=").unwrap();
         assert_eq!(
             hex::decode(hex_sig).unwrap(),
             STANDARD.decode(b64_sig).unwrap()
         );
+    }
+
+    /// During an overlap each scheme that can carry several signatures
+    /// carries the new one first, then the old; ricloud's carries the new.
+    #[test]
+    fn a_rotation_overlap_signs_with_both_secrets() {
+        let new = WebhookSecret::from_key_bytes(&[2; 32]);
+        let old = WebhookSecret::from_key_bytes(&[1; 32]);
+        let alone_new = signature_headers(&new, &[], "id", 10, b"{}");
+        let alone_old = signature_headers(&old, &[], "id", 10, b"{}");
+        let both = signature_headers(&new, &[&old], "id", 10, b"{}");
+        assert_eq!(both[2].1, format!("{} {}", alone_new[2].1, alone_old[2].1));
+        assert_eq!(both[4].1, format!("{},{}", alone_new[4].1, alone_old[4].1));
+        assert_eq!(both[5].1, alone_new[5].1);
     }
 }
 
@@ -99,7 +130,7 @@ pub fn check_signatures<'a>(
     ) {
         (Some(id), Some(ts), Some(given)) => match ts.parse::<i64>() {
             Ok(ts) if fresh(ts) => {
-                let expected = signature_headers(secret, id, ts, body)[2].1.clone();
+                let expected = signature_headers(secret, &[], id, ts, body)[2].1.clone();
                 verdict(given.split(' ').any(|candidate| candidate == expected))
             }
             _ => Check::Invalid,
@@ -108,7 +139,11 @@ pub fn check_signatures<'a>(
     };
     let plain = match (header("x-webhook-timestamp"), header("x-webhook-signature")) {
         (Some(ts), Some(given)) => match ts.parse::<i64>() {
-            Ok(ts) if fresh(ts) => verdict(signature_headers(secret, "", ts, body)[4].1 == given),
+            Ok(ts) if fresh(ts) => {
+                // Any of the comma-separated signatures (a rotation overlap).
+                let expected = signature_headers(secret, &[], "", ts, body)[4].1.clone();
+                verdict(given.split(',').any(|candidate| candidate == expected))
+            }
             _ => Check::Invalid,
         },
         _ => Check::Missing,
@@ -121,7 +156,7 @@ pub fn check_signatures<'a>(
                 .and_then(|t| t.parse::<i64>().ok());
             match ts {
                 Some(ts) if fresh(ts) => {
-                    verdict(signature_headers(secret, "", ts, body)[5].1 == given)
+                    verdict(signature_headers(secret, &[], "", ts, body)[5].1 == given)
                 }
                 _ => Check::Invalid,
             }
@@ -151,7 +186,7 @@ mod check_tests {
     #[test]
     fn our_own_signatures_check_out_and_tampering_does_not() {
         let secret = WebhookSecret::from_key_bytes(&[3; 32]);
-        let signed: HashMap<&str, String> = signature_headers(&secret, "evt", 1000, b"{}")
+        let signed: HashMap<&str, String> = signature_headers(&secret, &[], "evt", 1000, b"{}")
             .into_iter()
             .collect();
         let lookup = |name: &str| signed.get(name).map(String::as_str);

@@ -126,6 +126,9 @@ pub struct EndpointConfig {
     pub url: String,
     pub headers: CustomHeaders,
     pub secret: WebhookSecret,
+    /// Replaced secrets that sign beside `secret` until their expiry
+    /// (checked at each attempt), newest first.
+    pub previous_secrets: Vec<(WebhookSecret, i64)>,
     pub retry_count: i64,
     pub timeout: Duration,
     pub state: ConfigState,
@@ -151,6 +154,12 @@ impl EndpointConfig {
             state: row.state,
             headers: CustomHeaders::parse(row.header_map()).map_err(|_| corrupt("headers"))?,
             secret: WebhookSecret::parse(&row.secret).map_err(|_| corrupt("secret"))?,
+            previous_secrets: row
+                .previous_secrets(now_micros())
+                .map_err(|_| corrupt("previous secrets"))?
+                .into_iter()
+                .map(|previous| (previous.secret, previous.expires_at))
+                .collect(),
             timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
             id: row.id,
             organisation: row.organisation,
@@ -158,6 +167,15 @@ impl EndpointConfig {
             retry_count: row.retry_count,
             deleted: row.deleted,
         })
+    }
+
+    /// The replaced secrets whose overlap has not ended at `now` (µs).
+    pub fn previous_secrets_at(&self, now: i64) -> Vec<&WebhookSecret> {
+        self.previous_secrets
+            .iter()
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(secret, _)| secret)
+            .collect()
     }
 
     /// Regular events go to `new` and `valid` configs; tests to any live one.
@@ -664,6 +682,7 @@ mod tests {
             retry_count: 3,
             timeout_seconds: 30,
             secret: secret.into(),
+            previous_secrets: "[]".into(),
             state: ConfigState::Valid,
             deactivation_reason: None,
             deleted: false,

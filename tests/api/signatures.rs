@@ -133,4 +133,133 @@ async fn independent_verifiers_accept_ours_and_reject_tampering(backend: Backend
     }
 }
 
-on_both_backends!(independent_verifiers_accept_ours_and_reject_tampering);
+/// What a verifier holding `secret` says of a captured delivery, replayed
+/// to it as it arrived.
+async fn verdict_of(secret: &str, received: &crate::receiver::Received) -> Value {
+    let mut verifier = tokio::task::spawn_blocking({
+        let secret = secret.to_owned();
+        move || PythonVerifier::start(&secret)
+    })
+    .await
+    .unwrap();
+    let mut request = reqwest::Client::new()
+        .post(&verifier.url)
+        .body(received.body.clone());
+    for (name, value) in &received.headers {
+        if name.starts_with("webhook-") || name.starts_with("ricloud-") {
+            request = request.header(name.as_str(), value.as_str());
+        }
+    }
+    request.send().await.unwrap();
+    tokio::task::spawn_blocking(move || verifier.next_verdict())
+        .await
+        .unwrap()
+}
+
+async fn rotate(app: &TestApp, id: i64, body: Value) -> (reqwest::StatusCode, Value) {
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::status_and_json(response).await
+}
+
+/// Standard Webhooks rotation: while the replaced secret's overlap lasts,
+/// a receiver holding only the old secret and one holding only the new
+/// both verify (the ricloud scheme carries the new one only); after it, or
+/// with an overlap of 0, only the new one verifies.
+async fn a_rotated_secret_keeps_verifying_until_its_overlap_ends(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let capture = Receiver::ok();
+    let created = app
+        .create_webhook(json!({"url": capture.url, "events": ["invoice.paid"]}))
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let first = created["secret"].as_str().unwrap().to_owned();
+
+    let (status, rotated) = rotate(&app, id, json!({"previous_valid_for": "1h"})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let second = rotated["data"]["secret"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    app.publish("invoice.paid", json!({"n": 1})).await;
+    let delivered = capture.wait_for(1, Duration::from_secs(20)).await.remove(0);
+    assert_eq!(delivered.header("webhook-signature").split(' ').count(), 2);
+    assert_eq!(delivered.header("x-webhook-signature").split(',').count(), 2);
+    let old = verdict_of(&first, &delivered).await;
+    assert_eq!(old["standard"], true, "the old secret verifies: {old}");
+    assert_eq!(old["ricloud"], false, "ricloud's header is the new secret's: {old}");
+    let new = verdict_of(&second, &delivered).await;
+    assert_eq!(new["standard"], true, "{new}");
+    assert_eq!(new["ricloud"], true, "{new}");
+
+    // A chosen secret, and an overlap that ends.
+    let third = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let rotated_at = std::time::Instant::now();
+    let (status, rotated) = rotate(
+        &app,
+        id,
+        json!({"previous_valid_for": "2s", "secret": third}),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_eq!(rotated["data"]["secret"], third);
+    // The condition is the clock itself: the overlap has ended.
+    while rotated_at.elapsed() < Duration::from_millis(2_100) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.publish("invoice.paid", json!({"n": 2})).await;
+    let delivered = capture.wait_for(2, Duration::from_secs(20)).await.remove(1);
+    let expired = verdict_of(&second, &delivered).await;
+    assert_eq!(expired["standard"], false, "an ended overlap: {expired}");
+    let still = verdict_of(&first, &delivered).await;
+    assert_eq!(still["standard"], true, "the first one's hour goes on: {still}");
+    let current = verdict_of(third, &delivered).await;
+    assert_eq!(current["standard"], true, "{current}");
+    assert_eq!(current["ricloud"], true, "{current}");
+
+    // An overlap of 0 ends the replaced secret at once.
+    let (status, rotated) = rotate(&app, id, json!({"previous_valid_for": 0})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let fourth = rotated["data"]["secret"].as_str().unwrap().to_owned();
+    app.publish("invoice.paid", json!({"n": 3})).await;
+    let delivered = capture.wait_for(3, Duration::from_secs(20)).await.remove(2);
+    assert_eq!(verdict_of(third, &delivered).await["standard"], false);
+    assert_eq!(verdict_of(&fourth, &delivered).await["standard"], true);
+
+    // Bad bodies name the field; the log records expiries, never a secret.
+    for (body, field) in [
+        (json!({"previous_valid_for": "8d"}), "previous_valid_for"),
+        (json!({"previous_valid_for": "soon"}), "previous_valid_for"),
+        (json!({"secret": "hunter2"}), "secret"),
+    ] {
+        let (status, error) = rotate(&app, id, body).await;
+        assert_eq!(status, 422, "{error}");
+        assert!(error["errors"][field].is_array(), "{error}");
+    }
+    let history = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/webhooks/{id}/history?per_page=100"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for secret in [&first, &second, third, &fourth] {
+        assert!(!history.contains(secret.as_str()), "a secret in the history");
+    }
+    assert_eq!(history.matches("previous_expires_at").count(), 2, "{history}");
+}
+
+on_both_backends!(
+    independent_verifiers_accept_ours_and_reject_tampering,
+    a_rotated_secret_keeps_verifying_until_its_overlap_ends,
+);

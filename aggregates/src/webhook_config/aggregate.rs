@@ -22,6 +22,16 @@ pub enum Lifecycle {
     Deleted,
 }
 
+/// How many replaced secrets may still sign at once (the oldest goes first).
+pub const MAX_PREVIOUS_SECRETS: usize = 5;
+
+/// A secret replaced by a rotation, valid until `expires_at` (µs since the epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub secret: WebhookSecret,
+    pub expires_at: i64,
+}
+
 /// A webhook config folded from its events. The fields are what the read
 /// model stores; `audit --verify` compares the two.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +47,12 @@ pub struct WebhookConfig {
     pub retry_count: RetryCount,
     pub timeout_seconds: TimeoutSeconds,
     pub secret: Option<WebhookSecret>,
+    /// Secrets replaced by a rotation that still sign beside the current
+    /// one until their expiry, newest first; at most
+    /// [`MAX_PREVIOUS_SECRETS`]. Whether one has expired is decided where
+    /// the clock is read (the delivery side), not here.
+    #[serde(default)]
+    pub previous_secrets: Vec<PreviousSecret>,
     pub state: ConfigState,
     pub deactivation_reason: Option<DeactivationReason>,
 }
@@ -64,9 +80,13 @@ impl Aggregate for WebhookConfig {
                     WebhookConfigCommand::RecordTest(outcome) => self.record_test(outcome)?,
                     WebhookConfigCommand::Deactivate { reason } => self.deactivate(reason)?,
                     WebhookConfigCommand::Reactivate => self.reactivate()?,
-                    WebhookConfigCommand::RotateSecret { secret } => {
-                        vec![WebhookConfigEvent::SecretRotated { secret }]
-                    }
+                    WebhookConfigCommand::RotateSecret {
+                        secret,
+                        previous_expires_at,
+                    } => vec![WebhookConfigEvent::SecretRotated {
+                        secret,
+                        previous_expires_at,
+                    }],
                     WebhookConfigCommand::Delete => vec![WebhookConfigEvent::Deleted {}],
                 }
             }
@@ -103,6 +123,7 @@ impl Aggregate for WebhookConfig {
                     retry_count,
                     timeout_seconds,
                     secret: Some(secret),
+                    previous_secrets: Vec::new(),
                     state: ConfigState::New,
                     deactivation_reason: None,
                 }
@@ -145,7 +166,22 @@ impl Aggregate for WebhookConfig {
                 self.state = ConfigState::New;
                 self.deactivation_reason = None;
             }
-            WebhookConfigEvent::SecretRotated { secret } => self.secret = Some(secret),
+            WebhookConfigEvent::SecretRotated {
+                secret,
+                previous_expires_at,
+            } => {
+                let previous = self.secret.replace(secret);
+                if let (Some(previous), Some(expires_at)) = (previous, previous_expires_at) {
+                    self.previous_secrets.insert(
+                        0,
+                        PreviousSecret {
+                            secret: previous,
+                            expires_at,
+                        },
+                    );
+                    self.previous_secrets.truncate(MAX_PREVIOUS_SECRETS);
+                }
+            }
             WebhookConfigEvent::Deleted {} => self.lifecycle = Lifecycle::Deleted,
         }
     }

@@ -184,7 +184,10 @@ async fn commands_on_absent_or_deleted_configs_are_not_found() {
                 reason: DeactivationReason::Owner,
             },
             WebhookConfigCommand::Reactivate,
-            WebhookConfigCommand::RotateSecret { secret: secret(2) },
+            WebhookConfigCommand::RotateSecret {
+                secret: secret(2),
+                previous_expires_at: None,
+            },
             WebhookConfigCommand::Delete,
         ]
     };
@@ -444,20 +447,66 @@ async fn reactivating_an_active_config_is_rejected() {
 
 // --- secrets and deletion -------------------------------------------------
 
+fn rotated(n: u8, previous_expires_at: Option<i64>) -> WebhookConfigEvent {
+    WebhookConfigEvent::SecretRotated {
+        secret: secret(n),
+        previous_expires_at,
+    }
+}
+
 #[tokio::test]
-async fn rotate_secret_records_the_new_secret() {
+async fn rotate_secret_records_the_new_secret_and_the_old_ones_expiry() {
     test()
         .given(vec![created()])
-        .when_async(WebhookConfigCommand::RotateSecret { secret: secret(9) })
-        .await
-        .then_expect_events(vec![WebhookConfigEvent::SecretRotated {
+        .when_async(WebhookConfigCommand::RotateSecret {
             secret: secret(9),
-        }]);
-    let config = WebhookConfig::from_events([
-        created(),
-        WebhookConfigEvent::SecretRotated { secret: secret(9) },
-    ]);
+            previous_expires_at: Some(1_000),
+        })
+        .await
+        .then_expect_events(vec![rotated(9, Some(1_000))]);
+    let config = WebhookConfig::from_events([created(), rotated(9, None)]);
     assert_eq!(config.secret, Some(secret(9)));
+    assert!(config.previous_secrets.is_empty(), "no overlap: gone at once");
+}
+
+#[test]
+fn previous_secrets_are_kept_newest_first_and_at_most_five() {
+    let original = match created() {
+        WebhookConfigEvent::Created { secret, .. } => secret,
+        _ => unreachable!(),
+    };
+    let config = WebhookConfig::from_events([created(), rotated(2, Some(10))]);
+    assert_eq!(config.secret, Some(secret(2)));
+    assert_eq!(
+        config.previous_secrets,
+        vec![PreviousSecret {
+            secret: original,
+            expires_at: 10
+        }]
+    );
+    let mut events = vec![created()];
+    events.extend((2..=9).map(|n| rotated(n, Some(i64::from(n)))));
+    let config = WebhookConfig::from_events(events);
+    let kept: Vec<i64> = config.previous_secrets.iter().map(|p| p.expires_at).collect();
+    // Secret n was replaced by the rotation to n + 1, which set expiry n + 1.
+    assert_eq!(kept, vec![9, 8, 7, 6, 5]);
+    assert_eq!(config.previous_secrets[0].secret, secret(8));
+}
+
+/// Events written before overlaps existed read as "ended at once".
+#[test]
+fn an_old_secret_rotated_event_has_no_overlap() {
+    let old: WebhookConfigEvent = serde_json::from_value(serde_json::json!({
+        "SecretRotated": {"secret": "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}
+    }))
+    .unwrap();
+    assert!(matches!(
+        old,
+        WebhookConfigEvent::SecretRotated {
+            previous_expires_at: None,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]

@@ -17,8 +17,11 @@ pub enum WebhookConfigCommand {
         reason: DeactivationReason,
     },
     Reactivate,
+    /// A new signing secret; the current one stays valid beside it until
+    /// `previous_expires_at` (µs since the epoch; `None`: it ends at once).
     RotateSecret {
         secret: WebhookSecret,
+        previous_expires_at: Option<i64>,
     },
     Delete,
 }

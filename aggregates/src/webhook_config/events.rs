@@ -42,8 +42,12 @@ pub enum WebhookConfigEvent {
         reason: DeactivationReason,
     },
     Reactivated {},
+    /// The previous secret is not repeated here: the fold knows it. Events
+    /// written before overlaps existed have no expiry (it ended at once).
     SecretRotated {
         secret: WebhookSecret,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_expires_at: Option<i64>,
     },
     Deleted {},
 }

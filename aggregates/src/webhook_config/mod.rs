@@ -11,7 +11,7 @@ mod services;
 mod state;
 pub mod upcasting;
 
-pub use aggregate::{Lifecycle, WebhookConfig};
+pub use aggregate::{Lifecycle, PreviousSecret, WebhookConfig, MAX_PREVIOUS_SECRETS};
 pub use commands::{ConfigChanges, NewWebhookConfig, TestOutcome, WebhookConfigCommand};
 pub use errors::WebhookConfigError;
 pub use events::{SettingsChanged, WebhookConfigEvent, EVENT_VERSION};

@@ -63,6 +63,10 @@ pub struct Options {
     /// Start webhookd with `--no-metrics` (to measure what metrics cost).
     #[arg(long)]
     pub no_metrics: bool,
+    /// Start webhookd with `--retention` (a long `latency` run at a steady
+    /// rate then shows whether the delivery tables stop growing).
+    #[arg(long)]
+    pub retention: Option<String>,
     /// Nodes for `cluster`.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,

@@ -64,7 +64,7 @@ struct Bench {
 impl Bench {
     async fn start(options: &Options) -> anyhow::Result<Self> {
         let server =
-            Server::start(options.backend, &options.postgres_url, options.no_metrics).await?;
+            Server::start(options.backend, &options.postgres_url, &server_flags(options)).await?;
         server.add_event_type(EVENT_TYPE)?;
         Ok(Self {
             server,
@@ -322,6 +322,18 @@ fn deliveries_to(
             })
         })
         .collect()
+}
+
+/// The `webhookd serve` flags the options ask for.
+fn server_flags(options: &Options) -> Vec<String> {
+    let mut flags = Vec::new();
+    if options.no_metrics {
+        flags.push("--no-metrics".to_owned());
+    }
+    if let Some(retention) = &options.retention {
+        flags.extend(["--retention".to_owned(), retention.clone()]);
+    }
+    flags
 }
 
 pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {

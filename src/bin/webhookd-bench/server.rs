@@ -55,7 +55,7 @@ impl Server {
     pub async fn start(
         backend: Backend,
         postgres_admin: &str,
-        no_metrics: bool,
+        flags: &[String],
     ) -> anyhow::Result<Self> {
         let (database_url, sqlite_dir, postgres) = match backend {
             Backend::Sqlite => {
@@ -92,7 +92,7 @@ impl Server {
         let mut child = Command::new(&binary)
             .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
             .args(["--retry-schedule", "200ms,500ms,1s"])
-            .args(no_metrics.then_some("--no-metrics"))
+            .args(flags)
             .env("DATABASE_URL", &database_url)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -8,6 +8,7 @@ mod event_types;
 mod events;
 mod history;
 pub mod resources;
+pub mod rotation_request;
 pub mod webhook_request;
 pub mod webhook_response;
 mod webhooks;

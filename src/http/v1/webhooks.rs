@@ -6,7 +6,9 @@ use super::webhook_request::{parse_create, parse_update, CreateWebhookBody, Upda
 use super::webhook_response::{Secret, WebhookResource};
 use crate::crypto::generate_webhook_secret;
 use crate::delivery::http_client::resolution_refusal;
-use crate::http::body::read_json_object;
+use super::rotation_request::{parse_rotation, RotateSecretBody, Rotation};
+use crate::http::body::{read_json_object, BodyError};
+use projections::db::now_micros;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
@@ -164,20 +166,34 @@ pub async fn update(
 #[utoipa::path(
     post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", operation_id = "rotateWebhookSecret",
     params(("id" = i64, Path, minimum = 1, description = "The webhook's id")),
+    request_body(content = Option<RotateSecretBody>, description = "Optional: how long the replaced secret keeps signing, and your own new secret"),
     responses((status = 200, description = "The webhook with its new secret", body = Envelope<WebhookResource>)),
 )]
-/// `POST /api/v1/webhooks/{id}/rotate-secret`: a new secret, shown once
-/// here; deliveries from now on are signed with it.
+/// `POST /api/v1/webhooks/{id}/rotate-secret`: a new secret, shown here;
+/// deliveries from now on are signed with it and, until the overlap ends
+/// (`previous_valid_for`, default 24 h), also with the replaced one.
 pub async fn rotate_secret(
+    req: HttpRequest,
     caller: V1Caller,
     path: web::Path<String>,
+    payload: web::Payload,
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
+    // The body is optional: none asks for the defaults.
+    let rotation = match read_json_object(&req, payload).await {
+        Ok(body) => parse_rotation(&body).map_err(ApiError::invalid)?,
+        Err(BodyError::Empty) => Rotation::default(),
+        Err(error) => return Err(error.into()),
+    };
+    let previous_expires_at = (!rotation.previous_valid_for.is_zero()).then(|| {
+        now_micros().saturating_add(rotation.previous_valid_for.as_micros() as i64)
+    });
     let command = WebhookConfigCommand::RotateSecret {
-        secret: generate_webhook_secret(),
+        secret: rotation.secret.unwrap_or_else(generate_webhook_secret),
+        previous_expires_at,
     };
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;

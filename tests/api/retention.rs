@@ -1,0 +1,123 @@
+//! Retention: ended deliveries older than `--retention`, their attempts and
+//! their events go; pending ones, newer ones and the event log stay.
+use crate::cli::webhookd;
+use crate::helpers::{status_and_json, Backend, TestApp};
+use crate::on_both_backends;
+use crate::receiver::Receiver;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+use webhookd::delivery::retention::{run_pass, Deleted};
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+async fn deliveries_of(app: &TestApp, id: i64) -> Vec<Value> {
+    let response = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/webhooks/{id}/deliveries?per_page=100"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (_, json) = status_and_json(response).await;
+    json["data"].as_array().unwrap().clone()
+}
+
+async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    let created = app
+        .subscribe(&receiver.url, json!(["invoice.paid"]), json!({}))
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let mut events = Vec::new();
+    for n in 0..6 {
+        events.push(app.publish("invoice.paid", json!({ "n": n })).await);
+    }
+    receiver.wait_for(6, Duration::from_secs(20)).await;
+    // Recorded: every delivery has ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while deliveries_of(&app, id)
+        .await
+        .iter()
+        .any(|d| d["status"] != "succeeded")
+    {
+        assert!(std::time::Instant::now() < deadline, "deliveries never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Four events become two hours old; one of them is still pending.
+    let old: Vec<String> = events[..4]
+        .iter()
+        .map(|e| format!("'{}'", e["id"].as_str().unwrap()))
+        .collect();
+    let old = old.join(",");
+    app.execute_sql(&format!(
+        "UPDATE published_events SET published_at = published_at - {HOUR_MICROS} * 2 \
+         WHERE id IN ({old})"
+    ))
+    .await;
+    app.execute_sql(&format!(
+        "UPDATE deliveries SET created_at = created_at - {HOUR_MICROS} * 2, \
+         updated_at = updated_at - {HOUR_MICROS} * 2 WHERE event_id IN ({old})"
+    ))
+    .await;
+    let pending_event = events[0]["id"].as_str().unwrap();
+    app.execute_sql(&format!(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = {} \
+         WHERE event_id = '{pending_event}'",
+        i64::MAX / 2
+    ))
+    .await;
+
+    let deleted = run_pass(&app.db, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(
+        deleted,
+        Deleted {
+            deliveries: 3,
+            attempts: 3,
+            events: 3
+        }
+    );
+    let left = deliveries_of(&app, id).await;
+    let left_events: Vec<&str> = left.iter().map(|d| d["event_id"].as_str().unwrap()).collect();
+    assert_eq!(left.len(), 3, "{left_events:?}");
+    assert!(left_events.contains(&pending_event), "the pending one stays");
+    for newer in &events[4..] {
+        assert!(left_events.contains(&newer["id"].as_str().unwrap()));
+    }
+    // Nothing more to do; the event log is untouched.
+    assert_eq!(
+        run_pass(&app.db, Duration::from_secs(3600)).await.unwrap(),
+        Deleted::default()
+    );
+    let history = app
+        .request(Method::GET, &format!("/api/v1/webhooks/{id}/history"))
+        .send()
+        .await
+        .unwrap();
+    let (_, history) = status_and_json(history).await;
+    assert_eq!(history["data"][0]["event_type"], "Created");
+
+    // The same by hand: `webhookd retention run` says what it deleted.
+    let output = webhookd(&app.database, &["retention", "run", "--retention", "1m"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("deleted 0 deliveries, 0 attempts and 0 published events older than 1m"),
+        "{stdout}"
+    );
+}
+
+async fn a_retention_under_a_minute_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let output = webhookd(&app.database, &["retention", "run", "--retention", "5s"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 1m"));
+}
+
+on_both_backends!(
+    old_ended_deliveries_go_and_the_rest_stays,
+    a_retention_under_a_minute_is_refused,
+);
