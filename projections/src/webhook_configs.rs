@@ -422,11 +422,9 @@ pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Erro
 /// Every row, by id (deleted ones too): what `--verify` walks beside the log.
 pub fn stream_all(db: &Db) -> futures_util::stream::BoxStream<'_, Result<ConfigRow, Error>> {
     use futures_util::StreamExt;
-    const SQL: &str = "SELECT id, organisation, profile, url, name, events, headers, retry_count, \
-        timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
-        updated_at, last_triggered_at, last_success_at, last_failure_at, failure_count \
-        FROM webhook_configs ORDER BY id";
-    on_pool!(db, |pool| sqlx::query_as::<_, ConfigRow>(SQL)
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM webhook_configs ORDER BY id"));
+    on_pool!(db, |pool| sqlx::query_as::<_, ConfigRow>(SQL.as_str())
         .fetch(pool)
         .map(|row| row.map_err(Error::from))
         .boxed())

@@ -160,10 +160,7 @@ async fn delete_old_events(db: &Db, cutoff: i64) -> Result<u64, Error> {
 /// Ids are integers read from the database: written into the statement,
 /// not bound (one statement text per batch size on both backends).
 fn id_list(ids: &[i64]) -> String {
-    ids.iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// A session-level advisory lock held on its own connection for a pass

@@ -36,8 +36,9 @@ pub fn signature_headers(
         )
     };
     // The other two: key = the secret string's bytes, message "{ts}.{body}".
-    let plain =
-        |secret: &WebhookSecret| hmac_sha256(secret.expose().as_bytes(), &[ts.as_bytes(), b".", body]);
+    let plain = |secret: &WebhookSecret| {
+        hmac_sha256(secret.expose().as_bytes(), &[ts.as_bytes(), b".", body])
+    };
     let current_plain = plain(secret);
     let mut standard_header = format!("v1,{}", STANDARD.encode(standard(secret)));
     let mut plain_header = format!("v1={}", hex::encode(&current_plain));
@@ -69,8 +70,13 @@ mod tests {
     fn matches_the_standard_webhooks_reference_vector() {
         let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = br#"{"test": 2432232314}"#;
-        let headers =
-            signature_headers(&secret, &[], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let headers = signature_headers(
+            &secret,
+            &[],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body,
+        );
         assert_eq!(
             headers[2].1,
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="

@@ -44,7 +44,10 @@ async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
         .iter()
         .any(|d| d["status"] != "succeeded")
     {
-        assert!(std::time::Instant::now() < deadline, "deliveries never ended");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries never ended"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Four events become two hours old; one of them is still pending.
@@ -81,9 +84,15 @@ async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
         }
     );
     let left = deliveries_of(&app, id).await;
-    let left_events: Vec<&str> = left.iter().map(|d| d["event_id"].as_str().unwrap()).collect();
+    let left_events: Vec<&str> = left
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
     assert_eq!(left.len(), 3, "{left_events:?}");
-    assert!(left_events.contains(&pending_event), "the pending one stays");
+    assert!(
+        left_events.contains(&pending_event),
+        "the pending one stays"
+    );
     for newer in &events[4..] {
         assert!(left_events.contains(&newer["id"].as_str().unwrap()));
     }

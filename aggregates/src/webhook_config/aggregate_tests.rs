@@ -466,7 +466,10 @@ async fn rotate_secret_records_the_new_secret_and_the_old_ones_expiry() {
         .then_expect_events(vec![rotated(9, Some(1_000))]);
     let config = WebhookConfig::from_events([created(), rotated(9, None)]);
     assert_eq!(config.secret, Some(secret(9)));
-    assert!(config.previous_secrets.is_empty(), "no overlap: gone at once");
+    assert!(
+        config.previous_secrets.is_empty(),
+        "no overlap: gone at once"
+    );
 }
 
 #[test]
@@ -487,7 +490,11 @@ fn previous_secrets_are_kept_newest_first_and_at_most_five() {
     let mut events = vec![created()];
     events.extend((2..=9).map(|n| rotated(n, Some(i64::from(n)))));
     let config = WebhookConfig::from_events(events);
-    let kept: Vec<i64> = config.previous_secrets.iter().map(|p| p.expires_at).collect();
+    let kept: Vec<i64> = config
+        .previous_secrets
+        .iter()
+        .map(|p| p.expires_at)
+        .collect();
     // Secret n was replaced by the rotation to n + 1, which set expiry n + 1.
     assert_eq!(kept, vec![9, 8, 7, 6, 5]);
     assert_eq!(config.previous_secrets[0].secret, secret(8));

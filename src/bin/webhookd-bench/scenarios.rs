@@ -63,8 +63,12 @@ struct Bench {
 
 impl Bench {
     async fn start(options: &Options) -> anyhow::Result<Self> {
-        let server =
-            Server::start(options.backend, &options.postgres_url, &server_flags(options)).await?;
+        let server = Server::start(
+            options.backend,
+            &options.postgres_url,
+            &server_flags(options),
+        )
+        .await?;
         server.add_event_type(EVENT_TYPE)?;
         Ok(Self {
             server,

@@ -53,7 +53,8 @@ pub fn parse_rotation(body: &Map<String, Value>) -> Result<Rotation, FieldErrors
 
 /// A duration such as `"24h"`, `"90m"`, `"0"`, or a number of seconds.
 fn overlap(value: &Value) -> Result<Duration, String> {
-    const EXPECTED: &str = "must be a duration such as \"24h\" or \"30m\" (0 = at once), at most 7d";
+    const EXPECTED: &str =
+        "must be a duration such as \"24h\" or \"30m\" (0 = at once), at most 7d";
     let duration = match value {
         Value::Number(n) => n
             .as_u64()
@@ -79,11 +80,34 @@ pub struct RotateSecretBody {
     /// How long the replaced secret keeps signing beside the new one
     /// (`"24h"`, `"90m"`, a number of seconds; `0` ends it at once; at
     /// most 7 days). Default 24 hours.
-    #[schema(value_type = Option<String>, example = "24h")]
+    #[schema(schema_with = overlap_schema)]
     previous_valid_for: Option<String>,
     /// Your own new secret; by default webhookd generates one.
     #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     secret: Option<String>,
+}
+
+/// A duration string or a number of seconds (or null: the default).
+fn overlap_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .examples(["24h"]),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(MAX_OVERLAP.as_secs())),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "A duration such as \"24h\" or \"90m\", or a number of seconds; 0 ends the replaced secret at once; at most 7 days",
+        ))
+        .build()
+        .into()
 }
 
 #[cfg(test)]
@@ -97,7 +121,10 @@ mod tests {
 
     #[test]
     fn overlaps() {
-        assert_eq!(parse(json!({})).unwrap().previous_valid_for, DEFAULT_OVERLAP);
+        assert_eq!(
+            parse(json!({})).unwrap().previous_valid_for,
+            DEFAULT_OVERLAP
+        );
         for (given, seconds) in [
             (json!("24h"), 86_400),
             (json!("90m"), 5_400),
@@ -109,8 +136,17 @@ mod tests {
             let rotation = parse(json!({ "previous_valid_for": given })).unwrap();
             assert_eq!(rotation.previous_valid_for.as_secs(), seconds, "{given}");
         }
-        for bad in [json!("8d"), json!("soon"), json!(-1), json!(true), json!(1.5)] {
-            assert!(parse(json!({ "previous_valid_for": bad })).is_err(), "{bad}");
+        for bad in [
+            json!("8d"),
+            json!("soon"),
+            json!(-1),
+            json!(true),
+            json!(1.5),
+        ] {
+            assert!(
+                parse(json!({ "previous_valid_for": bad })).is_err(),
+                "{bad}"
+            );
         }
     }
 

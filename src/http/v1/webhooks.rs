@@ -2,19 +2,19 @@
 use super::caller::V1Caller;
 use super::envelope::{respond, respond_page, Envelope};
 use super::error::{ApiError, FieldErrors};
+use super::rotation_request::{parse_rotation, RotateSecretBody, Rotation};
 use super::webhook_request::{parse_create, parse_update, CreateWebhookBody, UpdateWebhookBody};
 use super::webhook_response::{Secret, WebhookResource};
 use crate::crypto::generate_webhook_secret;
 use crate::delivery::http_client::resolution_refusal;
-use super::rotation_request::{parse_rotation, RotateSecretBody, Rotation};
 use crate::http::body::{read_json_object, BodyError};
-use projections::db::now_micros;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{ConfigId, OrganisationId, Scope};
 use aggregates::webhook_config::{NewWebhookConfig, Profile, WebhookConfigCommand};
+use projections::db::now_micros;
 use projections::webhook_configs::{self, ConfigRow};
 
 const DEFAULT_PER_PAGE: i64 = 25;
@@ -188,9 +188,8 @@ pub async fn rotate_secret(
         Err(BodyError::Empty) => Rotation::default(),
         Err(error) => return Err(error.into()),
     };
-    let previous_expires_at = (!rotation.previous_valid_for.is_zero()).then(|| {
-        now_micros().saturating_add(rotation.previous_valid_for.as_micros() as i64)
-    });
+    let previous_expires_at = (!rotation.previous_valid_for.is_zero())
+        .then(|| now_micros().saturating_add(rotation.previous_valid_for.as_micros() as i64));
     let command = WebhookConfigCommand::RotateSecret {
         secret: rotation.secret.unwrap_or_else(generate_webhook_secret),
         previous_expires_at,
