@@ -20,6 +20,8 @@ pub struct ConfigRow {
     pub headers: String,
     pub retry_count: i64,
     pub timeout_seconds: i64,
+    /// Deliveries per second; `None` for no limit.
+    pub rate_limit: Option<i64>,
     pub secret: String,
     /// JSON: the secrets replaced by rotations that still sign until their
     /// expiry (see [`ConfigRow::previous_secrets`]).
@@ -39,7 +41,7 @@ pub struct ConfigRow {
 
 pub(crate) const COLUMNS: &str =
     "id, organisation, profile, url, name, events, headers, retry_count, \
-    timeout_seconds, secret, previous_secrets, state, deactivation_reason, deleted, version, created_at, \
+    timeout_seconds, rate_limit, secret, previous_secrets, state, deactivation_reason, deleted, version, created_at, \
     updated_at, last_triggered_at, last_success_at, last_failure_at, failure_count";
 
 impl ConfigRow {
@@ -138,6 +140,7 @@ struct FoldedRow<'a> {
     headers: String,
     retry_count: i64,
     timeout_seconds: i64,
+    rate_limit: Option<i64>,
     secret: &'a str,
     previous_secrets: String,
     state: &'static str,
@@ -173,6 +176,7 @@ fn folded_row(folded: &FoldedConfig) -> Result<FoldedRow<'_>, Error> {
         headers: serde_json::to_string(config.headers.as_map()).expect("strings serialize"),
         retry_count: i64::from(config.retry_count.get()),
         timeout_seconds: i64::from(config.timeout_seconds.get()),
+        rate_limit: config.rate_limit.per_second().map(i64::from),
         secret: secret.expose(),
         previous_secrets: serde_json::to_string(&config.previous_secrets)
             .expect("secrets serialize"),
@@ -223,8 +227,9 @@ macro_rules! write_folded {
         let sql = format!(
             "INSERT INTO {configs} (id, organisation, profile, url, name, events, headers, \
                retry_count, timeout_seconds, secret, state, deactivation_reason, deleted, version, \
-               created_at, updated_at, previous_secrets) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+               created_at, updated_at, previous_secrets, rate_limit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+               $18) \
              ON CONFLICT (id) DO UPDATE SET organisation = excluded.organisation, \
                profile = excluded.profile, url = excluded.url, name = excluded.name, \
                events = excluded.events, headers = excluded.headers, \
@@ -232,7 +237,8 @@ macro_rules! write_folded {
                secret = excluded.secret, state = excluded.state, \
                deactivation_reason = excluded.deactivation_reason, deleted = excluded.deleted, \
                version = excluded.version, created_at = excluded.created_at, \
-               updated_at = excluded.updated_at, previous_secrets = excluded.previous_secrets \
+               updated_at = excluded.updated_at, previous_secrets = excluded.previous_secrets, \
+               rate_limit = excluded.rate_limit \
              WHERE {configs}.version < excluded.version",
             configs = tables.configs
         );
@@ -254,6 +260,7 @@ macro_rules! write_folded {
             .bind(row.created_at)
             .bind(row.updated_at)
             .bind(&row.previous_secrets)
+            .bind(row.rate_limit)
             .execute(&mut *$executor)
             .await?
             .rows_affected();
@@ -306,7 +313,7 @@ pub(crate) async fn write_batch(
     let insert_configs = format!(
         "INSERT INTO {} (id, organisation, profile, url, name, events, headers, retry_count, \
          timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
-         updated_at, failure_count, previous_secrets) ",
+         updated_at, failure_count, previous_secrets, rate_limit) ",
         tables.configs
     );
     let insert_subscriptions = format!(
@@ -336,7 +343,8 @@ pub(crate) async fn write_batch(
                     .push_bind(row.created_at)
                     .push_bind(row.updated_at)
                     .push_bind(0_i64)
-                    .push_bind(&row.previous_secrets);
+                    .push_bind(&row.previous_secrets)
+                    .push_bind(row.rate_limit);
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -394,6 +402,11 @@ pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Erro
         "timeout_seconds",
         expected.timeout_seconds.to_string(),
         row.timeout_seconds.to_string(),
+    );
+    check(
+        "rate_limit",
+        format!("{:?}", expected.rate_limit),
+        format!("{:?}", row.rate_limit),
     );
     check(
         "state",
@@ -561,6 +574,7 @@ pub async fn as_of(db: &Db, id: i64, as_of: i64) -> Result<Option<ConfigRow>, Er
         headers: row.headers.clone(),
         retry_count: row.retry_count,
         timeout_seconds: row.timeout_seconds,
+        rate_limit: row.rate_limit,
         secret: row.secret.to_owned(),
         previous_secrets: row.previous_secrets.clone(),
         state: folded.config.state,

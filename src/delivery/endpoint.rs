@@ -7,6 +7,7 @@ use super::policy::{DeliveryEngine, Verdict};
 use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
+use super::throttle::Throttle;
 use crate::cluster::Fence;
 use crate::telemetry;
 use actix::prelude::*;
@@ -70,6 +71,10 @@ pub struct EndpointActor {
     last_nudged: Option<Instant>,
     /// A backlog waits for room in the node's budget (a pump is due).
     waiting_for_room: bool,
+    /// The config's `rate_limit`, and whether a pump is due when it allows
+    /// the next delivery.
+    throttle: Throttle,
+    throttled: bool,
 }
 
 impl EndpointActor {
@@ -100,6 +105,8 @@ impl EndpointActor {
             refilling: false,
             last_nudged: None,
             waiting_for_room: false,
+            throttle: Throttle::new(None, Instant::now()),
+            throttled: false,
         }
     }
 
@@ -199,6 +206,7 @@ impl EndpointActor {
         ctx.spawn(load.into_actor(self).map(move |loaded, actor, ctx| match loaded {
             _ if this_reload != actor.reloads => {}
             Ok((Some(config), pending)) => {
+                actor.throttle.set_rate(config.rate_limit);
                 actor.config = Some(Arc::new(config));
                 actor.drop_waiting_retries_not_accepted(ctx);
                 actor.spilled |= pending.len() >= cap;
@@ -249,6 +257,18 @@ impl EndpointActor {
                 let wait = Duration::from_micros((delivery.next_attempt_at - now) as u64);
                 self.retry_later(delivery, wait, ctx);
                 continue;
+            }
+            if let Err(wait) = self.throttle.try_take(Instant::now()) {
+                // Over the rate limit: it waits at the head of the queue.
+                self.ready.push_front(delivery);
+                if !self.throttled {
+                    self.throttled = true;
+                    ctx.run_later(wait, |actor, ctx| {
+                        actor.throttled = false;
+                        actor.pump(ctx);
+                    });
+                }
+                break;
             }
             self.launch(delivery, config.clone(), fence, ctx);
         }

@@ -65,6 +65,7 @@ pub mod store;
 pub mod supervisor;
 mod task;
 pub mod tasks;
+pub mod throttle;
 pub mod wire;
 
 pub use settings::DeliverySettings;

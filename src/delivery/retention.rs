@@ -9,7 +9,11 @@
 //! prefix of the table (and the few old ones still pending, which stay).
 //! Each batch is its own short transaction with a pause after it, so
 //! deletes never hold the tables for long. On PostgreSQL one node at a time
-//! runs a pass (an advisory lock); the others skip theirs.
+//! runs a pass (an advisory lock); the others skip theirs, and a pass that
+//! deleted rows ends with a plain `VACUUM` of the three tables so that
+//! their space is used again — webhookd does not count on autovacuum being
+//! on (it is off on some servers, and then the files grow though the rows
+//! do not). SQLite reuses freed pages by itself.
 use projections::db::now_micros;
 use projections::{on_pool, Db, Error};
 use std::time::Duration;
@@ -87,6 +91,15 @@ pub async fn run_pass(db: &Db, retention: Duration) -> Result<Deleted, Error> {
             break;
         }
         tokio::time::sleep(PAUSE).await;
+    }
+    if deleted != Deleted::default() {
+        if let Db::Postgres(pool) = db {
+            // Not in a transaction (VACUUM refuses one); it takes no lock
+            // that blocks reads or writes.
+            sqlx::query("VACUUM deliveries, delivery_attempts, published_events")
+                .execute(pool)
+                .await?;
+        }
     }
     Ok(deleted)
 }

@@ -131,6 +131,8 @@ pub struct EndpointConfig {
     pub previous_secrets: Vec<(WebhookSecret, i64)>,
     pub retry_count: i64,
     pub timeout: Duration,
+    /// Deliveries per second (see `throttle`); `None`: no limit.
+    pub rate_limit: Option<u32>,
     pub state: ConfigState,
     pub deleted: bool,
 }
@@ -161,6 +163,7 @@ impl EndpointConfig {
                 .map(|previous| (previous.secret, previous.expires_at))
                 .collect(),
             timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
+            rate_limit: row.rate_limit.and_then(|n| u32::try_from(n).ok()),
             id: row.id,
             organisation: row.organisation,
             url: row.url,
@@ -681,6 +684,7 @@ mod tests {
             headers: headers.into(),
             retry_count: 3,
             timeout_seconds: 30,
+            rate_limit: None,
             secret: secret.into(),
             previous_secrets: "[]".into(),
             state: ConfigState::Valid,

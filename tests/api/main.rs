@@ -20,5 +20,6 @@ mod receiver;
 mod retention;
 mod signatures;
 mod ssrf;
+mod throttle;
 mod validation;
 mod webhooks;

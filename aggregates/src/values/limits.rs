@@ -85,3 +85,33 @@ mod tests {
         assert_eq!(TimeoutSeconds::default().get(), 30);
     }
 }
+
+/// How many deliveries per second an endpoint may receive: 1..=10 000,
+/// or unlimited (the default). Stored in events as a number, 0 meaning
+/// unlimited, so that "unchanged" and "unlimited" stay apart in a
+/// `SettingsUpdated`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RateLimit(u32);
+
+impl RateLimit {
+    pub const MAX: i64 = 10_000;
+    pub const UNLIMITED: Self = Self(0);
+
+    /// `None`: unlimited.
+    pub fn parse(raw: Option<i64>) -> Result<Self, ValidationError> {
+        match raw {
+            None => Ok(Self::UNLIMITED),
+            Some(n) if (1..=Self::MAX).contains(&n) => Ok(Self(n as u32)),
+            Some(_) => Err(ValidationError::new(format!(
+                "must be between 1 and {} deliveries per second, or null for no limit",
+                Self::MAX
+            ))),
+        }
+    }
+
+    /// Deliveries per second; `None` when unlimited.
+    pub fn per_second(self) -> Option<u32> {
+        (self.0 > 0).then_some(self.0)
+    }
+}

@@ -4,7 +4,7 @@ use super::events::{SettingsChanged, WebhookConfigEvent};
 use super::services::WebhookConfigServices;
 use super::state::{ConfigState, DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 use cqrs_es::event_sink::EventSink;
@@ -46,6 +46,8 @@ pub struct WebhookConfig {
     pub headers: CustomHeaders,
     pub retry_count: RetryCount,
     pub timeout_seconds: TimeoutSeconds,
+    #[serde(default)]
+    pub rate_limit: RateLimit,
     pub secret: Option<WebhookSecret>,
     /// Secrets replaced by a rotation that still sign beside the current
     /// one until their expiry, newest first; at most
@@ -122,6 +124,7 @@ impl Aggregate for WebhookConfig {
                     headers,
                     retry_count,
                     timeout_seconds,
+                    rate_limit: RateLimit::UNLIMITED,
                     secret: Some(secret),
                     previous_secrets: Vec::new(),
                     state: ConfigState::New,
@@ -149,6 +152,9 @@ impl Aggregate for WebhookConfig {
                 }
                 if let Some(timeout_seconds) = changed.timeout_seconds {
                     self.timeout_seconds = timeout_seconds;
+                }
+                if let Some(rate_limit) = changed.rate_limit {
+                    self.rate_limit = rate_limit;
                 }
             }
             WebhookConfigEvent::Tested { success, .. } => {
@@ -225,6 +231,14 @@ impl WebhookConfig {
             timeout_seconds: new.timeout_seconds,
             secret: new.secret,
         }];
+        // `Created` keeps its shape (older events stay readable as they
+        // are): a limit given at creation is a settings change after it.
+        if new.rate_limit != RateLimit::UNLIMITED {
+            events.push(WebhookConfigEvent::SettingsUpdated(SettingsChanged {
+                rate_limit: Some(new.rate_limit),
+                ..SettingsChanged::default()
+            }));
+        }
         if !new.active {
             events.push(WebhookConfigEvent::Deactivated {
                 reason: DeactivationReason::Owner,
@@ -255,6 +269,7 @@ impl WebhookConfig {
             timeout_seconds: changes
                 .timeout_seconds
                 .filter(|v| *v != self.timeout_seconds),
+            rate_limit: changes.rate_limit.filter(|v| *v != self.rate_limit),
         };
         if !settings.is_empty() {
             events.push(WebhookConfigEvent::SettingsUpdated(settings));

@@ -55,6 +55,7 @@ fn new_config(active: bool) -> NewWebhookConfig {
         timeout_seconds: TimeoutSeconds::default(),
         secret: secret(1),
         active,
+        rate_limit: RateLimit::UNLIMITED,
     }
 }
 
@@ -261,6 +262,55 @@ async fn settings_change_records_only_what_changed() {
             timeout_seconds: Some(TimeoutSeconds::parse(10).unwrap()),
             ..Default::default()
         })]);
+}
+
+fn limit(n: i64) -> RateLimit {
+    RateLimit::parse(Some(n)).unwrap()
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_a_settings_change_set_and_cleared() {
+    let created_limited = NewWebhookConfig {
+        rate_limit: limit(50),
+        ..new_config(true)
+    };
+    test()
+        .given_no_previous_events()
+        .when_async(WebhookConfigCommand::Create(created_limited))
+        .await
+        .then_expect_events(vec![
+            created(),
+            WebhookConfigEvent::SettingsUpdated(SettingsChanged {
+                rate_limit: Some(limit(50)),
+                ..Default::default()
+            }),
+        ]);
+    let limited = WebhookConfigEvent::SettingsUpdated(SettingsChanged {
+        rate_limit: Some(limit(50)),
+        ..Default::default()
+    });
+    test()
+        .given(vec![created(), limited.clone()])
+        .when_async(WebhookConfigCommand::Update(ConfigChanges {
+            rate_limit: Some(RateLimit::UNLIMITED),
+            ..Default::default()
+        }))
+        .await
+        .then_expect_events(vec![WebhookConfigEvent::SettingsUpdated(SettingsChanged {
+            rate_limit: Some(RateLimit::UNLIMITED),
+            ..Default::default()
+        })]);
+    let config = WebhookConfig::from_events([created(), limited]);
+    assert_eq!(config.rate_limit.per_second(), Some(50));
+    assert_eq!(
+        WebhookConfig::from_events([created()])
+            .rate_limit
+            .per_second(),
+        None
+    );
+    for bad in [0, -1, 10_001] {
+        assert!(RateLimit::parse(Some(bad)).is_err(), "{bad}");
+    }
 }
 
 #[tokio::test]

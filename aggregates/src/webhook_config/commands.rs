@@ -1,6 +1,6 @@
 use super::state::{DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 
@@ -40,6 +40,7 @@ pub struct NewWebhookConfig {
     pub secret: WebhookSecret,
     /// `false` creates the config already deactivated (v1 `is_active: false`).
     pub active: bool,
+    pub rate_limit: RateLimit,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -51,6 +52,7 @@ pub struct ConfigChanges {
     pub headers: Option<CustomHeaders>,
     pub retry_count: Option<RetryCount>,
     pub timeout_seconds: Option<TimeoutSeconds>,
+    pub rate_limit: Option<RateLimit>,
     /// `Some(false)` deactivates (reason `owner`), `Some(true)` reactivates.
     pub active: Option<bool>,
 }

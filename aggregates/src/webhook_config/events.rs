@@ -1,6 +1,6 @@
 use super::state::{DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 use cqrs_es::DomainEvent;
@@ -65,6 +65,8 @@ pub struct SettingsChanged {
     pub retry_count: Option<RetryCount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<TimeoutSeconds>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl SettingsChanged {

@@ -11,7 +11,7 @@ use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookUrl,
 };
 use aggregates::webhook_config::{
@@ -65,6 +65,7 @@ pub async fn create(
         timeout_seconds: TimeoutSeconds::default(),
         secret: generate_webhook_secret(),
         active: true,
+        rate_limit: RateLimit::UNLIMITED,
     });
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;

@@ -2,7 +2,7 @@
 //! Every field is checked and every problem reported at once, per field.
 use super::error::FieldErrors;
 use aggregates::values::{
-    ConfigName, CustomHeaders, RetryCount, SubscribedEvents, TimeoutSeconds, UrlPolicy,
+    ConfigName, CustomHeaders, RateLimit, RetryCount, SubscribedEvents, TimeoutSeconds, UrlPolicy,
     ValidationError, WebhookUrl,
 };
 use aggregates::webhook_config::ConfigChanges;
@@ -17,6 +17,7 @@ pub struct CreateWebhook {
     pub retry_count: RetryCount,
     pub timeout_seconds: TimeoutSeconds,
     pub active: bool,
+    pub rate_limit: RateLimit,
 }
 
 pub fn parse_create(
@@ -38,6 +39,7 @@ pub fn parse_create(
         retry_count: changes.retry_count.unwrap_or_default(),
         timeout_seconds: changes.timeout_seconds.unwrap_or_default(),
         active: changes.active.unwrap_or(true),
+        rate_limit: changes.rate_limit.unwrap_or_default(),
     })
 }
 
@@ -69,6 +71,9 @@ fn parse_optional_settings(body: &Map<String, Value>, errors: &mut FieldErrors) 
         }),
         timeout_seconds: optional(body, "timeout_seconds", errors, |v| {
             integer(v).and_then(TimeoutSeconds::parse)
+        }),
+        rate_limit: nullable(body, "rate_limit", errors, |v| {
+            integer(v).and_then(|n| RateLimit::parse(Some(n)))
         }),
         active: optional(body, "is_active", errors, |v| {
             v.as_bool()
@@ -212,6 +217,10 @@ pub struct CreateWebhookBody {
     retry_count: Option<i64>,
     #[schema(minimum = 1, maximum = 60, default = 30)]
     timeout_seconds: Option<i64>,
+    /// At most this many deliveries per second reach the endpoint (they
+    /// wait, they do not fail); `null` (the default): no limit.
+    #[schema(minimum = 1, maximum = 10000, nullable)]
+    rate_limit: Option<i64>,
 }
 
 /// The body of `PATCH /api/v1/webhooks/{id}`: only the fields given
@@ -234,4 +243,7 @@ pub struct UpdateWebhookBody {
     retry_count: Option<i64>,
     #[schema(minimum = 1, maximum = 60)]
     timeout_seconds: Option<i64>,
+    /// Deliveries per second; `null` removes the limit.
+    #[schema(minimum = 1, maximum = 10000, nullable)]
+    rate_limit: Option<i64>,
 }

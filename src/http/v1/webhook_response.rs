@@ -21,6 +21,8 @@ pub struct WebhookResource {
     pub state: ConfigState,
     pub retry_count: i64,
     pub timeout_seconds: i64,
+    /// Deliveries per second at most; `null`: no limit.
+    pub rate_limit: Option<i64>,
     pub last_triggered_at: Option<String>,
     pub last_success_at: Option<String>,
     pub last_failure_at: Option<String>,
@@ -59,6 +61,7 @@ impl WebhookResource {
             state: row.state,
             retry_count: row.retry_count,
             timeout_seconds: row.timeout_seconds,
+            rate_limit: row.rate_limit,
             failure_count: row.failure_count,
         }
     }

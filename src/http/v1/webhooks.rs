@@ -119,6 +119,7 @@ pub async fn create(
         timeout_seconds: input.timeout_seconds,
         secret: generate_webhook_secret(),
         active: input.active,
+        rate_limit: input.rate_limit,
     });
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;
