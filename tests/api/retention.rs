@@ -5,24 +5,11 @@ use crate::helpers::{status_and_json, Backend, TestApp};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use webhookd::delivery::retention::{run_pass, Deleted};
 
 const HOUR_MICROS: i64 = 3_600_000_000;
-
-async fn deliveries_of(app: &TestApp, id: i64) -> Vec<Value> {
-    let response = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/webhooks/{id}/deliveries?per_page=100"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let (_, json) = status_and_json(response).await;
-    json["data"].as_array().unwrap().clone()
-}
 
 async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
     let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
@@ -38,18 +25,10 @@ async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
     }
     receiver.wait_for(6, Duration::from_secs(20)).await;
     // Recorded: every delivery has ended.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while deliveries_of(&app, id)
-        .await
-        .iter()
-        .any(|d| d["status"] != "succeeded")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deliveries never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.deliveries_until(id, Duration::from_secs(20), |all| {
+        all.len() == 6 && all.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
     // Four events become two hours old; one of them is still pending.
     let old: Vec<String> = events[..4]
         .iter()
@@ -83,7 +62,7 @@ async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
             events: 3
         }
     );
-    let left = deliveries_of(&app, id).await;
+    let left = app.deliveries(id).await;
     let left_events: Vec<&str> = left
         .iter()
         .map(|d| d["event_id"].as_str().unwrap())
