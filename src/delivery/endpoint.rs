@@ -323,7 +323,10 @@ impl EndpointActor {
             let attempt = std::panic::AssertUnwindSafe(
                 async {
                     let result = engine.send(&client, &config, &delivery).await;
-                    actor.do_send(Finished::Answered);
+                    actor.do_send(Finished::Answered {
+                        status: result.record.status_code,
+                        retry_after: result.retry_after,
+                    });
                     let (status, success) = (result.record.status_code, result.record.success);
                     let duration_ms = result.record.duration_ms;
                     record_attempt_metrics(&delivery, status, duration_ms);
@@ -563,8 +566,12 @@ impl Actor for EndpointActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 enum Finished {
-    /// The HTTP exchange is over; the attempt is being recorded.
-    Answered,
+    /// The HTTP exchange is over (with the receiver's status and
+    /// `Retry-After`, for the throttle); the attempt is being recorded.
+    Answered {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
     /// Recorded: retry, forget, or switch off.
     Settled {
         delivery: PendingDelivery,
@@ -580,9 +587,17 @@ impl Handler<Finished> for EndpointActor {
 
     fn handle(&mut self, finished: Finished, ctx: &mut Context<Self>) {
         match finished {
-            Finished::Answered => {
+            Finished::Answered {
+                status,
+                retry_after,
+            } => {
                 // The slot is free while the attempt is recorded.
                 self.in_flight -= 1;
+                match status {
+                    Some(429 | 503) => self.throttle.pushed_back(retry_after, Instant::now()),
+                    Some(200..=299) => self.throttle.accepted(),
+                    _ => {}
+                }
             }
             Finished::Settled { delivery, verdict } => {
                 self.attempting.remove(&delivery.id);

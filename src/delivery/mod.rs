@@ -56,6 +56,7 @@ pub mod policy;
 pub mod publish;
 mod publish_writer;
 mod recording;
+pub mod recovery;
 pub mod retention;
 pub mod retry;
 pub mod routing;

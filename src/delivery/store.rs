@@ -567,6 +567,90 @@ impl DeliveryStore {
     }
 }
 
+/// How the deliveries a recovery task sent again stand now.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryCounts {
+    pub succeeded: i64,
+    pub failed: i64,
+    pub pending: i64,
+}
+
+impl DeliveryStore {
+    /// The next `limit` event deliveries of a config, after id `after`,
+    /// that ended `failed` within `[since, until)` (µs): made pending again
+    /// with a fresh retry budget and marked as `task`'s. Returns them and
+    /// the last id looked at (the next batch starts after it).
+    pub async fn recover_batch(
+        &self,
+        config_id: i64,
+        (since, until): (i64, i64),
+        after: i64,
+        task: i64,
+        limit: i64,
+    ) -> Result<(Vec<PendingDelivery>, Option<i64>), Error> {
+        let select = "SELECT id FROM deliveries WHERE config_id = $1 AND id > $2 \
+            AND status = 'failed' AND kind = 'event' AND updated_at >= $3 AND updated_at < $4 \
+            ORDER BY id LIMIT $5";
+        let now = now_micros();
+        let (rows, last): (Vec<PendingRow>, Option<i64>) = on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<i64> = sqlx::query_scalar(select)
+                .bind(config_id)
+                .bind(after)
+                .bind(since)
+                .bind(until)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            if ids.is_empty() {
+                return Ok((Vec::new(), None));
+            }
+            // Integers read from the database: written into the text.
+            let list = ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            sqlx::query(&format!(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+                 updated_at = $1, recovered_by = $2 WHERE id IN ({list}) AND status = 'failed'"
+            ))
+            .bind(now)
+            .bind(task)
+            .execute(&mut *tx)
+            .await?;
+            let rows = sqlx::query_as(&format!(
+                "{PENDING_SELECT} WHERE d.id IN ({list}) AND d.status = 'pending'"
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            (rows, ids.last().copied())
+        });
+        Ok((
+            rows.into_iter().map(PendingRow::into_pending).collect(),
+            last,
+        ))
+    }
+
+    pub async fn recovery_counts(&self, task: i64) -> Result<RecoveryCounts, Error> {
+        let sql = "SELECT status, COUNT(*) FROM deliveries WHERE recovered_by = $1 GROUP BY status";
+        let rows: Vec<(String, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(sql)
+            .bind(task)
+            .fetch_all(pool)
+            .await?);
+        let mut counts = RecoveryCounts::default();
+        for (status, count) in rows {
+            match status.as_str() {
+                "succeeded" => counts.succeeded = count,
+                "failed" => counts.failed = count,
+                _ => counts.pending += count,
+            }
+        }
+        Ok(counts)
+    }
+}
+
 /// A delivery as the attempt log shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {

@@ -7,6 +7,8 @@ use projections::{on_pool, Db, Error};
 use serde_json::json;
 
 pub const WEBHOOK_CONFIG_TEST: &str = "webhook_config.test";
+/// A v1 bulk recovery (see `delivery::recovery`).
+pub const WEBHOOK_RECOVER: &str = "webhook.recover";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaskRow {
@@ -44,16 +46,55 @@ impl TaskStore {
         key_id: Option<i64>,
         target: i64,
     ) -> Result<i64, Error> {
+        self.create(organisation, key_id, WEBHOOK_CONFIG_TEST, target)
+            .await
+    }
+
+    /// A new pending task of `task_type` for config `target`.
+    pub async fn create(
+        &self,
+        organisation: i64,
+        key_id: Option<i64>,
+        task_type: &str,
+        target: i64,
+    ) -> Result<i64, Error> {
         let sql = "INSERT INTO tasks (organisation, key_id, type, target, state, date_created) \
                    VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id";
         Ok(on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
             .bind(organisation)
             .bind(key_id)
-            .bind(WEBHOOK_CONFIG_TEST)
+            .bind(task_type)
             .bind(target)
             .bind(now_micros())
             .fetch_one(pool)
             .await?))
+    }
+
+    /// Where a long task stands: `processing` with its results so far, or
+    /// `completed`/`failed` (then also when it ended).
+    pub async fn progress(
+        &self,
+        id: i64,
+        state: &str,
+        results: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<(), Error> {
+        let now = now_micros();
+        let ended = (state != "processing").then_some(now);
+        let sql = "UPDATE tasks SET state = $2, results = $3, error = $4, \
+                   date_started = COALESCE(date_started, $5), date_completed = $6 WHERE id = $1";
+        on_pool!(&self.db, |pool| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(state)
+                .bind(results.to_string())
+                .bind(error)
+                .bind(now)
+                .bind(ended)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
     pub async fn mark_processing(&self, id: i64) -> Result<(), Error> {

@@ -4,7 +4,18 @@
 //! (a bucket a whole second deep would let a backlog through at twice the
 //! rate in its first second). Deliveries over the limit wait in the
 //! endpoint's queue; none fails for it.
+//!
+//! A receiver that answers 429 or 503 slows its whole endpoint down, as
+//! the Standard Webhooks specification recommends: nothing more goes to
+//! it until its `Retry-After` has passed, or without one for a back-off
+//! that doubles (1 s, 2 s, … [`MAX_PUSHBACK`]) while it keeps refusing and
+//! starts again at 1 s once it accepts a delivery.
 use std::time::{Duration, Instant};
+
+/// The longest an endpoint is held back for one refusal.
+pub const MAX_PUSHBACK: Duration = Duration::from_secs(600);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Throttle {
@@ -12,6 +23,10 @@ pub struct Throttle {
     spacing: Option<Duration>,
     /// When the next delivery may go.
     next: Instant,
+    /// The receiver asked for a pause (429/503) until then.
+    paused_until: Option<Instant>,
+    /// The next pause without `Retry-After`.
+    backoff: Duration,
 }
 
 impl Throttle {
@@ -19,7 +34,32 @@ impl Throttle {
         Self {
             spacing: per_second.map(spacing_of),
             next: now,
+            paused_until: None,
+            backoff: FIRST_BACKOFF,
         }
+    }
+
+    /// The receiver answered 429 or 503. Answers to requests sent before
+    /// the pause began do not lengthen it: 32 refusals in flight at once
+    /// are one refusal.
+    pub fn pushed_back(&mut self, retry_after: Option<Duration>, now: Instant) {
+        if self.paused_until.is_some_and(|until| now < until) {
+            return;
+        }
+        let pause = match retry_after {
+            Some(asked) => asked.min(MAX_PUSHBACK),
+            None => {
+                let pause = self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                pause
+            }
+        };
+        self.paused_until = Some(now + pause);
+    }
+
+    /// The receiver accepted a delivery: the back-off starts over.
+    pub fn accepted(&mut self) {
+        self.backoff = FIRST_BACKOFF;
     }
 
     /// The config changed: a new rate applies from the next delivery on.
@@ -29,6 +69,12 @@ impl Throttle {
 
     /// Takes the right to send one delivery now, or says how long to wait.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Err(until - now);
+            }
+            self.paused_until = None;
+        }
         let Some(spacing) = self.spacing else {
             return Ok(());
         };
@@ -92,6 +138,36 @@ mod tests {
         let later = start + Duration::from_secs(60);
         assert!(throttle.try_take(later).is_ok());
         assert_eq!(throttle.try_take(later), Err(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_refusal_pauses_for_its_retry_after() {
+        let start = Instant::now();
+        let mut throttle = Throttle::new(None, start);
+        throttle.pushed_back(Some(Duration::from_secs(2)), start);
+        assert_eq!(throttle.try_take(start), Err(Duration::from_secs(2)));
+        // Refusals of requests already under way do not lengthen it.
+        throttle.pushed_back(Some(Duration::from_secs(30)), start + Duration::from_secs(1));
+        assert!(throttle.try_take(start + Duration::from_secs(2)).is_ok());
+        throttle.pushed_back(Some(Duration::from_secs(86_400)), start);
+        assert_eq!(throttle.try_take(start), Err(MAX_PUSHBACK));
+    }
+
+    #[test]
+    fn refusals_without_retry_after_back_off_and_recover() {
+        let mut now = Instant::now();
+        let mut throttle = Throttle::new(None, now);
+        let mut pauses = Vec::new();
+        for _ in 0..8 {
+            throttle.pushed_back(None, now);
+            let pause = throttle.try_take(now).unwrap_err();
+            pauses.push(pause.as_secs());
+            now += pause;
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60]);
+        throttle.accepted();
+        throttle.pushed_back(None, now);
+        assert_eq!(throttle.try_take(now), Err(Duration::from_secs(1)));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod hardening;
 mod hot_path;
 mod projection_catch_up;
 mod receiver;
+mod recovery;
 mod retention;
 mod signatures;
 mod ssrf;

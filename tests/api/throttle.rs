@@ -3,7 +3,7 @@
 //! down another endpoint.
 use crate::helpers::{status_and_json, Backend, TestApp};
 use crate::on_both_backends;
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, Reply};
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -105,7 +105,34 @@ async fn a_rate_limit_is_validated_and_can_be_removed(backend: Backend) {
     assert!(app.webhook(id).await["rate_limit"].is_null());
 }
 
+/// A 429 with `Retry-After: 2` holds the whole endpoint back for two
+/// seconds: neither the refused delivery's retry nor the next events go
+/// before then; then everything arrives.
+async fn a_refusing_endpoint_is_held_back_for_its_retry_after(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("load.burst").await;
+    let receiver = Receiver::scripted(|n| match n {
+        0 => Reply::RetryAfter(429, 2),
+        _ => Reply::Status(200),
+    });
+    app.subscribe(&receiver.url, json!(["load.burst"]), json!({}))
+        .await;
+    app.publish("load.burst", json!({ "n": 0 })).await;
+    let refused = receiver.wait_for(1, Duration::from_secs(10)).await[0].at;
+    app.publish("load.burst", json!({ "n": 1 })).await;
+    app.publish("load.burst", json!({ "n": 2 })).await;
+    let received = receiver.wait_for(4, Duration::from_secs(20)).await;
+    for later in &received[1..] {
+        let after = later.at - refused;
+        assert!(
+            after >= Duration::from_millis(1_900),
+            "a delivery went {after:?} after the 429"
+        );
+    }
+}
+
 on_both_backends!(
     a_rate_limited_endpoint_gets_everything_at_its_rate,
     a_rate_limit_is_validated_and_can_be_removed,
+    a_refusing_endpoint_is_held_back_for_its_retry_after,
 );

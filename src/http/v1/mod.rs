@@ -7,6 +7,7 @@ mod error;
 mod event_types;
 mod events;
 mod history;
+mod recovery;
 pub mod resources;
 pub mod rotation_request;
 pub mod webhook_request;
@@ -30,6 +31,8 @@ pub use error::{ApiError, ErrorBody};
     deliveries::retry,
     deliveries::test,
     history::history,
+    recovery::start,
+    recovery::show,
 ))]
 pub struct Api;
 
@@ -76,6 +79,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/webhooks/{id}/history")
                     .get(history::history)
+                    .default_service(fallback("GET")),
+            )
+            .service(
+                web::resource("/webhooks/{id}/recover")
+                    .post(recovery::start)
+                    .default_service(fallback("POST")),
+            )
+            .service(
+                web::resource("/webhooks/{id}/recover/{task_id}")
+                    .get(recovery::show)
                     .default_service(fallback("GET")),
             )
             .service(
