@@ -606,11 +606,7 @@ impl DeliveryStore {
                 return Ok((Vec::new(), None));
             }
             // Integers read from the database: written into the text.
-            let list = ids
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
             sqlx::query(&format!(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
                  updated_at = $1, recovered_by = $2 WHERE id IN ({list}) AND status = 'failed'"

@@ -147,7 +147,10 @@ mod tests {
         throttle.pushed_back(Some(Duration::from_secs(2)), start);
         assert_eq!(throttle.try_take(start), Err(Duration::from_secs(2)));
         // Refusals of requests already under way do not lengthen it.
-        throttle.pushed_back(Some(Duration::from_secs(30)), start + Duration::from_secs(1));
+        throttle.pushed_back(
+            Some(Duration::from_secs(30)),
+            start + Duration::from_secs(1),
+        );
         assert!(throttle.try_take(start + Duration::from_secs(2)).is_ok());
         throttle.pushed_back(Some(Duration::from_secs(86_400)), start);
         assert_eq!(throttle.try_take(start), Err(MAX_PUSHBACK));

@@ -22,7 +22,10 @@ async fn recover(app: &TestApp, id: i64, body: Value) -> (u16, Value) {
 
 async fn recovery(app: &TestApp, id: i64, task: i64) -> (u16, Value) {
     let response = app
-        .request(Method::GET, &format!("/api/v1/webhooks/{id}/recover/{task}"))
+        .request(
+            Method::GET,
+            &format!("/api/v1/webhooks/{id}/recover/{task}"),
+        )
         .send()
         .await
         .unwrap();
@@ -40,10 +43,20 @@ async fn failed_deliveries_of_a_window_are_sent_again(backend: Backend) {
     let healthy = Arc::new(AtomicBool::new(false));
     let receiver = Receiver::scripted({
         let healthy = healthy.clone();
-        move |_| Reply::Status(if healthy.load(Ordering::SeqCst) { 200 } else { 500 })
+        move |_| {
+            Reply::Status(if healthy.load(Ordering::SeqCst) {
+                200
+            } else {
+                500
+            })
+        }
     });
     let created = app
-        .subscribe(&receiver.url, json!(["invoice.paid"]), json!({"retry_count": 0}))
+        .subscribe(
+            &receiver.url,
+            json!(["invoice.paid"]),
+            json!({"retry_count": 0}),
+        )
         .await;
     let id = created["id"].as_i64().unwrap();
     for n in 0..5 {
@@ -71,7 +84,10 @@ async fn failed_deliveries_of_a_window_are_sent_again(backend: Backend) {
     assert_eq!(done["found"], 5, "{done}");
     assert_eq!(done["sent"], 5, "{done}");
     assert_eq!(done["failed"], 0, "{done}");
-    assert_eq!(receiver.wait_for(10, Duration::from_secs(10)).await.len(), 10);
+    assert_eq!(
+        receiver.wait_for(10, Duration::from_secs(10)).await.len(),
+        10
+    );
     // Nothing failed is left in the window: a second recovery finds none.
     let (_, again) = recover(&app, id, json!({ "since": an_hour_ago() })).await;
     let again_id = again["data"]["id"].as_i64().unwrap();
@@ -105,7 +121,10 @@ async fn a_recovery_is_refused_for_a_deactivated_webhook_or_a_bad_window(backend
         (json!({}), "since"),
         (json!({ "since": "yesterday" }), "since"),
         (json!({ "since": long_ago }), "since"),
-        (json!({ "since": an_hour_ago(), "until": long_ago }), "until"),
+        (
+            json!({ "since": an_hour_ago(), "until": long_ago }),
+            "until",
+        ),
     ] {
         let (status, error) = recover(&app, id, body).await;
         assert_eq!(status, 422, "{error}");

@@ -224,7 +224,10 @@ mod tests {
         assert!(since < until && until <= NOW + 1);
         assert!(window(json!({})).is_err());
         assert!(window(json!({"since": "yesterday"})).is_err());
-        assert!(window(json!({"since": "2026-01-01T00:00:00Z"})).is_err(), "too far back");
+        assert!(
+            window(json!({"since": "2026-01-01T00:00:00Z"})).is_err(),
+            "too far back"
+        );
         assert!(window(json!({
             "since": "2027-01-15T07:00:00Z",
             "until": "2027-01-15T06:00:00Z"
