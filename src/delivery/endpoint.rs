@@ -241,11 +241,13 @@ impl EndpointActor {
         }
         let fence = ownership.fence(self.config_id);
         let limit = self.engine.settings.max_in_flight_per_endpoint;
+        // A receiver that refused (429/503) gets fewer at once for a while.
+        let in_flight_limit = self.throttle.in_flight_limit(limit);
         let now = now_micros();
         // Attempts still being recorded count too, up to three times the
         // limit again: while the database lags behind the receiver, the
         // actor stops taking on more than it can record.
-        while self.in_flight < limit && self.attempting.len() < 4 * limit {
+        while self.in_flight < in_flight_limit && self.attempting.len() < 4 * limit {
             let Some(delivery) = self.ready.pop_front() else {
                 break;
             };
@@ -591,11 +593,16 @@ impl Handler<Finished> for EndpointActor {
                 status,
                 retry_after,
             } => {
+                let under_way = self.in_flight;
                 // The slot is free while the attempt is recorded.
                 self.in_flight -= 1;
+                let limit = self.engine.settings.max_in_flight_per_endpoint;
                 match status {
-                    Some(429 | 503) => self.throttle.pushed_back(retry_after, Instant::now()),
-                    Some(200..=299) => self.throttle.accepted(),
+                    Some(429 | 503) => {
+                        self.throttle
+                            .pushed_back(retry_after, under_way, Instant::now())
+                    }
+                    Some(200..=299) => self.throttle.accepted(limit),
                     _ => {}
                 }
             }

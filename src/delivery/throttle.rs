@@ -6,16 +6,17 @@
 //! endpoint's queue; none fails for it.
 //!
 //! A receiver that answers 429 or 503 slows its whole endpoint down, as
-//! the Standard Webhooks specification recommends: nothing more goes to
-//! it until its `Retry-After` has passed, or without one for a back-off
-//! that doubles (1 s, 2 s, … [`MAX_PUSHBACK`]) while it keeps refusing and
-//! starts again at 1 s once it accepts a delivery.
+//! the Standard Webhooks specification recommends. With a `Retry-After`,
+//! nothing more goes to it until that has passed (at most
+//! [`MAX_PUSHBACK`]). Without one, the endpoint backs off and recovers the
+//! way TCP does: each refusal halves how many requests may be under way at
+//! once (down to one), each accepted delivery allows one more again (up
+//! to the node's per-endpoint limit). A pause for every refusal would stall
+//! a receiver that refuses only some requests (first attempts, say).
 use std::time::{Duration, Instant};
 
-/// The longest an endpoint is held back for one refusal.
+/// The longest an endpoint is held back for one `Retry-After`.
 pub const MAX_PUSHBACK: Duration = Duration::from_secs(600);
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Throttle {
@@ -23,10 +24,11 @@ pub struct Throttle {
     spacing: Option<Duration>,
     /// When the next delivery may go.
     next: Instant,
-    /// The receiver asked for a pause (429/503) until then.
+    /// The receiver asked for a pause (429/503 with `Retry-After`) until then.
     paused_until: Option<Instant>,
-    /// The next pause without `Retry-After`.
-    backoff: Duration,
+    /// How many requests may be under way at once, while backing off;
+    /// `None`: as many as the node allows.
+    window: Option<usize>,
 }
 
 impl Throttle {
@@ -35,31 +37,39 @@ impl Throttle {
             spacing: per_second.map(spacing_of),
             next: now,
             paused_until: None,
-            backoff: FIRST_BACKOFF,
+            window: None,
         }
     }
 
-    /// The receiver answered 429 or 503. Answers to requests sent before
-    /// the pause began do not lengthen it: 32 refusals in flight at once
-    /// are one refusal.
-    pub fn pushed_back(&mut self, retry_after: Option<Duration>, now: Instant) {
-        if self.paused_until.is_some_and(|until| now < until) {
-            return;
-        }
-        let pause = match retry_after {
-            Some(asked) => asked.min(MAX_PUSHBACK),
-            None => {
-                let pause = self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                pause
+    /// The receiver answered 429 or 503 while `in_flight` requests (this
+    /// one included) were under way. Answers to requests sent before a
+    /// pause began do not lengthen it.
+    pub fn pushed_back(&mut self, retry_after: Option<Duration>, in_flight: usize, now: Instant) {
+        match retry_after {
+            Some(asked) => {
+                if self.paused_until.is_some_and(|until| now < until) {
+                    return;
+                }
+                self.paused_until = Some(now + asked.min(MAX_PUSHBACK));
             }
-        };
-        self.paused_until = Some(now + pause);
+            None => {
+                let current = self.window.unwrap_or(in_flight.max(1));
+                self.window = Some((current / 2).max(1));
+            }
+        }
     }
 
-    /// The receiver accepted a delivery: the back-off starts over.
-    pub fn accepted(&mut self) {
-        self.backoff = FIRST_BACKOFF;
+    /// The receiver accepted a delivery: one more may be under way, up to
+    /// `limit` (then the window is gone).
+    pub fn accepted(&mut self, limit: usize) {
+        if let Some(window) = self.window {
+            self.window = (window + 1 < limit).then_some(window + 1);
+        }
+    }
+
+    /// How many requests may be under way at once now.
+    pub fn in_flight_limit(&self, limit: usize) -> usize {
+        self.window.map_or(limit, |window| window.min(limit))
     }
 
     /// The config changed: a new rate applies from the next delivery on.
@@ -144,33 +154,41 @@ mod tests {
     fn a_refusal_pauses_for_its_retry_after() {
         let start = Instant::now();
         let mut throttle = Throttle::new(None, start);
-        throttle.pushed_back(Some(Duration::from_secs(2)), start);
+        throttle.pushed_back(Some(Duration::from_secs(2)), 1, start);
         assert_eq!(throttle.try_take(start), Err(Duration::from_secs(2)));
         // Refusals of requests already under way do not lengthen it.
         throttle.pushed_back(
             Some(Duration::from_secs(30)),
+            1,
             start + Duration::from_secs(1),
         );
         assert!(throttle.try_take(start + Duration::from_secs(2)).is_ok());
-        throttle.pushed_back(Some(Duration::from_secs(86_400)), start);
+        throttle.pushed_back(Some(Duration::from_secs(86_400)), 1, start);
         assert_eq!(throttle.try_take(start), Err(MAX_PUSHBACK));
     }
 
     #[test]
-    fn refusals_without_retry_after_back_off_and_recover() {
-        let mut now = Instant::now();
+    fn refusals_without_retry_after_halve_the_window_and_successes_widen_it() {
+        let now = Instant::now();
         let mut throttle = Throttle::new(None, now);
-        let mut pauses = Vec::new();
-        for _ in 0..8 {
-            throttle.pushed_back(None, now);
-            let pause = throttle.try_take(now).unwrap_err();
-            pauses.push(pause.as_secs());
-            now += pause;
+        assert_eq!(throttle.in_flight_limit(32), 32);
+        throttle.pushed_back(None, 32, now);
+        assert_eq!(throttle.in_flight_limit(32), 16);
+        for _ in 0..10 {
+            throttle.pushed_back(None, 16, now);
         }
-        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60]);
-        throttle.accepted();
-        throttle.pushed_back(None, now);
-        assert_eq!(throttle.try_take(now), Err(Duration::from_secs(1)));
+        assert_eq!(throttle.in_flight_limit(32), 1, "never below one");
+        assert!(
+            throttle.try_take(now).is_ok(),
+            "no pause without Retry-After"
+        );
+        for _ in 0..30 {
+            throttle.accepted(32);
+        }
+        assert_eq!(throttle.in_flight_limit(32), 31);
+        throttle.accepted(32);
+        assert_eq!(throttle.in_flight_limit(32), 32);
+        assert!(throttle.window.is_none(), "recovered");
     }
 
     #[test]
