@@ -197,6 +197,29 @@ pub async fn add_event_type(db: &Db, name: &str, description: &str) -> anyhow::R
     Ok(())
 }
 
+/// Sets the JSON Schema of a catalog type (`None` removes it); a text
+/// that is not a JSON Schema is refused.
+pub async fn set_event_type_schema(db: &Db, name: &str, schema: Option<&str>) -> anyhow::Result<()> {
+    let name = EventTypeName::parse(name).map_err(|e| anyhow::anyhow!("event type: {e}"))?;
+    if let Some(text) = schema {
+        crate::delivery::event_schemas::compile(text).map_err(|e| anyhow::anyhow!("--schema: {e}"))?;
+    }
+    let known = event_types::list(db).await?;
+    if !known.iter().any(|t| t.name == name.as_str()) {
+        anyhow::bail!("event type '{}' is not in the catalog", name.as_str());
+    }
+    event_types::set_schema(db, name.as_str(), schema).await?;
+    log_change(
+        db,
+        "EventTypeSchemaSet",
+        None,
+        format!("event_type:{}", name.as_str()),
+        json!({ "schema": schema.is_some() }),
+    )
+    .await?;
+    Ok(())
+}
+
 /// On an empty database: organisation `default` (plan business, flag
 /// webhooks) and one key with every scope. `None` when organisations exist.
 pub async fn bootstrap(db: &Db) -> anyhow::Result<Option<IssuedKey>> {

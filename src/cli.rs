@@ -1,7 +1,7 @@
 //! Command-line interface. Commands that create something print only its id
 //! or token on stdout (details on stderr), so scripts can capture them.
 use aggregates::values::{parse_features, IpCidr, Plan, Scope, WebhookSecret};
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
 use projections::{event_types, tenancy};
 use std::net::IpAddr;
@@ -315,11 +315,16 @@ pub enum KeyCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum EventTypesCommand {
-    /// Add an event type (or change its description).
+    /// Add an event type (or change its description or schema).
     Add {
         name: String,
+        /// Required for a new type; an existing one keeps its own if omitted.
         #[arg(long)]
-        description: String,
+        description: Option<String>,
+        /// A JSON Schema file that a publish's `data` must satisfy (422
+        /// with the schema's errors otherwise); listed in the catalog.
+        #[arg(long, value_name = "FILE")]
+        schema: Option<std::path::PathBuf>,
     },
     /// List the catalog.
     List,
@@ -467,8 +472,26 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
                     );
                     println!("{}", key.token);
                 }
-                Command::EventTypes(EventTypesCommand::Add { name, description }) => {
-                    admin::add_event_type(&db, &name, &description).await?;
+                Command::EventTypes(EventTypesCommand::Add {
+                    name,
+                    description,
+                    schema,
+                }) => {
+                    let schema = schema
+                        .map(|path| {
+                            std::fs::read_to_string(&path)
+                                .with_context(|| format!("--schema {}", path.display()))
+                        })
+                        .transpose()?;
+                    let known = event_types::list(&db).await?.iter().any(|t| t.name == name);
+                    match description {
+                        Some(description) => admin::add_event_type(&db, &name, &description).await?,
+                        None if !known => anyhow::bail!("a new event type needs --description"),
+                        None => {}
+                    }
+                    if let Some(schema) = schema {
+                        admin::set_event_type_schema(&db, &name, Some(&schema)).await?;
+                    }
                     eprintln!("event type '{name}' is in the catalog");
                     println!("{name}");
                 }

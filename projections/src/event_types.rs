@@ -6,6 +6,8 @@ use crate::on_pool;
 pub struct EventType {
     pub name: String,
     pub description: String,
+    /// A JSON Schema (text) that a publish's `data` must satisfy.
+    pub schema: Option<String>,
 }
 
 /// Adds a type, or updates its description when it exists.
@@ -23,9 +25,30 @@ pub async fn upsert(db: &Db, name: &str, description: &str) -> Result<(), Error>
     Ok(())
 }
 
+/// Sets (or with `None` removes) a type's JSON Schema.
+pub async fn set_schema(db: &Db, name: &str, schema: Option<&str>) -> Result<(), Error> {
+    let sql = "UPDATE event_types SET schema = $2 WHERE name = $1";
+    on_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(schema)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Every type that has a schema, with it.
+pub async fn schemas(db: &Db) -> Result<Vec<(String, String)>, Error> {
+    let sql = "SELECT name, schema FROM event_types WHERE schema IS NOT NULL";
+    Ok(on_pool!(db, |pool| sqlx::query_as(sql)
+        .fetch_all(pool)
+        .await?))
+}
+
 /// The whole catalog, by name.
 pub async fn list(db: &Db) -> Result<Vec<EventType>, Error> {
-    let sql = "SELECT name, description FROM event_types ORDER BY name";
+    let sql = "SELECT name, description, schema FROM event_types ORDER BY name";
     Ok(on_pool!(db, |pool| sqlx::query_as(sql)
         .fetch_all(pool)
         .await?))

@@ -48,6 +48,7 @@
 pub mod attempt;
 pub mod budget;
 pub mod endpoint;
+pub mod event_schemas;
 mod group_commit;
 pub mod http_client;
 pub mod lanes;

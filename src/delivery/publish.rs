@@ -1,5 +1,6 @@
 //! Publishing: route an event, commit it with its deliveries, hand them to
 //! the supervisor. The answer never waits for a delivery.
+use super::event_schemas::EventSchemas;
 use super::routing::RoutingCache;
 use super::store::{DeliveryKind, DeliveryStore, NewEvent, Published};
 use super::supervisor::SupervisorHandle;
@@ -17,6 +18,12 @@ pub enum PublishError {
         event_type: String,
         valid: Vec<String>,
     },
+    /// The data does not satisfy the event type's JSON Schema.
+    #[error("the data does not match the schema of '{event_type}'")]
+    SchemaViolation {
+        event_type: String,
+        violations: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] projections::Error),
 }
@@ -26,6 +33,7 @@ pub struct Publisher {
     store: DeliveryStore,
     supervisor: SupervisorHandle,
     event_types: EventTypeNames,
+    schemas: EventSchemas,
     routes: RoutingCache,
 }
 
@@ -34,6 +42,7 @@ impl Publisher {
     pub fn new(store: DeliveryStore, supervisor: SupervisorHandle, routes: RoutingCache) -> Self {
         Self {
             event_types: EventTypeNames::new(store.db().clone()),
+            schemas: EventSchemas::new(store.db().clone()),
             store,
             supervisor,
             routes,
@@ -61,6 +70,13 @@ impl Publisher {
             return Err(PublishError::UnknownEventType {
                 event_type: event_type.to_owned(),
                 valid,
+            });
+        }
+        let violations = self.schemas.violations(event_type, data.get()).await?;
+        if !violations.is_empty() {
+            return Err(PublishError::SchemaViolation {
+                event_type: event_type.to_owned(),
+                violations,
             });
         }
         // The configs-profile config that routes this publisher: its key's

@@ -12,6 +12,7 @@ mod configs_api;
 mod contract;
 mod crash;
 mod delivery;
+mod event_schemas;
 mod fuzz;
 mod hardening;
 mod hot_path;

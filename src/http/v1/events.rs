@@ -115,6 +115,13 @@ async fn publish_event(
             PublishError::UnknownEventType { .. } => {
                 ApiError::invalid(FieldErrors::single("type", error.to_string()))
             }
+            PublishError::SchemaViolation { violations, .. } => {
+                let mut errors = FieldErrors::default();
+                for violation in violations {
+                    errors.add("data", violation);
+                }
+                ApiError::invalid(errors)
+            }
             // Checked above; should the database still refuse a value of
             // this request, it is this request's fault alone.
             PublishError::Store(store) if store.is_bad_input() => ApiError::invalid(

@@ -15,6 +15,10 @@ pub struct EventTypeResource {
     pub name: String,
     #[schema(example = "An invoice was paid")]
     pub description: String,
+    /// The JSON Schema a publish's `data` must satisfy, if the type has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
 }
 
 /// A publish's receipt.
