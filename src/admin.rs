@@ -199,10 +199,15 @@ pub async fn add_event_type(db: &Db, name: &str, description: &str) -> anyhow::R
 
 /// Sets the JSON Schema of a catalog type (`None` removes it); a text
 /// that is not a JSON Schema is refused.
-pub async fn set_event_type_schema(db: &Db, name: &str, schema: Option<&str>) -> anyhow::Result<()> {
+pub async fn set_event_type_schema(
+    db: &Db,
+    name: &str,
+    schema: Option<&str>,
+) -> anyhow::Result<()> {
     let name = EventTypeName::parse(name).map_err(|e| anyhow::anyhow!("event type: {e}"))?;
     if let Some(text) = schema {
-        crate::delivery::event_schemas::compile(text).map_err(|e| anyhow::anyhow!("--schema: {e}"))?;
+        crate::delivery::event_schemas::compile(text)
+            .map_err(|e| anyhow::anyhow!("--schema: {e}"))?;
     }
     let known = event_types::list(db).await?;
     if !known.iter().any(|t| t.name == name.as_str()) {

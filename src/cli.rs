@@ -485,7 +485,9 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
                         .transpose()?;
                     let known = event_types::list(&db).await?.iter().any(|t| t.name == name);
                     match description {
-                        Some(description) => admin::add_event_type(&db, &name, &description).await?,
+                        Some(description) => {
+                            admin::add_event_type(&db, &name, &description).await?
+                        }
                         None if !known => anyhow::bail!("a new event type needs --description"),
                         None => {}
                     }

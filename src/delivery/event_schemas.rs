@@ -58,7 +58,10 @@ impl EventSchemas {
             .collect())
     }
 
-    async fn validator(&self, event_type: &str) -> Result<Option<Arc<jsonschema::Validator>>, Error> {
+    async fn validator(
+        &self,
+        event_type: &str,
+    ) -> Result<Option<Arc<jsonschema::Validator>>, Error> {
         {
             let compiled = self.compiled.read().unwrap_or_else(|p| p.into_inner());
             if compiled.read_at.is_some_and(|at| at.elapsed() < FRESH_FOR) {
@@ -73,7 +76,9 @@ impl EventSchemas {
                 }
                 // Checked when it was set; should the stored text still
                 // not compile, the type is published unchecked and said so.
-                Err(error) => tracing::error!(event_type = %name, %error, "an event type's schema does not compile"),
+                Err(error) => {
+                    tracing::error!(event_type = %name, %error, "an event type's schema does not compile")
+                }
             }
         }
         let found = by_type.get(event_type).cloned();

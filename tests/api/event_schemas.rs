@@ -30,7 +30,11 @@ async fn publish(app: &TestApp, data: Value) -> (u16, Value) {
 async fn a_publish_must_satisfy_its_types_schema(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.add_event_type("invoice.paid").await;
-    assert_eq!(publish(&app, json!({"anything": true})).await.0, 202, "no schema yet");
+    assert_eq!(
+        publish(&app, json!({"anything": true})).await.0,
+        202,
+        "no schema yet"
+    );
 
     // Set by the operator's CLI (another process) from a file.
     let dir = tempfile::tempdir().unwrap();
@@ -38,9 +42,19 @@ async fn a_publish_must_satisfy_its_types_schema(backend: Backend) {
     std::fs::write(&file, SCHEMA).unwrap();
     let output = webhookd(
         &app.database,
-        &["event-types", "add", "invoice.paid", "--schema", file.to_str().unwrap()],
+        &[
+            "event-types",
+            "add",
+            "invoice.paid",
+            "--schema",
+            file.to_str().unwrap(),
+        ],
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // A running server applies it within its second of freshness.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -54,13 +68,26 @@ async fn a_publish_must_satisfy_its_types_schema(backend: Backend) {
     };
     let errors = refused["errors"]["data"].as_array().unwrap();
     assert!(
-        errors.iter().any(|e| e.as_str().unwrap().starts_with("/amount")),
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("/amount")),
         "{refused}"
     );
     let (status, body) = publish(&app, json!({"invoice": "in_1"})).await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["errors"]["data"][0].as_str().unwrap().contains("amount"), "{body}");
-    assert_eq!(publish(&app, json!({"invoice": "in_1", "amount": 5})).await.0, 202);
+    assert!(
+        body["errors"]["data"][0]
+            .as_str()
+            .unwrap()
+            .contains("amount"),
+        "{body}"
+    );
+    assert_eq!(
+        publish(&app, json!({"invoice": "in_1", "amount": 5}))
+            .await
+            .0,
+        202
+    );
 
     // The catalog shows the schema, for integrators to generate types from.
     let catalog = app
@@ -76,13 +103,22 @@ async fn a_publish_must_satisfy_its_types_schema(backend: Backend) {
         .find(|t| t["name"] == "invoice.paid")
         .unwrap()
         .clone();
-    assert_eq!(paid["schema"], serde_json::from_str::<Value>(SCHEMA).unwrap());
+    assert_eq!(
+        paid["schema"],
+        serde_json::from_str::<Value>(SCHEMA).unwrap()
+    );
 
     // Not a schema: refused, nothing changes.
     std::fs::write(&file, r#"{"type": "no such type"}"#).unwrap();
     let output = webhookd(
         &app.database,
-        &["event-types", "add", "invoice.paid", "--schema", file.to_str().unwrap()],
+        &[
+            "event-types",
+            "add",
+            "invoice.paid",
+            "--schema",
+            file.to_str().unwrap(),
+        ],
     );
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a valid JSON Schema"));

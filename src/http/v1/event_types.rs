@@ -23,7 +23,10 @@ pub async fn list(
     let data: Vec<_> = types
         .into_iter()
         .map(|t| EventTypeResource {
-            schema: t.schema.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+            schema: t
+                .schema
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
             name: t.name,
             description: t.description,
         })
