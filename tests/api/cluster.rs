@@ -780,3 +780,48 @@ async fn nodes_started_together_bootstrap_once() {
     let organisations = stdout_of(&webhookd(&database, &["org", "list"]));
     assert_eq!(organisations.lines().count(), 2, "{organisations}");
 }
+
+/// An endpoint's rate limit and a rotation's overlap hold after the
+/// endpoint moves: its owner is killed, and the node that takes it over
+/// still spaces its deliveries at the limit and signs with both secrets.
+#[actix_web::test]
+async fn a_rate_limit_and_a_rotation_overlap_hold_after_the_endpoint_moves() {
+    let mut cluster = Cluster::start(2).await;
+    let receiver = Receiver::ok();
+    let (id, first) = cluster.endpoint(&receiver.url).await;
+    let path = format!("/api/v1/webhooks/{id}");
+    let (status, body) = cluster
+        .call(1, reqwest::Method::PATCH, &path, json!({"rate_limit": 20}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, rotated) = cluster
+        .call(
+            1,
+            reqwest::Method::POST,
+            &format!("{path}/rotate-secret"),
+            json!({"previous_valid_for": "1h"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let second = rotated["data"]["secret"].as_str().unwrap().to_owned();
+
+    let owner: usize = cluster.owner_of(id).await[1..].parse().unwrap();
+    let survivor = 3 - owner;
+    cluster.nodes[owner - 1].take().unwrap().kill();
+    let accepted = cluster.publish(0..60, &[survivor]).await;
+    assert_eq!(accepted.len(), 60);
+    let received = receiver.wait_for(60, Duration::from_secs(60)).await;
+    assert_eq!(cluster.owner_of(id).await, format!("n{survivor}"));
+    let busiest = crate::throttle::busiest_second(received.iter().map(|r| r.at).collect());
+    assert!(
+        busiest <= 22,
+        "{busiest} deliveries in one second at a limit of 20"
+    );
+    for delivery in &received {
+        assert!(
+            signed_by(delivery, &first),
+            "the replaced secret still signs"
+        );
+        assert!(signed_by(delivery, &second), "the new secret signs");
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// The largest number of arrivals in any one-second window.
-fn busiest_second(mut arrivals: Vec<Instant>) -> usize {
+pub fn busiest_second(mut arrivals: Vec<Instant>) -> usize {
     arrivals.sort();
     (0..arrivals.len())
         .map(|i| {
