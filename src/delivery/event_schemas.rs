@@ -2,10 +2,12 @@
 //! publish of a type with a schema is refused (422) unless its `data`
 //! satisfies it. The operator sets schemas from the CLI, possibly in
 //! another process, so the compiled set is read again when it is older
-//! than [`FRESH_FOR`]; a type without a schema costs a map lookup.
+//! than [`FRESH_FOR`] — by one publish, while the others go on with the
+//! previous read; a type without a schema costs a map lookup.
 use projections::{event_types, Db, Error};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,8 @@ struct Compiled {
 pub struct EventSchemas {
     db: Db,
     compiled: Arc<RwLock<Compiled>>,
+    /// A publish is reading the schemas again.
+    refreshing: Arc<AtomicBool>,
 }
 
 impl EventSchemas {
@@ -31,6 +35,7 @@ impl EventSchemas {
         Self {
             db,
             compiled: Default::default(),
+            refreshing: Default::default(),
         }
     }
 
@@ -62,12 +67,31 @@ impl EventSchemas {
         &self,
         event_type: &str,
     ) -> Result<Option<Arc<jsonschema::Validator>>, Error> {
-        {
+        let (fresh, ever_read, known) = {
             let compiled = self.compiled.read().unwrap_or_else(|p| p.into_inner());
-            if compiled.read_at.is_some_and(|at| at.elapsed() < FRESH_FOR) {
-                return Ok(compiled.by_type.get(event_type).cloned());
-            }
+            (
+                compiled.read_at.is_some_and(|at| at.elapsed() < FRESH_FOR),
+                compiled.read_at.is_some(),
+                compiled.by_type.get(event_type).cloned(),
+            )
+        };
+        if fresh {
+            return Ok(known);
         }
+        // One publish reads again; the others use the previous read (until
+        // there is one: the first publishes all wait for theirs).
+        if ever_read && self.refreshing.swap(true, Ordering::AcqRel) {
+            return Ok(known);
+        }
+        let read = self.read(event_type).await;
+        if ever_read {
+            // This publish claimed the refresh above.
+            self.refreshing.store(false, Ordering::Release);
+        }
+        read
+    }
+
+    async fn read(&self, event_type: &str) -> Result<Option<Arc<jsonschema::Validator>>, Error> {
         let mut by_type = HashMap::new();
         for (name, text) in event_types::schemas(&self.db).await? {
             match compile(&text) {
