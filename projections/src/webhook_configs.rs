@@ -53,13 +53,12 @@ impl ConfigRow {
         serde_json::from_str(&self.headers).unwrap_or_default()
     }
 
-    /// The replaced secrets that have not expired by `now` (µs), newest
-    /// first. A value that does not decode is an error (its config's
-    /// deliveries must not go out signed with less than they should).
-    pub fn previous_secrets(&self, now: i64) -> Result<Vec<PreviousSecret>, serde_json::Error> {
-        let mut secrets: Vec<PreviousSecret> = serde_json::from_str(&self.previous_secrets)?;
-        secrets.retain(|previous| previous.expires_at > now);
-        Ok(secrets)
+    /// The replaced secrets with their expiries, newest first (whether one
+    /// has expired is decided when a request is signed). A value that does
+    /// not decode is an error: its config's deliveries must not go out
+    /// signed with less than they should.
+    pub fn previous_secrets(&self) -> Result<Vec<PreviousSecret>, serde_json::Error> {
+        serde_json::from_str(&self.previous_secrets)
     }
 
     /// The v1 dialect's `is_active`: anything but deactivated.

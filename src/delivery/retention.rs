@@ -14,6 +14,7 @@
 //! their space is used again — webhookd does not count on autovacuum being
 //! on (it is off on some servers, and then the files grow though the rows
 //! do not). SQLite reuses freed pages by itself.
+use super::store::id_list;
 use projections::db::now_micros;
 use projections::{on_pool, Db, Error};
 use std::time::Duration;
@@ -168,12 +169,6 @@ async fn delete_old_events(db: &Db, cutoff: i64) -> Result<u64, Error> {
         .execute(pool)
         .await?
         .rows_affected()))
-}
-
-/// Ids are integers read from the database: written into the statement,
-/// not bound (one statement text per batch size on both backends).
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// A session-level advisory lock held on its own connection for a pass

@@ -7,7 +7,7 @@ use super::wire::EventRecord;
 use crate::changes::{Change, ChangeBus};
 use crate::cluster::Fence;
 use aggregates::values::{CustomHeaders, WebhookSecret};
-use aggregates::webhook_config::{ConfigState, Profile, UnknownValue};
+use aggregates::webhook_config::{ConfigState, PreviousSecret, Profile, UnknownValue};
 use projections::db::now_micros;
 use projections::webhook_configs::ConfigRow;
 use projections::{on_pool, Db, Error};
@@ -128,7 +128,7 @@ pub struct EndpointConfig {
     pub secret: WebhookSecret,
     /// Replaced secrets that sign beside `secret` until their expiry
     /// (checked at each attempt), newest first.
-    pub previous_secrets: Vec<(WebhookSecret, i64)>,
+    pub previous_secrets: Vec<PreviousSecret>,
     pub retry_count: i64,
     pub timeout: Duration,
     /// Deliveries per second (see `throttle`); `None`: no limit.
@@ -157,11 +157,8 @@ impl EndpointConfig {
             headers: CustomHeaders::parse(row.header_map()).map_err(|_| corrupt("headers"))?,
             secret: WebhookSecret::parse(&row.secret).map_err(|_| corrupt("secret"))?,
             previous_secrets: row
-                .previous_secrets(now_micros())
-                .map_err(|_| corrupt("previous secrets"))?
-                .into_iter()
-                .map(|previous| (previous.secret, previous.expires_at))
-                .collect(),
+                .previous_secrets()
+                .map_err(|_| corrupt("previous secrets"))?,
             timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
             rate_limit: row.rate_limit.and_then(|n| u32::try_from(n).ok()),
             id: row.id,
@@ -176,8 +173,8 @@ impl EndpointConfig {
     pub fn previous_secrets_at(&self, now: i64) -> Vec<&WebhookSecret> {
         self.previous_secrets
             .iter()
-            .filter(|(_, expires_at)| *expires_at > now)
-            .map(|(secret, _)| secret)
+            .filter(|previous| previous.expires_at > now)
+            .map(|previous| &previous.secret)
             .collect()
     }
 
@@ -567,6 +564,12 @@ impl DeliveryStore {
     }
 }
 
+/// Ids read from the database, for an `IN (…)` list: integers are written
+/// into the statement, not bound (one text per batch on both backends).
+pub(super) fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// How the deliveries a recovery task sent again stand now.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryCounts {
@@ -605,8 +608,7 @@ impl DeliveryStore {
             if ids.is_empty() {
                 return Ok((Vec::new(), None));
             }
-            // Integers read from the database: written into the text.
-            let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let list = id_list(&ids);
             sqlx::query(&format!(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
                  updated_at = $1, recovered_by = $2 WHERE id IN ({list}) AND status = 'failed'"

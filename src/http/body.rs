@@ -42,6 +42,18 @@ pub async fn read_json_object(
     }
 }
 
+/// For routes whose body is optional: no body is `None`.
+pub async fn read_optional_json_object(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Option<Map<String, Value>>, BodyError> {
+    match read_json_object(req, payload).await {
+        Ok(map) => Ok(Some(map)),
+        Err(BodyError::Empty) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// A JSON object body whose members are kept as raw JSON text: a member
 /// that is passed on (an event's `data`) keeps every digit of its numbers
 /// and every character as sent.

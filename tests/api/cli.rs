@@ -25,6 +25,22 @@ pub fn stdout_of(output: &std::process::Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
+/// The first line from `lines` that satisfies `wanted`, each within `wait`.
+fn first_line(
+    lines: &mpsc::Receiver<String>,
+    wait: Duration,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        let line = lines
+            .recv_timeout(wait)
+            .expect("webhookd writes the expected line");
+        if wanted(&line) {
+            return line;
+        }
+    }
+}
+
 /// `webhookd serve` on a free port; killed when dropped.
 pub struct Served {
     child: Child,
@@ -92,15 +108,7 @@ impl Served {
 
     /// Waits for the first stdout line that satisfies `wanted`.
     pub fn stdout_line(&self, wanted: impl Fn(&str) -> bool) -> String {
-        loop {
-            let line = self
-                .stdout
-                .recv_timeout(Duration::from_secs(60))
-                .expect("webhookd serve prints the expected line");
-            if wanted(&line) {
-                return line;
-            }
-        }
+        first_line(&self.stdout, Duration::from_secs(60), wanted)
     }
 
     /// Where this server answers, e.g. `http://127.0.0.1:43123`.
@@ -125,15 +133,7 @@ impl Served {
 
     /// Waits for the first stderr (log) line that satisfies `wanted`.
     pub fn stderr_line(&self, wanted: impl Fn(&str) -> bool) -> String {
-        loop {
-            let line = self
-                .stderr
-                .recv_timeout(Duration::from_secs(30))
-                .expect("webhookd logs the expected line");
-            if wanted(&line) {
-                return line;
-            }
-        }
+        first_line(&self.stderr, Duration::from_secs(30), wanted)
     }
 
     pub fn wait_until_listening(&self) {

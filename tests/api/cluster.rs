@@ -495,7 +495,7 @@ async fn changes_through_one_node_reach_the_others() {
                 changer,
                 reqwest::Method::POST,
                 &format!("/api/v1/webhooks/{id}/rotate-secret"),
-                Value::Null,
+                json!({}),
             )
             .await;
         assert_eq!(status, 200);

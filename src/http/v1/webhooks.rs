@@ -7,7 +7,7 @@ use super::webhook_request::{parse_create, parse_update, CreateWebhookBody, Upda
 use super::webhook_response::{Secret, WebhookResource};
 use crate::crypto::generate_webhook_secret;
 use crate::delivery::http_client::resolution_refusal;
-use crate::http::body::{read_body, read_json_object, BodyError};
+use crate::http::body::{read_json_object, read_optional_json_object};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
@@ -184,17 +184,9 @@ pub async fn rotate_secret(
     caller.require(Scope::Webhooks)?;
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
     // The body is optional: none (or a JSON `null`) asks for the defaults.
-    let rotation = match read_body(&req, payload).await {
-        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(serde_json::Value::Null) => Rotation::default(),
-            Ok(serde_json::Value::Object(body)) => {
-                parse_rotation(&body).map_err(ApiError::invalid)?
-            }
-            Ok(_) => return Err(BodyError::NotAnObject.into()),
-            Err(error) => return Err(BodyError::Malformed(error.to_string()).into()),
-        },
-        Err(BodyError::Empty) => Rotation::default(),
-        Err(error) => return Err(error.into()),
+    let rotation = match read_optional_json_object(&req, payload).await? {
+        Some(body) => parse_rotation(&body).map_err(ApiError::invalid)?,
+        None => Rotation::default(),
     };
     let previous_expires_at = (!rotation.previous_valid_for.is_zero())
         .then(|| now_micros().saturating_add(rotation.previous_valid_for.as_micros() as i64));
