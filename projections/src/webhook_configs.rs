@@ -3,6 +3,7 @@ use crate::config_reads::ConfigReads;
 use crate::db::{Db, Error};
 use crate::event_log::{fold_config, load_aggregate, FoldedConfig};
 use crate::on_pool;
+use aggregates::values::DeliveryOrdering;
 use aggregates::webhook_config::{ConfigState, Lifecycle, PreviousSecret, Profile, WebhookConfig};
 use cqrs_es::{Aggregate, EventEnvelope, Query};
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ pub struct ConfigRow {
     pub timeout_seconds: i64,
     /// Deliveries per second; `None` for no limit.
     pub rate_limit: Option<i64>,
+    #[sqlx(try_from = "String")]
+    pub ordering: DeliveryOrdering,
     pub secret: String,
     /// JSON: the secrets replaced by rotations that still sign until their
     /// expiry (see [`ConfigRow::previous_secrets`]).
@@ -41,7 +44,7 @@ pub struct ConfigRow {
 
 pub(crate) const COLUMNS: &str =
     "id, organisation, profile, url, name, events, headers, retry_count, \
-    timeout_seconds, rate_limit, secret, previous_secrets, state, deactivation_reason, deleted, version, created_at, \
+    timeout_seconds, rate_limit, ordering, secret, previous_secrets, state, deactivation_reason, deleted, version, created_at, \
     updated_at, last_triggered_at, last_success_at, last_failure_at, failure_count";
 
 impl ConfigRow {
@@ -140,6 +143,7 @@ struct FoldedRow<'a> {
     retry_count: i64,
     timeout_seconds: i64,
     rate_limit: Option<i64>,
+    ordering: &'static str,
     secret: &'a str,
     previous_secrets: String,
     state: &'static str,
@@ -176,6 +180,7 @@ fn folded_row(folded: &FoldedConfig) -> Result<FoldedRow<'_>, Error> {
         retry_count: i64::from(config.retry_count.get()),
         timeout_seconds: i64::from(config.timeout_seconds.get()),
         rate_limit: config.rate_limit.per_second().map(i64::from),
+        ordering: config.ordering.as_str(),
         secret: secret.expose(),
         previous_secrets: serde_json::to_string(&config.previous_secrets)
             .expect("secrets serialize"),
@@ -226,9 +231,9 @@ macro_rules! write_folded {
         let sql = format!(
             "INSERT INTO {configs} (id, organisation, profile, url, name, events, headers, \
                retry_count, timeout_seconds, secret, state, deactivation_reason, deleted, version, \
-               created_at, updated_at, previous_secrets, rate_limit) \
+               created_at, updated_at, previous_secrets, rate_limit, ordering) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-               $18) \
+               $18, $19) \
              ON CONFLICT (id) DO UPDATE SET organisation = excluded.organisation, \
                profile = excluded.profile, url = excluded.url, name = excluded.name, \
                events = excluded.events, headers = excluded.headers, \
@@ -237,7 +242,7 @@ macro_rules! write_folded {
                deactivation_reason = excluded.deactivation_reason, deleted = excluded.deleted, \
                version = excluded.version, created_at = excluded.created_at, \
                updated_at = excluded.updated_at, previous_secrets = excluded.previous_secrets, \
-               rate_limit = excluded.rate_limit \
+               rate_limit = excluded.rate_limit, ordering = excluded.ordering \
              WHERE {configs}.version < excluded.version",
             configs = tables.configs
         );
@@ -260,6 +265,7 @@ macro_rules! write_folded {
             .bind(row.updated_at)
             .bind(&row.previous_secrets)
             .bind(row.rate_limit)
+            .bind(row.ordering)
             .execute(&mut *$executor)
             .await?
             .rows_affected();
@@ -312,7 +318,7 @@ pub(crate) async fn write_batch(
     let insert_configs = format!(
         "INSERT INTO {} (id, organisation, profile, url, name, events, headers, retry_count, \
          timeout_seconds, secret, state, deactivation_reason, deleted, version, created_at, \
-         updated_at, failure_count, previous_secrets, rate_limit) ",
+         updated_at, failure_count, previous_secrets, rate_limit, ordering) ",
         tables.configs
     );
     let insert_subscriptions = format!(
@@ -343,7 +349,8 @@ pub(crate) async fn write_batch(
                     .push_bind(row.updated_at)
                     .push_bind(0_i64)
                     .push_bind(&row.previous_secrets)
-                    .push_bind(row.rate_limit);
+                    .push_bind(row.rate_limit)
+                    .push_bind(row.ordering);
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -406,6 +413,11 @@ pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Erro
         "rate_limit",
         format!("{:?}", expected.rate_limit),
         format!("{:?}", row.rate_limit),
+    );
+    check(
+        "ordering",
+        expected.ordering.to_owned(),
+        row.ordering.as_str().to_owned(),
     );
     check(
         "state",
@@ -574,6 +586,7 @@ pub async fn as_of(db: &Db, id: i64, as_of: i64) -> Result<Option<ConfigRow>, Er
         retry_count: row.retry_count,
         timeout_seconds: row.timeout_seconds,
         rate_limit: row.rate_limit,
+        ordering: folded.config.ordering,
         secret: row.secret.to_owned(),
         previous_secrets: row.previous_secrets.clone(),
         state: folded.config.state,

@@ -244,6 +244,9 @@ mod wire {
         task: Option<&'a str>,
         attempts: i64,
         due: i64,
+        /// The FIFO place, if any (absent from older nodes' notices).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        place: Option<i64>,
         event: &'a str,
         #[serde(rename = "type")]
         event_type: &'a str,
@@ -262,6 +265,7 @@ mod wire {
                     task: d.task_id.as_deref(),
                     attempts: d.attempts,
                     due: d.next_attempt_at,
+                    place: d.fifo_seq,
                     event: &d.event.id,
                     event_type: &d.event.event_type,
                     published: d.event.published_at,
@@ -293,6 +297,7 @@ mod wire {
                 task_id: whole.task.map(str::to_owned),
                 attempts: whole.attempts,
                 next_attempt_at: whole.due,
+                fifo_seq: whole.place,
                 event: EventRecord {
                     id: whole.event.to_owned(),
                     event_type: whole.event_type.to_owned(),
@@ -326,6 +331,7 @@ mod tests {
                 task_id: None,
                 attempts: 0,
                 next_attempt_at: 5,
+                fifo_seq: (i % 2 == 0).then_some(i),
                 event: EventRecord {
                     id: format!("event-{i}"),
                     event_type: "invoice.paid".into(),

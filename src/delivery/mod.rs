@@ -67,7 +67,6 @@ pub mod store;
 pub mod supervisor;
 mod task;
 pub mod tasks;
-pub mod throttle;
 pub mod wire;
 
 pub use settings::DeliverySettings;

@@ -2,7 +2,7 @@
 //! the supervisor. The answer never waits for a delivery.
 use super::event_schemas::EventSchemas;
 use super::routing::RoutingCache;
-use super::store::{DeliveryKind, DeliveryStore, NewEvent, Published};
+use super::store::{DeliveryKind, DeliveryStore, NewEvent, Published, Target};
 use super::supervisor::SupervisorHandle;
 use super::wire::{event_data_of, EventData};
 use aggregates::values::TEST_EVENT_TYPE;
@@ -151,7 +151,11 @@ impl Publisher {
             key_id: None,
             kind: DeliveryKind::Test,
             task_id: task_id.map(str::to_owned),
-            targets: vec![config_id],
+            // A test takes no place in a FIFO line: it goes out at once.
+            targets: vec![Target {
+                config_id,
+                fifo: false,
+            }],
         };
         self.commit_and_hand_over(new).await
     }

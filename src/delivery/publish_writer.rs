@@ -12,7 +12,15 @@
 //! four to six round trips per batch). SQLite has no arrays; there the
 //! statements are multi-row `VALUES` in a transaction, and nothing crosses
 //! a socket.
-use super::store::{DeliveryKind, PendingDelivery, Published};
+//!
+//! A delivery to a FIFO config takes the config's next place
+//! (`fifo_seq`, see `endpoint::fifo`) from `fifo_sequences` in the same
+//! transaction: the row stays locked until the batch commits, so a
+//! concurrent batch to the same config waits and takes the places after
+//! it — the places of a config follow the commit order, without gaps (a
+//! batch that rolls back gives its places back). Only batches with a FIFO
+//! target pay for this.
+use super::store::{DeliveryKind, PendingDelivery, Published, Target};
 use super::wire::{event_data, EventData, EventRecord};
 use projections::db::now_micros;
 use projections::{Db, Error};
@@ -28,8 +36,8 @@ pub struct NewEvent {
     pub key_id: Option<i64>,
     pub kind: DeliveryKind,
     pub task_id: Option<String>,
-    /// Distinct config ids.
-    pub targets: Vec<i64>,
+    /// Distinct configs.
+    pub targets: Vec<Target>,
 }
 
 /// SQLite's multi-row statements: 7 parameters an event row and 10 a
@@ -41,18 +49,25 @@ const FIND_FIRST: &str = "SELECT e.id, e.event_type, e.data, e.published_at, \
     FROM published_events e WHERE e.organisation = $1 AND e.idempotency_key = $2";
 
 /// What the insert statements stored: the events that were new (by id)
-/// and the delivery row id of each (batch index, config).
+/// and the delivery row id and FIFO place of each (batch index, config).
 #[derive(Default)]
 struct Written {
     inserted: HashSet<String>,
-    delivery_ids: HashMap<(usize, i64), i64>,
+    delivery_ids: HashMap<(usize, i64), (i64, Option<i64>)>,
 }
 
 impl Written {
     /// A delivery row came back (rows come back in no promised order).
-    fn delivery(&mut self, index: &HashMap<&str, usize>, event_id: &str, config: i64, id: i64) {
+    fn delivery(
+        &mut self,
+        index: &HashMap<&str, usize>,
+        event_id: &str,
+        config: i64,
+        id: i64,
+        place: Option<i64>,
+    ) {
         if let Some(&i) = index.get(event_id) {
-            self.delivery_ids.insert((i, config), id);
+            self.delivery_ids.insert((i, config), (id, place));
         }
     }
 }
@@ -133,8 +148,8 @@ impl<'a> Rows<'a> {
         let deliveries = new
             .targets
             .iter()
-            .map(|&config_id| {
-                let id = written.delivery_ids.get(&(i, config_id)).ok_or_else(|| {
+            .map(|&Target { config_id, .. }| {
+                let (id, place) = written.delivery_ids.get(&(i, config_id)).ok_or_else(|| {
                     Error::Corrupt(format!(
                         "no delivery row came back for event {} and config {config_id}",
                         event.id
@@ -142,6 +157,7 @@ impl<'a> Rows<'a> {
                 })?;
                 Ok(PendingDelivery {
                     id: *id,
+                    fifo_seq: *place,
                     config_id,
                     kind: new.kind,
                     task_id: new.task_id.clone(),
@@ -204,8 +220,44 @@ const POSTGRES_PUBLISH: &str = "WITH ev AS ( \
         WHERE t.event_id IN (SELECT id FROM ev) \
         RETURNING id, event_id, config_id \
     ) \
-    SELECT id, NULL::bigint, NULL::bigint FROM ev \
-    UNION ALL SELECT event_id, id, config_id FROM d";
+    SELECT id, NULL::bigint, NULL::bigint, NULL::bigint FROM ev \
+    UNION ALL SELECT event_id, id, config_id, NULL::bigint FROM d";
+
+/// [`POSTGRES_PUBLISH`] for a batch with a FIFO target: `places` takes
+/// each FIFO config's places (in config order, so that two batches lock
+/// their rows in the same order: no deadlock), and each of its deliveries
+/// gets one, in batch order.
+const POSTGRES_PUBLISH_FIFO: &str = "WITH ev AS ( \
+        INSERT INTO published_events (id, organisation, idempotency_key, event_type, data, \
+            published_at, key_id) \
+        SELECT id, organisation, idempotency_key, event_type, data, $6, key_id \
+        FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $7::bigint[]) \
+            AS i (id, organisation, idempotency_key, event_type, data, key_id) \
+        ON CONFLICT (organisation, idempotency_key) DO NOTHING \
+        RETURNING id \
+    ), t AS ( \
+        SELECT * FROM UNNEST($8::text[], $9::bigint[], $10::bigint[], $11::text[], \
+            $12::text[], $13::bool[]) WITH ORDINALITY \
+            AS t (event_id, config_id, organisation, kind, task_id, fifo, n) \
+        WHERE t.event_id IN (SELECT id FROM ev) \
+    ), places AS ( \
+        INSERT INTO fifo_sequences AS f (config_id, last_seq) \
+        SELECT config_id, COUNT(*) FROM t WHERE fifo GROUP BY config_id ORDER BY config_id \
+        ON CONFLICT (config_id) DO UPDATE SET last_seq = f.last_seq + excluded.last_seq \
+        RETURNING config_id, last_seq \
+    ), d AS ( \
+        INSERT INTO deliveries (event_id, config_id, organisation, kind, task_id, status, \
+            attempts, next_attempt_at, created_at, updated_at, fifo_seq) \
+        SELECT t.event_id, t.config_id, t.organisation, t.kind, t.task_id, 'pending', 0, \
+            $6, $6, $6, \
+            CASE WHEN t.fifo THEN p.last_seq - COUNT(*) OVER w + ROW_NUMBER() OVER (w ORDER BY t.n) \
+            END \
+        FROM t LEFT JOIN places p ON p.config_id = t.config_id AND t.fifo \
+        WINDOW w AS (PARTITION BY t.config_id, t.fifo) \
+        RETURNING id, event_id, config_id, fifo_seq \
+    ) \
+    SELECT id, NULL::bigint, NULL::bigint, NULL::bigint FROM ev \
+    UNION ALL SELECT event_id, id, config_id, fifo_seq FROM d";
 
 /// One statement, its own transaction: every event and delivery of the
 /// batch, or nothing.
@@ -224,6 +276,7 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
     let mut target_organisations = Vec::new();
     let mut target_kinds = Vec::new();
     let mut target_tasks = Vec::new();
+    let mut target_fifo = Vec::new();
     for &i in &rows.order {
         let new = &batch[i];
         ids.push(events[i].id.clone());
@@ -232,15 +285,22 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         types.push(new.event_type.clone());
         bodies.push(rows.bodies[i].clone());
         key_ids.push(new.key_id);
-        for &config in &new.targets {
+        for target in &new.targets {
             target_events.push(events[i].id.clone());
-            target_configs.push(config);
+            target_configs.push(target.config_id);
+            target_fifo.push(target.fifo);
             target_organisations.push(new.organisation);
             target_kinds.push(new.kind.as_str());
             target_tasks.push(new.task_id.clone());
         }
     }
-    let returned: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(POSTGRES_PUBLISH)
+    let fifo = target_fifo.contains(&true);
+    let statement = if fifo {
+        POSTGRES_PUBLISH_FIFO
+    } else {
+        POSTGRES_PUBLISH
+    };
+    let query = sqlx::query_as(statement)
         .bind(ids)
         .bind(organisations)
         .bind(keys)
@@ -252,15 +312,20 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         .bind(target_configs)
         .bind(target_organisations)
         .bind(target_kinds)
-        .bind(target_tasks)
-        .fetch_all(pool)
-        .await?;
+        .bind(target_tasks);
+    let query = if fifo {
+        query.bind(target_fifo)
+    } else {
+        query
+    };
+    let returned: Vec<(String, Option<i64>, Option<i64>, Option<i64>)> =
+        query.fetch_all(pool).await?;
     let index = rows.index();
     let mut written = Written::default();
-    for (event_id, delivery, config) in returned {
+    for (event_id, delivery, config, place) in returned {
         match (delivery, config) {
             (Some(delivery), Some(config)) => {
-                written.delivery(&index, &event_id, config, delivery);
+                written.delivery(&index, &event_id, config, delivery, place);
             }
             _ => {
                 written.inserted.insert(event_id);
@@ -304,22 +369,23 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
         let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
         written.inserted.extend(ids);
     }
-    let delivery_rows: Vec<(usize, i64)> = rows
+    let delivery_rows: Vec<(usize, Target)> = rows
         .order
         .iter()
         .filter(|&&i| written.inserted.contains(&events[i].id))
-        .flat_map(|&i| batch[i].targets.iter().map(move |&config| (i, config)))
+        .flat_map(|&i| batch[i].targets.iter().map(move |&target| (i, target)))
         .collect();
+    let places = take_fifo_places(&mut tx, &delivery_rows).await?;
     let index = rows.index();
     for chunk in delivery_rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO deliveries (event_id, config_id, organisation, kind, task_id, \
-             status, attempts, next_attempt_at, created_at, updated_at) ",
+             status, attempts, next_attempt_at, created_at, updated_at, fifo_seq) ",
         );
-        insert.push_values(chunk, |mut row, &(i, config)| {
+        insert.push_values(chunk, |mut row, &(i, target)| {
             let new = &batch[i];
             row.push_bind(events[i].id.clone())
-                .push_bind(config)
+                .push_bind(target.config_id)
                 .push_bind(new.organisation)
                 .push_bind(new.kind.as_str())
                 .push_bind(new.task_id.clone())
@@ -327,12 +393,13 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
                 .push_bind(0_i64)
                 .push_bind(rows.now)
                 .push_bind(rows.now)
-                .push_bind(rows.now);
+                .push_bind(places.get(&(i, target.config_id)).copied());
         });
-        insert.push(" RETURNING id, event_id, config_id");
-        let created: Vec<(i64, String, i64)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-        for (id, event_id, config) in created {
-            written.delivery(&index, &event_id, config, id);
+        insert.push(" RETURNING id, event_id, config_id, fifo_seq");
+        let created: Vec<(i64, String, i64, Option<i64>)> =
+            insert.build_query_as().fetch_all(&mut *tx).await?;
+        for (id, event_id, config, place) in created {
+            written.delivery(&index, &event_id, config, id, place);
         }
     }
     let mut firsts = HashMap::new();
@@ -346,4 +413,37 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
     }
     tx.commit().await?;
     rows.answers(&written, firsts)
+}
+
+/// SQLite: the FIFO places of a batch's deliveries, by (batch index,
+/// config), taken in its transaction (SQLite has one writer, so they follow
+/// the commit order as on PostgreSQL).
+async fn take_fifo_places(
+    tx: &mut sqlx::SqliteConnection,
+    delivery_rows: &[(usize, Target)],
+) -> Result<HashMap<(usize, i64), i64>, Error> {
+    let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (_, target) in delivery_rows.iter().filter(|(_, target)| target.fifo) {
+        *counts.entry(target.config_id).or_default() += 1;
+    }
+    let mut next = HashMap::new();
+    for (config_id, count) in counts {
+        let last: i64 = sqlx::query_scalar(
+            "INSERT INTO fifo_sequences (config_id, last_seq) VALUES ($1, $2) \
+             ON CONFLICT (config_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq \
+             RETURNING last_seq",
+        )
+        .bind(config_id)
+        .bind(count)
+        .fetch_one(&mut *tx)
+        .await?;
+        next.insert(config_id, last - count + 1);
+    }
+    let mut places = HashMap::new();
+    for &(i, target) in delivery_rows.iter().filter(|(_, target)| target.fifo) {
+        let place = next.get_mut(&target.config_id).expect("counted above");
+        places.insert((i, target.config_id), *place);
+        *place += 1;
+    }
+    Ok(places)
 }

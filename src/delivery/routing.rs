@@ -5,7 +5,7 @@
 //! event type, routing config) and forgotten whenever any config changes
 //! (the command side calls [`RoutingCache::invalidate`] after the read
 //! model is written and before the command answers).
-use super::store::DeliveryStore;
+use super::store::{DeliveryStore, Target};
 use projections::cache::InvalidatedCache;
 use projections::Error;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ type RouteKey = (i64, String, Option<i64>);
 
 #[derive(Clone, Default)]
 pub struct RoutingCache {
-    routes: Arc<InvalidatedCache<RouteKey, Arc<Vec<i64>>>>,
+    routes: Arc<InvalidatedCache<RouteKey, Arc<Vec<Target>>>>,
 }
 
 impl RoutingCache {
@@ -26,15 +26,15 @@ impl RoutingCache {
         organisation: i64,
         event_type: &str,
         routed_config: Option<i64>,
-    ) -> Result<Arc<Vec<i64>>, Error> {
+    ) -> Result<Arc<Vec<Target>>, Error> {
         let key = (organisation, event_type.to_owned(), routed_config);
         self.routes
             .get_or_load(key, async {
                 let mut targets = store
                     .routing_targets(organisation, event_type, routed_config)
                     .await?;
-                targets.sort_unstable();
-                targets.dedup();
+                targets.sort_unstable_by_key(|target| target.config_id);
+                targets.dedup_by_key(|target| target.config_id);
                 Ok(Arc::new(targets))
             })
             .await

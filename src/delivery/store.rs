@@ -6,7 +6,7 @@ pub use super::publish_writer::NewEvent;
 use super::wire::EventRecord;
 use crate::changes::{Change, ChangeBus};
 use crate::cluster::Fence;
-use aggregates::values::{CustomHeaders, WebhookSecret};
+use aggregates::values::{CustomHeaders, DeliveryOrdering, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, PreviousSecret, Profile, UnknownValue};
 use projections::db::now_micros;
 use projections::webhook_configs::ConfigRow;
@@ -114,7 +114,25 @@ pub struct PendingDelivery {
     /// Attempts made so far.
     pub attempts: i64,
     pub next_attempt_at: i64,
+    /// Its place in a FIFO config's line (see `endpoint::fifo`); `None`
+    /// for a config without ordering (when it was published) and tests.
+    pub fifo_seq: Option<i64>,
     pub event: EventRecord,
+}
+
+/// A config an event goes to, and whether its deliveries take a place in
+/// its FIFO line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub config_id: i64,
+    pub fifo: bool,
+}
+
+/// What a read of a config's pending rows found.
+pub struct PendingRead {
+    pub deliveries: Vec<PendingDelivery>,
+    /// For a FIFO read: the last place taken, read before the rows.
+    pub last_fifo_place: Option<i64>,
 }
 
 /// A config as its delivery actor needs it.
@@ -133,6 +151,7 @@ pub struct EndpointConfig {
     pub timeout: Duration,
     /// Deliveries per second (see `throttle`); `None`: no limit.
     pub rate_limit: Option<u32>,
+    pub ordering: DeliveryOrdering,
     pub state: ConfigState,
     pub deleted: bool,
 }
@@ -161,6 +180,7 @@ impl EndpointConfig {
                 .map_err(|_| corrupt("previous secrets"))?,
             timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
             rate_limit: row.rate_limit.and_then(|n| u32::try_from(n).ok()),
+            ordering: row.ordering,
             id: row.id,
             organisation: row.organisation,
             url: row.url,
@@ -176,6 +196,10 @@ impl EndpointConfig {
             .filter(|previous| previous.expires_at > now)
             .map(|previous| &previous.secret)
             .collect()
+    }
+
+    pub fn is_fifo(&self) -> bool {
+        self.ordering == DeliveryOrdering::Fifo
     }
 
     /// Regular events go to `new` and `valid` configs; tests to any live one.
@@ -223,6 +247,7 @@ struct PendingRow {
     task_id: Option<String>,
     attempts: i64,
     next_attempt_at: i64,
+    fifo_seq: Option<i64>,
     event_id: String,
     event_type: String,
     data: String,
@@ -238,6 +263,7 @@ impl PendingRow {
             task_id: self.task_id,
             attempts: self.attempts,
             next_attempt_at: self.next_attempt_at,
+            fifo_seq: self.fifo_seq,
             event: EventRecord {
                 id: self.event_id,
                 event_type: self.event_type,
@@ -249,7 +275,7 @@ impl PendingRow {
 }
 
 const PENDING_SELECT: &str = "SELECT d.id, d.config_id, d.kind, d.task_id, d.attempts, \
-    d.next_attempt_at, e.id AS event_id, e.event_type, e.data, e.published_at \
+    d.next_attempt_at, d.fifo_seq, e.id AS event_id, e.event_type, e.data, e.published_at \
     FROM deliveries d JOIN published_events e ON e.id = d.event_id";
 
 /// Which deliveries a statement picks by id (`Only` an empty list: none;
@@ -374,8 +400,9 @@ impl DeliveryStore {
         organisation: i64,
         event_type: &str,
         routed_config: Option<i64>,
-    ) -> Result<Vec<i64>, Error> {
-        let subscribed = "SELECT s.config_id FROM webhook_config_subscriptions s \
+    ) -> Result<Vec<Target>, Error> {
+        let subscribed = "SELECT s.config_id, w.ordering = 'fifo' \
+            FROM webhook_config_subscriptions s \
             JOIN webhook_configs w ON w.id = s.config_id \
             WHERE s.organisation = $1 AND s.event_type IN ($2, '*') AND w.profile = 'v1' \
               AND w.deleted = FALSE AND w.state IN ('new', 'valid') \
@@ -383,18 +410,26 @@ impl DeliveryStore {
         let routed = "SELECT id FROM webhook_configs WHERE id = $1 AND organisation = $2 \
             AND profile = 'configs' AND deleted = FALSE AND state IN ('new', 'valid')";
         Ok(on_pool!(&self.db, |pool| {
-            let mut targets: Vec<i64> = sqlx::query_scalar(subscribed)
+            let subscribed: Vec<(i64, bool)> = sqlx::query_as(subscribed)
                 .bind(organisation)
                 .bind(event_type)
                 .fetch_all(pool)
                 .await?;
+            let mut targets: Vec<Target> = subscribed
+                .into_iter()
+                .map(|(config_id, fifo)| Target { config_id, fifo })
+                .collect();
             if let Some(config) = routed_config {
                 let found: Option<i64> = sqlx::query_scalar(routed)
                     .bind(config)
                     .bind(organisation)
                     .fetch_optional(pool)
                     .await?;
-                targets.extend(found);
+                // The configs dialect has no ordering.
+                targets.extend(found.map(|config_id| Target {
+                    config_id,
+                    fifo: false,
+                }));
             }
             targets
         }))
@@ -410,23 +445,51 @@ impl DeliveryStore {
     /// The first `limit` pending deliveries of a config, soonest due first;
     /// its tests only unless `with_events` (an `invalid` config takes tests
     /// only: its event deliveries wait in the database until it is valid).
+    ///
+    /// A FIFO read (`fifo`) takes the rows in place order — those without a
+    /// place first: tests, and deliveries published before the config
+    /// chose FIFO — and reads the last place taken before them (see
+    /// `endpoint::fifo::vouched_by_read`).
     pub async fn pending_for_config(
         &self,
         config_id: i64,
         limit: usize,
         with_events: bool,
-    ) -> Result<Vec<PendingDelivery>, Error> {
+        fifo: bool,
+    ) -> Result<PendingRead, Error> {
+        let order = if fifo {
+            "(d.fifo_seq IS NOT NULL), d.fifo_seq, d.id"
+        } else {
+            "d.next_attempt_at, d.id"
+        };
         let sql = format!(
             "{PENDING_SELECT} WHERE d.config_id = $1 AND d.status = 'pending' \
-             AND (d.kind = 'test' OR $3) ORDER BY d.next_attempt_at, d.id LIMIT $2"
+             AND (d.kind = 'test' OR $3) ORDER BY {order} LIMIT $2"
         );
-        let rows: Vec<PendingRow> = on_pool!(&self.db, |pool| sqlx::query_as(&sql)
-            .bind(config_id)
-            .bind(limit as i64)
-            .bind(with_events)
-            .fetch_all(pool)
-            .await?);
-        Ok(rows.into_iter().map(PendingRow::into_pending).collect())
+        let last_place = "SELECT last_seq FROM fifo_sequences WHERE config_id = $1";
+        let (rows, last_fifo_place): (Vec<PendingRow>, Option<i64>) =
+            on_pool!(&self.db, |pool| {
+                let last_fifo_place = if fifo {
+                    let last: Option<i64> = sqlx::query_scalar(last_place)
+                        .bind(config_id)
+                        .fetch_optional(pool)
+                        .await?;
+                    Some(last.unwrap_or(0))
+                } else {
+                    None
+                };
+                let rows = sqlx::query_as(&sql)
+                    .bind(config_id)
+                    .bind(limit as i64)
+                    .bind(with_events)
+                    .fetch_all(pool)
+                    .await?;
+                (rows, last_fifo_place)
+            });
+        Ok(PendingRead {
+            deliveries: rows.into_iter().map(PendingRow::into_pending).collect(),
+            last_fifo_place,
+        })
     }
 
     /// Configs with pending deliveries due before `due_before` (µs).
@@ -767,6 +830,7 @@ mod tests {
             retry_count: 3,
             timeout_seconds: 30,
             rate_limit: None,
+            ordering: DeliveryOrdering::None,
             secret: secret.into(),
             previous_secrets: "[]".into(),
             state: ConfigState::Valid,

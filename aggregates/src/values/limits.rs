@@ -115,3 +115,54 @@ impl RateLimit {
         (self.0 > 0).then_some(self.0)
     }
 }
+
+/// In what order an endpoint receives its events: `none` (the default: as
+/// fast as they go, several at once) or `fifo` (publish order, one at a
+/// time; a failing delivery holds the ones behind it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryOrdering {
+    #[default]
+    None,
+    Fifo,
+}
+
+impl DeliveryOrdering {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw {
+            "none" => Ok(Self::None),
+            "fifo" => Ok(Self::Fifo),
+            _ => Err(ValidationError::new("must be \"fifo\" or \"none\"")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Fifo => "fifo",
+        }
+    }
+}
+
+#[cfg(test)]
+mod ordering_tests {
+    use super::DeliveryOrdering;
+
+    #[test]
+    fn ordering_parses_its_two_names_only() {
+        assert_eq!(DeliveryOrdering::parse("fifo").unwrap(), DeliveryOrdering::Fifo);
+        assert_eq!(DeliveryOrdering::parse("none").unwrap(), DeliveryOrdering::None);
+        assert!(DeliveryOrdering::parse("FIFO").is_err());
+        assert!(DeliveryOrdering::parse("").is_err());
+        assert_eq!(DeliveryOrdering::default().as_str(), "none");
+    }
+}
+
+/// As the read model stores it.
+impl TryFrom<String> for DeliveryOrdering {
+    type Error = ValidationError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}

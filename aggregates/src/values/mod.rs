@@ -13,7 +13,7 @@ mod url;
 pub use event_types::{EventTypeName, SubscribedEvents, TEST_EVENT_TYPE, WILDCARD};
 pub use headers::CustomHeaders;
 pub use ids::{ConfigId, OrganisationId};
-pub use limits::{RateLimit, RetryCount, TimeoutSeconds};
+pub use limits::{DeliveryOrdering, RateLimit, RetryCount, TimeoutSeconds};
 pub use name::ConfigName;
 pub use secret::WebhookSecret;
 pub use tenancy::{parse_features, Plan, Scope, WEBHOOKS_FEATURE};

@@ -4,7 +4,7 @@ use super::events::{SettingsChanged, WebhookConfigEvent};
 use super::services::WebhookConfigServices;
 use super::state::{ConfigState, DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, DeliveryOrdering, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 use cqrs_es::event_sink::EventSink;
@@ -48,6 +48,8 @@ pub struct WebhookConfig {
     pub timeout_seconds: TimeoutSeconds,
     #[serde(default)]
     pub rate_limit: RateLimit,
+    #[serde(default)]
+    pub ordering: DeliveryOrdering,
     pub secret: Option<WebhookSecret>,
     /// Secrets replaced by a rotation that still sign beside the current
     /// one until their expiry, newest first; at most
@@ -125,6 +127,7 @@ impl Aggregate for WebhookConfig {
                     retry_count,
                     timeout_seconds,
                     rate_limit: RateLimit::UNLIMITED,
+                    ordering: DeliveryOrdering::None,
                     secret: Some(secret),
                     previous_secrets: Vec::new(),
                     state: ConfigState::New,
@@ -155,6 +158,9 @@ impl Aggregate for WebhookConfig {
                 }
                 if let Some(rate_limit) = changed.rate_limit {
                     self.rate_limit = rate_limit;
+                }
+                if let Some(ordering) = changed.ordering {
+                    self.ordering = ordering;
                 }
             }
             WebhookConfigEvent::Tested { success, .. } => {
@@ -232,12 +238,15 @@ impl WebhookConfig {
             secret: new.secret,
         }];
         // `Created` keeps its shape (older events stay readable as they
-        // are): a limit given at creation is a settings change after it.
-        if new.rate_limit != RateLimit::UNLIMITED {
-            events.push(WebhookConfigEvent::SettingsUpdated(SettingsChanged {
-                rate_limit: Some(new.rate_limit),
-                ..SettingsChanged::default()
-            }));
+        // are): a limit or an ordering given at creation is a settings
+        // change after it.
+        let settings = SettingsChanged {
+            rate_limit: Some(new.rate_limit).filter(|v| *v != RateLimit::UNLIMITED),
+            ordering: Some(new.ordering).filter(|v| *v != DeliveryOrdering::None),
+            ..SettingsChanged::default()
+        };
+        if !settings.is_empty() {
+            events.push(WebhookConfigEvent::SettingsUpdated(settings));
         }
         if !new.active {
             events.push(WebhookConfigEvent::Deactivated {
@@ -270,6 +279,7 @@ impl WebhookConfig {
                 .timeout_seconds
                 .filter(|v| *v != self.timeout_seconds),
             rate_limit: changes.rate_limit.filter(|v| *v != self.rate_limit),
+            ordering: changes.ordering.filter(|v| *v != self.ordering),
         };
         if !settings.is_empty() {
             events.push(WebhookConfigEvent::SettingsUpdated(settings));

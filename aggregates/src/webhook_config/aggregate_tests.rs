@@ -56,6 +56,7 @@ fn new_config(active: bool) -> NewWebhookConfig {
         secret: secret(1),
         active,
         rate_limit: RateLimit::UNLIMITED,
+        ordering: DeliveryOrdering::None,
     }
 }
 
@@ -311,6 +312,37 @@ async fn a_rate_limit_is_a_settings_change_set_and_cleared() {
     for bad in [0, -1, 10_001] {
         assert!(RateLimit::parse(Some(bad)).is_err(), "{bad}");
     }
+}
+
+#[tokio::test]
+async fn fifo_ordering_is_a_settings_change_recorded_once() {
+    let created_fifo = NewWebhookConfig {
+        ordering: DeliveryOrdering::Fifo,
+        ..new_config(true)
+    };
+    let fifo = WebhookConfigEvent::SettingsUpdated(SettingsChanged {
+        ordering: Some(DeliveryOrdering::Fifo),
+        ..Default::default()
+    });
+    test()
+        .given_no_previous_events()
+        .when_async(WebhookConfigCommand::Create(created_fifo))
+        .await
+        .then_expect_events(vec![created(), fifo.clone()]);
+    test()
+        .given(vec![created(), fifo.clone()])
+        .when_async(WebhookConfigCommand::Update(ConfigChanges {
+            ordering: Some(DeliveryOrdering::Fifo),
+            ..Default::default()
+        }))
+        .await
+        .then_expect_events(vec![]);
+    let config = WebhookConfig::from_events([created(), fifo]);
+    assert_eq!(config.ordering, DeliveryOrdering::Fifo);
+    assert_eq!(
+        WebhookConfig::from_events([created()]).ordering,
+        DeliveryOrdering::None
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 use super::state::{DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, DeliveryOrdering, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 
@@ -41,6 +41,7 @@ pub struct NewWebhookConfig {
     /// `false` creates the config already deactivated (v1 `is_active: false`).
     pub active: bool,
     pub rate_limit: RateLimit,
+    pub ordering: DeliveryOrdering,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -53,6 +54,7 @@ pub struct ConfigChanges {
     pub retry_count: Option<RetryCount>,
     pub timeout_seconds: Option<TimeoutSeconds>,
     pub rate_limit: Option<RateLimit>,
+    pub ordering: Option<DeliveryOrdering>,
     /// `Some(false)` deactivates (reason `owner`), `Some(true)` reactivates.
     pub active: Option<bool>,
 }

@@ -1,6 +1,6 @@
 use super::state::{DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, DeliveryOrdering, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 use cqrs_es::DomainEvent;
@@ -67,6 +67,8 @@ pub struct SettingsChanged {
     pub timeout_seconds: Option<TimeoutSeconds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<DeliveryOrdering>,
 }
 
 impl SettingsChanged {

@@ -11,7 +11,7 @@ use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{
-    ConfigId, ConfigName, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
+    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, WebhookUrl,
 };
 use aggregates::webhook_config::{
@@ -66,6 +66,7 @@ pub async fn create(
         secret: generate_webhook_secret(),
         active: true,
         rate_limit: RateLimit::UNLIMITED,
+        ordering: DeliveryOrdering::None,
     });
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;

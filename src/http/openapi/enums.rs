@@ -1,6 +1,7 @@
 //! Schemas of the enums the API shows as strings, built from the enums
 //! themselves so that the document cannot list a value the code lacks.
 use crate::delivery::store::DeliveryStatus;
+use aggregates::values::DeliveryOrdering;
 use aggregates::webhook_config::ConfigState;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::Object;
@@ -32,5 +33,12 @@ pub fn delivery_kind() -> Object {
     string_enum(
         ["event", "test"],
         "event (a published event) or test (a webhook_config.test delivery)",
+    )
+}
+
+pub fn delivery_ordering() -> Object {
+    string_enum(
+        [DeliveryOrdering::None, DeliveryOrdering::Fifo].map(DeliveryOrdering::as_str),
+        "none (as fast as they go) or fifo (publish order, one in flight)",
     )
 }

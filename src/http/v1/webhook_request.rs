@@ -2,7 +2,7 @@
 //! Every field is checked and every problem reported at once, per field.
 use super::error::FieldErrors;
 use aggregates::values::{
-    ConfigName, CustomHeaders, RateLimit, RetryCount, SubscribedEvents, TimeoutSeconds, UrlPolicy,
+    ConfigName, CustomHeaders, DeliveryOrdering, RateLimit, RetryCount, SubscribedEvents, TimeoutSeconds, UrlPolicy,
     ValidationError, WebhookUrl,
 };
 use aggregates::webhook_config::ConfigChanges;
@@ -18,6 +18,7 @@ pub struct CreateWebhook {
     pub timeout_seconds: TimeoutSeconds,
     pub active: bool,
     pub rate_limit: RateLimit,
+    pub ordering: DeliveryOrdering,
 }
 
 pub fn parse_create(
@@ -40,6 +41,7 @@ pub fn parse_create(
         timeout_seconds: changes.timeout_seconds.unwrap_or_default(),
         active: changes.active.unwrap_or(true),
         rate_limit: changes.rate_limit.unwrap_or_default(),
+        ordering: changes.ordering.unwrap_or_default(),
     })
 }
 
@@ -74,6 +76,11 @@ fn parse_optional_settings(body: &Map<String, Value>, errors: &mut FieldErrors) 
         }),
         rate_limit: nullable(body, "rate_limit", errors, |v| {
             integer(v).and_then(|n| RateLimit::parse(Some(n)))
+        }),
+        ordering: nullable(body, "ordering", errors, |v| {
+            v.as_str()
+                .ok_or_else(|| ValidationError::new("must be \"fifo\" or \"none\""))
+                .and_then(DeliveryOrdering::parse)
         }),
         active: optional(body, "is_active", errors, |v| {
             v.as_bool()
@@ -221,6 +228,11 @@ pub struct CreateWebhookBody {
     /// wait, they do not fail); `null` (the default): no limit.
     #[schema(minimum = 1, maximum = 10000, nullable)]
     rate_limit: Option<i64>,
+    /// `fifo`: events arrive in publish order, one in flight, a failing
+    /// delivery holding the ones behind it; `none` (the default): as fast
+    /// as they go.
+    #[schema(value_type = Option<String>, nullable, pattern = "^(fifo|none)$")]
+    ordering: Option<String>,
 }
 
 /// The body of `PATCH /api/v1/webhooks/{id}`: only the fields given
@@ -246,4 +258,7 @@ pub struct UpdateWebhookBody {
     /// Deliveries per second; `null` removes the limit.
     #[schema(minimum = 1, maximum = 10000, nullable)]
     rate_limit: Option<i64>,
+    /// `fifo` or `none`; `null`: `none`.
+    #[schema(value_type = Option<String>, nullable, pattern = "^(fifo|none)$")]
+    ordering: Option<String>,
 }

@@ -1,5 +1,6 @@
 //! The v1 webhook resource.
 use crate::http::openapi::enums;
+use aggregates::values::DeliveryOrdering;
 use aggregates::webhook_config::ConfigState;
 use projections::db::micros_to_rfc3339;
 use projections::webhook_configs::ConfigRow;
@@ -23,6 +24,9 @@ pub struct WebhookResource {
     pub timeout_seconds: i64,
     /// Deliveries per second at most; `null`: no limit.
     pub rate_limit: Option<i64>,
+    /// `fifo`: events arrive in publish order, one at a time.
+    #[schema(schema_with = enums::delivery_ordering)]
+    pub ordering: DeliveryOrdering,
     pub last_triggered_at: Option<String>,
     pub last_success_at: Option<String>,
     pub last_failure_at: Option<String>,
@@ -62,6 +66,7 @@ impl WebhookResource {
             retry_count: row.retry_count,
             timeout_seconds: row.timeout_seconds,
             rate_limit: row.rate_limit,
+            ordering: row.ordering,
             failure_count: row.failure_count,
         }
     }

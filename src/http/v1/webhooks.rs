@@ -120,6 +120,7 @@ pub async fn create(
         secret: generate_webhook_secret(),
         active: input.active,
         rate_limit: input.rate_limit,
+        ordering: input.ordering,
     });
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;

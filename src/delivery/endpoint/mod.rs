@@ -3,20 +3,35 @@
 //! schedules retries, and stops when it has been idle for a while. Its
 //! pending work always lives in the database too, so a dead actor loses
 //! nothing: the supervisor starts a new one, which reloads it.
+//!
+//! The actor composes plain parts, each with its own tests: the
+//! [`queue::DeliveryQueue`] (what it holds, and what is ready), the
+//! [`fifo::FifoLine`] of a FIFO endpoint, the [`retries::RetryHeap`], the
+//! [`attempts::Attempts`] under way and the [`throttle::Throttle`]. The
+//! actor itself moves deliveries between them, reads the database and
+//! talks to the supervisor.
+mod attempts;
+pub mod fifo;
+mod queue;
+mod retries;
+pub mod throttle;
+
 use super::policy::{DeliveryEngine, Verdict};
-use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
+use super::store::{DeliveryKind, EndpointConfig, PendingDelivery, PendingRead};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
-use super::throttle::Throttle;
 use crate::cluster::Fence;
 use crate::telemetry;
 use actix::prelude::*;
+use attempts::Attempts;
+use fifo::{FifoLine, Next};
 use futures_util::FutureExt;
 use projections::db::now_micros;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use queue::{Admission, DeliveryQueue};
+use retries::RetryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use throttle::Throttle;
 use tracing::Instrument;
 
 pub struct EndpointActor {
@@ -27,34 +42,19 @@ pub struct EndpointActor {
     client: reqwest::Client,
     /// `None` until loaded from the database.
     config: Option<Arc<EndpointConfig>>,
-    ready: VecDeque<PendingDelivery>,
-    /// Every delivery this actor holds (queued, in flight or waiting for a
-    /// retry), so that the same row arriving twice is sent once.
-    held: HashSet<i64>,
-    /// The deliveries this actor finished lately. An actor learns of a
-    /// delivery twice, from the publish's hand-over and from a reload of
-    /// the pending rows, and either can come after the delivery is done:
-    /// a reload read the committed row, sent and recorded it before the
-    /// hand-over arrived (seen with 40 concurrent publishes), or a reload
-    /// read the row just before its attempt's record (seen in the
-    /// URL-change test). Only a manual retry sends a finished delivery
-    /// again, and it says so ([`Deliver::again`]).
-    finished: RecentlyFinished,
-    /// Deliveries with an attempt under way, sent or being recorded
-    /// (bounded, see `pump`): a config switched off meanwhile fails its
-    /// other pending deliveries at once, and these when their attempt's
-    /// record says what comes next.
-    attempting: HashSet<i64>,
-    /// Of those, the HTTP requests under way (bounded by
-    /// `max_in_flight_per_endpoint`).
-    in_flight: usize,
-    /// Deliveries waiting for their next attempt, soonest first, and the
-    /// one timer armed for the soonest (one timer per waiting retry would
-    /// be one future each in the actor's context, all polled on every
-    /// wake-up: thousands for an endpoint that is down).
-    retries: BinaryHeap<Reverse<WaitingRetry>>,
+    queue: DeliveryQueue,
+    /// A FIFO endpoint's deliveries with a place, in place order.
+    line: FifoLine,
+    attempts: Attempts,
+    retries: RetryHeap,
+    /// The one timer armed, for the soonest waiting retry.
     retry_timer: Option<(Instant, SpawnHandle)>,
-    retries_queued: u64,
+    /// The config's `rate_limit` and the receiver's push-back.
+    throttle: Throttle,
+    /// A pump is due when the throttle allows the next delivery.
+    throttled: bool,
+    /// A pump is due when a gap in the FIFO line has waited long enough.
+    gap_timer: bool,
     /// `Deliver` batches received; the supervisor compares it with what it
     /// sent before letting the actor stop.
     received: u64,
@@ -71,10 +71,6 @@ pub struct EndpointActor {
     last_nudged: Option<Instant>,
     /// A backlog waits for room in the node's budget (a pump is due).
     waiting_for_room: bool,
-    /// The config's `rate_limit`, and whether a pump is due when it allows
-    /// the next delivery.
-    throttle: Throttle,
-    throttled: bool,
 }
 
 impl EndpointActor {
@@ -90,14 +86,14 @@ impl EndpointActor {
             supervisor,
             client,
             config: None,
-            ready: VecDeque::new(),
-            held: HashSet::new(),
-            finished: RecentlyFinished::default(),
-            attempting: HashSet::new(),
-            in_flight: 0,
-            retries: BinaryHeap::new(),
+            queue: DeliveryQueue::default(),
+            line: FifoLine::default(),
+            attempts: Attempts::default(),
+            retries: RetryHeap::default(),
             retry_timer: None,
-            retries_queued: 0,
+            throttle: Throttle::new(None, Instant::now()),
+            throttled: false,
+            gap_timer: false,
             received: 0,
             idle_since: Instant::now(),
             reloads: 0,
@@ -105,56 +101,116 @@ impl EndpointActor {
             refilling: false,
             last_nudged: None,
             waiting_for_room: false,
-            throttle: Throttle::new(None, Instant::now()),
-            throttled: false,
         }
     }
 
     /// Takes on deliveries, up to the cap; the ones over it stay in the
-    /// database for a later [`Self::refill`].
-    fn hold(&mut self, deliveries: Vec<PendingDelivery>) {
+    /// database for a later [`Self::refill`]. Returns the lowest FIFO place
+    /// it had no room for.
+    fn hold(&mut self, deliveries: Vec<PendingDelivery>) -> Option<i64> {
         let cap = self.engine.settings.max_queued_per_endpoint;
+        let mut lowest_not_taken: Option<i64> = None;
         for delivery in deliveries {
-            if self.finished.contains(delivery.id)
-                || self.held.contains(&delivery.id)
-                || self.engine.recording.contains(delivery.id)
-            {
+            if self.engine.recording.contains(delivery.id) {
                 continue;
             }
-            if self.held.len() >= cap || !self.engine.budget.take() {
-                self.spilled = true;
-                continue;
+            let budget = &self.engine.budget;
+            match self.queue.admit(delivery.id, cap, || budget.take()) {
+                Admission::Known => {}
+                Admission::NoRoom => {
+                    self.spilled = true;
+                    if let Some(place) = delivery.fifo_seq {
+                        lowest_not_taken = Some(lowest_not_taken.map_or(place, |p| p.min(place)));
+                    }
+                }
+                Admission::Held => self.place(delivery),
             }
-            self.held.insert(delivery.id);
-            self.ready.push_back(delivery);
+        }
+        lowest_not_taken
+    }
+
+    /// A held delivery goes to the FIFO line if it has a place there, else
+    /// to the ready queue.
+    fn place(&mut self, delivery: PendingDelivery) {
+        if self.in_line(&delivery) {
+            self.line.hold(delivery);
+        } else {
+            self.queue.push_back(delivery);
         }
     }
 
-    /// Reads the soonest pending deliveries again (those held already are
-    /// skipped by `hold`): the queue ran low while some were left in the
-    /// database. Every one committed before the read starts is seen by it,
-    /// and a notice turned away after that sets `spilled` again.
-    fn refill(&mut self, ctx: &mut Context<Self>) {
-        self.refilling = true;
-        self.spilled = false;
+    fn in_line(&self, delivery: &PendingDelivery) -> bool {
+        delivery.fifo_seq.is_some() && self.config.as_ref().is_some_and(|c| c.is_fifo())
+    }
+
+    /// After the config was (re)loaded: deliveries that arrived before it
+    /// (or under another ordering) move to where its ordering puts them.
+    /// A FIFO delivery waiting for its retry in the ready queue stays.
+    fn arrange(&mut self) {
+        if self.config.as_ref().is_some_and(|c| c.is_fifo()) {
+            let line = &self.line;
+            let moved = self
+                .queue
+                .take_ready_where(|d| d.fifo_seq.is_some() && !line.is_current(d.id));
+            for delivery in moved {
+                self.line.hold(delivery);
+            }
+        } else {
+            for delivery in self.line.drain() {
+                self.queue.push_back(delivery);
+            }
+        }
+    }
+
+    /// Takes what a read of the pending rows found.
+    fn take_read(&mut self, read: PendingRead) {
+        let cap = self.engine.settings.max_queued_per_endpoint;
+        let complete = read.deliveries.len() < cap;
+        self.spilled |= !complete;
+        let places: Vec<i64> = read.deliveries.iter().filter_map(|d| d.fifo_seq).collect();
+        let lowest_not_taken = self.hold(read.deliveries);
+        if let Some(last_place) = read.last_fifo_place {
+            self.line.vouch(fifo::vouched_by_read(
+                last_place,
+                &places,
+                complete,
+                lowest_not_taken,
+            ));
+        }
+    }
+
+    fn pending_read(&self) -> impl std::future::Future<Output = Result<PendingRead, projections::Error>> {
         let store = self.engine.store.clone();
         let (config_id, cap) = (self.config_id, self.engine.settings.max_queued_per_endpoint);
         // Only what the config takes now: rows read and dropped as not
         // accepted would make the queue look low again, and the actor
         // would read them over and over.
-        let with_events = self
-            .config
-            .as_ref()
-            .is_some_and(|config| config.accepts(DeliveryKind::Event));
-        let read =
-            task::run(async move { store.pending_for_config(config_id, cap, with_events).await });
+        let config = self.config.clone();
+        async move {
+            let with_events = config
+                .as_ref()
+                .is_some_and(|config| config.accepts(DeliveryKind::Event));
+            let fifo = config.as_ref().is_some_and(|config| config.is_fifo());
+            store
+                .pending_for_config(config_id, cap, with_events, fifo)
+                .await
+        }
+    }
+
+    /// Reads the soonest pending deliveries again (those held already are
+    /// skipped by `hold`): the queue ran low while some were left in the
+    /// database, or the FIFO line has a gap. Every one committed before
+    /// the read starts is seen by it, and a notice turned away after that
+    /// sets `spilled` again.
+    fn refill(&mut self, ctx: &mut Context<Self>) {
+        self.refilling = true;
+        self.spilled = false;
+        let config_id = self.config_id;
+        let read = task::run(self.pending_read());
         ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
             actor.refilling = false;
             match read {
-                Ok(pending) => {
-                    actor.spilled |= pending.len() >= cap;
-                    actor.hold(pending);
-                }
+                Ok(read) => actor.take_read(read),
                 Err(error) => {
                     tracing::error!(config = config_id, %error, "cannot read pending deliveries");
                     actor.spilled = true;
@@ -183,7 +239,7 @@ impl EndpointActor {
         let cap = self.engine.settings.max_queued_per_endpoint;
         // Nothing is launched until the reload is read, so this is every
         // attempt under way while it reads.
-        let attempting: Vec<i64> = self.attempting.iter().copied().collect();
+        let attempting = self.attempts.delivery_ids();
         let engine = self.engine.clone();
         let config_id = self.config_id;
         let load = async move {
@@ -196,9 +252,10 @@ impl EndpointActor {
                     .await?;
             }
             let with_events = accepts(DeliveryKind::Event);
+            let fifo = config.as_ref().is_some_and(|c| c.is_fifo());
             let pending = engine
                 .store
-                .pending_for_config(config_id, cap, with_events)
+                .pending_for_config(config_id, cap, with_events, fifo)
                 .await?;
             Ok::<_, projections::Error>((config, pending))
         };
@@ -208,9 +265,9 @@ impl EndpointActor {
             Ok((Some(config), pending)) => {
                 actor.throttle.set_rate(config.rate_limit);
                 actor.config = Some(Arc::new(config));
+                actor.arrange();
                 actor.drop_waiting_retries_not_accepted(ctx);
-                actor.spilled |= pending.len() >= cap;
-                actor.hold(pending);
+                actor.take_read(pending);
                 actor.pump(ctx);
             }
             Ok((None, _)) => {
@@ -242,13 +299,12 @@ impl EndpointActor {
         let fence = ownership.fence(self.config_id);
         let limit = self.engine.settings.max_in_flight_per_endpoint;
         // A receiver that refused (429/503) gets fewer at once for a while.
-        let in_flight_limit = self.throttle.in_flight_limit(limit);
+        let request_limit = self.throttle.in_flight_limit(limit);
         let now = now_micros();
         // Attempts still being recorded count too, up to three times the
-        // limit again: while the database lags behind the receiver, the
-        // actor stops taking on more than it can record.
-        while self.in_flight < in_flight_limit && self.attempting.len() < 4 * limit {
-            let Some(delivery) = self.ready.pop_front() else {
+        // limit again.
+        while self.attempts.may_start(request_limit, 4 * limit) {
+            let Some(delivery) = self.next_delivery(ctx) else {
                 break;
             };
             if !config.accepts(delivery.kind) {
@@ -261,8 +317,12 @@ impl EndpointActor {
                 continue;
             }
             if let Err(wait) = self.throttle.try_take(Instant::now()) {
-                // Over the rate limit: it waits at the head of the queue.
-                self.ready.push_front(delivery);
+                // Over the rate limit: it waits, first in its queue.
+                if self.line.is_current(delivery.id) {
+                    self.line.put_back(delivery);
+                } else {
+                    self.queue.push_front(delivery);
+                }
                 if !self.throttled {
                     self.throttled = true;
                     ctx.run_later(wait, |actor, ctx| {
@@ -275,7 +335,7 @@ impl EndpointActor {
             self.launch(delivery, config.clone(), fence, ctx);
         }
         let low_water = self.engine.settings.max_queued_per_endpoint / 2;
-        if self.spilled && !self.refilling && self.held.len() <= low_water {
+        if self.spilled && !self.refilling && self.queue.held() <= low_water {
             if self.engine.budget.has_room() {
                 self.refill(ctx);
             } else if !self.waiting_for_room {
@@ -293,6 +353,37 @@ impl EndpointActor {
         }
     }
 
+    /// The next delivery to start: the ready queue's first (fresh
+    /// deliveries of a non-FIFO endpoint, tests, due retries), else the
+    /// FIFO line's, when its turn has come.
+    fn next_delivery(&mut self, ctx: &mut Context<Self>) -> Option<PendingDelivery> {
+        if let Some(delivery) = self.queue.pop_front() {
+            return Some(delivery);
+        }
+        match self.line.next(Instant::now()) {
+            Next::Send(delivery) => Some(*delivery),
+            Next::Wait => {
+                if let Some(deadline) = self.line.gap_deadline() {
+                    if !self.gap_timer {
+                        self.gap_timer = true;
+                        let wait = deadline.saturating_duration_since(Instant::now());
+                        ctx.run_later(wait, |actor, ctx| {
+                            actor.gap_timer = false;
+                            actor.pump(ctx);
+                        });
+                    }
+                }
+                None
+            }
+            Next::Read => {
+                if !self.refilling {
+                    self.refill(ctx);
+                }
+                None
+            }
+        }
+    }
+
     /// Starts an attempt: one Tokio task (see [`task`]) sends, tells the
     /// actor the answer is in, records the outcome and tells the actor what
     /// comes next. Messages, not futures spawned in the actor's context:
@@ -305,8 +396,7 @@ impl EndpointActor {
         fence: Option<Fence>,
         ctx: &mut Context<Self>,
     ) {
-        self.in_flight += 1;
-        self.attempting.insert(delivery.id);
+        self.attempts.start(delivery.id);
         let (engine, client) = (self.engine.clone(), self.client.clone());
         let actor = ctx.address();
         // Counts against the partition until recorded: a node giving the
@@ -350,22 +440,16 @@ impl EndpointActor {
     }
 
     fn retry_later(&mut self, delivery: PendingDelivery, wait: Duration, ctx: &mut Context<Self>) {
-        self.retries_queued += 1;
-        self.retries.push(Reverse(WaitingRetry {
-            due: Instant::now() + wait,
-            order: self.retries_queued,
-            delivery,
-        }));
+        self.retries.push(delivery, Instant::now() + wait);
         self.arm_retry_timer(ctx);
     }
 
     /// Arms the timer for the soonest waiting retry, unless one is armed
     /// for that time or earlier.
     fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
-        let Some(Reverse(soonest)) = self.retries.peek() else {
+        let Some(due) = self.retries.soonest() else {
             return;
         };
-        let due = soonest.due;
         match &self.retry_timer {
             Some((armed, _)) if *armed <= due => return,
             Some((_, handle)) => {
@@ -376,17 +460,8 @@ impl EndpointActor {
         let wait = due.saturating_duration_since(Instant::now());
         let handle = ctx.run_later(wait, |actor, ctx| {
             actor.retry_timer = None;
-            let now = Instant::now();
-            while actor
-                .retries
-                .peek()
-                .is_some_and(|Reverse(soonest)| soonest.due <= now)
-            {
-                if let Some(Reverse(retry)) = actor.retries.pop() {
-                    let mut due = retry.delivery;
-                    due.next_attempt_at = 0;
-                    actor.ready.push_back(due);
-                }
+            for due in actor.retries.pop_due(Instant::now()) {
+                actor.queue.push_back(due);
             }
             actor.arm_retry_timer(ctx);
             actor.pump(ctx);
@@ -401,21 +476,13 @@ impl EndpointActor {
         let Some(config) = self.config.clone() else {
             return;
         };
-        if self
+        let dropped = self
             .retries
-            .iter()
-            .all(|Reverse(retry)| config.accepts(retry.delivery.kind))
-        {
+            .remove_unless(|delivery| config.accepts(delivery.kind));
+        if dropped.is_empty() {
             return;
         }
-        let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
-            .into_iter()
-            .partition(|Reverse(retry)| config.accepts(retry.delivery.kind));
-        self.retries = kept.into_iter().collect();
-        let ids: Vec<i64> = dropped
-            .into_iter()
-            .map(|Reverse(retry)| retry.delivery.id)
-            .collect();
+        let ids: Vec<i64> = dropped.iter().map(|delivery| delivery.id).collect();
         for id in &ids {
             self.finish(*id);
         }
@@ -435,23 +502,29 @@ impl EndpointActor {
         }));
     }
 
+    /// Done with it: a late notice of it is ignored, and the FIFO line
+    /// moves on.
     fn finish(&mut self, delivery_id: i64) {
-        self.forget(delivery_id);
-        self.finished.insert(delivery_id);
+        if self.queue.finish(delivery_id) {
+            self.engine.budget.give(1);
+        }
+        self.line.done(delivery_id);
     }
 
     /// No longer held (its room in the node's budget goes back).
     fn forget(&mut self, delivery_id: i64) {
-        if self.held.remove(&delivery_id) {
+        if self.queue.forget(delivery_id) {
             self.engine.budget.give(1);
         }
+        self.line.done(delivery_id);
     }
 
     fn is_idle(&self) -> bool {
         !self.spilled
             && !self.refilling
-            && self.ready.is_empty()
-            && self.attempting.is_empty()
+            && self.queue.ready_is_empty()
+            && self.line.is_empty()
+            && self.attempts.is_empty()
             && self.retries.is_empty()
     }
 }
@@ -459,7 +532,7 @@ impl EndpointActor {
 impl Drop for EndpointActor {
     /// A stopped (or panicked) actor's deliveries leave memory with it.
     fn drop(&mut self) {
-        self.engine.budget.give(self.held.len());
+        self.engine.budget.give(self.queue.held());
     }
 }
 
@@ -478,74 +551,6 @@ fn record_attempt_metrics(delivery: &PendingDelivery, status: Option<u16>, durat
 
 /// Why a pending delivery ends without being sent.
 const SWITCHED_OFF: &str = "the webhook config was deactivated or deleted before delivery";
-
-/// The ids of the last [`RecentlyFinished::CAPACITY`] finished
-/// deliveries, oldest forgotten first (a late notice of a delivery older
-/// than that sends it again: at-least-once allows it).
-#[derive(Default)]
-struct RecentlyFinished {
-    set: HashSet<i64>,
-    order: VecDeque<i64>,
-}
-
-impl RecentlyFinished {
-    const CAPACITY: usize = 10_000;
-
-    fn insert(&mut self, delivery_id: i64) {
-        if self.set.insert(delivery_id) {
-            self.order.push_back(delivery_id);
-            if self.order.len() > Self::CAPACITY {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.set.remove(&oldest);
-                }
-            }
-        }
-    }
-
-    /// Its stale entry in `order` stays until it ages out (an `insert` of
-    /// the same id meanwhile is then forgotten early: harmless).
-    fn forget(&mut self, delivery_id: i64) {
-        self.set.remove(&delivery_id);
-    }
-
-    fn contains(&self, delivery_id: i64) -> bool {
-        self.set.contains(&delivery_id)
-    }
-}
-
-/// A delivery waiting for its next attempt, ordered by when it is due
-/// (then by when it started waiting).
-struct WaitingRetry {
-    due: Instant,
-    order: u64,
-    delivery: PendingDelivery,
-}
-
-impl WaitingRetry {
-    fn key(&self) -> (Instant, u64) {
-        (self.due, self.order)
-    }
-}
-
-impl PartialEq for WaitingRetry {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for WaitingRetry {}
-
-impl PartialOrd for WaitingRetry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for WaitingRetry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
 
 impl Actor for EndpointActor {
     type Context = Context<Self>;
@@ -593,9 +598,8 @@ impl Handler<Finished> for EndpointActor {
                 status,
                 retry_after,
             } => {
-                let under_way = self.in_flight;
                 // The slot is free while the attempt is recorded.
-                self.in_flight -= 1;
+                let under_way = self.attempts.answered();
                 let limit = self.engine.settings.max_in_flight_per_endpoint;
                 match status {
                     Some(429 | 503) => {
@@ -607,7 +611,7 @@ impl Handler<Finished> for EndpointActor {
                 }
             }
             Finished::Settled { delivery, verdict } => {
-                self.attempting.remove(&delivery.id);
+                self.attempts.settled(delivery.id);
                 let switched_off = self
                     .config
                     .as_ref()
@@ -653,7 +657,7 @@ impl Handler<Deliver> for EndpointActor {
         self.received += 1;
         if msg.again {
             for delivery in &msg.deliveries {
-                self.finished.forget(delivery.id);
+                self.queue.send_again(delivery.id);
             }
         }
         self.hold(msg.deliveries);
@@ -690,7 +694,8 @@ impl Handler<Nudge> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, _: Nudge, ctx: &mut Context<Self>) {
-        let nothing_to_do = self.ready.is_empty() && self.retries.is_empty();
+        let nothing_to_do =
+            self.queue.ready_is_empty() && self.line.is_empty() && self.retries.is_empty();
         let recently = self
             .last_nudged
             .is_some_and(|at| at.elapsed() < NUDGE_EVERY);
