@@ -393,6 +393,7 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
                 .push_bind(0_i64)
                 .push_bind(rows.now)
                 .push_bind(rows.now)
+                .push_bind(rows.now)
                 .push_bind(places.get(&(i, target.config_id)).copied());
         });
         insert.push(" RETURNING id, event_id, config_id, fifo_seq");

@@ -13,6 +13,7 @@ mod contract;
 mod crash;
 mod delivery;
 mod event_schemas;
+mod fifo;
 mod fuzz;
 mod hardening;
 mod hot_path;

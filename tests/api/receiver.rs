@@ -34,7 +34,8 @@ pub struct Received {
     pub replied: u16,
     /// The sender's address.
     pub peer: Option<std::net::IpAddr>,
-    /// When the answer was sent (`None` while it is not).
+    /// When the answer was sent (`None` while it is not; for a dripping
+    /// body, when its status went).
     pub answered: Option<Instant>,
 }
 
@@ -85,6 +86,21 @@ impl Receiver {
             } else {
                 Reply::Status(200)
             }
+        }))
+    }
+
+    /// Answers as `script` says for the `attempt`-th request (0-based)
+    /// carrying the same `webhook-id`.
+    pub fn by_attempt(script: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> Self {
+        let attempts = Mutex::new(HashMap::<String, usize>::new());
+        Self::with_script(Box::new(move |_, webhook_id| {
+            let attempt = {
+                let mut attempts = attempts.lock().unwrap();
+                let seen = attempts.entry(webhook_id.to_owned()).or_default();
+                *seen += 1;
+                *seen - 1
+            };
+            script(webhook_id, attempt)
         }))
     }
 
@@ -141,6 +157,30 @@ impl Receiver {
             let _ = tokio::time::timeout(left, notified).await;
         }
     }
+
+    /// Waits until `condition` holds for what arrived; panics after
+    /// `within`.
+    pub async fn wait_until(
+        &self,
+        within: Duration,
+        condition: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let notified = self.state.arrived.notified();
+            let received = self.received();
+            if condition(&received) {
+                return received;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "not met in {within:?} with {} requests",
+                received.len()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
@@ -174,7 +214,9 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
     };
     let reply = (state.script)(index, &webhook_id);
     if let Reply::Status(code) | Reply::RetryAfter(code, _) | Reply::Drip(code) = reply {
-        state.received.lock().unwrap()[index].replied = code;
+        let mut received = state.received.lock().unwrap();
+        received[index].replied = code;
+        received[index].answered = Some(Instant::now());
     }
     state.arrived.notify_waiters();
     if let Reply::After(code, ms) = reply {
@@ -186,7 +228,9 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
     if let Reply::AfterRelease(code) = reply {
         let mut released = state.released.subscribe();
         let _ = released.wait_for(|released| *released).await;
-        state.received.lock().unwrap()[index].replied = code;
+        let mut received = state.received.lock().unwrap();
+        received[index].replied = code;
+        received[index].answered = Some(Instant::now());
     }
     match reply {
         Reply::Status(code) | Reply::AfterRelease(code) | Reply::After(code, _) => {
