@@ -7,6 +7,7 @@ use crate::cli::{stdout_of, webhookd, Served};
 use crate::helpers::{Backend, TestDatabase};
 use crate::receiver::{Received, Receiver, Reply};
 use base64::Engine;
+use futures_util::future::join_all;
 use futures_util::{stream, StreamExt};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -824,4 +825,78 @@ async fn a_rate_limit_and_a_rotation_overlap_hold_after_the_endpoint_moves() {
         );
         assert!(signed_by(delivery, &second), "the new secret signs");
     }
+}
+
+/// A FIFO endpoint keeps its order when it moves: events published by
+/// concurrent clients through one node, its owner killed while they
+/// arrive, and the node that takes it over goes on from the first one not
+/// yet done — one at a time, no inversion, every event accepted.
+#[actix_web::test]
+async fn a_fifo_endpoint_keeps_its_order_when_its_owner_is_killed() {
+    use crate::fifo::{assert_fifo, failing_at_random, Publish};
+    let mut cluster = Cluster::start(2).await;
+    let receiver = failing_at_random();
+    let (id, _) = cluster.endpoint(&receiver.url).await;
+    let (status, body) = cluster
+        .call(
+            1,
+            reqwest::Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            json!({"ordering": "fifo"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let owner: usize = cluster.owner_of(id).await[1..].parse().unwrap();
+    let survivor = 3 - owner;
+
+    let (client, base, key) = (
+        cluster.client.clone(),
+        cluster.base(survivor),
+        cluster.key.clone(),
+    );
+    let (publishers, each) = (16_u64, 6_u64);
+    let publishing = join_all((0..publishers).map(|p| {
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        async move {
+            let mut done = Vec::new();
+            for i in 0..each {
+                let n = p * each + i;
+                let started = Instant::now();
+                let response = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&json!({"type": "webhook_config.test", "data": {"i": n}}))
+                    .send()
+                    .await
+                    .expect("publish");
+                assert_eq!(response.status(), 202);
+                done.push(Publish {
+                    n,
+                    started,
+                    accepted: Instant::now(),
+                });
+            }
+            done
+        }
+    }));
+    let killing = async {
+        receiver.wait_for(20, Duration::from_secs(30)).await;
+        cluster.nodes[owner - 1].take().unwrap().kill();
+    };
+    let (published, ()) = tokio::join!(publishing, killing);
+    let published: Vec<Publish> = published.into_iter().flatten().collect();
+    let events = published.len();
+    let number = |r: &Received| r.json()["data"]["i"].as_u64().expect("data.i");
+    receiver
+        .wait_until(Duration::from_secs(90), |received| {
+            let accepted: HashSet<u64> = received
+                .iter()
+                .filter(|r| r.replied == 200)
+                .map(number)
+                .collect();
+            accepted.len() == events
+        })
+        .await;
+    assert_eq!(cluster.owner_of(id).await, format!("n{survivor}"));
+    assert_fifo(&published, &receiver.received(), number);
 }
