@@ -139,12 +139,19 @@ impl Query<WebhookConfig> for ConfigChangeNotifier {
 
 impl ConfigCommands {
     /// The projector runs first, so a notified actor reads the new row.
-    pub fn new(db: &Db, notifier: ConfigChangeNotifier) -> Self {
+    /// `listeners` hear every committed event after them (operational
+    /// webhooks).
+    pub fn new(
+        db: &Db,
+        notifier: ConfigChangeNotifier,
+        listeners: Vec<Box<dyn Query<WebhookConfig>>>,
+    ) -> Self {
         let services = WebhookConfigServices::new(Arc::new(DbEventTypeCatalog::new(db.clone())));
         let mut queries: Vec<Box<dyn Query<WebhookConfig>>> = vec![
             Box::new(ConfigProjector::new(db.clone())),
             Box::new(notifier),
         ];
+        queries.extend(listeners);
         // Debug builds only (the test suite's): no environment of a release
         // build reaches it.
         if cfg!(debug_assertions)

@@ -6,6 +6,7 @@ use crate::cluster::{self, ClusterNode, NodeSettings, Ownership, Role};
 use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
 use crate::database;
 use crate::delivery::budget::HeldBudget;
+use crate::delivery::operational::{self, ConfigEventNotices, OperationalWebhooks};
 use crate::delivery::policy::DeliveryEngine;
 use crate::delivery::publish::Publisher;
 use crate::delivery::routing::RoutingCache;
@@ -98,7 +99,12 @@ impl Application {
             reads: config_reads.clone(),
             keys: keys.clone(),
         });
-        let commands = ConfigCommands::new(&db, ConfigChangeNotifier::new(changes.clone()));
+        let (operational, notices) = OperationalWebhooks::new();
+        let commands = ConfigCommands::new(
+            &db,
+            ConfigChangeNotifier::new(changes.clone()),
+            vec![Box::new(ConfigEventNotices(operational.clone()))],
+        );
         let mut delivery = settings.delivery.clone();
         delivery.url_policy = url_policy.clone();
         let store = DeliveryStore::new(db.clone(), changes.clone());
@@ -134,11 +140,13 @@ impl Application {
             ownership: ownership.clone(),
             budget: HeldBudget::new(delivery.max_queued_deliveries),
             recording: Default::default(),
+            operational,
         };
         // Starting the supervisor resumes every pending delivery (of the
         // endpoints this node owns) in the database.
         let supervisor = SupervisorHandle::start(Arc::new(engine), changes.clone());
         let publisher = Publisher::new(store, supervisor, routes);
+        operational::spawn(notices, publisher.clone(), db.clone());
         let state = web::Data::new(AppState {
             db: db.clone(),
             keys,

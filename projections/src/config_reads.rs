@@ -76,7 +76,13 @@ impl ConfigReads {
             })
             .await?;
         Ok(row
-            .filter(|row| row.organisation == organisation && !row.deleted)
+            .filter(|row| {
+                // An operational webhook is reached through its
+                // organisation only.
+                row.organisation == organisation
+                    && !row.deleted
+                    && row.profile != aggregates::webhook_config::Profile::Operational
+            })
             .map(|row| (*row).clone()))
     }
 
@@ -94,7 +100,7 @@ impl ConfigReads {
             .get_or_load((organisation, page, per_page), async {
                 let sql = format!(
                     "SELECT {COLUMNS} FROM webhook_configs \
-                     WHERE organisation = $1 AND deleted = FALSE \
+                     WHERE organisation = $1 AND deleted = FALSE AND profile <> 'operational' \
                      ORDER BY id DESC LIMIT $2 OFFSET $3"
                 );
                 let offset = (page - 1).saturating_mul(per_page);
@@ -110,7 +116,7 @@ impl ConfigReads {
         let total = self
             .total(format!("live {organisation}"), async {
                 let sql =
-                    "SELECT COUNT(*) FROM webhook_configs WHERE organisation = $1 AND deleted = FALSE";
+                    "SELECT COUNT(*) FROM webhook_configs WHERE organisation = $1 AND deleted = FALSE AND profile <> 'operational'";
                 Ok(on_pool!(db, |pool| sqlx::query_scalar(sql)
                     .bind(organisation)
                     .fetch_one(pool)

@@ -14,6 +14,7 @@ pub mod config_reads;
 pub mod db;
 pub mod event_log;
 pub mod event_types;
+pub mod operational;
 pub mod paging;
 pub mod rebuild;
 pub mod redact;

@@ -467,7 +467,7 @@ pub async fn allocate_id(db: &Db) -> Result<i64, Error> {
 pub async fn find(db: &Db, organisation: i64, id: i64) -> Result<Option<ConfigRow>, Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM webhook_configs \
-         WHERE id = $1 AND organisation = $2 AND deleted = FALSE"
+         WHERE id = $1 AND organisation = $2 AND deleted = FALSE AND profile <> 'operational'"
     );
     Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(id)
@@ -511,6 +511,8 @@ pub async fn list_filtered(
     let mut conditions = vec![
         "organisation = $1".to_owned(),
         "deleted = FALSE".to_owned(),
+        // An operational webhook is the organisation's, not a webhook of its list.
+        "profile <> 'operational'".to_owned(),
         "($2 IS NULL OR created_at >= $2)".to_owned(),
         "($3 IS NULL OR created_at < $3)".to_owned(),
     ];

@@ -52,6 +52,7 @@ pub mod event_schemas;
 mod group_commit;
 pub mod http_client;
 pub mod lanes;
+pub mod operational;
 mod outcome_writer;
 pub mod policy;
 pub mod publish;

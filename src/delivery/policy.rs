@@ -3,6 +3,7 @@
 //! leaves the delivery pending, so it is sent again: at-least-once).
 use super::attempt::{self, AttemptResult};
 use super::budget::HeldBudget;
+use super::operational::OperationalWebhooks;
 pub use super::recording::Recording;
 use super::settings::DeliverySettings;
 use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
@@ -55,6 +56,8 @@ pub struct DeliveryEngine {
     pub budget: HeldBudget,
     /// Deliveries whose answered attempt is being recorded.
     pub recording: Recording,
+    /// Where `delivery.exhausted` notices go.
+    pub operational: OperationalWebhooks,
 }
 
 impl DeliveryEngine {
@@ -127,6 +130,15 @@ impl DeliveryEngine {
                 }
             }
             return Verdict::Done;
+        }
+        // (A 410 ends it early: `endpoint.disabled` tells of that.)
+        if next == NextStep::Failed && !result.gone {
+            self.operational.delivery_exhausted(
+                config,
+                delivery,
+                result.record.status_code,
+                result.record.error.as_deref(),
+            );
         }
         if result.gone {
             return Verdict::EndpointOff;

@@ -134,6 +134,32 @@ impl Publisher {
         }
     }
 
+    /// Sends a notice to an organisation's operational webhook (config
+    /// `target`; see `operational.rs`): an event of its own, outside the
+    /// catalog, for that config only.
+    pub async fn publish_operational(
+        &self,
+        organisation: i64,
+        target: i64,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<Published, PublishError> {
+        let new = NewEvent {
+            organisation,
+            idempotency_key: None,
+            event_type: event_type.to_owned(),
+            data: event_data_of(data),
+            key_id: None,
+            kind: DeliveryKind::Event,
+            task_id: None,
+            targets: vec![Target {
+                config_id: target,
+                fifo: false,
+            }],
+        };
+        self.commit_and_hand_over(new).await
+    }
+
     /// Sends one `webhook_config.test` event to one config; its outcome is
     /// recorded on the config as a `Tested` event.
     pub async fn test(

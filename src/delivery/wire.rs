@@ -58,7 +58,7 @@ struct ConfigsBody<'a> {
 /// The JSON body for a config of `profile`.
 pub fn body(profile: Profile, event: &EventRecord) -> Vec<u8> {
     let written = match profile {
-        Profile::V1 => serde_json::to_vec(&V1Body {
+        Profile::V1 | Profile::Operational => serde_json::to_vec(&V1Body {
             id: &event.id,
             event_type: &event.event_type,
             timestamp: micros_to_rfc3339(event.published_at),
@@ -87,7 +87,7 @@ pub fn body(profile: Profile, event: &EventRecord) -> Vec<u8> {
 /// route on it) the config's URL joined with `/<event id>`.
 pub fn target_url(profile: Profile, config_url: &str, event_id: &str) -> String {
     match profile {
-        Profile::V1 => config_url.to_owned(),
+        Profile::V1 | Profile::Operational => config_url.to_owned(),
         Profile::Configs => match url::Url::parse(config_url) {
             Ok(mut url) => {
                 if let Ok(mut segments) = url.path_segments_mut() {

@@ -228,7 +228,7 @@ impl Cluster {
 
 /// The Standard Webhooks signature, checked with the HMAC crates directly
 /// (not webhookd's signing code).
-fn signed_by(received: &Received, secret: &str) -> bool {
+pub fn signed_by(received: &Received, secret: &str) -> bool {
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.trim_start_matches("whsec_"))
         .unwrap();

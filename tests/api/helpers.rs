@@ -393,6 +393,14 @@ impl TestApp {
             .expect("count"))
     }
 
+    /// A count read directly from the database.
+    pub async fn count_sql(&self, sql: &str) -> i64 {
+        projections::on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+            .fetch_one(pool)
+            .await
+            .expect("count"))
+    }
+
     /// Runs a statement directly on the database (to simulate faults).
     pub async fn execute_sql(&self, sql: &str) {
         projections::on_pool!(&self.db, |pool| {

@@ -17,6 +17,7 @@ mod fifo;
 mod fuzz;
 mod hardening;
 mod hot_path;
+mod operational;
 mod projection_catch_up;
 mod receiver;
 mod recovery;

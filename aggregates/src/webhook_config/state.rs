@@ -64,12 +64,16 @@ impl fmt::Display for ConfigState {
 }
 
 /// Which API dialect created the config; decides the delivery body shape.
+/// `Operational`: an organisation's operational webhook (it receives
+/// notices about the organisation's other configs, in the v1 shape, and is
+/// shown by neither dialect's webhook lists).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     #[default]
     V1,
     Configs,
+    Operational,
 }
 
 impl Profile {
@@ -77,11 +81,12 @@ impl Profile {
         match self {
             Self::V1 => "v1",
             Self::Configs => "configs",
+            Self::Operational => "operational",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::V1, Self::Configs]
+        [Self::V1, Self::Configs, Self::Operational]
             .into_iter()
             .find(|p| p.as_str() == raw)
     }

@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "v1: webhooks, the event type catalog, a webhook's history"),
         (name = "events", description = "v1: publishing events (scope `publish`)"),
         (name = "deliveries", description = "v1: deliveries and their attempt logs, retries, tests"),
+        (name = "organisation", description = "v1: the caller's organisation and its operational webhook"),
         (name = "configs", description = "The configs API (ricloud dialect): configs, tasks, keys, organisation"),
         (name = "health", description = "For load balancers and orchestrators; no key"),
     ),

@@ -7,6 +7,7 @@ mod error;
 mod event_types;
 mod events;
 mod history;
+mod organisation;
 mod recovery;
 pub mod resources;
 pub mod rotation_request;
@@ -33,6 +34,8 @@ pub use error::{ApiError, ErrorBody};
     history::history,
     recovery::start,
     recovery::show,
+    organisation::show,
+    organisation::update,
 ))]
 pub struct Api;
 
@@ -95,6 +98,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/webhooks/{id}/rotate-secret")
                     .post(webhooks::rotate_secret)
                     .default_service(fallback("POST")),
+            )
+            .service(
+                web::resource("/organisation")
+                    .get(organisation::show)
+                    .patch(organisation::update)
+                    .default_service(fallback("GET, PATCH")),
             )
             .service(
                 web::resource("/webhooks/{id}")

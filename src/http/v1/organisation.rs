@@ -1,0 +1,199 @@
+//! `/api/v1/organisation`: the caller's organisation, and its operational
+//! webhook (see `delivery/operational.rs`). The operational webhook is a
+//! config of profile `operational`, created, changed and deleted through
+//! the same commands as any other (its changes are events in its log).
+use super::caller::V1Caller;
+use super::envelope::{respond, Envelope};
+use super::error::{ApiError, FieldErrors};
+use super::webhooks::refuse_internal_names;
+use crate::config_commands::CommandMetadata;
+use crate::crypto::generate_webhook_secret;
+use crate::http::body::read_json_object;
+use crate::http::request_id::RequestId;
+use crate::http::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use aggregates::values::{
+    ConfigId, ConfigName, OrganisationId, Scope, SubscribedEvents, ValidationError, WebhookUrl,
+};
+use aggregates::webhook_config::{ConfigChanges, NewWebhookConfig, Profile, WebhookConfigCommand};
+use projections::webhook_configs;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// The caller's organisation.
+#[derive(Serialize, ToSchema)]
+pub struct OrganisationResource {
+    pub id: i64,
+    pub name: String,
+    /// Where notices about this organisation's endpoints go
+    /// (`endpoint.disabled`, `endpoint.enabled`, `endpoint.secret_rotated`,
+    /// `delivery.exhausted`); `null`: nowhere.
+    pub operational_webhook_url: Option<String>,
+    /// The secret that signs those notices (Standard Webhooks and the other
+    /// signature headers, as for any webhook); `null` without a URL.
+    pub operational_webhook_secret: Option<String>,
+}
+
+/// The body of `PATCH /api/v1/organisation`.
+#[derive(ToSchema)]
+#[schema(example = json!({"operational_webhook_url": "https://ops.example.com/webhookd"}))]
+#[allow(dead_code)]
+pub struct UpdateOrganisationBody {
+    /// An `https://` URL (the same rules as a webhook's); `null` removes
+    /// the operational webhook.
+    #[schema(max_length = 2048, format = "uri", nullable)]
+    operational_webhook_url: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/organisation", tag = "organisation", operation_id = "getOrganisation",
+    responses((status = 200, description = "The caller's organisation", body = Envelope<OrganisationResource>)),
+)]
+/// `GET /api/v1/organisation`.
+pub async fn show(
+    caller: V1Caller,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let resource = resource(&state, &caller).await?;
+    Ok(respond(StatusCode::OK, resource, &request_id))
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/organisation", tag = "organisation", operation_id = "updateOrganisation",
+    request_body(content = UpdateOrganisationBody),
+    responses((status = 200, description = "The organisation as changed", body = Envelope<OrganisationResource>)),
+)]
+/// `PATCH /api/v1/organisation {"operational_webhook_url": …}`: sets,
+/// changes or (`null`) removes the operational webhook.
+pub async fn update(
+    req: HttpRequest,
+    caller: V1Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Webhooks)?;
+    let body = read_json_object(&req, payload).await?;
+    let url = parse_update(&body, &state)?;
+    let metadata = caller.command_metadata(&request_id);
+    let organisation = caller.organisation_id();
+    match url {
+        Some(Some(url)) => {
+            refuse_internal_names(&state, Some(url.as_str())).await?;
+            set_url(&state, organisation, url, &metadata).await?;
+        }
+        Some(None) => {
+            if let Some(config) = projections::operational::clear(&state.db, organisation).await? {
+                execute(&state, config, WebhookConfigCommand::Delete, &metadata).await?;
+            }
+        }
+        None => {}
+    }
+    let resource = resource(&state, &caller).await?;
+    Ok(respond(StatusCode::OK, resource, &request_id))
+}
+
+/// `None`: not given; `Some(None)`: `null`.
+fn parse_update(
+    body: &Map<String, Value>,
+    state: &AppState,
+) -> Result<Option<Option<WebhookUrl>>, ApiError> {
+    const FIELD: &str = "operational_webhook_url";
+    let invalid = |message: String| ApiError::invalid(FieldErrors::single(FIELD, message));
+    if let Some(unknown) = body.keys().find(|key| key.as_str() != FIELD) {
+        return Err(ApiError::invalid(FieldErrors::single(
+            unknown,
+            "is not a field of the organisation that can be changed",
+        )));
+    }
+    match body.get(FIELD) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(raw)) => WebhookUrl::parse(raw, &state.url_policy)
+            .map(|url| Some(Some(url)))
+            .map_err(|ValidationError(message)| invalid(message)),
+        Some(_) => Err(invalid("must be a URL string or null".into())),
+    }
+}
+
+/// Points the operational webhook at `url`: a new config the first time,
+/// else a URL change of the one there is.
+async fn set_url(
+    state: &AppState,
+    organisation: i64,
+    url: WebhookUrl,
+    metadata: &CommandMetadata,
+) -> Result<(), ApiError> {
+    if let Some(existing) = projections::operational::find(&state.db, organisation).await? {
+        return update_url(state, existing, url, metadata).await;
+    }
+    let id = webhook_configs::allocate_id(&state.db).await?;
+    let command = WebhookConfigCommand::Create(NewWebhookConfig {
+        id: ConfigId::new(id),
+        organisation: OrganisationId::new(organisation),
+        profile: Profile::Operational,
+        url: url.clone(),
+        name: ConfigName::parse("operational webhook").expect("a valid name"),
+        events: SubscribedEvents::all(),
+        headers: Default::default(),
+        retry_count: Default::default(),
+        timeout_seconds: Default::default(),
+        secret: generate_webhook_secret(),
+        active: true,
+        rate_limit: Default::default(),
+        ordering: Default::default(),
+    });
+    execute(state, id, command, metadata).await?;
+    let kept = projections::operational::set_if_none(&state.db, organisation, id).await?;
+    if kept != id {
+        // Another request set one first: that one is the organisation's.
+        execute(state, id, WebhookConfigCommand::Delete, metadata).await?;
+        update_url(state, kept, url, metadata).await?;
+    }
+    Ok(())
+}
+
+async fn update_url(
+    state: &AppState,
+    config: i64,
+    url: WebhookUrl,
+    metadata: &CommandMetadata,
+) -> Result<(), ApiError> {
+    let changes = ConfigChanges {
+        url: Some(url),
+        ..ConfigChanges::default()
+    };
+    execute(state, config, WebhookConfigCommand::Update(changes), metadata).await
+}
+
+async fn execute(
+    state: &AppState,
+    config: i64,
+    command: WebhookConfigCommand,
+    metadata: &CommandMetadata,
+) -> Result<(), ApiError> {
+    Ok(state
+        .commands
+        .execute(ConfigId::new(config), command, metadata)
+        .await?)
+}
+
+async fn resource(state: &AppState, caller: &V1Caller) -> Result<OrganisationResource, ApiError> {
+    let organisation = &caller.organisation;
+    let operational = match projections::operational::find(&state.db, organisation.id).await? {
+        Some(config) => webhook_configs::find_any(&state.db, config)
+            .await?
+            .filter(|row| !row.deleted),
+        None => None,
+    };
+    Ok(OrganisationResource {
+        id: organisation.id,
+        name: organisation.name.clone(),
+        operational_webhook_url: operational.as_ref().map(|row| row.url.clone()),
+        operational_webhook_secret: operational.map(|row| row.secret),
+    })
+}
