@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 
 /// The caller's organisation.
 #[derive(Serialize, ToSchema)]
-pub struct OrganisationResource {
+pub struct V1OrganisationResource {
     pub id: i64,
     pub name: String,
     /// Where notices about this organisation's endpoints go
@@ -40,7 +40,7 @@ pub struct OrganisationResource {
 #[derive(ToSchema)]
 #[schema(example = json!({"operational_webhook_url": "https://ops.example.com/webhookd"}))]
 #[allow(dead_code)]
-pub struct UpdateOrganisationBody {
+pub struct V1UpdateOrganisationBody {
     /// An `https://` URL (the same rules as a webhook's); `null` removes
     /// the operational webhook.
     #[schema(max_length = 2048, format = "uri", nullable)]
@@ -49,7 +49,7 @@ pub struct UpdateOrganisationBody {
 
 #[utoipa::path(
     get, path = "/api/v1/organisation", tag = "organisation", operation_id = "getOrganisation",
-    responses((status = 200, description = "The caller's organisation", body = Envelope<OrganisationResource>)),
+    responses((status = 200, description = "The caller's organisation", body = Envelope<V1OrganisationResource>)),
 )]
 /// `GET /api/v1/organisation`.
 pub async fn show(
@@ -64,8 +64,8 @@ pub async fn show(
 
 #[utoipa::path(
     patch, path = "/api/v1/organisation", tag = "organisation", operation_id = "updateOrganisation",
-    request_body(content = UpdateOrganisationBody),
-    responses((status = 200, description = "The organisation as changed", body = Envelope<OrganisationResource>)),
+    request_body(content = V1UpdateOrganisationBody),
+    responses((status = 200, description = "The organisation as changed", body = Envelope<V1OrganisationResource>)),
 )]
 /// `PATCH /api/v1/organisation {"operational_webhook_url": …}`: sets,
 /// changes or (`null`) removes the operational webhook.
@@ -182,7 +182,7 @@ async fn execute(
         .await?)
 }
 
-async fn resource(state: &AppState, caller: &V1Caller) -> Result<OrganisationResource, ApiError> {
+async fn resource(state: &AppState, caller: &V1Caller) -> Result<V1OrganisationResource, ApiError> {
     let organisation = &caller.organisation;
     let operational = match projections::operational::find(&state.db, organisation.id).await? {
         Some(config) => webhook_configs::find_any(&state.db, config)
@@ -190,7 +190,7 @@ async fn resource(state: &AppState, caller: &V1Caller) -> Result<OrganisationRes
             .filter(|row| !row.deleted),
         None => None,
     };
-    Ok(OrganisationResource {
+    Ok(V1OrganisationResource {
         id: organisation.id,
         name: organisation.name.clone(),
         operational_webhook_url: operational.as_ref().map(|row| row.url.clone()),
