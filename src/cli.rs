@@ -22,8 +22,37 @@ pub struct Cli {
     /// every line with its span fields, so one event id finds its whole life).
     #[arg(long, value_enum, env = "WEBHOOKD_LOG_FORMAT", default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// The master key that seals endpoint secrets at rest: base64 of 32
+    /// random bytes (`openssl rand -base64 32`). Without one, SQLite keeps
+    /// a generated key in `<database>.key`; PostgreSQL stores secrets
+    /// unencrypted (with a warning at every start).
+    #[arg(long, env = "WEBHOOKD_ENCRYPTION_KEY", hide_env_values = true, global = true)]
+    pub encryption_key: Option<String>,
+    /// A file holding the master key (instead of --encryption-key).
+    #[arg(long, env = "WEBHOOKD_ENCRYPTION_KEY_FILE", global = true)]
+    pub encryption_key_file: Option<std::path::PathBuf>,
+    /// Earlier master keys, comma-separated: what they sealed stays
+    /// readable while `webhookd secrets rotate-key` re-seals it.
+    #[arg(
+        long,
+        env = "WEBHOOKD_PREVIOUS_ENCRYPTION_KEYS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        global = true
+    )]
+    pub previous_encryption_keys: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    pub fn encryption_keys(&self) -> database::EncryptionKeys {
+        database::EncryptionKeys {
+            key: self.encryption_key.clone(),
+            key_file: self.encryption_key_file.clone(),
+            previous: self.previous_encryption_keys.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,6 +85,9 @@ pub enum Command {
     /// Deleting old deliveries by hand (serve does it in the background).
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Secrets at rest: re-sealing them under a new master key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (as served at
     /// /api/v1/openapi.json); needs no database.
     Openapi,
@@ -249,6 +281,15 @@ pub enum RetentionCommand {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-wraps every config's data key and re-seals the read model's
+    /// secrets under --encryption-key; the keys they were sealed with must
+    /// be in --previous-encryption-keys. Servers keep running meanwhile
+    /// (give them both keys first; see the README).
+    RotateKey,
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum ProjectionsCommand {
     /// Rebuild a read model from the log into shadow tables and swap it in.
     Rebuild {
@@ -344,7 +385,7 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
             Ok(webhookd::listen::listen(port, secret).await?)
         }
         admin_command => {
-            let db = database::connect(&cli.database_url).await?;
+            let db = database::connect(&cli.database_url, &cli.encryption_keys()).await?;
             match admin_command {
                 Command::Serve(_) | Command::Listen { .. } | Command::Openapi => {
                     unreachable!("handled above")
@@ -352,6 +393,13 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
                 Command::Audit(args) => return audit_command(&db, args).await,
                 Command::Cluster(ClusterCommand::Status { node_timeout }) => {
                     return cluster_status(&db, node_timeout).await
+                }
+                Command::Secrets(SecretsCommand::RotateKey) => {
+                    let vault = projections::vault::of(&db);
+                    let (data_keys, configs) = vault.rotate(&db).await?;
+                    println!(
+                        "re-wrapped {data_keys} data keys and re-sealed the secrets of {configs} configs"
+                    );
                 }
                 Command::Retention(RetentionCommand::Run { retention }) => {
                     let deleted = webhookd::delivery::retention::run_pass(&db, retention).await?;
@@ -636,6 +684,7 @@ async fn rebuild_command(db: &projections::Db, projection: Option<&str>) -> anyh
 
 async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = Settings::new(&cli.database_url, &args.bind);
+    settings.encryption = cli.encryption_keys();
     settings.dev = args.dev;
     settings.allowed_targets = args.allow_targets;
     settings.workers = args.workers;

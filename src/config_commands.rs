@@ -8,12 +8,13 @@ use aggregates::webhook_config::{
 use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventUpcaster};
 use cqrs_es::CqrsFramework;
 use cqrs_es::{AggregateError, Query};
-use postgres_es::{PostgresCqrs, PostgresEventRepository};
+use crate::sealed_event_store::SealedEventRepository;
+use postgres_es::PostgresEventRepository;
 use projections::event_types::DbEventTypeCatalog;
 use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use rand::Rng;
-use sqlite_es::{SqliteCqrs, SqliteEventRepository};
+use sqlite_es::SqliteEventRepository;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,9 +99,15 @@ impl CommandError {
     }
 }
 
+/// The framework over a backend's event repository, secrets sealed.
+type Cqrs<R> = CqrsFramework<
+    WebhookConfig,
+    PersistedEventStore<SealedEventRepository<R>, WebhookConfig>,
+>;
+
 enum Framework {
-    Sqlite(SqliteCqrs<WebhookConfig>),
-    Postgres(PostgresCqrs<WebhookConfig>),
+    Sqlite(Cqrs<SqliteEventRepository>),
+    Postgres(Cqrs<PostgresEventRepository>),
 }
 
 /// The write side for webhook configs: a cqrs-es framework over the plain
@@ -161,14 +168,20 @@ impl ConfigCommands {
         }
         let framework = match db {
             Db::Sqlite(pool) => Framework::Sqlite(CqrsFramework::new(
-                PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone()))
-                    .with_upcasters(upcasters()),
+                PersistedEventStore::new_event_store(SealedEventRepository::new(
+                    SqliteEventRepository::new(pool.clone()),
+                    db.clone(),
+                ))
+                .with_upcasters(upcasters()),
                 queries,
                 services,
             )),
             Db::Postgres(pool) => Framework::Postgres(CqrsFramework::new(
-                PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
-                    .with_upcasters(upcasters()),
+                PersistedEventStore::new_event_store(SealedEventRepository::new(
+                    PostgresEventRepository::new(pool.clone()),
+                    db.clone(),
+                ))
+                .with_upcasters(upcasters()),
                 queries,
                 services,
             )),

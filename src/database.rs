@@ -1,5 +1,6 @@
 //! Opening the database `DATABASE_URL` names and bringing its schema up to date.
 use anyhow::{bail, Context};
+use projections::vault::{MasterKey, MasterKeys};
 use projections::Db;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -17,10 +18,21 @@ pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Where the master key that seals secrets at rest comes from (see
+/// `projections::vault`): `--encryption-key` / `WEBHOOKD_ENCRYPTION_KEY`
+/// (base64 of 32 bytes), or a file holding that text; earlier keys that
+/// still open what they sealed while a rotation runs.
+#[derive(Debug, Clone, Default)]
+pub struct EncryptionKeys {
+    pub key: Option<String>,
+    pub key_file: Option<std::path::PathBuf>,
+    pub previous: Vec<String>,
+}
+
 /// Connects and applies the migrations of the backend the URL names:
 /// `sqlite://path` (created if missing) or `postgres://…`.
-pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
-    connect_as(database_url, "webhookd", 20).await
+pub async fn connect(database_url: &str, keys: &EncryptionKeys) -> anyhow::Result<Db> {
+    connect_as(database_url, "webhookd", 20, keys).await
 }
 
 /// [`connect`], naming the connections (PostgreSQL's `application_name`,
@@ -29,7 +41,84 @@ pub async fn connect_as(
     database_url: &str,
     name: &str,
     max_connections: u32,
+    keys: &EncryptionKeys,
 ) -> anyhow::Result<Db> {
+    let db = open(database_url, name, max_connections).await?;
+    let master = master_keys(&db, keys)?;
+    projections::vault::install(&db, master);
+    Ok(db)
+}
+
+/// The master keys for this database. Without a configured key, SQLite
+/// keeps a generated one in a file beside the database (`<file>.key`,
+/// mode 0600); PostgreSQL, whose nodes must all share the key, stores
+/// secrets unencrypted and says so at every start.
+fn master_keys(db: &Db, keys: &EncryptionKeys) -> anyhow::Result<Option<MasterKeys>> {
+    let configured = match (&keys.key, &keys.key_file) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the encryption key file {}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let primary = match (configured, db) {
+        (Some(text), _) => MasterKey::parse(&text).map_err(anyhow::Error::msg)?,
+        (None, Db::Postgres(_)) => {
+            tracing::warn!(
+                "no encryption key is configured (WEBHOOKD_ENCRYPTION_KEY): endpoint secrets                  are stored unencrypted in PostgreSQL"
+            );
+            return Ok(None);
+        }
+        (None, Db::Sqlite(pool)) => sqlite_key_file(pool.connect_options().get_filename())?,
+    };
+    let previous = keys
+        .previous
+        .iter()
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| MasterKey::parse(text).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("WEBHOOKD_PREVIOUS_ENCRYPTION_KEYS")?;
+    Ok(Some(MasterKeys { primary, previous }))
+}
+
+/// The key file beside a SQLite database, made on first use.
+fn sqlite_key_file(database: &std::path::Path) -> anyhow::Result<MasterKey> {
+    let in_memory = database.as_os_str().is_empty() || database.to_string_lossy().contains(":memory:");
+    if in_memory {
+        return MasterKey::parse(&MasterKey::generate()).map_err(anyhow::Error::msg);
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push(".key");
+    let path = std::path::PathBuf::from(path);
+    if !path.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // `create_new`: of two processes opening a new database at once,
+        // one writes the key and the other reads it.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(MasterKey::generate().as_bytes())?;
+                file.sync_all()?;
+                tracing::info!(file = %path.display(), "generated the encryption key for secrets at rest");
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot create {}", path.display()))
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the encryption key file {}", path.display()))?;
+    MasterKey::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+async fn open(database_url: &str, name: &str, max_connections: u32) -> anyhow::Result<Db> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         if !sqlx::Postgres::database_exists(database_url)
             .await

@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod database;
 pub mod delivery;
 pub mod http;
+pub mod sealed_event_store;
 pub mod listen;
 pub mod settings;
 pub mod startup;

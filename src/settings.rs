@@ -45,6 +45,8 @@ pub struct Settings {
     /// Retry schedule, failure limits, name overrides (its `url_policy` is
     /// filled from `dev` and `allowed_targets` at start).
     pub delivery: DeliverySettings,
+    /// The master key for secrets at rest (see `database::EncryptionKeys`).
+    pub encryption: crate::database::EncryptionKeys,
 }
 
 impl Settings {
@@ -53,6 +55,7 @@ impl Settings {
             database_url: database_url.to_owned(),
             bind: bind.to_owned(),
             dev: false,
+            encryption: Default::default(),
             allowed_targets: Vec::new(),
             workers: None,
             body_deadline: BodyDeadline::default(),

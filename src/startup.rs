@@ -73,6 +73,7 @@ impl Application {
             &settings.database_url,
             &format!("webhookd:{node_id}"),
             settings.max_db_connections,
+            &settings.encryption,
         )
         .await?;
         let repaired = ConfigProjector::new(db.clone())

@@ -110,6 +110,11 @@ impl ConfigReads {
                     .bind(offset)
                     .fetch_all(pool)
                     .await?);
+                let vault = crate::vault::of(db);
+                let rows = rows
+                    .into_iter()
+                    .map(|row| crate::webhook_configs::opened(&vault, row))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok::<_, Error>(Arc::new(rows))
             })
             .await?;

@@ -88,7 +88,16 @@ pub async fn load_aggregate(
             .fetch_all(pool)
             .await?
     });
-    rows.into_iter().map(StoredEvent::try_from).collect()
+    let vault = crate::vault::of(db);
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut event = StoredEvent::try_from(row)?;
+        vault
+            .open_event(db, &event.aggregate_id, &mut event.payload)
+            .await?;
+        events.push(event);
+    }
+    Ok(events)
 }
 
 /// A config folded from its stored events, with the times the read model shows.
@@ -135,10 +144,7 @@ pub fn stream<'a>(
     db: &'a Db,
     filter: &'a LogFilter,
 ) -> futures_util::stream::BoxStream<'a, Result<StoredEvent, Error>> {
-    use futures_util::StreamExt;
-    stream_rows(db, FILTERED_IN_COMMIT_ORDER, filter)
-        .map(|row| row.map_err(Error::from).and_then(StoredEvent::try_from))
-        .boxed()
+    opening(db, stream_rows(db, FILTERED_IN_COMMIT_ORDER, filter))
 }
 
 /// Every webhook config event, one aggregate after the other (by numeric
@@ -146,16 +152,13 @@ pub fn stream<'a>(
 pub fn stream_by_aggregate(
     db: &Db,
 ) -> futures_util::stream::BoxStream<'_, Result<StoredEvent, Error>> {
-    use futures_util::StreamExt;
     static NO_FILTER: LogFilter = LogFilter {
         aggregate_id: None,
         since: None,
         until: None,
         event_type: None,
     };
-    stream_rows(db, BY_AGGREGATE, &NO_FILTER)
-        .map(|row| row.map_err(Error::from).and_then(StoredEvent::try_from))
-        .boxed()
+    opening(db, stream_rows(db, BY_AGGREGATE, &NO_FILTER))
 }
 
 const FILTERED_IN_COMMIT_ORDER: &str = "SELECT position, aggregate_id, sequence, event_type, \
@@ -170,6 +173,26 @@ const BY_AGGREGATE: &str = "SELECT position, aggregate_id, sequence, event_type,
      recorded_at FROM events WHERE aggregate_type = $1 AND ($2 IS NULL OR aggregate_id = $2) \
      AND ($3 IS NULL OR recorded_at >= $3) AND ($4 IS NULL OR recorded_at < $4) \
      AND ($5 IS NULL OR event_type = $5) ORDER BY CAST(aggregate_id AS BIGINT), sequence";
+
+/// Decodes streamed rows and opens their secrets (see `vault`).
+fn opening<'a>(
+    db: &'a Db,
+    rows: futures_util::stream::BoxStream<'a, Result<EventRow, sqlx::Error>>,
+) -> futures_util::stream::BoxStream<'a, Result<StoredEvent, Error>> {
+    use futures_util::StreamExt;
+    let vault = crate::vault::of(db);
+    rows.then(move |row| {
+        let vault = vault.clone();
+        async move {
+            let mut event = StoredEvent::try_from(row?)?;
+            vault
+                .open_event(db, &event.aggregate_id, &mut event.payload)
+                .await?;
+            Ok(event)
+        }
+    })
+    .boxed()
+}
 
 fn stream_rows<'a>(
     db: &'a Db,

@@ -19,6 +19,7 @@ pub mod paging;
 pub mod rebuild;
 pub mod redact;
 pub mod tenancy;
+pub mod vault;
 pub mod webhook_configs;
 
 pub use db::{Db, Error};

@@ -212,11 +212,12 @@ pub(crate) const LIVE: Tables = Tables {
 
 async fn upsert(db: &Db, folded: &FoldedConfig) -> Result<(), Error> {
     let row = folded_row(folded)?;
+    let vault = crate::vault::of(db);
     // The row and its subscriptions change together, and only when this
     // fold is newer than what the row holds.
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        write_folded!(&mut *tx, LIVE, &row);
+        write_folded!(&mut *tx, LIVE, &row, vault);
         tx.commit().await?;
     });
     Ok(())
@@ -225,7 +226,7 @@ async fn upsert(db: &Db, folded: &FoldedConfig) -> Result<(), Error> {
 /// Writes one folded row (guarded by `version`) and, when it was written,
 /// its subscriptions, on any connection or transaction.
 macro_rules! write_folded {
-    ($executor:expr, $tables:expr, $row:expr) => {{
+    ($executor:expr, $tables:expr, $row:expr, $vault:expr) => {{
         let tables: Tables = $tables;
         let row: &FoldedRow = $row;
         let sql = format!(
@@ -256,14 +257,14 @@ macro_rules! write_folded {
             .bind(&row.headers)
             .bind(row.retry_count)
             .bind(row.timeout_seconds)
-            .bind(row.secret)
+            .bind($vault.seal_column(row.secret))
             .bind(row.state)
             .bind(row.deactivation_reason.as_deref())
             .bind(row.deleted)
             .bind(row.version)
             .bind(row.created_at)
             .bind(row.updated_at)
-            .bind(&row.previous_secrets)
+            .bind($vault.seal_column(&row.previous_secrets))
             .bind(row.rate_limit)
             .bind(row.ordering)
             .execute(&mut *$executor)
@@ -307,6 +308,7 @@ pub(crate) async fn write_batch(
         .iter()
         .map(folded_row)
         .collect::<Result<Vec<_>, _>>()?;
+    let vault = crate::vault::of(db);
     let subscriptions: Vec<(i64, i64, &String)> = rows
         .iter()
         .flat_map(|row| {
@@ -340,7 +342,7 @@ pub(crate) async fn write_batch(
                     .push_bind(&row.headers)
                     .push_bind(row.retry_count)
                     .push_bind(row.timeout_seconds)
-                    .push_bind(row.secret)
+                    .push_bind(vault.seal_column(row.secret))
                     .push_bind(row.state)
                     .push_bind(row.deactivation_reason.as_deref())
                     .push_bind(row.deleted)
@@ -348,7 +350,7 @@ pub(crate) async fn write_batch(
                     .push_bind(row.created_at)
                     .push_bind(row.updated_at)
                     .push_bind(0_i64)
-                    .push_bind(&row.previous_secrets)
+                    .push_bind(vault.seal_column(&row.previous_secrets))
                     .push_bind(row.rate_limit)
                     .push_bind(row.ordering);
             });
@@ -448,9 +450,10 @@ pub fn stream_all(db: &Db) -> futures_util::stream::BoxStream<'_, Result<ConfigR
     use futures_util::StreamExt;
     static SQL: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM webhook_configs ORDER BY id"));
+    let vault = crate::vault::of(db);
     on_pool!(db, |pool| sqlx::query_as::<_, ConfigRow>(SQL.as_str())
         .fetch(pool)
-        .map(|row| row.map_err(Error::from))
+        .map(move |row| row.map_err(Error::from).and_then(|row| opened(&vault, row)))
         .boxed())
 }
 
@@ -469,20 +472,31 @@ pub async fn find(db: &Db, organisation: i64, id: i64) -> Result<Option<ConfigRo
         "SELECT {COLUMNS} FROM webhook_configs \
          WHERE id = $1 AND organisation = $2 AND deleted = FALSE AND profile <> 'operational'"
     );
-    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+    let row: Option<ConfigRow> = on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(id)
         .bind(organisation)
         .fetch_optional(pool)
-        .await?))
+        .await?);
+    let vault = crate::vault::of(db);
+    row.map(|row| opened(&vault, row)).transpose()
 }
 
 /// A config by id, whatever its organisation, deleted or not (for delivery).
 pub async fn find_any(db: &Db, id: i64) -> Result<Option<ConfigRow>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM webhook_configs WHERE id = $1");
-    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+    let row: Option<ConfigRow> = on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(id)
         .fetch_optional(pool)
-        .await?))
+        .await?);
+    let vault = crate::vault::of(db);
+    row.map(|row| opened(&vault, row)).transpose()
+}
+
+/// A row as read, its secrets opened (see `vault`).
+pub(crate) fn opened(vault: &crate::vault::Vault, mut row: ConfigRow) -> Result<ConfigRow, Error> {
+    row.secret = vault.open_column(&row.secret)?;
+    row.previous_secrets = vault.open_column(&row.previous_secrets)?;
+    Ok(row)
 }
 
 /// The filters of the configs API list.
@@ -544,6 +558,11 @@ pub async fn list_filtered(
         }
         query.fetch_all(pool).await?
     });
+    let vault = crate::vault::of(db);
+    let rows = rows
+        .into_iter()
+        .map(|row| opened(&vault, row))
+        .collect::<Result<Vec<_>, _>>()?;
     let total = reads
         .total(format!("{filter:?}"), async {
             Ok::<i64, Error>(on_pool!(db, |pool| {
