@@ -401,6 +401,14 @@ impl TestApp {
             .expect("count"))
     }
 
+    /// Text values read directly from the database (one column).
+    pub async fn strings_sql(&self, sql: &str) -> Vec<String> {
+        projections::on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+            .fetch_all(pool)
+            .await
+            .expect("select"))
+    }
+
     /// Runs a statement directly on the database (to simulate faults).
     pub async fn execute_sql(&self, sql: &str) {
         projections::on_pool!(&self.db, |pool| {

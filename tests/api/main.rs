@@ -22,6 +22,7 @@ mod projection_catch_up;
 mod receiver;
 mod recovery;
 mod retention;
+mod secrets_at_rest;
 mod signatures;
 mod ssrf;
 mod throttle;
