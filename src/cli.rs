@@ -26,7 +26,12 @@ pub struct Cli {
     /// random bytes (`openssl rand -base64 32`). Without one, SQLite keeps
     /// a generated key in `<database>.key`; PostgreSQL stores secrets
     /// unencrypted (with a warning at every start).
-    #[arg(long, env = "WEBHOOKD_ENCRYPTION_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "WEBHOOKD_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub encryption_key: Option<String>,
     /// A file holding the master key (instead of --encryption-key).
     #[arg(long, env = "WEBHOOKD_ENCRYPTION_KEY_FILE", global = true)]

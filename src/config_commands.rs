@@ -1,5 +1,6 @@
 //! Sending commands to WebhookConfig aggregates.
 use crate::changes::{Change, ChangeBus};
+use crate::sealed_event_store::SealedEventRepository;
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::upcasting;
 use aggregates::webhook_config::{
@@ -8,7 +9,6 @@ use aggregates::webhook_config::{
 use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventUpcaster};
 use cqrs_es::CqrsFramework;
 use cqrs_es::{AggregateError, Query};
-use crate::sealed_event_store::SealedEventRepository;
 use postgres_es::PostgresEventRepository;
 use projections::event_types::DbEventTypeCatalog;
 use projections::webhook_configs::ConfigProjector;
@@ -100,10 +100,8 @@ impl CommandError {
 }
 
 /// The framework over a backend's event repository, secrets sealed.
-type Cqrs<R> = CqrsFramework<
-    WebhookConfig,
-    PersistedEventStore<SealedEventRepository<R>, WebhookConfig>,
->;
+type Cqrs<R> =
+    CqrsFramework<WebhookConfig, PersistedEventStore<SealedEventRepository<R>, WebhookConfig>>;
 
 enum Framework {
     Sqlite(Cqrs<SqliteEventRepository>),

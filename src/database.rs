@@ -54,14 +54,14 @@ pub async fn connect_as(
 /// mode 0600); PostgreSQL, whose nodes must all share the key, stores
 /// secrets unencrypted and says so at every start.
 fn master_keys(db: &Db, keys: &EncryptionKeys) -> anyhow::Result<Option<MasterKeys>> {
-    let configured = match (&keys.key, &keys.key_file) {
-        (Some(text), _) => Some(text.clone()),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the encryption key file {}", path.display()))?,
-        ),
-        (None, None) => None,
-    };
+    let configured =
+        match (&keys.key, &keys.key_file) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the encryption key file {}", path.display())
+            })?),
+            (None, None) => None,
+        };
     let primary = match (configured, db) {
         (Some(text), _) => MasterKey::parse(&text).map_err(anyhow::Error::msg)?,
         (None, Db::Postgres(_)) => {
@@ -84,7 +84,8 @@ fn master_keys(db: &Db, keys: &EncryptionKeys) -> anyhow::Result<Option<MasterKe
 
 /// The key file beside a SQLite database, made on first use.
 fn sqlite_key_file(database: &std::path::Path) -> anyhow::Result<MasterKey> {
-    let in_memory = database.as_os_str().is_empty() || database.to_string_lossy().contains(":memory:");
+    let in_memory =
+        database.as_os_str().is_empty() || database.to_string_lossy().contains(":memory:");
     if in_memory {
         return MasterKey::parse(&MasterKey::generate()).map_err(anyhow::Error::msg);
     }

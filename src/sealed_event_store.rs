@@ -4,8 +4,7 @@
 //! destroys a config's data key once its `Deleted` event is stored
 //! (crypto-shredding: the secrets in its log can no longer be opened).
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent,
-    SerializedSnapshot,
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
 use projections::Db;

@@ -203,7 +203,9 @@ impl Vault {
             })?;
         open_with(&key.cipher, sealed)
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| Error::Corrupt(format!("a secret sealed with key {key_id} does not open")))
+            .ok_or_else(|| {
+                Error::Corrupt(format!("a secret sealed with key {key_id} does not open"))
+            })
     }
 
     /// Seals the secret inside an event about to be stored, with its
@@ -226,9 +228,14 @@ impl Vault {
         let Some(plaintext) = secret.as_str().map(str::to_owned) else {
             return Ok(());
         };
-        let cipher = self.data_key(db, aggregate_id, true).await?.ok_or_else(|| {
-            Error::Corrupt(format!("config {aggregate_id} has no data key to seal with"))
-        })?;
+        let cipher = self
+            .data_key(db, aggregate_id, true)
+            .await?
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "config {aggregate_id} has no data key to seal with"
+                ))
+            })?;
         *secret = Value::String(format!(
             "{EVENT_PREFIX}{}",
             seal_with(&cipher, plaintext.as_bytes())
@@ -317,7 +324,7 @@ impl Vault {
                 .bind(&wrapped)
                 .execute(pool)
                 .await?
-            .rows_affected());
+                .rows_affected());
         }
         let select = "SELECT key_id, wrapped FROM config_keys WHERE aggregate_id = $1";
         let row: Option<(String, String)> = on_pool!(db, |pool| sqlx::query_as(select)
@@ -360,7 +367,7 @@ impl Vault {
                 .bind(&key_id)
                 .execute(pool)
                 .await?
-            .rows_affected());
+                .rows_affected());
             rewrapped += 1;
         }
         let primary_prefix = format!("{COLUMN_PREFIX}{}:", keys.primary.id);
@@ -388,7 +395,7 @@ impl Vault {
                 .bind(&previous)
                 .execute(pool)
                 .await?
-            .rows_affected());
+                .rows_affected());
             resealed += 1;
         }
         Ok((rewrapped, resealed))
@@ -413,7 +420,11 @@ fn open_data_key(keys: &MasterKeys, key_id: &str, wrapped: &str) -> Result<Vec<u
     })?;
     open_with(&key.cipher, wrapped)
         .filter(|raw| raw.len() == 32)
-        .ok_or_else(|| Error::Corrupt(format!("a data key wrapped with key {key_id} does not open")))
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "a data key wrapped with key {key_id} does not open"
+            ))
+        })
 }
 
 fn unwrap_data_key(
@@ -432,7 +443,10 @@ mod tests {
     fn keys(primary: &str, previous: &[&str]) -> MasterKeys {
         MasterKeys {
             primary: MasterKey::parse(primary).unwrap(),
-            previous: previous.iter().map(|k| MasterKey::parse(k).unwrap()).collect(),
+            previous: previous
+                .iter()
+                .map(|k| MasterKey::parse(k).unwrap())
+                .collect(),
         }
     }
 
@@ -443,10 +457,15 @@ mod tests {
         let sealed = Vault::new(Some(keys(&old, &[]))).seal_column(secret);
         assert!(sealed.starts_with(COLUMN_PREFIX));
         assert!(!sealed.contains("AQEBAQEB"));
-        assert_ne!(sealed, Vault::new(Some(keys(&old, &[]))).seal_column(secret));
+        assert_ne!(
+            sealed,
+            Vault::new(Some(keys(&old, &[]))).seal_column(secret)
+        );
         let rotated = Vault::new(Some(keys(&new, &[&old])));
         assert_eq!(rotated.open_column(&sealed).unwrap(), secret);
-        assert!(Vault::new(Some(keys(&new, &[]))).open_column(&sealed).is_err());
+        assert!(Vault::new(Some(keys(&new, &[])))
+            .open_column(&sealed)
+            .is_err());
         assert!(Vault::new(None).open_column(&sealed).is_err());
     }
 

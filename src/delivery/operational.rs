@@ -22,9 +22,7 @@
 use super::publish::Publisher;
 use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use aggregates::values::ConfigId;
-use aggregates::webhook_config::{
-    DeactivationReason, Profile, WebhookConfig, WebhookConfigEvent,
-};
+use aggregates::webhook_config::{DeactivationReason, Profile, WebhookConfig, WebhookConfigEvent};
 use cqrs_es::{EventEnvelope, Query};
 use projections::db::micros_to_rfc3339;
 use projections::Db;

@@ -223,6 +223,11 @@ const POSTGRES_PUBLISH: &str = "WITH ev AS ( \
     SELECT id, NULL::bigint, NULL::bigint, NULL::bigint FROM ev \
     UNION ALL SELECT event_id, id, config_id, NULL::bigint FROM d";
 
+/// A row the PostgreSQL statements return: an event id alone (a stored
+/// event), or an event id with a delivery id, its config and its FIFO
+/// place.
+type ReturnedRow = (String, Option<i64>, Option<i64>, Option<i64>);
+
 /// [`POSTGRES_PUBLISH`] for a batch with a FIFO target: `places` takes
 /// each FIFO config's places (in config order, so that two batches lock
 /// their rows in the same order: no deadlock), and each of its deliveries
@@ -313,13 +318,8 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         .bind(target_organisations)
         .bind(target_kinds)
         .bind(target_tasks);
-    let query = if fifo {
-        query.bind(target_fifo)
-    } else {
-        query
-    };
-    let returned: Vec<(String, Option<i64>, Option<i64>, Option<i64>)> =
-        query.fetch_all(pool).await?;
+    let query = if fifo { query.bind(target_fifo) } else { query };
+    let returned: Vec<ReturnedRow> = query.fetch_all(pool).await?;
     let index = rows.index();
     let mut written = Written::default();
     for (event_id, delivery, config, place) in returned {

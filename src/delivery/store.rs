@@ -467,25 +467,24 @@ impl DeliveryStore {
              AND (d.kind = 'test' OR $3) ORDER BY {order} LIMIT $2"
         );
         let last_place = "SELECT last_seq FROM fifo_sequences WHERE config_id = $1";
-        let (rows, last_fifo_place): (Vec<PendingRow>, Option<i64>) =
-            on_pool!(&self.db, |pool| {
-                let last_fifo_place = if fifo {
-                    let last: Option<i64> = sqlx::query_scalar(last_place)
-                        .bind(config_id)
-                        .fetch_optional(pool)
-                        .await?;
-                    Some(last.unwrap_or(0))
-                } else {
-                    None
-                };
-                let rows = sqlx::query_as(&sql)
+        let (rows, last_fifo_place): (Vec<PendingRow>, Option<i64>) = on_pool!(&self.db, |pool| {
+            let last_fifo_place = if fifo {
+                let last: Option<i64> = sqlx::query_scalar(last_place)
                     .bind(config_id)
-                    .bind(limit as i64)
-                    .bind(with_events)
-                    .fetch_all(pool)
+                    .fetch_optional(pool)
                     .await?;
-                (rows, last_fifo_place)
-            });
+                Some(last.unwrap_or(0))
+            } else {
+                None
+            };
+            let rows = sqlx::query_as(&sql)
+                .bind(config_id)
+                .bind(limit as i64)
+                .bind(with_events)
+                .fetch_all(pool)
+                .await?;
+            (rows, last_fifo_place)
+        });
         Ok(PendingRead {
             deliveries: rows.into_iter().map(PendingRow::into_pending).collect(),
             last_fifo_place,

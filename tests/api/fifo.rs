@@ -29,7 +29,7 @@ pub fn failing_at_random() -> Receiver {
     Receiver::by_attempt(|webhook_id, attempt| {
         let mut hasher = DefaultHasher::new();
         (webhook_id, attempt).hash(&mut hasher);
-        if attempt < 2 && hasher.finish() % 4 == 0 {
+        if attempt < 2 && hasher.finish().is_multiple_of(4) {
             Reply::Status(500)
         } else {
             Reply::Status(200)
@@ -203,7 +203,8 @@ async fn ordering_is_validated_and_none_does_not_hold_deliveries_back(backend: B
             Reply::Status(200)
         }
     });
-    app.patch_webhook(id, json!({"url": fifo_receiver.url})).await;
+    app.patch_webhook(id, json!({"url": fifo_receiver.url}))
+        .await;
     app.publish("order.placed", json!({"n": 2})).await;
     fifo_receiver.wait_for(1, Duration::from_secs(10)).await;
     app.publish("order.placed", json!({"n": 3})).await;

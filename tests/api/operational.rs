@@ -36,7 +36,10 @@ async fn an_organisation_hears_about_its_endpoints_on_its_operational_webhook(ba
 
     let (status, body) = patch_organisation(&app, json!({"operational_webhook_url": 7})).await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["errors"]["operational_webhook_url"].is_array(), "{body}");
+    assert!(
+        body["errors"]["operational_webhook_url"].is_array(),
+        "{body}"
+    );
     let (status, body) =
         patch_organisation(&app, json!({"operational_webhook_url": ops.url})).await;
     assert_eq!(status, 200, "{body}");
@@ -59,7 +62,11 @@ async fn an_organisation_hears_about_its_endpoints_on_its_operational_webhook(ba
     // A delivery that fails after its retries, twice: told once.
     let failing = Receiver::scripted(|_| Reply::Status(500));
     let exhausting = app
-        .subscribe(&failing.url, json!(["order.placed"]), json!({"retry_count": 0}))
+        .subscribe(
+            &failing.url,
+            json!(["order.placed"]),
+            json!({"retry_count": 0}),
+        )
         .await;
     let exhausting_id = exhausting["id"].as_i64().unwrap();
     app.publish("order.placed", json!({"n": 1})).await;
@@ -122,9 +129,7 @@ async fn an_organisation_hears_about_its_endpoints_on_its_operational_webhook(ba
     let exhausted = notices(&received, "delivery.exhausted");
     assert_eq!(exhausted.len(), 1, "one delivery.exhausted a minute");
     let stored = app
-        .count_sql(
-            "SELECT COUNT(*) FROM published_events WHERE event_type = 'delivery.exhausted'",
-        )
+        .count_sql("SELECT COUNT(*) FROM published_events WHERE event_type = 'delivery.exhausted'")
         .await;
     assert_eq!(stored, 1, "one delivery.exhausted a minute");
     let exhausted = exhausted[0].json();
@@ -145,8 +150,7 @@ async fn an_organisation_hears_about_its_endpoints_on_its_operational_webhook(ba
     }
 
     // Removed: the organisation shows none.
-    let (status, body) =
-        patch_organisation(&app, json!({"operational_webhook_url": null})).await;
+    let (status, body) = patch_organisation(&app, json!({"operational_webhook_url": null})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["operational_webhook_url"], Value::Null);
     assert_eq!(body["data"]["operational_webhook_secret"], Value::Null);

@@ -40,14 +40,19 @@ async fn keyed_app(backend: Backend) -> TestApp {
 
 async fn a_database_dump_reveals_no_endpoint_secret(backend: Backend) {
     let app = keyed_app(backend).await;
-    let created = app.create_webhook(json!({"url": "https://example.com/h", "events": ["*"]})).await;
+    let created = app
+        .create_webhook(json!({"url": "https://example.com/h", "events": ["*"]}))
+        .await;
     let id = created["id"].as_i64().unwrap();
     let first = created["secret"].as_str().unwrap().to_owned();
     let (status, rotated) = status_and_json(
-        app.request(Method::POST, &format!("/api/v1/webhooks/{id}/rotate-secret"))
-            .send()
-            .await
-            .unwrap(),
+        app.request(
+            Method::POST,
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+        )
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!(status, 200, "{rotated}");
@@ -65,17 +70,23 @@ async fn a_database_dump_reveals_no_endpoint_secret(backend: Backend) {
 
 async fn a_deleted_configs_secret_cannot_be_recovered_from_its_log(backend: Backend) {
     let app = keyed_app(backend).await;
-    let created = app.create_webhook(json!({"url": "https://example.com/h", "events": ["*"]})).await;
+    let created = app
+        .create_webhook(json!({"url": "https://example.com/h", "events": ["*"]}))
+        .await;
     let id = created["id"].as_i64().unwrap();
     let secret = created["secret"].as_str().unwrap().to_owned();
     let keys = app
-        .count_sql(&format!("SELECT COUNT(*) FROM config_keys WHERE aggregate_id = '{id}'"))
+        .count_sql(&format!(
+            "SELECT COUNT(*) FROM config_keys WHERE aggregate_id = '{id}'"
+        ))
         .await;
     assert_eq!(keys, 1, "a config has its data key");
     app.delete_webhook(id).await;
 
     let keys = app
-        .count_sql(&format!("SELECT COUNT(*) FROM config_keys WHERE aggregate_id = '{id}'"))
+        .count_sql(&format!(
+            "SELECT COUNT(*) FROM config_keys WHERE aggregate_id = '{id}'"
+        ))
         .await;
     assert_eq!(keys, 0, "a deleted config's data key is destroyed");
     // The events stay, sealed; read back, the secret is gone for good.
@@ -131,7 +142,11 @@ async fn plaintext_stays_readable_and_a_key_rotation_reseals_everything() {
     let keyed = served(&database, &[("WEBHOOKD_ENCRYPTION_KEY", &old)]);
     let (status, shown) = get_secret(&keyed, &key, plain_id).await;
     assert_eq!(status, 200, "{shown}");
-    assert_eq!(shown["data"]["secret"], plain_secret.as_str(), "plaintext is read as it is");
+    assert_eq!(
+        shown["data"]["secret"],
+        plain_secret.as_str(),
+        "plaintext is read as it is"
+    );
     let sealed = keyed.subscribe(&key, "http://127.0.0.1:9/h").await;
     let sealed_id = sealed["id"].as_i64().unwrap();
     let sealed_secret = sealed["secret"].as_str().unwrap().to_owned();

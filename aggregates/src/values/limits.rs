@@ -150,8 +150,14 @@ mod ordering_tests {
 
     #[test]
     fn ordering_parses_its_two_names_only() {
-        assert_eq!(DeliveryOrdering::parse("fifo").unwrap(), DeliveryOrdering::Fifo);
-        assert_eq!(DeliveryOrdering::parse("none").unwrap(), DeliveryOrdering::None);
+        assert_eq!(
+            DeliveryOrdering::parse("fifo").unwrap(),
+            DeliveryOrdering::Fifo
+        );
+        assert_eq!(
+            DeliveryOrdering::parse("none").unwrap(),
+            DeliveryOrdering::None
+        );
         assert!(DeliveryOrdering::parse("FIFO").is_err());
         assert!(DeliveryOrdering::parse("").is_err());
         assert_eq!(DeliveryOrdering::default().as_str(), "none");

@@ -4,8 +4,8 @@ use super::events::{SettingsChanged, WebhookConfigEvent};
 use super::services::WebhookConfigServices;
 use super::state::{ConfigState, DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, DeliveryOrdering, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
-    TimeoutSeconds, WebhookSecret, WebhookUrl,
+    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount,
+    SubscribedEvents, TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;

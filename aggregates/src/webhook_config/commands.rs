@@ -1,7 +1,7 @@
 use super::state::{DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, DeliveryOrdering, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
-    TimeoutSeconds, WebhookSecret, WebhookUrl,
+    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount,
+    SubscribedEvents, TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 
 /// What a caller may ask of a webhook config. Every field is already a

@@ -1,7 +1,7 @@
 use super::state::{DeactivationReason, Profile};
 use crate::values::{
-    ConfigId, ConfigName, DeliveryOrdering, CustomHeaders, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
-    TimeoutSeconds, WebhookSecret, WebhookUrl,
+    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount,
+    SubscribedEvents, TimeoutSeconds, WebhookSecret, WebhookUrl,
 };
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};

@@ -61,8 +61,14 @@ mod tests {
         attempts.start(2);
         assert!(!attempts.may_start(2, 8), "two requests out of two");
         assert_eq!(attempts.answered(), 2);
-        assert!(attempts.may_start(2, 8), "a request slot is free while recording");
-        assert!(!attempts.may_start(2, 2), "but two attempts are not yet recorded");
+        assert!(
+            attempts.may_start(2, 8),
+            "a request slot is free while recording"
+        );
+        assert!(
+            !attempts.may_start(2, 2),
+            "but two attempts are not yet recorded"
+        );
         attempts.settled(1);
         assert!(attempts.may_start(2, 2));
         let mut ids = attempts.delivery_ids();

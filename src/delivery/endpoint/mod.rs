@@ -179,7 +179,9 @@ impl EndpointActor {
         }
     }
 
-    fn pending_read(&self) -> impl std::future::Future<Output = Result<PendingRead, projections::Error>> {
+    fn pending_read(
+        &self,
+    ) -> impl std::future::Future<Output = Result<PendingRead, projections::Error>> {
         let store = self.engine.store.clone();
         let (config_id, cap) = (self.config_id, self.engine.settings.max_queued_per_endpoint);
         // Only what the config takes now: rows read and dropped as not

@@ -152,7 +152,10 @@ mod tests {
         assert!(heap.remove_unless(|_| true).is_empty());
         let removed = heap.remove_unless(|d| d.id % 2 == 0);
         assert_eq!(ids(&removed).len(), 2);
-        assert_eq!(ids(&heap.pop_due(now + Duration::from_secs(10))), vec![2, 4]);
+        assert_eq!(
+            ids(&heap.pop_due(now + Duration::from_secs(10))),
+            vec![2, 4]
+        );
         assert!(heap.is_empty());
     }
 }

@@ -11,8 +11,8 @@ use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{
-    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount, SubscribedEvents,
-    TimeoutSeconds, WebhookUrl,
+    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount,
+    SubscribedEvents, TimeoutSeconds, WebhookUrl,
 };
 use aggregates::webhook_config::{
     ConfigChanges, ConfigState, NewWebhookConfig, Profile, WebhookConfigCommand,

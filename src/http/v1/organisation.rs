@@ -167,7 +167,13 @@ async fn update_url(
         url: Some(url),
         ..ConfigChanges::default()
     };
-    execute(state, config, WebhookConfigCommand::Update(changes), metadata).await
+    execute(
+        state,
+        config,
+        WebhookConfigCommand::Update(changes),
+        metadata,
+    )
+    .await
 }
 
 async fn execute(

@@ -2,8 +2,8 @@
 //! Every field is checked and every problem reported at once, per field.
 use super::error::FieldErrors;
 use aggregates::values::{
-    ConfigName, CustomHeaders, DeliveryOrdering, RateLimit, RetryCount, SubscribedEvents, TimeoutSeconds, UrlPolicy,
-    ValidationError, WebhookUrl,
+    ConfigName, CustomHeaders, DeliveryOrdering, RateLimit, RetryCount, SubscribedEvents,
+    TimeoutSeconds, UrlPolicy, ValidationError, WebhookUrl,
 };
 use aggregates::webhook_config::ConfigChanges;
 use serde_json::{Map, Value};

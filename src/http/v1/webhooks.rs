@@ -254,7 +254,10 @@ async fn read_back(
 
 /// A URL whose host name resolves to an internal address is refused like a
 /// literal one (the delivery client checks again at connect time).
-pub(super) async fn refuse_internal_names(state: &AppState, url: Option<&str>) -> Result<(), ApiError> {
+pub(super) async fn refuse_internal_names(
+    state: &AppState,
+    url: Option<&str>,
+) -> Result<(), ApiError> {
     let Some(url) = url else { return Ok(()) };
     match resolution_refusal(url, &state.url_policy, &state.resolve_overrides).await {
         Some(refusal) => Err(ApiError::invalid(FieldErrors::single("url", refusal))),
