@@ -42,6 +42,8 @@ const EVENT_PREFIX: &str = "wd1:";
 /// What a shredded secret opens to: a well-formed secret of zero bytes that
 /// no one holds (a deleted config never signs anything).
 pub const SHREDDED_SECRET: &str = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+/// How many configs' data keys a vault keeps in memory at most.
+const DATA_KEYS_CACHED: usize = 100_000;
 /// The events that carry a secret, and where: `payload[event]["secret"]`.
 const EVENTS_WITH_SECRETS: [&str; 2] = ["Created", "SecretRotated"];
 
@@ -335,10 +337,13 @@ impl Vault {
             None => None,
             Some((key_id, wrapped)) => Some(unwrap_data_key(keys, &key_id, &wrapped)?),
         };
-        self.data_keys
-            .lock()
-            .expect("not poisoned")
-            .insert(aggregate_id.to_owned(), cipher.clone());
+        let mut cache = self.data_keys.lock().expect("not poisoned");
+        // Bounded: a rebuild walks every config once; what is needed again
+        // is read again.
+        if cache.len() >= DATA_KEYS_CACHED {
+            cache.clear();
+        }
+        cache.insert(aggregate_id.to_owned(), cipher.clone());
         Ok(cipher)
     }
 
