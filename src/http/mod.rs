@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod configs;
 pub mod connections;
+pub mod console;
 pub mod deadline;
 pub mod docs;
 pub mod health;
@@ -50,6 +51,7 @@ pub struct AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     docs::routes(cfg);
+    console::routes(cfg);
     v1::routes(cfg);
     configs::routes(cfg);
 }

@@ -467,6 +467,17 @@ pub fn test_python() -> std::path::PathBuf {
 /// Werkzeug of the other venv.
 const SCHEMATHESIS_REQUIREMENTS: &[&str] = &["schemathesis==4.32.5"];
 
+const BROWSER_REQUIREMENTS: &[&str] = &["playwright==1.49.1"];
+
+/// The Python of the browser tests' virtualenv (Playwright, which drives
+/// Debian's Chromium; made on first use).
+pub fn browser_python() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| python_venv("browser-venv", BROWSER_REQUIREMENTS))
+        .clone()
+}
+
 /// The `schemathesis` program of its own virtualenv (made on first use).
 pub fn schemathesis() -> std::path::PathBuf {
     static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();

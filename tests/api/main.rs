@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod concurrency;
 mod configs_api;
+mod console;
 mod contract;
 mod crash;
 mod delivery;

@@ -26,6 +26,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// The messages for one field (none: it is fine).
+    pub fn for_field(&self, field: &str) -> &[String] {
+        self.0.get(field).map(Vec::as_slice).unwrap_or_default()
+    }
+
     pub fn single(field: &str, message: impl Into<String>) -> Self {
         let mut errors = Self::default();
         errors.add(field, message);

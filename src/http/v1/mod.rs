@@ -8,6 +8,7 @@ mod event_types;
 mod events;
 mod history;
 mod organisation;
+mod portal_links;
 mod recovery;
 pub mod resources;
 pub mod rotation_request;
@@ -15,7 +16,7 @@ pub mod webhook_request;
 pub mod webhook_response;
 mod webhooks;
 
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, FieldErrors};
 
 /// The v1 dialect's part of the OpenAPI document (see `http::openapi`).
 #[derive(utoipa::OpenApi)]
@@ -36,6 +37,7 @@ pub use error::{ApiError, ErrorBody};
     recovery::show,
     organisation::show,
     organisation::update,
+    portal_links::create,
 ))]
 pub struct Api;
 
@@ -97,6 +99,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/webhooks/{id}/rotate-secret")
                     .post(webhooks::rotate_secret)
+                    .default_service(fallback("POST")),
+            )
+            .service(
+                web::resource("/portal-links")
+                    .post(portal_links::create)
                     .default_service(fallback("POST")),
             )
             .service(

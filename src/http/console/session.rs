@@ -1,0 +1,229 @@
+//! Console sessions: an API key (scope `webhooks`) or a portal link is
+//! exchanged for a random session token kept in an `HttpOnly`,
+//! `SameSite=Strict` cookie (`Secure` over HTTPS); the browser never holds
+//! the key. Sessions live in the database (every node of a cluster knows
+//! them), stored by hash, and end at their expiry, at logout, or when the
+//! key they were opened with is revoked. Each has a CSRF token that every
+//! form posts back.
+use crate::config_commands::CommandMetadata;
+use crate::crypto::hash_api_token;
+use crate::http::request_id::RequestId;
+use crate::http::AppState;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use projections::db::now_micros;
+use projections::tenancy::Organisation;
+use projections::{on_pool, Db, Error};
+use rand::RngCore;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub const COOKIE: &str = "webhookd_console";
+/// How long a session opened with a key lasts.
+pub const KEY_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// A signed-in console user.
+pub struct Session {
+    pub organisation: Organisation,
+    /// As recorded in the events the session causes.
+    pub actor: String,
+    pub csrf: String,
+    /// The API key it was opened with (`None`: a portal link's).
+    pub key_id: Option<i64>,
+    token_hash: String,
+}
+
+impl Session {
+    pub fn organisation_id(&self) -> i64 {
+        self.organisation.id
+    }
+
+    pub fn command_metadata(&self, request_id: &RequestId) -> CommandMetadata {
+        CommandMetadata {
+            actor: self.actor.clone(),
+            request_id: Some(request_id.as_str().to_owned()),
+        }
+    }
+
+    /// Whether a posted form carries this session's CSRF token.
+    pub fn csrf_matches(&self, posted: Option<&str>) -> bool {
+        posted.is_some_and(|posted| constant_time_eq(posted.as_bytes(), self.csrf.as_bytes()))
+    }
+
+    pub async fn revoke(&self, db: &Db) -> Result<(), Error> {
+        let sql = "UPDATE console_sessions SET revoked_at = $1 WHERE token_hash = $2";
+        on_pool!(db, |pool| sqlx::query(sql)
+            .bind(now_micros())
+            .bind(&self.token_hash)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A random token: 32 bytes, URL-safe base64.
+pub fn random_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Opens a session; returns its token (for the cookie).
+pub async fn open(
+    db: &Db,
+    organisation: i64,
+    actor: &str,
+    key_id: Option<i64>,
+    expires_at: i64,
+) -> Result<String, Error> {
+    let token = random_token();
+    let sql = "INSERT INTO console_sessions (token_hash, organisation, actor, key_id, csrf, \
+               created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    on_pool!(db, |pool| sqlx::query(sql)
+        .bind(hash_api_token(&token))
+        .bind(organisation)
+        .bind(actor)
+        .bind(key_id)
+        .bind(random_token())
+        .bind(now_micros())
+        .bind(expires_at)
+        .execute(pool)
+        .await?
+        .rows_affected());
+    Ok(token)
+}
+
+/// The session cookie: `Secure` when the console is served over HTTPS.
+pub fn cookie(req: &HttpRequest, token: String, max_age: Duration) -> Cookie<'static> {
+    let mut cookie = Cookie::build(COOKIE, token)
+        .path("/console")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .finish();
+    cookie.set_max_age(actix_web::cookie::time::Duration::seconds(
+        max_age.as_secs() as i64,
+    ));
+    cookie
+}
+
+/// The cookie that ends the session in the browser too.
+pub fn removal(req: &HttpRequest) -> Cookie<'static> {
+    let mut cookie = cookie(req, String::new(), Duration::ZERO);
+    cookie.make_removal();
+    cookie
+}
+
+async fn find(db: &Db, token: &str) -> Result<Option<Session>, Error> {
+    let sql = "SELECT s.organisation, s.actor, s.key_id, s.csrf FROM console_sessions s \
+               WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+               AND (s.key_id IS NULL OR EXISTS (SELECT 1 FROM api_keys k \
+                    WHERE k.id = s.key_id AND k.revoked_at IS NULL))";
+    let token_hash = hash_api_token(token);
+    let row: Option<(i64, String, Option<i64>, String)> = on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(&token_hash)
+        .bind(now_micros())
+        .fetch_optional(pool)
+        .await?);
+    let Some((organisation, actor, key_id, csrf)) = row else {
+        return Ok(None);
+    };
+    let Some(organisation) = projections::tenancy::find_organisation(db, organisation).await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Session {
+        organisation,
+        actor,
+        csrf,
+        key_id,
+        token_hash,
+    }))
+}
+
+impl FromRequest for Session {
+    type Error = super::pages::PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| {
+                super::pages::PageError::Internal("application state missing".into())
+            })?;
+            let token = req
+                .cookie(COOKIE)
+                .map(|c| c.value().to_owned())
+                .filter(|t| !t.is_empty())
+                .ok_or(super::pages::PageError::SignIn)?;
+            match find(&state.db, &token).await {
+                Ok(Some(session)) => Ok(session),
+                Ok(None) => Err(super::pages::PageError::SignIn),
+                Err(error) => Err(super::pages::PageError::from(error)),
+            }
+        })
+    }
+}
+
+/// Portal links: one-time URLs that open a session for an organisation.
+pub mod portal {
+    use super::*;
+
+    /// Stores a link; returns (its id, its token).
+    pub async fn create(
+        db: &Db,
+        organisation: i64,
+        key_id: i64,
+        expires_at: i64,
+    ) -> Result<(String, String), Error> {
+        let (id, token) = (format!("pl_{}", &random_token()[..16]), random_token());
+        let sql = "INSERT INTO portal_links (id, token_hash, organisation, key_id, created_at, \
+                   expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+        on_pool!(db, |pool| sqlx::query(sql)
+            .bind(&id)
+            .bind(hash_api_token(&token))
+            .bind(organisation)
+            .bind(key_id)
+            .bind(now_micros())
+            .bind(expires_at)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok((id, token))
+    }
+
+    /// Uses a link up (once, before it expires): (its id, organisation,
+    /// expiry).
+    pub async fn redeem(db: &Db, token: &str) -> Result<Option<(String, i64, i64)>, Error> {
+        let sql = "UPDATE portal_links SET used_at = $1 \
+                   WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                   RETURNING id, organisation, expires_at";
+        Ok(on_pool!(db, |pool| sqlx::query_as(sql)
+            .bind(now_micros())
+            .bind(hash_api_token(token))
+            .fetch_optional(pool)
+            .await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_ne!(random_token(), random_token());
+        assert_eq!(random_token().len(), 43);
+    }
+}
