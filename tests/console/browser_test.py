@@ -145,6 +145,8 @@ def main():
         expect(page.locator("p.notice")).to_contain_text("Saved")
         page.goto(endpoint_url + "/history")
         expect(page.locator("ol.timeline")).to_contain_text("UrlUpdated")
+        # The console's changes are the API's events, with its actor.
+        expect(page.locator("ol.timeline")).to_contain_text("console:key:")
         content = page.content()
         check(first_secret not in content and second_secret not in content, "a secret in the history")
         check("whsec_[redacted]" in content, "the history shows no redacted secret")
@@ -187,6 +189,21 @@ def main():
         again = browser.new_context().new_page()
         used = again.goto(link["data"]["url"])
         check(used.status == 404, f"a used link opened again: {used.status}")
+
+        # Without JavaScript the basic flows work the same (plain forms).
+        plain = browser.new_context(java_script_enabled=False).new_page()
+        plain.goto(BASE + "/console/login")
+        plain.fill("#key", KEY_A)
+        plain.click("button[type=submit]")
+        expect(plain).to_have_url(re.compile(r"/console/endpoints$"))
+        plain.goto(BASE + "/console/endpoints/new")
+        plain.fill("#url", RECEIVER)
+        plain.fill("#events", "*")
+        plain.fill("#name", "Made without JavaScript")
+        plain.click("form.endpoint button[type=submit]")
+        expect(plain.locator("p.notice")).to_contain_text("Endpoint created")
+        plain.goto(BASE + "/console/endpoints")
+        expect(plain.locator("table.list")).to_contain_text("Made without JavaScript")
 
         # Logging out ends the session.
         page.goto(BASE + "/console/endpoints")
