@@ -20,6 +20,10 @@ pub enum Scenario {
     SlowEndpoint,
     IdleEndpoints,
     Api,
+    /// The console's pages with `--configs` (default 10 000) endpoints in
+    /// the organisation: one request at a time, so each time is the
+    /// server's (and the loopback's).
+    Console,
     /// Several nodes on one PostgreSQL (`--nodes`): throughput with 1…N
     /// nodes, latency through non-owner nodes, and a node killed under load.
     Cluster,
@@ -106,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::SlowEndpoint,
             Scenario::IdleEndpoints,
             Scenario::Api,
+            Scenario::Console,
         ],
         Scenario::Cluster => unreachable!("run above"),
         one => vec![one],

@@ -460,6 +460,29 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             });
             (configs, HashMap::new(), 0, started.elapsed())
         }
+        Scenario::Console => {
+            let configs = options.configs.unwrap_or(if quick { 500 } else { 10_000 });
+            let started = Instant::now();
+            bench
+                .endpoints(0, configs, Behaviour::Ok, json!({}))
+                .await?;
+            let cookie = bench.console_session().await?;
+            let last_page = (configs + 24) / 25;
+            let rounds = if quick { 20 } else { 200 };
+            let mut pages = serde_json::Map::new();
+            for (name, path) in [
+                ("endpoints_first_page", "/console/endpoints".to_owned()),
+                ("endpoints_last_page", format!("/console/endpoints?page={last_page}")),
+                ("endpoint", "/console/endpoints/1".to_owned()),
+                ("history", "/console/endpoints/1/history".to_owned()),
+                ("event_types", "/console/event-types".to_owned()),
+            ] {
+                let latencies = bench.one_at_a_time(&path, &cookie, rounds).await?;
+                pages.insert(name.into(), json!(percentiles(latencies)));
+            }
+            report.extra = json!({"configs": configs, "pages_ms": pages});
+            (configs, HashMap::new(), 0, started.elapsed())
+        }
         Scenario::All | Scenario::Cluster => unreachable!("expanded or run by main"),
     };
     let healthy = match scenario {
@@ -472,7 +495,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     }
     let delivered: Vec<f64> = timed.iter().map(Timed::latency_ms).collect();
     let expected = match scenario {
-        Scenario::IdleEndpoints | Scenario::Api => 0,
+        Scenario::IdleEndpoints | Scenario::Api | Scenario::Console => 0,
         _ => sent.len() as u64 * u64::from(endpoints),
     };
     report.endpoints = endpoints;
@@ -496,6 +519,50 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
 
 impl Bench {
     /// GETs `path` from 32 clients for `seconds`: the rate and latencies.
+    /// Signs in to the console with the bench's key; returns the cookie.
+    async fn console_session(&self) -> anyhow::Result<String> {
+        // The answer's cookie, not the page its redirect leads to.
+        let response = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?
+            .post(format!("{}/console/login", self.server.base))
+            .form(&[("key", self.server.key.as_str())])
+            .send()
+            .await?;
+        let cookie = response
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or_else(|| anyhow::anyhow!("the console sign-in set no cookie"))?;
+        Ok(cookie.to_owned())
+    }
+
+    /// `rounds` GETs of a console page, one after the other (ms each).
+    async fn one_at_a_time(
+        &self,
+        path: &str,
+        cookie: &str,
+        rounds: usize,
+    ) -> anyhow::Result<Vec<f64>> {
+        let url = format!("{}{path}", self.server.base);
+        let mut latencies = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let started = Instant::now();
+            let response = self
+                .client
+                .get(&url)
+                .header(reqwest::header::COOKIE, cookie)
+                .send()
+                .await?;
+            let status = response.status();
+            response.bytes().await?;
+            anyhow::ensure!(status.is_success(), "{path} answered {status}");
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(latencies)
+    }
+
     async fn hammer(&self, path: &str, seconds: f64) -> (f64, Latency) {
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
         let url = format!("{}{path}", self.server.base);
