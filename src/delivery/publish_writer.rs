@@ -202,15 +202,25 @@ pub async fn write_publishes(db: &Db, batch: &[NewEvent]) -> Result<Vec<Publishe
     }
 }
 
-const POSTGRES_PUBLISH: &str = "WITH ev AS ( \
-        INSERT INTO published_events (id, organisation, idempotency_key, event_type, data, \
-            published_at, key_id) \
-        SELECT id, organisation, idempotency_key, event_type, data, $6, key_id \
-        FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $7::bigint[]) \
-            AS i (id, organisation, idempotency_key, event_type, data, key_id) \
-        ON CONFLICT (organisation, idempotency_key) DO NOTHING \
-        RETURNING id \
-    ), d AS ( \
+/// The events of a batch (`$1`…`$7`), the ones stored returned as `ev`:
+/// how both PostgreSQL statements begin.
+macro_rules! insert_events_as_ev {
+    () => {
+        "WITH ev AS ( \
+            INSERT INTO published_events (id, organisation, idempotency_key, event_type, data, \
+                published_at, key_id) \
+            SELECT id, organisation, idempotency_key, event_type, data, $6, key_id \
+            FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+                $7::bigint[]) AS i (id, organisation, idempotency_key, event_type, data, key_id) \
+            ON CONFLICT (organisation, idempotency_key) DO NOTHING \
+            RETURNING id \
+        ) "
+    };
+}
+
+const POSTGRES_PUBLISH: &str = concat!(
+    insert_events_as_ev!(),
+    ", d AS ( \
         INSERT INTO deliveries (event_id, config_id, organisation, kind, task_id, status, \
             attempts, next_attempt_at, created_at, updated_at) \
         SELECT t.event_id, t.config_id, t.organisation, t.kind, t.task_id, 'pending', 0, \
@@ -221,7 +231,8 @@ const POSTGRES_PUBLISH: &str = "WITH ev AS ( \
         RETURNING id, event_id, config_id \
     ) \
     SELECT id, NULL::bigint, NULL::bigint, NULL::bigint FROM ev \
-    UNION ALL SELECT event_id, id, config_id, NULL::bigint FROM d";
+    UNION ALL SELECT event_id, id, config_id, NULL::bigint FROM d"
+);
 
 /// A row the PostgreSQL statements return: an event id alone (a stored
 /// event), or an event id with a delivery id, its config and its FIFO
@@ -232,15 +243,9 @@ type ReturnedRow = (String, Option<i64>, Option<i64>, Option<i64>);
 /// each FIFO config's places (in config order, so that two batches lock
 /// their rows in the same order: no deadlock), and each of its deliveries
 /// gets one, in batch order.
-const POSTGRES_PUBLISH_FIFO: &str = "WITH ev AS ( \
-        INSERT INTO published_events (id, organisation, idempotency_key, event_type, data, \
-            published_at, key_id) \
-        SELECT id, organisation, idempotency_key, event_type, data, $6, key_id \
-        FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $7::bigint[]) \
-            AS i (id, organisation, idempotency_key, event_type, data, key_id) \
-        ON CONFLICT (organisation, idempotency_key) DO NOTHING \
-        RETURNING id \
-    ), t AS ( \
+const POSTGRES_PUBLISH_FIFO: &str = concat!(
+    insert_events_as_ev!(),
+    ", t AS ( \
         SELECT * FROM UNNEST($8::text[], $9::bigint[], $10::bigint[], $11::text[], \
             $12::text[], $13::bool[]) WITH ORDINALITY \
             AS t (event_id, config_id, organisation, kind, task_id, fifo, n) \
@@ -262,7 +267,8 @@ const POSTGRES_PUBLISH_FIFO: &str = "WITH ev AS ( \
         RETURNING id, event_id, config_id, fifo_seq \
     ) \
     SELECT id, NULL::bigint, NULL::bigint, NULL::bigint FROM ev \
-    UNION ALL SELECT event_id, id, config_id, fifo_seq FROM d";
+    UNION ALL SELECT event_id, id, config_id, fifo_seq FROM d"
+);
 
 /// One statement, its own transaction: every event and delivery of the
 /// batch, or nothing.

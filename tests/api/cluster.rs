@@ -833,7 +833,7 @@ async fn a_rate_limit_and_a_rotation_overlap_hold_after_the_endpoint_moves() {
 /// yet done — one at a time, no inversion, every event accepted.
 #[actix_web::test]
 async fn a_fifo_endpoint_keeps_its_order_when_its_owner_is_killed() {
-    use crate::fifo::{assert_fifo, failing_at_random, Publish};
+    use crate::fifo::{assert_fifo, failing_at_random, wait_until_all_accepted, Publish};
     let mut cluster = Cluster::start(2).await;
     let receiver = failing_at_random();
     let (id, _) = cluster.endpoint(&receiver.url).await;
@@ -887,16 +887,7 @@ async fn a_fifo_endpoint_keeps_its_order_when_its_owner_is_killed() {
     let published: Vec<Publish> = published.into_iter().flatten().collect();
     let events = published.len();
     let number = |r: &Received| r.json()["data"]["i"].as_u64().expect("data.i");
-    receiver
-        .wait_until(Duration::from_secs(90), |received| {
-            let accepted: HashSet<u64> = received
-                .iter()
-                .filter(|r| r.replied == 200)
-                .map(number)
-                .collect();
-            accepted.len() == events
-        })
-        .await;
+    wait_until_all_accepted(&receiver, events, Duration::from_secs(90), number).await;
     assert_eq!(cluster.owner_of(id).await, format!("n{survivor}"));
     assert_fifo(&published, &receiver.received(), number);
 }

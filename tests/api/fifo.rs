@@ -37,6 +37,26 @@ pub fn failing_at_random() -> Receiver {
     })
 }
 
+/// Waits until the receiver has accepted each of `events` events (by
+/// `number`) once at least.
+pub async fn wait_until_all_accepted(
+    receiver: &Receiver,
+    events: usize,
+    within: Duration,
+    number: impl Fn(&Received) -> u64,
+) {
+    receiver
+        .wait_until(within, |received| {
+            let accepted: std::collections::HashSet<u64> = received
+                .iter()
+                .filter(|r| r.replied == 200)
+                .map(&number)
+                .collect();
+            accepted.len() == events
+        })
+        .await;
+}
+
 /// Checks the FIFO promise on what a receiver got, `number` reading an
 /// event's number from a request:
 /// - one request at a time: each came after the one before was answered;
@@ -132,16 +152,7 @@ async fn a_fifo_endpoint_gets_events_in_commit_order_one_at_a_time(backend: Back
 
     let published = publish_concurrently(&app, 16, 32).await;
     let events = published.len();
-    receiver
-        .wait_until(Duration::from_secs(120), |received| {
-            let accepted: std::collections::HashSet<u64> = received
-                .iter()
-                .filter(|r| r.replied == 200)
-                .map(number)
-                .collect();
-            accepted.len() == events
-        })
-        .await;
+    wait_until_all_accepted(&receiver, events, Duration::from_secs(120), number).await;
     // Every request has been answered (the last one, too).
     receiver
         .wait_until(Duration::from_secs(10), |received| {

@@ -467,12 +467,15 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                 .endpoints(0, configs, Behaviour::Ok, json!({}))
                 .await?;
             let cookie = bench.console_session().await?;
-            let last_page = (configs + 24) / 25;
+            let last_page = configs.div_ceil(25);
             let rounds = if quick { 20 } else { 200 };
             let mut pages = serde_json::Map::new();
             for (name, path) in [
                 ("endpoints_first_page", "/console/endpoints".to_owned()),
-                ("endpoints_last_page", format!("/console/endpoints?page={last_page}")),
+                (
+                    "endpoints_last_page",
+                    format!("/console/endpoints?page={last_page}"),
+                ),
                 ("endpoint", "/console/endpoints/1".to_owned()),
                 ("history", "/console/endpoints/1/history".to_owned()),
                 ("event_types", "/console/event-types".to_owned()),

@@ -2,9 +2,9 @@
 //! hours, and its deliveries (filterable by status), each with its attempt
 //! log and a retry button; a form to recover failed deliveries.
 use super::chart;
-use super::endpoints::{checked_form, owned, state_badge};
+use super::endpoints::{back_to, owned, posted_to, state_badge};
 use super::pages::{
-    action_button, csrf_field, layout, optional_time, page, see_other, time, PageError,
+    action_button, csrf_field, layout, optional_time, page, query_param as query, time, PageError,
 };
 use super::session::Session;
 use crate::delivery::recovery::{self, Recovery};
@@ -21,12 +21,6 @@ use projections::webhook_configs::ConfigRow;
 const DELIVERIES_SHOWN: i64 = 50;
 /// How much of an answer the attempt log shows.
 const BODY_SHOWN: usize = 4096;
-
-fn query(req: &HttpRequest, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
 
 /// A fixed message for each notice a redirect names (nothing a URL says
 /// is shown as it is).
@@ -189,9 +183,8 @@ pub async fn retry(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    checked_form(&session, &body)?;
     let (config_path, delivery_path) = path.into_inner();
-    let row = owned(&state, &session, &config_path).await?;
+    let (_, row) = posted_to(&state, &session, &config_path, &body).await?;
     let delivery_id = delivery_path
         .parse::<i64>()
         .map_err(|_| PageError::NotFound)?;
@@ -208,10 +201,7 @@ pub async fn retry(
         .await?
         .ok_or(PageError::NotFound)?;
     state.publisher.supervisor().enqueue_again(vec![pending]);
-    Ok(see_other(&format!(
-        "/console/endpoints/{}?notice=retried",
-        row.id
-    )))
+    Ok(back_to(row.id, "retried"))
 }
 
 /// `POST /console/endpoints/{id}/recover` (`since`: a local date-time
@@ -222,8 +212,7 @@ pub async fn recover(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let form = checked_form(&session, &body)?;
-    let row = owned(&state, &session, &path).await?;
+    let (form, row) = posted_to(&state, &session, &path, &body).await?;
     if row.state == ConfigState::Deactivated {
         return Err(PageError::Conflict(
             "a deactivated endpoint receives nothing; reactivate it before recovering deliveries"
@@ -263,8 +252,5 @@ pub async fn recover(
         state.tasks.clone(),
         state.publisher.supervisor().clone(),
     );
-    Ok(see_other(&format!(
-        "/console/endpoints/{}?notice=recovering",
-        row.id
-    )))
+    Ok(back_to(row.id, "recovering"))
 }

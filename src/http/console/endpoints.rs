@@ -5,19 +5,20 @@
 //! the session's actor in its metadata.
 use super::endpoint_page;
 use super::forms::{EndpointFields, Form};
-use super::pages::{action_button, csrf_field, layout, optional_time, page, see_other, PageError};
+use super::pages::{
+    action_button, csrf_field, layout, optional_time, page, query_param, see_other, PageError,
+};
 use super::session::Session;
 use crate::crypto::generate_webhook_secret;
 use crate::http::request_id::RequestId;
+use crate::http::v1::rotation_request::Rotation;
 use crate::http::v1::webhook_request::{parse_create, parse_update};
 use crate::http::v1::FieldErrors;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{ConfigId, OrganisationId};
-use aggregates::webhook_config::{
-    ConfigChanges, ConfigState, NewWebhookConfig, Profile, WebhookConfigCommand,
-};
+use aggregates::webhook_config::{ConfigChanges, ConfigState, WebhookConfigCommand};
 use maud::{html, Markup};
 use projections::db::now_micros;
 use projections::webhook_configs::{self, ConfigRow};
@@ -49,6 +50,24 @@ pub fn checked_form(session: &Session, body: &[u8]) -> Result<Form, PageError> {
     }
 }
 
+/// A form posted to one of the session's endpoints: its CSRF token
+/// checked, the endpoint found (or 404).
+pub async fn posted_to(
+    state: &AppState,
+    session: &Session,
+    raw_id: &str,
+    body: &[u8],
+) -> Result<(Form, ConfigRow), PageError> {
+    let form = checked_form(session, body)?;
+    let row = owned(state, session, raw_id).await?;
+    Ok((form, row))
+}
+
+/// Back to an endpoint's page, with one of its fixed notices.
+pub fn back_to(id: i64, notice: &str) -> HttpResponse {
+    see_other(&format!("/console/endpoints/{id}?notice={notice}"))
+}
+
 pub fn state_badge(state: ConfigState) -> Markup {
     html! { span class={"badge " (state.as_str())} { (state.as_str()) } }
 }
@@ -59,9 +78,8 @@ pub async fn list(
     session: Session,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let page_number = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "page")
-        .and_then(|(_, v)| v.parse::<i64>().ok())
+    let page_number = query_param(&req, "page")
+        .and_then(|v| v.parse::<i64>().ok())
         .filter(|n| (1..=1_000_000).contains(n))
         .unwrap_or(1);
     let (rows, total) = state
@@ -201,21 +219,11 @@ pub async fn create(
         return Ok(refused(FieldErrors::single("url", refusal)));
     }
     let id = webhook_configs::allocate_id(&state.db).await?;
-    let command = WebhookConfigCommand::Create(NewWebhookConfig {
-        id: ConfigId::new(id),
-        organisation: OrganisationId::new(session.organisation_id()),
-        profile: Profile::V1,
-        url: input.url,
-        name: input.name,
-        events: input.events,
-        headers: input.headers,
-        retry_count: input.retry_count,
-        timeout_seconds: input.timeout_seconds,
-        secret: generate_webhook_secret(),
-        active: input.active,
-        rate_limit: input.rate_limit,
-        ordering: input.ordering,
-    });
+    let command = WebhookConfigCommand::Create(input.into_new_config(
+        ConfigId::new(id),
+        OrganisationId::new(session.organisation_id()),
+        generate_webhook_secret(),
+    ));
     match state
         .commands
         .execute(
@@ -225,9 +233,7 @@ pub async fn create(
         )
         .await
     {
-        Ok(()) => Ok(see_other(&format!(
-            "/console/endpoints/{id}?notice=created"
-        ))),
+        Ok(()) => Ok(back_to(id, "created")),
         Err(crate::config_commands::CommandError::Rejected(rejected)) => {
             Ok(refused(FieldErrors::single("events", rejected.to_string())))
         }
@@ -273,8 +279,7 @@ pub async fn update(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, PageError> {
-    let form = checked_form(&session, &body)?;
-    let row = owned(&state, &session, &path).await?;
+    let (form, row) = posted_to(&state, &session, &path, &body).await?;
     let fields = EndpointFields::from_form(&form);
     let action = format!("/console/endpoints/{}", row.id);
     let refused = |errors: FieldErrors| {
@@ -315,10 +320,7 @@ pub async fn update(
         WebhookConfigCommand::Update(changes),
     )
     .await?;
-    Ok(see_other(&format!(
-        "/console/endpoints/{}?notice=saved",
-        row.id
-    )))
+    Ok(back_to(row.id, "saved"))
 }
 
 async fn execute(
@@ -367,8 +369,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, PageError> {
-    checked_form(&session, &body)?;
-    let row = owned(&state, &session, &path).await?;
+    let (_, row) = posted_to(&state, &session, &path, &body).await?;
     execute(
         &state,
         &session,
@@ -387,8 +388,7 @@ pub async fn test(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    checked_form(&session, &body)?;
-    let row = owned(&state, &session, &path).await?;
+    let (_, row) = posted_to(&state, &session, &path, &body).await?;
     if row.state == ConfigState::Deactivated {
         return Err(PageError::Conflict(
             "a deactivated endpoint cannot be tested; reactivate it first".into(),
@@ -399,10 +399,7 @@ pub async fn test(
         .test(row.organisation, row.id, None)
         .await
         .map_err(|error| PageError::Internal(error.to_string()))?;
-    Ok(see_other(&format!(
-        "/console/endpoints/{}?notice=tested",
-        row.id
-    )))
+    Ok(back_to(row.id, "tested"))
 }
 
 /// `POST /console/endpoints/{id}/rotate`: a new secret; the replaced one
@@ -414,18 +411,14 @@ pub async fn rotate(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, PageError> {
-    checked_form(&session, &body)?;
-    let row = owned(&state, &session, &path).await?;
-    let overlap = std::time::Duration::from_secs(24 * 3600);
+    let (_, row) = posted_to(&state, &session, &path, &body).await?;
+    let overlap = Rotation::default().previous_valid_for;
     let command = WebhookConfigCommand::RotateSecret {
         secret: generate_webhook_secret(),
         previous_expires_at: Some(now_micros() + overlap.as_micros() as i64),
     };
     execute(&state, &session, &request_id, row.id, command).await?;
-    Ok(see_other(&format!(
-        "/console/endpoints/{}?notice=rotated",
-        row.id
-    )))
+    Ok(back_to(row.id, "rotated"))
 }
 
 /// `POST /console/endpoints/{id}/reactivate`
@@ -436,8 +429,7 @@ pub async fn reactivate(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, PageError> {
-    checked_form(&session, &body)?;
-    let row = owned(&state, &session, &path).await?;
+    let (_, row) = posted_to(&state, &session, &path, &body).await?;
     let changes = ConfigChanges {
         active: Some(true),
         ..ConfigChanges::default()
@@ -450,10 +442,7 @@ pub async fn reactivate(
         WebhookConfigCommand::Update(changes),
     )
     .await?;
-    Ok(see_other(&format!(
-        "/console/endpoints/{}?notice=reactivated",
-        row.id
-    )))
+    Ok(back_to(row.id, "reactivated"))
 }
 
 /// `POST /console/endpoints/{id}/reveal`: the endpoint page with its
@@ -465,7 +454,6 @@ pub async fn reveal(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    checked_form(&session, &body)?;
-    let row = owned(&state, &session, &path).await?;
+    let (_, row) = posted_to(&state, &session, &path, &body).await?;
     endpoint_page::render(&req, &state, &session, row, true).await
 }

@@ -2,7 +2,7 @@
 //! changed, the request id; secrets redacted), and for any point of it the
 //! endpoint as it was then (the `as_of` read).
 use super::endpoints::{owned, state_badge};
-use super::pages::{layout, page, time, PageError};
+use super::pages::{layout, page, query_param, time, PageError};
 use super::session::Session;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
@@ -23,9 +23,7 @@ pub async fn show(
 ) -> Result<HttpResponse, PageError> {
     let row = owned(&state, &session, &path).await?;
     let events = load_aggregate(&state.db, WebhookConfig::TYPE, &row.id.to_string()).await?;
-    let as_of = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "as_of")
-        .and_then(|(_, v)| v.parse::<i64>().ok());
+    let as_of = query_param(&req, "as_of").and_then(|v| v.parse::<i64>().ok());
     let then = match as_of {
         Some(at) => webhook_configs::as_of(&state.db, row.id, at)
             .await?

@@ -53,19 +53,28 @@ pub fn see_other(location: &str) -> HttpResponse {
     response
 }
 
+/// A page's `head`; `htmx` for the pages of a signed-in user.
+fn head(title: &str, htmx: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · webhookd" }
+            link rel="stylesheet" href="/console/assets/console.css";
+            @if htmx {
+                meta name="htmx-config" content=(HTMX_CONFIG);
+                script src="/console/assets/htmx.min.js" defer {}
+            }
+        }
+    }
+}
+
 /// The frame of every page of a signed-in user.
 pub fn layout(title: &str, session: &Session, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · webhookd" }
-                meta name="htmx-config" content=(HTMX_CONFIG);
-                link rel="stylesheet" href="/console/assets/console.css";
-                script src="/console/assets/htmx.min.js" defer {}
-            }
+            (head(title, true))
             body hx-boost="true" {
                 header.top {
                     a.brand href="/console/endpoints" { "webhookd" }
@@ -90,12 +99,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · webhookd" }
-                link rel="stylesheet" href="/console/assets/console.css";
-            }
+            (head(title, false))
             body { main.narrow { (body) } }
         }
     }
@@ -191,6 +195,13 @@ impl ResponseError for PageError {
         }
         response
     }
+}
+
+/// A query parameter of the request.
+pub fn query_param(req: &actix_web::HttpRequest, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// A time (µs since the epoch) as people read it, UTC.

@@ -2,10 +2,10 @@
 //! Every field is checked and every problem reported at once, per field.
 use super::error::FieldErrors;
 use aggregates::values::{
-    ConfigName, CustomHeaders, DeliveryOrdering, RateLimit, RetryCount, SubscribedEvents,
-    TimeoutSeconds, UrlPolicy, ValidationError, WebhookUrl,
+    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount,
+    SubscribedEvents, TimeoutSeconds, UrlPolicy, ValidationError, WebhookSecret, WebhookUrl,
 };
-use aggregates::webhook_config::ConfigChanges;
+use aggregates::webhook_config::{ConfigChanges, NewWebhookConfig, Profile};
 use serde_json::{Map, Value};
 
 /// A validated `POST /api/v1/webhooks` body.
@@ -19,6 +19,33 @@ pub struct CreateWebhook {
     pub active: bool,
     pub rate_limit: RateLimit,
     pub ordering: DeliveryOrdering,
+}
+
+impl CreateWebhook {
+    /// The config this body creates, as `id` of `organisation`, signing
+    /// with `secret`.
+    pub fn into_new_config(
+        self,
+        id: ConfigId,
+        organisation: OrganisationId,
+        secret: WebhookSecret,
+    ) -> NewWebhookConfig {
+        NewWebhookConfig {
+            id,
+            organisation,
+            profile: Profile::V1,
+            url: self.url,
+            name: self.name,
+            events: self.events,
+            headers: self.headers,
+            retry_count: self.retry_count,
+            timeout_seconds: self.timeout_seconds,
+            secret,
+            active: self.active,
+            rate_limit: self.rate_limit,
+            ordering: self.ordering,
+        }
+    }
 }
 
 pub fn parse_create(

@@ -13,7 +13,7 @@ use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{ConfigId, OrganisationId, Scope};
-use aggregates::webhook_config::{NewWebhookConfig, Profile, WebhookConfigCommand};
+use aggregates::webhook_config::WebhookConfigCommand;
 use projections::db::now_micros;
 use projections::webhook_configs::{self, ConfigRow};
 
@@ -107,21 +107,11 @@ pub async fn create(
     let input = parse_create(&body, &state.url_policy).map_err(ApiError::invalid)?;
     refuse_internal_names(&state, Some(input.url.as_str())).await?;
     let id = ConfigId::new(webhook_configs::allocate_id(&state.db).await?);
-    let command = WebhookConfigCommand::Create(NewWebhookConfig {
+    let command = WebhookConfigCommand::Create(input.into_new_config(
         id,
-        organisation: OrganisationId::new(caller.organisation_id()),
-        profile: Profile::V1,
-        url: input.url,
-        name: input.name,
-        events: input.events,
-        headers: input.headers,
-        retry_count: input.retry_count,
-        timeout_seconds: input.timeout_seconds,
-        secret: generate_webhook_secret(),
-        active: input.active,
-        rate_limit: input.rate_limit,
-        ordering: input.ordering,
-    });
+        OrganisationId::new(caller.organisation_id()),
+        generate_webhook_secret(),
+    ));
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;
     let row = read_back(&state, &caller, id).await?;
