@@ -179,11 +179,41 @@ pub async fn new(session: Session) -> HttpResponse {
         events: "*".into(),
         ..EndpointFields::default()
     };
-    let body = html! {
-        h1 { "New endpoint" }
-        (endpoint_form(&session, "/console/endpoints", "Create", &fields, &FieldErrors::default()))
+    form_page(
+        &session,
+        StatusCode::OK,
+        None,
+        &fields,
+        &FieldErrors::default(),
+    )
+}
+
+/// The create form (`editing: None`) or an endpoint's edit form, answered
+/// with `status` (422 when it shows what the API refused).
+fn form_page(
+    session: &Session,
+    status: StatusCode,
+    editing: Option<i64>,
+    fields: &EndpointFields,
+    errors: &FieldErrors,
+) -> HttpResponse {
+    let (title, action, submit) = match editing {
+        None => (
+            "New endpoint".to_owned(),
+            "/console/endpoints".to_owned(),
+            "Create",
+        ),
+        Some(id) => (
+            format!("Edit endpoint #{id}"),
+            format!("/console/endpoints/{id}"),
+            "Save",
+        ),
     };
-    page(StatusCode::OK, layout("New endpoint", &session, body))
+    let body = html! {
+        h1 { (title) }
+        (endpoint_form(session, &action, submit, fields, errors))
+    };
+    page(status, layout(&title, session, body))
 }
 
 /// `POST /console/endpoints`
@@ -196,13 +226,12 @@ pub async fn create(
     let form = checked_form(&session, &body)?;
     let fields = EndpointFields::from_form(&form);
     let refused = |errors: FieldErrors| {
-        let body = html! {
-            h1 { "New endpoint" }
-            (endpoint_form(&session, "/console/endpoints", "Create", &fields, &errors))
-        };
-        page(
+        form_page(
+            &session,
             StatusCode::UNPROCESSABLE_ENTITY,
-            layout("New endpoint", &session, body),
+            None,
+            &fields,
+            &errors,
         )
     };
     let input = match parse_create(&fields.to_json(), &state.url_policy) {
@@ -260,14 +289,12 @@ pub async fn edit(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let row = owned(&state, &session, &path).await?;
-    let action = format!("/console/endpoints/{}", row.id);
-    let body = html! {
-        h1 { "Edit endpoint #" (row.id) }
-        (endpoint_form(&session, &action, "Save", &fields_of(&row), &FieldErrors::default()))
-    };
-    Ok(page(
+    Ok(form_page(
+        &session,
         StatusCode::OK,
-        layout("Edit endpoint", &session, body),
+        Some(row.id),
+        &fields_of(&row),
+        &FieldErrors::default(),
     ))
 }
 
@@ -281,15 +308,13 @@ pub async fn update(
 ) -> Result<HttpResponse, PageError> {
     let (form, row) = posted_to(&state, &session, &path, &body).await?;
     let fields = EndpointFields::from_form(&form);
-    let action = format!("/console/endpoints/{}", row.id);
     let refused = |errors: FieldErrors| {
-        let body = html! {
-            h1 { "Edit endpoint #" (row.id) }
-            (endpoint_form(&session, &action, "Save", &fields, &errors))
-        };
-        page(
+        form_page(
+            &session,
             StatusCode::UNPROCESSABLE_ENTITY,
-            layout("Edit endpoint", &session, body),
+            Some(row.id),
+            &fields,
+            &errors,
         )
     };
     let mut json = fields.to_json();
