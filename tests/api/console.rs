@@ -74,9 +74,27 @@ async fn sign_in(app: &TestApp) -> (String, String) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The sign-in form's CSRF token is in its cookie and in the form.
+    let form = client.get(app.url("/console/login")).send().await.unwrap();
+    let login_cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("the sign-in form's cookie")
+        .to_owned();
+    let token = login_cookie.split_once('=').unwrap().1.to_owned();
+    let forged = client
+        .post(app.url("/console/login"))
+        .form(&[("key", app.key.as_str()), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a sign-in without the form's cookie");
     let response = client
         .post(app.url("/console/login"))
-        .form(&[("key", app.key.as_str())])
+        .header("cookie", &login_cookie)
+        .form(&[("key", app.key.as_str()), ("csrf", token.as_str())])
         .send()
         .await
         .unwrap();

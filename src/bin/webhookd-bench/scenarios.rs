@@ -525,20 +525,24 @@ impl Bench {
     /// Signs in to the console with the bench's key; returns the cookie.
     async fn console_session(&self) -> anyhow::Result<String> {
         // The answer's cookie, not the page its redirect leads to.
-        let response = reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .build()?
-            .post(format!("{}/console/login", self.server.base))
-            .form(&[("key", self.server.key.as_str())])
+            .build()?;
+        let url = format!("{}/console/login", self.server.base);
+        // The sign-in form's CSRF token: in its cookie and in the form.
+        let form = client.get(&url).send().await?;
+        let login_cookie = first_cookie(&form)?;
+        let token = login_cookie
+            .split_once('=')
+            .map(|(_, value)| value.to_owned())
+            .unwrap_or_default();
+        let response = client
+            .post(&url)
+            .header(reqwest::header::COOKIE, &login_cookie)
+            .form(&[("key", self.server.key.as_str()), ("csrf", token.as_str())])
             .send()
             .await?;
-        let cookie = response
-            .headers()
-            .get(reqwest::header::SET_COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .ok_or_else(|| anyhow::anyhow!("the console sign-in set no cookie"))?;
-        Ok(cookie.to_owned())
+        first_cookie(&response)
     }
 
     /// `rounds` GETs of a console page, one after the other (ms each).
@@ -591,4 +595,15 @@ impl Bench {
             .collect();
         (latencies.len() as f64 / seconds, percentiles(latencies))
     }
+}
+
+/// `name=value` of the first cookie an answer sets.
+fn first_cookie(response: &reqwest::Response) -> anyhow::Result<String> {
+    response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the console set no cookie"))
 }

@@ -13,14 +13,24 @@ use maud::html;
 use projections::db::now_micros;
 use std::time::Duration;
 
-fn sign_in_page(status: StatusCode, message: Option<&str>) -> HttpResponse {
-    page(
+/// The sign-in form's own CSRF token, in a cookie of its own and in the
+/// form (double submit): a sign-in posted from another site (which would
+/// sign the victim in as the attacker) lacks it.
+const LOGIN_COOKIE: &str = "webhookd_login";
+
+fn sign_in_page(req: &HttpRequest, status: StatusCode, message: Option<&str>) -> HttpResponse {
+    let token = session::random_token();
+    let mut cookie = session::cookie(req, token.clone(), Duration::from_secs(3600));
+    cookie.set_name(LOGIN_COOKIE);
+    cookie.set_path("/console/login");
+    let mut response = page(
         status,
         bare(
             "Sign in",
             html! {
                 h1 { "webhookd console" }
                 form method="post" action="/console/login" {
+                    input type="hidden" name="csrf" value=(token);
                     label for="key" { "API key (scope webhooks)" }
                     input id="key" name="key" type="password" autocomplete="off" required;
                     @if let Some(message) = message { p.error role="alert" { (message) } }
@@ -29,12 +39,15 @@ fn sign_in_page(status: StatusCode, message: Option<&str>) -> HttpResponse {
                 p.hint { "The key is exchanged for a session; the browser never keeps it." }
             },
         ),
-    )
+    );
+    // A cookie always encodes.
+    let _ = response.add_cookie(&cookie);
+    response
 }
 
 /// `GET /console/login`
-pub async fn form() -> HttpResponse {
-    sign_in_page(StatusCode::OK, None)
+pub async fn form(req: HttpRequest) -> HttpResponse {
+    sign_in_page(&req, StatusCode::OK, None)
 }
 
 /// `POST /console/login` (`key`)
@@ -44,7 +57,16 @@ pub async fn sign_in(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let form = Form::parse(&body);
-    let refused = |message: &str| Ok(sign_in_page(StatusCode::UNAUTHORIZED, Some(message)));
+    let expected = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
+    let posted = form.get("csrf");
+    if expected.is_none() || expected.as_deref() != posted {
+        return Ok(sign_in_page(
+            &req,
+            StatusCode::FORBIDDEN,
+            Some("This sign-in form has expired; please sign in again."),
+        ));
+    }
+    let refused = |message: &str| Ok(sign_in_page(&req, StatusCode::UNAUTHORIZED, Some(message)));
     let Some(token) = form.text("key") else {
         return refused("Enter an API key.");
     };
