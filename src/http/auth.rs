@@ -69,6 +69,20 @@ fn presented_token(req: &HttpRequest) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Whether an organisation may use webhooks: plan `business` or above and
+/// the `webhooks` feature flag (checked on every request: either can
+/// change at any time).
+pub fn webhooks_access(organisation: &Organisation) -> Result<(), AuthError> {
+    match organisation.plan() {
+        Some(plan) if plan >= Plan::Business => {}
+        _ => return Err(AuthError::PlanTooLow(organisation.plan.clone())),
+    }
+    if !organisation.has_feature(WEBHOOKS_FEATURE) {
+        return Err(AuthError::FeatureDisabled);
+    }
+    Ok(())
+}
+
 /// Identifies the caller by its key.
 pub async fn authenticate(req: &HttpRequest, keys: &KeyCache) -> Result<Caller, AuthError> {
     let token = presented_token(req).ok_or(AuthError::Missing)?;
@@ -92,14 +106,7 @@ impl Caller {
     /// The webhook routes are for organisations on `business` or above with
     /// the `webhooks` feature flag.
     pub fn require_webhooks_access(&self) -> Result<(), AuthError> {
-        match self.organisation.plan() {
-            Some(plan) if plan >= Plan::Business => {}
-            _ => return Err(AuthError::PlanTooLow(self.organisation.plan.clone())),
-        }
-        if !self.organisation.has_feature(WEBHOOKS_FEATURE) {
-            return Err(AuthError::FeatureDisabled);
-        }
-        Ok(())
+        webhooks_access(&self.organisation)
     }
 
     pub fn organisation_id(&self) -> i64 {

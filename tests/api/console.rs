@@ -217,7 +217,39 @@ async fn hostile_console_input_is_refused_with_a_4xx(backend: Backend) {
     }
 }
 
+/// A session is checked on every request: when its organisation loses the
+/// `webhooks` flag, its pages answer 403 (as the API does), and when its
+/// key is revoked it is sent to sign in again.
+async fn a_session_ends_with_its_organisations_access_or_its_key(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    let (cookie, _) = sign_in(&app).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let endpoints = || {
+        client
+            .get(app.url("/console/endpoints"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(endpoints().await.unwrap().status(), 200);
+    app.execute_sql("UPDATE organisations SET features = '[]'")
+        .await;
+    let refused = endpoints().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("webhooks"));
+    app.execute_sql("UPDATE organisations SET features = '[\"webhooks\"]'")
+        .await;
+    assert_eq!(endpoints().await.unwrap().status(), 200);
+    app.execute_sql("UPDATE api_keys SET revoked_at = 1").await;
+    let signed_out = endpoints().await.unwrap();
+    assert_eq!(signed_out.status(), 303);
+    assert_eq!(signed_out.headers()["location"], "/console/login");
+}
+
 on_both_backends!(
     the_console_works_in_a_real_browser,
     hostile_console_input_is_refused_with_a_4xx,
+    a_session_ends_with_its_organisations_access_or_its_key,
 );

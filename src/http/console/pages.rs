@@ -114,6 +114,8 @@ pub enum PageError {
     NotFound,
     /// A form without its session's CSRF token.
     Forbidden,
+    /// The organisation may no longer use webhooks (the message says why).
+    NotAllowed(String),
     /// Refused as it stands (the message says why).
     Conflict(String),
     Unavailable,
@@ -126,6 +128,7 @@ impl std::fmt::Display for PageError {
             Self::SignIn => f.write_str("not signed in"),
             Self::NotFound => f.write_str("not found"),
             Self::Forbidden => f.write_str("the form's CSRF token is missing or wrong"),
+            Self::NotAllowed(message) => f.write_str(message),
             Self::Conflict(message) => f.write_str(message),
             Self::Unavailable => f.write_str("the database cannot be reached right now"),
             Self::Internal(message) => write!(f, "internal error: {message}"),
@@ -159,7 +162,7 @@ impl ResponseError for PageError {
         match self {
             Self::SignIn => StatusCode::SEE_OTHER,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::NotAllowed(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -165,7 +165,13 @@ impl FromRequest for Session {
                 .filter(|t| !t.is_empty())
                 .ok_or(super::pages::PageError::SignIn)?;
             match find(&state.db, &token).await {
-                Ok(Some(session)) => Ok(session),
+                // The organisation's plan or flags may have changed since.
+                Ok(Some(session)) => {
+                    crate::http::auth::webhooks_access(&session.organisation).map_err(
+                        |refused| super::pages::PageError::NotAllowed(refused.to_string()),
+                    )?;
+                    Ok(session)
+                }
                 Ok(None) => Err(super::pages::PageError::SignIn),
                 Err(error) => Err(super::pages::PageError::from(error)),
             }
