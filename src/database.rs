@@ -93,30 +93,42 @@ fn sqlite_key_file(database: &std::path::Path) -> anyhow::Result<MasterKey> {
     path.push(".key");
     let path = std::path::PathBuf::from(path);
     if !path.exists() {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        // `create_new`: of two processes opening a new database at once,
-        // one writes the key and the other reads it.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                file.write_all(MasterKey::generate().as_bytes())?;
-                file.sync_all()?;
-                tracing::info!(file = %path.display(), "generated the encryption key for secrets at rest");
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(error) => {
-                return Err(error).with_context(|| format!("cannot create {}", path.display()))
-            }
-        }
+        write_new_key_file(&path)?;
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the encryption key file {}", path.display()))?;
     MasterKey::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+/// Writes a generated key to `path` unless another process got there
+/// first: the key goes to a file of this process's own, which is then
+/// linked in place (atomic, and refused when `path` exists), so a reader
+/// never sees a key file half written.
+fn write_new_key_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut draft = path.as_os_str().to_owned();
+    draft.push(format!(".{}.new", std::process::id()));
+    let draft = std::path::PathBuf::from(draft);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&draft)
+        .with_context(|| format!("cannot create {}", draft.display()))?;
+    file.write_all(MasterKey::generate().as_bytes())?;
+    file.sync_all()?;
+    let linked = std::fs::hard_link(&draft, path);
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "generated the encryption key for secrets at rest");
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 async fn open(database_url: &str, name: &str, max_connections: u32) -> anyhow::Result<Db> {
