@@ -132,3 +132,40 @@ fn camel_case_links(value: &mut serde_json::Value) {
 )]
 #[allow(dead_code)]
 fn openapi_json() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// utoipa's `merge` keeps the first of two schemas of the same name
+    /// and drops the other without a word: a v1 schema named like a
+    /// configs one (both dialects have an organisation resource) once
+    /// replaced it in the document. Names the dialects share must be the
+    /// same schema.
+    #[test]
+    fn the_dialects_name_no_two_different_schemas_alike() {
+        let schemas = |api: utoipa::openapi::OpenApi| {
+            api.components
+                .map(|components| components.schemas)
+                .unwrap_or_default()
+        };
+        let parts = [
+            ("v1", schemas(v1::Api::openapi())),
+            ("configs", schemas(configs::Api::openapi())),
+            ("health", schemas(health::Api::openapi())),
+        ];
+        for (i, (left_name, left)) in parts.iter().enumerate() {
+            for (right_name, right) in &parts[i + 1..] {
+                for (name, schema) in left {
+                    if let Some(other) = right.get(name) {
+                        assert_eq!(
+                            serde_json::to_value(schema).unwrap(),
+                            serde_json::to_value(other).unwrap(),
+                            "{left_name} and {right_name} both name a different schema {name}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
