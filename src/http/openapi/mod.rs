@@ -137,6 +137,22 @@ fn openapi_json() {}
 mod tests {
     use super::*;
 
+    /// Every operation has an id of its own (OpenAPI requires it; clients
+    /// name their methods after them).
+    #[test]
+    fn operation_ids_are_unique() {
+        let document: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    assert!(seen.insert(id.to_owned()), "{method} {path}: {id} again");
+                }
+            }
+        }
+        assert!(seen.len() > 30);
+    }
+
     /// utoipa's `merge` keeps the first of two schemas of the same name
     /// and drops the other without a word: a v1 schema named like a
     /// configs one (both dialects have an organisation resource) once

@@ -48,7 +48,7 @@ pub struct V1UpdateOrganisationBody {
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/organisation", tag = "organisation", operation_id = "getOrganisation",
+    get, path = "/api/v1/organisation", tag = "organisation", operation_id = "getV1Organisation",
     responses((status = 200, description = "The caller's organisation", body = Envelope<V1OrganisationResource>)),
 )]
 /// `GET /api/v1/organisation`.
@@ -63,7 +63,7 @@ pub async fn show(
 }
 
 #[utoipa::path(
-    patch, path = "/api/v1/organisation", tag = "organisation", operation_id = "updateOrganisation",
+    patch, path = "/api/v1/organisation", tag = "organisation", operation_id = "updateV1Organisation",
     request_body(content = V1UpdateOrganisationBody),
     responses((status = 200, description = "The organisation as changed", body = Envelope<V1OrganisationResource>)),
 )]
