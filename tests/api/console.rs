@@ -242,6 +242,31 @@ async fn a_session_ends_with_its_organisations_access_or_its_key(backend: Backen
     app.execute_sql("UPDATE organisations SET features = '[\"webhooks\"]'")
         .await;
     assert_eq!(endpoints().await.unwrap().status(), 200);
+    // Handing out a portal link is in the admin log, without its token.
+    let (status, link) = status_and_json(
+        app.request(Method::POST, "/api/v1/portal-links")
+            .json(&json!({"ttl": "10m"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let token = link["data"]["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let logged = app
+        .strings_sql(
+            "SELECT target || ' ' || details FROM admin_log WHERE action = 'PortalLinkCreated'",
+        )
+        .await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains(link["data"]["id"].as_str().unwrap()));
+    assert!(!logged[0].contains(&token), "the token is in the admin log");
     app.execute_sql("UPDATE api_keys SET revoked_at = 1").await;
     let signed_out = endpoints().await.unwrap();
     assert_eq!(signed_out.status(), 303);

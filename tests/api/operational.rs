@@ -49,6 +49,12 @@ async fn an_organisation_hears_about_its_endpoints_on_its_operational_webhook(ba
         .expect("a secret")
         .to_owned();
     assert!(ops_secret.starts_with("whsec_"));
+    // The change is in the admin log (with the URL, never the secret).
+    let logged = app
+        .strings_sql("SELECT details FROM admin_log WHERE action = 'OperationalWebhookChanged'")
+        .await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains(&ops.url) && !logged[0].contains("whsec_"));
     // The operational webhook is not one of the organisation's webhooks.
     let (_, list) = status_and_json(
         app.request(Method::GET, "/api/v1/webhooks")

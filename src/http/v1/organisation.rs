@@ -81,17 +81,31 @@ pub async fn update(
     let url = parse_update(&body, &state)?;
     let metadata = caller.command_metadata(&request_id);
     let organisation = caller.organisation_id();
-    match url {
+    let changed_to = match url {
         Some(Some(url)) => {
             refuse_internal_names(&state, Some(url.as_str())).await?;
+            let shown = url.as_str().to_owned();
             set_url(&state, organisation, url, &metadata).await?;
+            Some(serde_json::Value::String(shown))
         }
         Some(None) => {
             if let Some(config) = projections::operational::clear(&state.db, organisation).await? {
                 execute(&state, config, WebhookConfigCommand::Delete, &metadata).await?;
             }
+            Some(serde_json::Value::Null)
         }
-        None => {}
+        None => None,
+    };
+    if let Some(url) = changed_to {
+        caller
+            .log_change(
+                &state.db,
+                &request_id,
+                "OperationalWebhookChanged",
+                format!("organisation:{organisation}"),
+                serde_json::json!({ "operational_webhook_url": url }),
+            )
+            .await?;
     }
     let resource = resource(&state, &caller).await?;
     Ok(respond(StatusCode::OK, resource, &request_id))

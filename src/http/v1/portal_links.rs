@@ -89,6 +89,17 @@ pub async fn create(
         expires_at,
     )
     .await?;
+    // Who handed out access to the organisation's console, and until when
+    // (never the token: it is the access).
+    caller
+        .log_change(
+            &state.db,
+            &request_id,
+            "PortalLinkCreated",
+            format!("portal_link:{id}"),
+            serde_json::json!({ "expires_at": micros_to_rfc3339(expires_at) }),
+        )
+        .await?;
     let connection = req.connection_info();
     let link = PortalLink {
         id,
