@@ -170,10 +170,6 @@ impl Vault {
         }
     }
 
-    pub fn encrypts(&self) -> bool {
-        self.master.is_some()
-    }
-
     /// A read-model value as stored: sealed with the primary master key.
     pub fn seal_column(&self, plaintext: &str) -> String {
         match &self.master {

@@ -134,6 +134,20 @@ impl Publisher {
         }
     }
 
+    /// Sends a finished delivery of config `config_id` again with a fresh
+    /// retry budget (a manual retry); `false` when there is no such delivery.
+    pub async fn send_again(
+        &self,
+        config_id: i64,
+        delivery_id: i64,
+    ) -> Result<bool, projections::Error> {
+        let Some(pending) = self.store.retry(config_id, delivery_id).await? else {
+            return Ok(false);
+        };
+        self.supervisor.enqueue_again(vec![pending]);
+        Ok(true)
+    }
+
     /// Sends a notice to an organisation's operational webhook (config
     /// `target`; see `operational.rs`): an event of its own, outside the
     /// catalog, for that config only.
@@ -144,19 +158,7 @@ impl Publisher {
         event_type: &str,
         data: &serde_json::Value,
     ) -> Result<Published, PublishError> {
-        let new = NewEvent {
-            organisation,
-            idempotency_key: None,
-            event_type: event_type.to_owned(),
-            data: event_data_of(data),
-            key_id: None,
-            kind: DeliveryKind::Event,
-            task_id: None,
-            targets: vec![Target {
-                config_id: target,
-                fifo: false,
-            }],
-        };
+        let new = to_one_config(organisation, target, event_type, data, DeliveryKind::Event);
         self.commit_and_hand_over(new).await
     }
 
@@ -170,19 +172,39 @@ impl Publisher {
     ) -> Result<Published, PublishError> {
         let data = json!({ "webhook_config": config_id });
         let new = NewEvent {
-            organisation,
-            idempotency_key: None,
-            event_type: TEST_EVENT_TYPE.to_owned(),
-            data: event_data_of(&data),
-            key_id: None,
-            kind: DeliveryKind::Test,
             task_id: task_id.map(str::to_owned),
-            // A test takes no place in a FIFO line: it goes out at once.
-            targets: vec![Target {
+            ..to_one_config(
+                organisation,
                 config_id,
-                fifo: false,
-            }],
+                TEST_EVENT_TYPE,
+                &data,
+                DeliveryKind::Test,
+            )
         };
         self.commit_and_hand_over(new).await
+    }
+}
+
+/// An event of webhookd's own for one config, whatever it subscribes to.
+/// It takes no place in a FIFO line: it goes out at once.
+fn to_one_config(
+    organisation: i64,
+    config_id: i64,
+    event_type: &str,
+    data: &serde_json::Value,
+    kind: DeliveryKind,
+) -> NewEvent {
+    NewEvent {
+        organisation,
+        idempotency_key: None,
+        event_type: event_type.to_owned(),
+        data: event_data_of(data),
+        key_id: None,
+        kind,
+        task_id: None,
+        targets: vec![Target {
+            config_id,
+            fifo: false,
+        }],
     }
 }

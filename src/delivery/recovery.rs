@@ -4,9 +4,10 @@
 //! it found and sent; how they ended is counted from the deliveries
 //! themselves (`recovered_by`). Memory stays bounded however many there
 //! are: they are taken [`BATCH`] at a time, in id order.
+use super::publish::Publisher;
 use super::store::DeliveryStore;
 use super::supervisor::SupervisorHandle;
-use super::tasks::TaskStore;
+use super::tasks::{TaskStore, WEBHOOK_RECOVER};
 use serde_json::json;
 use std::time::Duration;
 
@@ -24,13 +25,35 @@ pub struct Recovery {
     pub until: i64,
 }
 
+/// Creates a recovery of config `config_id`'s deliveries that failed in
+/// `window` (µs) as a task (`webhook.recover`) and runs it in the
+/// background; returns the task's id.
+pub async fn begin(
+    publisher: &Publisher,
+    tasks: &TaskStore,
+    (organisation, key_id): (i64, Option<i64>),
+    config_id: i64,
+    (since, until): (i64, i64),
+) -> Result<i64, projections::Error> {
+    let task = tasks
+        .create(organisation, key_id, WEBHOOK_RECOVER, config_id)
+        .await?;
+    start(
+        Recovery {
+            task,
+            config_id,
+            since,
+            until,
+        },
+        publisher.store().clone(),
+        tasks.clone(),
+        publisher.supervisor().clone(),
+    );
+    Ok(task)
+}
+
 /// Runs `recovery` in the background; its task row tells how it goes.
-pub fn start(
-    recovery: Recovery,
-    store: DeliveryStore,
-    tasks: TaskStore,
-    supervisor: SupervisorHandle,
-) {
+fn start(recovery: Recovery, store: DeliveryStore, tasks: TaskStore, supervisor: SupervisorHandle) {
     tokio::spawn(async move {
         let window = json!({ "since": recovery.since, "until": recovery.until });
         let outcome = run(recovery, &store, &tasks, &supervisor).await;

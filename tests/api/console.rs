@@ -183,6 +183,27 @@ async fn hostile_console_input_is_refused_with_a_4xx(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
+    let endpoint = response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    // A recovery window goes through the API's rules: within 14 days.
+    let local = |ago: chrono::Duration| {
+        (chrono::Utc::now() - ago)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    for (since, status) in [
+        (local(chrono::Duration::hours(1)), 303),
+        (local(chrono::Duration::days(20)), 422),
+    ] {
+        let form = vec![("csrf", csrf.clone()), ("since", since.clone())];
+        let answer = post(&format!("{endpoint}/recover"), form).await.unwrap();
+        assert_eq!(answer.status(), status, "since {since}");
+    }
     let (_, list) = status_and_json(
         app.request(Method::GET, "/api/v1/webhooks")
             .send()

@@ -179,26 +179,6 @@ impl EndpointActor {
         }
     }
 
-    fn pending_read(
-        &self,
-    ) -> impl std::future::Future<Output = Result<PendingRead, projections::Error>> {
-        let store = self.engine.store.clone();
-        let (config_id, cap) = (self.config_id, self.engine.settings.max_queued_per_endpoint);
-        // Only what the config takes now: rows read and dropped as not
-        // accepted would make the queue look low again, and the actor
-        // would read them over and over.
-        let config = self.config.clone();
-        async move {
-            let with_events = config
-                .as_ref()
-                .is_some_and(|config| config.accepts(DeliveryKind::Event));
-            let fifo = config.as_ref().is_some_and(|config| config.is_fifo());
-            store
-                .pending_for_config(config_id, cap, with_events, fifo)
-                .await
-        }
-    }
-
     /// Reads the soonest pending deliveries again (those held already are
     /// skipped by `hold`): the queue ran low while some were left in the
     /// database, or the FIFO line has a gap. Every one committed before
@@ -207,8 +187,10 @@ impl EndpointActor {
     fn refill(&mut self, ctx: &mut Context<Self>) {
         self.refilling = true;
         self.spilled = false;
-        let config_id = self.config_id;
-        let read = task::run(self.pending_read());
+        let (config_id, engine, config) =
+            (self.config_id, self.engine.clone(), self.config.clone());
+        let read =
+            task::run(async move { read_pending(&engine, config_id, config.as_deref()).await });
         ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
             actor.refilling = false;
             match read {
@@ -238,7 +220,6 @@ impl EndpointActor {
         let this_reload = self.reloads;
         // This read sees everything committed so far (see `refill`).
         self.spilled = false;
-        let cap = self.engine.settings.max_queued_per_endpoint;
         // Nothing is launched until the reload is read, so this is every
         // attempt under way while it reads.
         let attempting = self.attempts.delivery_ids();
@@ -253,12 +234,7 @@ impl EndpointActor {
                     .fail_pending(config_id, SWITCHED_OFF, &attempting)
                     .await?;
             }
-            let with_events = accepts(DeliveryKind::Event);
-            let fifo = config.as_ref().is_some_and(|c| c.is_fifo());
-            let pending = engine
-                .store
-                .pending_for_config(config_id, cap, with_events, fifo)
-                .await?;
+            let pending = read_pending(&engine, config_id, config.as_ref()).await?;
             Ok::<_, projections::Error>((config, pending))
         };
         let load = task::run(load);
@@ -536,6 +512,24 @@ impl Drop for EndpointActor {
     fn drop(&mut self) {
         self.engine.budget.give(self.queue.held());
     }
+}
+
+/// An endpoint's pending rows, as much as an actor holds: only what the
+/// config takes now (rows read and dropped as not accepted would make the
+/// queue look low again, and the actor would read them over and over), in
+/// place order for a FIFO config.
+async fn read_pending(
+    engine: &DeliveryEngine,
+    config_id: i64,
+    config: Option<&EndpointConfig>,
+) -> Result<PendingRead, projections::Error> {
+    let with_events = config.is_some_and(|c| c.accepts(DeliveryKind::Event));
+    let fifo = config.is_some_and(|c| c.is_fifo());
+    let cap = engine.settings.max_queued_per_endpoint;
+    engine
+        .store
+        .pending_for_config(config_id, cap, with_events, fifo)
+        .await
 }
 
 /// An attempt's answer class and duration, and for a first attempt the

@@ -7,9 +7,9 @@ use super::pages::{
     action_button, csrf_field, layout, optional_time, page, query_param as query, time, PageError,
 };
 use super::session::Session;
-use crate::delivery::recovery::{self, Recovery};
+use crate::delivery::recovery;
 use crate::delivery::store::{AttemptRow, DeliveryStatus};
-use crate::delivery::tasks::WEBHOOK_RECOVER;
+use crate::http::v1::recovery::parse_window;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -194,13 +194,9 @@ pub async fn retry(
             row.state
         )));
     }
-    let pending = state
-        .publisher
-        .store()
-        .retry(row.id, delivery_id)
-        .await?
-        .ok_or(PageError::NotFound)?;
-    state.publisher.supervisor().enqueue_again(vec![pending]);
+    if !state.publisher.send_again(row.id, delivery_id).await? {
+        return Err(PageError::NotFound);
+    }
     Ok(back_to(row.id, "retried"))
 }
 
@@ -219,38 +215,22 @@ pub async fn recover(
                 .into(),
         ));
     }
-    let now = now_micros();
-    let since = form
-        .text("since")
-        .and_then(|text| {
-            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
-                .ok()
-        })
-        .map(|t| t.and_utc().timestamp_micros())
-        .filter(|since| *since <= now && now - since <= 14 * 24 * 3600 * 1_000_000)
-        .ok_or_else(|| {
-            PageError::Conflict("'Failed since' must be a time within the last 14 days".into())
-        })?;
-    let task = state
-        .tasks
-        .create(
-            session.organisation_id(),
-            session.key_id,
-            WEBHOOK_RECOVER,
-            row.id,
-        )
-        .await?;
-    recovery::start(
-        Recovery {
-            task,
-            config_id: row.id,
-            since,
-            until: now,
-        },
-        state.publisher.store().clone(),
-        state.tasks.clone(),
-        state.publisher.supervisor().clone(),
-    );
+    // The field is a local date-time (`2026-11-29T10:30`), read as UTC and
+    // checked by the API's own window rules.
+    let since = form.text("since").map(|text| match text.len() {
+        16 => format!("{text}:00Z"),
+        _ => format!("{text}Z"),
+    });
+    let body = serde_json::Map::from_iter([("since".to_owned(), serde_json::json!(since))]);
+    let window = parse_window(&body, now_micros())
+        .map_err(|errors| PageError::Invalid(errors.to_string()))?;
+    recovery::begin(
+        &state.publisher,
+        &state.tasks,
+        (session.organisation_id(), session.key_id),
+        row.id,
+        window,
+    )
+    .await?;
     Ok(back_to(row.id, "recovering"))
 }

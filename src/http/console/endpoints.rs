@@ -437,11 +437,9 @@ pub async fn rotate(
     request_id: RequestId,
 ) -> Result<HttpResponse, PageError> {
     let (_, row) = posted_to(&state, &session, &path, &body).await?;
-    let overlap = Rotation::default().previous_valid_for;
-    let command = WebhookConfigCommand::RotateSecret {
-        secret: generate_webhook_secret(),
-        previous_expires_at: Some(now_micros() + overlap.as_micros() as i64),
-    };
+    // The API's defaults: a generated secret, the replaced one signing
+    // beside it for 24 hours.
+    let command = Rotation::default().into_command(now_micros());
     execute(&state, &session, &request_id, row.id, command).await?;
     Ok(back_to(row.id, "rotated"))
 }

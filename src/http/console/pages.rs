@@ -118,6 +118,8 @@ pub enum PageError {
     NotAllowed(String),
     /// Refused as it stands (the message says why).
     Conflict(String),
+    /// A form's value is not acceptable (the message says which and why).
+    Invalid(String),
     Unavailable,
     Internal(String),
 }
@@ -129,7 +131,7 @@ impl std::fmt::Display for PageError {
             Self::NotFound => f.write_str("not found"),
             Self::Forbidden => f.write_str("the form's CSRF token is missing or wrong"),
             Self::NotAllowed(message) => f.write_str(message),
-            Self::Conflict(message) => f.write_str(message),
+            Self::Conflict(message) | Self::Invalid(message) => f.write_str(message),
             Self::Unavailable => f.write_str("the database cannot be reached right now"),
             Self::Internal(message) => write!(f, "internal error: {message}"),
         }
@@ -164,6 +166,7 @@ impl ResponseError for PageError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Forbidden | Self::NotAllowed(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

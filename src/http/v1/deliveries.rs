@@ -87,12 +87,10 @@ pub async fn retry(
             config.state
         )));
     }
+    if !state.publisher.send_again(config.id, delivery_id).await? {
+        return Err(not_found());
+    }
     let store = state.publisher.store();
-    let pending = store
-        .retry(config.id, delivery_id)
-        .await?
-        .ok_or_else(not_found)?;
-    state.publisher.supervisor().enqueue_again(vec![pending]);
     let row = store
         .find_delivery(config.id, delivery_id)
         .await?

@@ -38,6 +38,19 @@ impl FieldErrors {
     }
 }
 
+/// `field: message; …`, every message of every field.
+impl fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let summary = self
+            .0
+            .iter()
+            .flat_map(|(field, messages)| messages.iter().map(move |m| format!("{field}: {m}")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        f.write_str(&summary)
+    }
+}
+
 /// The v1 error body, as [`ApiError`] writes it.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[schema(as = V1Error)]
@@ -111,12 +124,7 @@ impl ApiError {
     }
 
     pub fn invalid(fields: FieldErrors) -> Self {
-        let summary = fields
-            .0
-            .iter()
-            .flat_map(|(field, messages)| messages.iter().map(move |m| format!("{field}: {m}")))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let summary = fields.to_string();
         Self {
             fields: Some(fields),
             ..Self::new(

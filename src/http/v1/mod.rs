@@ -9,7 +9,7 @@ mod events;
 mod history;
 mod organisation;
 mod portal_links;
-mod recovery;
+pub(crate) mod recovery;
 pub mod resources;
 pub mod rotation_request;
 pub mod webhook_request;

@@ -5,7 +5,7 @@ use super::caller::V1Caller;
 use super::envelope::{respond, Envelope};
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::webhooks::owned_config;
-use crate::delivery::recovery::{self, Recovery};
+use crate::delivery::recovery;
 use crate::delivery::tasks::{TaskRow, WEBHOOK_RECOVER};
 use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
@@ -86,26 +86,14 @@ pub async fn start(
             "a deactivated webhook receives nothing; reactivate it before recovering deliveries",
         ));
     }
-    let task = state
-        .tasks
-        .create(
-            caller.organisation_id(),
-            Some(caller.key.id),
-            WEBHOOK_RECOVER,
-            config.id,
-        )
-        .await?;
-    recovery::start(
-        Recovery {
-            task,
-            config_id: config.id,
-            since,
-            until,
-        },
-        state.publisher.store().clone(),
-        state.tasks.clone(),
-        state.publisher.supervisor().clone(),
-    );
+    let task = recovery::begin(
+        &state.publisher,
+        &state.tasks,
+        (caller.organisation_id(), Some(caller.key.id)),
+        config.id,
+        (since, until),
+    )
+    .await?;
     let resource = resource_of(&state, &caller, config.id, task).await?;
     Ok(respond(StatusCode::ACCEPTED, resource, &request_id))
 }
@@ -170,7 +158,7 @@ async fn resource_of(
 
 /// `since` (required) and `until` (default now) as µs; `since` at most 14
 /// days before `now`, `until` after `since`.
-fn parse_window(body: &Map<String, Value>, now: i64) -> Result<(i64, i64), FieldErrors> {
+pub(crate) fn parse_window(body: &Map<String, Value>, now: i64) -> Result<(i64, i64), FieldErrors> {
     let mut errors = FieldErrors::default();
     let mut time = |name: &str, required: bool| match body.get(name) {
         None | Some(Value::Null) => {

@@ -2,6 +2,7 @@
 //! `{"previous_valid_for": "24h", "secret": "whsec_…"}`.
 use super::error::FieldErrors;
 use aggregates::values::WebhookSecret;
+use aggregates::webhook_config::WebhookConfigCommand;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -22,6 +23,22 @@ impl Default for Rotation {
         Self {
             secret: None,
             previous_valid_for: DEFAULT_OVERLAP,
+        }
+    }
+}
+
+impl Rotation {
+    /// The command that carries the rotation out at `now` (µs): the new
+    /// secret (generated when none was chosen) and when the replaced one
+    /// stops signing (`None`: at once).
+    pub fn into_command(self, now: i64) -> WebhookConfigCommand {
+        let previous_expires_at = (!self.previous_valid_for.is_zero())
+            .then(|| now.saturating_add(self.previous_valid_for.as_micros() as i64));
+        WebhookConfigCommand::RotateSecret {
+            secret: self
+                .secret
+                .unwrap_or_else(crate::crypto::generate_webhook_secret),
+            previous_expires_at,
         }
     }
 }

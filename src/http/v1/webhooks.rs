@@ -179,12 +179,7 @@ pub async fn rotate_secret(
         Some(body) => parse_rotation(&body).map_err(ApiError::invalid)?,
         None => Rotation::default(),
     };
-    let previous_expires_at = (!rotation.previous_valid_for.is_zero())
-        .then(|| now_micros().saturating_add(rotation.previous_valid_for.as_micros() as i64));
-    let command = WebhookConfigCommand::RotateSecret {
-        secret: rotation.secret.unwrap_or_else(generate_webhook_secret),
-        previous_expires_at,
-    };
+    let command = rotation.into_command(now_micros());
     let metadata = caller.command_metadata(&request_id);
     state.commands.execute(id, command, &metadata).await?;
     let row = read_back(&state, &caller, id).await?;
