@@ -54,7 +54,7 @@ impl CommandMetadata {
             ("actor".to_owned(), self.actor.clone()),
             (
                 "time".to_owned(),
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                projections::db::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             ),
         ]);
         if let Some(request_id) = &self.request_id {

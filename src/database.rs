@@ -3,7 +3,7 @@ use anyhow::{bail, Context};
 use projections::vault::{MasterKey, MasterKeys};
 use projections::Db;
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,6 +14,9 @@ use std::time::Duration;
 /// instead of hanging. A healthy pool hands out a connection in
 /// microseconds, so this only ever runs out in an outage.
 pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+mod failover;
+pub use failover::{PgTarget, SessionLimits};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -32,7 +35,7 @@ pub struct EncryptionKeys {
 /// Connects and applies the migrations of the backend the URL names:
 /// `sqlite://path` (created if missing) or `postgres://…`.
 pub async fn connect(database_url: &str, keys: &EncryptionKeys) -> anyhow::Result<Db> {
-    connect_as(database_url, "webhookd", 20, keys).await
+    connect_as(database_url, "webhookd", 20, None, keys).await
 }
 
 /// [`connect`], naming the connections (PostgreSQL's `application_name`,
@@ -41,9 +44,10 @@ pub async fn connect_as(
     database_url: &str,
     name: &str,
     max_connections: u32,
+    limits: Option<SessionLimits>,
     keys: &EncryptionKeys,
 ) -> anyhow::Result<Db> {
-    let db = open(database_url, name, max_connections).await?;
+    let db = open(database_url, name, max_connections, limits).await?;
     let master = master_keys(&db, keys)?;
     projections::vault::install(&db, master);
     Ok(db)
@@ -131,15 +135,21 @@ fn write_new_key_file(path: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-async fn open(database_url: &str, name: &str, max_connections: u32) -> anyhow::Result<Db> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        if !sqlx::Postgres::database_exists(database_url)
+async fn open(
+    database_url: &str,
+    name: &str,
+    max_connections: u32,
+    limits: Option<SessionLimits>,
+) -> anyhow::Result<Db> {
+    if is_postgres(database_url) {
+        let target = postgres_target(database_url).await?;
+        if !sqlx::Postgres::database_exists(target.url())
             .await
             .context("cannot connect to PostgreSQL")?
         {
             // Nodes starting together race to create it: losing is fine.
-            if let Err(error) = sqlx::Postgres::create_database(database_url).await {
-                if !sqlx::Postgres::database_exists(database_url)
+            if let Err(error) = sqlx::Postgres::create_database(target.url()).await {
+                if !sqlx::Postgres::database_exists(target.url())
                     .await
                     .unwrap_or(false)
                 {
@@ -147,20 +157,7 @@ async fn open(database_url: &str, name: &str, max_connections: u32) -> anyhow::R
                 }
             }
         }
-        let options = PgConnectOptions::from_str(database_url)
-            .context("DATABASE_URL is not a valid postgres:// URL")?
-            .application_name(name);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            // sqlx pings a pooled connection before every use by default: a
-            // second round trip per query in the profile. A connection the
-            // server dropped now fails the one query that finds out (an
-            // error answer) and is not returned to the pool.
-            .test_before_acquire(false)
-            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .context("cannot connect to PostgreSQL")?;
+        let pool = postgres_pool(&target, name, max_connections, limits).await?;
         POSTGRES_MIGRATIONS
             .run(&pool)
             .await
@@ -201,6 +198,60 @@ async fn open(database_url: &str, name: &str, max_connections: u32) -> anyhow::R
     } else {
         bail!("DATABASE_URL must start with sqlite:// or postgres:// (got a URL of another scheme)")
     }
+}
+
+fn is_postgres(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+}
+
+/// The hosts of `DATABASE_URL`, probed in order until one takes writes.
+pub async fn postgres_target(database_url: &str) -> anyhow::Result<PgTarget> {
+    let target = PgTarget::parse(database_url)?;
+    target.find_writable(None).await;
+    Ok(target)
+}
+
+/// A pool on `target`'s writable host that follows it when it moves (see
+/// [`failover`]); its sessions carry `limits` (a serving node's).
+pub async fn postgres_pool(
+    target: &PgTarget,
+    name: &str,
+    max_connections: u32,
+    limits: Option<SessionLimits>,
+) -> anyhow::Result<sqlx::PgPool> {
+    let mut options = target.current_options().application_name(name);
+    if let Some(limits) = limits {
+        options = options.options(limits.settings());
+    }
+    let read_write = target.read_write;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        // sqlx pings a pooled connection before every use by default: a
+        // second round trip per query in the profile. A connection the
+        // server dropped now fails the one query that finds out (an
+        // error answer) and is not returned to the pool.
+        .test_before_acquire(false)
+        .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+        // A standby (or a demoted primary) takes no writes: with several
+        // hosts and `target_session_attrs=read-write`, a connection that
+        // lands on one is refused, and the pool opens another.
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                if read_write && failover::is_read_only(connection).await? {
+                    return Err(sqlx::Error::Protocol(
+                        "the server is read-only (a standby): not a target".into(),
+                    ));
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    if target.hosts() > 1 {
+        tokio::spawn(failover::follow(pool.clone(), target.clone(), options));
+    }
+    Ok(pool)
 }
 
 /// Copies the WAL into the database file four times a second, beside the writers

@@ -69,10 +69,14 @@ impl Application {
             .node_id
             .clone()
             .unwrap_or_else(cluster::generated_node_id);
+        // Server-side limits end a frozen or cut-off node's transactions
+        // before its leases run out (see `database::failover`).
+        let limits = database::SessionLimits::for_lease(settings.node_timeout);
         let db = database::connect_as(
             &settings.database_url,
             &format!("webhookd:{node_id}"),
             settings.max_db_connections,
+            Some(limits),
             &settings.encryption,
         )
         .await?;
@@ -117,8 +121,21 @@ impl Application {
                 let ownership = Ownership::leased();
                 // Listening before joining: the join is announced.
                 cluster::bus::start(pool.clone(), node_id.clone(), changes.clone());
+                // The heartbeat has connections of its own: publishes that
+                // fill the query pool must not starve the renewal of the
+                // leases they depend on. Opened here, on the main runtime,
+                // so they outlive the HTTP workers' runtimes at shutdown
+                // (the leases are freed after the workers stop).
+                let target = database::postgres_target(&settings.database_url).await?;
+                let heartbeat_pool = database::postgres_pool(
+                    &target,
+                    &format!("webhookd:{node_id}:heartbeat"),
+                    2,
+                    Some(limits),
+                )
+                .await?;
                 let node = ClusterNode::join(
-                    pool.clone(),
+                    heartbeat_pool,
                     NodeSettings {
                         id: node_id.clone(),
                         address: format!("{}", listener.local_addr()?),

@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicI64, Ordering};
 use sqlx::{PgPool, SqlitePool};
 
 /// A connection pool to whichever database `DATABASE_URL` names.
@@ -90,7 +91,7 @@ impl Error {
 /// Whether a sqlx error means "the database is not there right now":
 /// connection and pool failures, and PostgreSQL's connection-exception
 /// (08), insufficient-resources (53), operator-intervention (57) and
-/// system-error (58) classes.
+/// system-error (58) classes, and the limits of `database::failover`.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
@@ -103,14 +104,47 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             ["08", "53", "57", "58"]
                 .iter()
                 .any(|class| code.starts_with(class))
+                // A session ended for idling in its transaction (a frozen
+                // node's), a lock not had within `lock_timeout`, a server
+                // that turned read-only (a failover under way).
+                || ["25P03", "55P03", "25006"].contains(&code.as_ref())
         }),
         _ => false,
     }
 }
 
 /// Microseconds since the Unix epoch: how every time is stored.
+/// The time now, in microseconds since the epoch, by the cluster's clock:
+/// this machine's wall clock corrected by the offset to the database's
+/// clock that the last heartbeat measured (see [`set_clock_offset`]; 0 on
+/// SQLite and until the first heartbeat). Every timestamp webhookd stores
+/// or compares with stored ones (deliveries' due times, retention's
+/// cutoff, signatures) comes from here, so nodes whose clocks disagree
+/// still agree on when a retry is due.
 pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
+    chrono::Utc::now().timestamp_micros() + CLOCK_OFFSET_MICROS.load(Ordering::Relaxed)
+}
+
+/// [`now_micros`] as a date and time.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(now_micros()).unwrap_or_else(chrono::Utc::now)
+}
+
+static CLOCK_OFFSET_MICROS: AtomicI64 = AtomicI64::new(0);
+
+/// Offsets smaller than this are measurement noise (half a round trip):
+/// kept as they are, so that timestamps do not jitter at every heartbeat.
+const CLOCK_OFFSET_NOISE_MICROS: i64 = 10_000;
+
+/// Records the database's clock minus this machine's, as measured by a
+/// heartbeat; returns the offset now in force.
+pub fn set_clock_offset(micros: i64) -> i64 {
+    let current = CLOCK_OFFSET_MICROS.load(Ordering::Relaxed);
+    if (micros - current).abs() >= CLOCK_OFFSET_NOISE_MICROS {
+        CLOCK_OFFSET_MICROS.store(micros, Ordering::Relaxed);
+        return micros;
+    }
+    current
 }
 
 /// Formats stored microseconds as RFC 3339 UTC with second precision (`2026-11-22T10:25:05Z`).

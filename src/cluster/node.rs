@@ -111,23 +111,43 @@ impl ClusterNode {
 
     async fn tick(&self) {
         let sent = Instant::now();
-        match self.heartbeat_and_lease(sent).await {
-            Ok(()) => self.state().last_heartbeat = Some(sent),
+        // A heartbeat that hangs (the database cut off without a reset) is
+        // given up, so the next tick tries again on another connection.
+        // What it would have renewed counts from `sent` anyway.
+        let deadline = self.settings.timeout / 2;
+        match tokio::time::timeout(deadline, self.heartbeat_and_lease(sent)).await {
+            Ok(Ok(())) => self.state().last_heartbeat = Some(sent),
             // The leases run out by themselves (see `Ownership`): nothing
             // is sent for them once their local deadline passes.
-            Err(error) => tracing::warn!(%error, "cluster heartbeat failed"),
+            Ok(Err(error)) => tracing::warn!(%error, "cluster heartbeat failed"),
+            Err(_) => tracing::warn!(?deadline, "cluster heartbeat timed out"),
         }
     }
 
     async fn heartbeat_and_lease(&self, sent: Instant) -> Result<(), sqlx::Error> {
         let timeout_ms = self.settings.timeout.as_millis() as i64;
-        let updated = sqlx::query(
-            "UPDATE cluster_nodes SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1",
+        // The database's clock, read beside this machine's: their offset
+        // corrects every timestamp this node writes (`now_micros`).
+        let before = chrono::Utc::now().timestamp_micros();
+        let updated: Option<i64> = sqlx::query_scalar(
+            "UPDATE cluster_nodes SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1 \
+             RETURNING (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
         )
         .bind(&self.settings.id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        if updated.rows_affected() == 0 {
+        let after = chrono::Utc::now().timestamp_micros();
+        if let Some(database_micros) = updated {
+            let offset = database_micros - (before + (after - before) / 2);
+            let previous = projections::db::set_clock_offset(offset);
+            if previous == offset && offset.abs() > 1_000_000 && self.state().last_heartbeat.is_none() {
+                tracing::warn!(
+                    offset_ms = offset / 1000,
+                    "this machine's clock differs from the database's: webhookd uses the database's"
+                );
+            }
+        }
+        if updated.is_none() {
             // Someone removed our row: register again.
             sqlx::query("INSERT INTO cluster_nodes (id, address, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .bind(&self.settings.id)
@@ -276,20 +296,29 @@ impl ClusterNode {
         self.ownership.drop_partitions(&held);
         let all: Vec<usize> = (0..PARTITIONS).collect();
         self.ownership.drained(&all, grace).await;
-        if let Err(error) = self.free(&all).await {
-            tracing::warn!(%error, "cannot free partitions; they expire by themselves");
+        // Bounded: a node cut off from the database leaves all the same
+        // (its leases then run out by themselves).
+        let deadline = self.settings.timeout;
+        match tokio::time::timeout(deadline, self.free(&all)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot free partitions; they expire by themselves")
+            }
+            Err(_) => tracing::warn!("cannot free partitions in time; they expire by themselves"),
         }
-        if let Err(error) = sqlx::query("UPDATE cluster_nodes SET stopped_at = now() WHERE id = $1")
+        let stopped = sqlx::query("UPDATE cluster_nodes SET stopped_at = now() WHERE id = $1")
             .bind(&self.settings.id)
-            .execute(&self.pool)
-            .await
-        {
-            tracing::warn!(%error, "cannot mark the node stopped");
+            .execute(&self.pool);
+        match tokio::time::timeout(deadline, stopped).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot mark the node stopped"),
+            Err(_) => tracing::warn!("cannot mark the node stopped in time"),
         }
         // The others take the partitions over now, not at their next
         // heartbeat. Sent here and awaited (not through the bus's sender
         // task): the process is about to exit.
-        super::bus::announce_membership(&self.pool, &self.settings.id).await;
+        let announced = super::bus::announce_membership(&self.pool, &self.settings.id);
+        let _ = tokio::time::timeout(deadline, announced).await;
         tracing::info!(partitions = held.len(), "left the cluster");
     }
 }

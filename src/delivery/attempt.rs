@@ -1,5 +1,18 @@
 //! One delivery attempt: build the signed request, send it within the
 //! config's timeout, and read what came back.
+//!
+//! On a cluster, one node at a time may send to an endpoint: the holder of
+//! its partition's lease. The actor checks the lease when it starts an
+//! attempt, but between that and the bytes reaching the socket lie task
+//! hand-offs, a connection from the pool, perhaps a connect — and a node
+//! that freezes there (a pause, a stolen CPU) would send after thawing,
+//! beside the lease's new holder. So the body checks the lease again when
+//! hyper asks for it ([`LeasedBody`]): after the head is written into the
+//! connection's buffer and before anything is flushed to the socket, in
+//! the same poll. A lease found gone fails the request unsent (nothing of
+//! it reaches the receiver) and the attempt is not recorded
+//! ([`AttemptResult::not_sent`]): the delivery stays pending for the new
+//! holder.
 use super::http_client::literal_address_refusal;
 use super::retry::parse_retry_after;
 use super::signing::signature_headers;
@@ -8,6 +21,7 @@ use super::wire;
 use aggregates::values::UrlPolicy;
 use projections::db::now_micros;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How much of a response body the attempt log keeps.
@@ -20,13 +34,21 @@ pub struct AttemptResult {
     pub retry_after: Option<Duration>,
     /// The receiver answered 410 Gone.
     pub gone: bool,
+    /// Nothing was sent: this node's lease on the endpoint ran out before
+    /// the request left (see the module's docs). Not an attempt.
+    pub not_sent: bool,
 }
+
+/// Whether this node may still send to the endpoint, asked at the last
+/// moment before the request's bytes leave.
+pub type SendPermit = Arc<dyn Fn() -> bool + Send + Sync>;
 
 pub async fn send(
     client: &reqwest::Client,
     config: &EndpointConfig,
     delivery: &PendingDelivery,
     policy: &UrlPolicy,
+    permit: SendPermit,
 ) -> AttemptResult {
     let attempted_at = now_micros();
     let started = Instant::now();
@@ -34,7 +56,7 @@ pub async fn send(
     // and the body drip past it; then the status decides, and the log
     // keeps what of the body came.
     let mut answered: Option<Answer> = None;
-    let outcome = match request(client, config, delivery, policy) {
+    let outcome = match request(client, config, delivery, policy, permit) {
         Ok(request) => {
             // The timeout covers connecting, sending and reading the answer:
             // a receiver that hangs at any point is cut off here.
@@ -49,6 +71,7 @@ pub async fn send(
         Err(refusal) => Err(refusal),
     };
     let duration_ms = started.elapsed().as_millis() as i64;
+    let not_sent = matches!(&outcome, Err(error) if error.starts_with(LeaseLost::TEXT));
     match outcome {
         Ok(answer) => AttemptResult {
             record: AttemptRecord {
@@ -61,6 +84,7 @@ pub async fn send(
             },
             retry_after: answer.retry_after,
             gone: answer.status == 410,
+            not_sent: false,
         },
         Err(error) => AttemptResult {
             record: AttemptRecord {
@@ -73,6 +97,7 @@ pub async fn send(
             },
             retry_after: None,
             gone: false,
+            not_sent,
         },
     }
 }
@@ -93,6 +118,7 @@ fn request(
     config: &EndpointConfig,
     delivery: &PendingDelivery,
     policy: &UrlPolicy,
+    permit: SendPermit,
 ) -> Result<reqwest::Request, String> {
     let event = &delivery.event;
     let url = wire::target_url(config.profile, &config.url, &event.id);
@@ -101,9 +127,11 @@ fn request(
         return Err(refusal);
     }
     let body = wire::body(config.profile, event);
-    let now = chrono::Utc::now();
-    let timestamp = now.timestamp();
-    let previous = config.previous_secrets_at(now.timestamp_micros());
+    // The cluster's clock (the database's), not this machine's: a node
+    // whose clock is off still signs with a timestamp receivers accept.
+    let now = projections::db::now_micros();
+    let timestamp = now.div_euclid(1_000_000);
+    let previous = config.previous_secrets_at(now);
     let mut headers = HeaderMap::with_capacity(12);
     for (name, value) in config.headers.iter() {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
@@ -120,9 +148,63 @@ fn request(
     client
         .post(url)
         .headers(headers)
-        .body(body)
+        .body(reqwest::Body::wrap(LeasedBody {
+            data: Some(bytes::Bytes::from(body)),
+            permit,
+        }))
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// A request body of known length that asks its [`SendPermit`] when hyper
+/// polls it — once, for its only frame — and fails instead of yielding
+/// the bytes when the permit is gone. hyper then drops the connection with
+/// the request's head still in its buffer, unsent.
+struct LeasedBody {
+    data: Option<bytes::Bytes>,
+    permit: SendPermit,
+}
+
+#[derive(Debug)]
+struct LeaseLost;
+
+impl LeaseLost {
+    const TEXT: &'static str = "not sent: this node's lease on the endpoint ran out";
+}
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Self::TEXT)
+    }
+}
+
+impl std::error::Error for LeaseLost {}
+
+impl http_body::Body for LeasedBody {
+    type Data = bytes::Bytes;
+    type Error = LeaseLost;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, LeaseLost>>> {
+        let this = self.get_mut();
+        std::task::Poll::Ready(this.data.take().map(|data| {
+            if (this.permit)() {
+                Ok(http_body::Frame::data(data))
+            } else {
+                Err(LeaseLost)
+            }
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
 }
 
 struct Answer {
@@ -139,7 +221,13 @@ async fn exchange(
     request: reqwest::Request,
     answered: &mut Option<Answer>,
 ) -> Result<(), String> {
-    let mut response = client.execute(request).await.map_err(describe)?;
+    let mut response = client.execute(request).await.map_err(|error| {
+        if caused_by_lease_lost(&error) {
+            LeaseLost::TEXT.to_owned()
+        } else {
+            describe(error)
+        }
+    })?;
     let retry_after = response
         .headers()
         .get(RETRY_AFTER)
@@ -162,6 +250,17 @@ async fn exchange(
     Ok(())
 }
 
+fn caused_by_lease_lost(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<LeaseLost>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// A transport error with its causes, e.g. "error sending request: … Connection refused".
 fn describe(error: reqwest::Error) -> String {
     let error = error.without_url();
@@ -173,4 +272,67 @@ fn describe(error: reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// What a receiver sees of one request whose permit says `permit`.
+    async fn received_with(permit: bool) -> (Vec<u8>, Result<(), String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let reading = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // Until the head and body are in, or the client closed.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(500), socket.read(&mut buffer))
+                    .await
+                {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => seen.extend_from_slice(&buffer[..n]),
+                }
+                if seen.ends_with(b"{\"x\":1}") {
+                    break;
+                }
+            }
+            seen
+        });
+        let client = reqwest::Client::new();
+        let request = client
+            .post(format!("http://{address}/hook"))
+            .body(reqwest::Body::wrap(LeasedBody {
+                data: Some(bytes::Bytes::from_static(b"{\"x\":1}")),
+                permit: Arc::new(move || permit),
+            }))
+            .build()
+            .unwrap();
+        let mut answered = None;
+        let sent = tokio::time::timeout(
+            Duration::from_millis(300),
+            exchange(&client, request, &mut answered),
+        )
+        .await
+        .unwrap_or(Ok(()));
+        (reading.await.unwrap(), sent)
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_lease_ran_out_leaves_nothing_on_the_wire() {
+        let (seen, sent) = received_with(false).await;
+        assert!(seen.is_empty(), "the receiver saw {:?}", String::from_utf8_lossy(&seen));
+        assert_eq!(sent, Err(LeaseLost::TEXT.to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_request_with_its_lease_goes_out_whole_with_its_length() {
+        let (seen, _) = received_with(true).await;
+        let text = String::from_utf8_lossy(&seen).to_lowercase();
+        assert!(text.starts_with("post /hook http/1.1"), "{text}");
+        assert!(text.contains("content-length: 7"), "{text}");
+        assert!(text.ends_with("{\"x\":1}"), "{text}");
+    }
 }

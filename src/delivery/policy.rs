@@ -14,6 +14,7 @@ use aggregates::values::ConfigId;
 use aggregates::webhook_config::{
     DeactivationReason, TestOutcome, WebhookConfigCommand, WebhookConfigError,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An event delivery that ended (a test's attempt is not a delivery of
@@ -74,7 +75,9 @@ impl DeliveryEngine {
                 tracing::error!(task, %error, "cannot mark a task processing");
             }
         }
-        attempt::send(client, config, delivery, &self.settings.url_policy).await
+        let (ownership, config_id) = (self.ownership.clone(), delivery.config_id);
+        let permit: attempt::SendPermit = Arc::new(move || ownership.owns(config_id));
+        attempt::send(client, config, delivery, &self.settings.url_policy, permit).await
     }
 
     /// Records what an attempt found out and decides what happens next.

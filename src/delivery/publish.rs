@@ -11,6 +11,10 @@ use projections::tenancy::{ApiKey, Organisation};
 use serde_json::json;
 use tracing::Instrument;
 
+/// How long a publish may take before it is answered 503 (with
+/// `Retry-After`); see [`Publisher::publish`].
+pub const PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("unknown event type '{event_type}'; valid types are: {}", valid.join(", "))]
@@ -57,8 +61,32 @@ impl Publisher {
         &self.store
     }
 
-    /// Publishes `data` as an event of `event_type` for the key's organisation.
+    /// Publishes `data` as an event of `event_type` for the key's
+    /// organisation, answering within [`PUBLISH_DEADLINE`]: a database that
+    /// does not answer (cut off without a reset, its locks held by a frozen
+    /// node) is "unavailable", and the client tries again. The commit may
+    /// still land after the deadline — the event is then delivered
+    /// although the client was told 503, which a retry with the same
+    /// `Idempotency-Key` turns into the one event (at least once, never
+    /// lost once acknowledged).
     pub async fn publish(
+        &self,
+        organisation: &Organisation,
+        key: &ApiKey,
+        event_type: &str,
+        data: EventData,
+        idempotency_key: Option<&str>,
+    ) -> Result<Published, PublishError> {
+        let publish = self.publish_now(organisation, key, event_type, data, idempotency_key);
+        match tokio::time::timeout(PUBLISH_DEADLINE, publish).await {
+            Ok(result) => result,
+            Err(_) => Err(PublishError::Store(projections::Error::Unavailable(
+                "the database did not answer in time",
+            ))),
+        }
+    }
+
+    async fn publish_now(
         &self,
         organisation: &Organisation,
         key: &ApiKey,

@@ -51,7 +51,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let wait = date.with_timezone(&chrono::Utc) - projections::db::now();
     Some(wait.to_std().unwrap_or_default())
 }
 

@@ -397,6 +397,15 @@ impl EndpointActor {
                         status: result.record.status_code,
                         retry_after: result.retry_after,
                     });
+                    if result.not_sent {
+                        // The lease ran out before the request left: not an
+                        // attempt. The delivery stays pending for the new
+                        // holder (or for this node, should it win the lease
+                        // back).
+                        drop(under_way);
+                        tracing::debug!("not sent: the lease ran out");
+                        return Verdict::RetryIn(Duration::ZERO);
+                    }
                     let (status, success) = (result.record.status_code, result.record.success);
                     let duration_ms = result.record.duration_ms;
                     record_attempt_metrics(&delivery, status, duration_ms);
