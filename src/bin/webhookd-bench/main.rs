@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release --bin webhookd-bench -- <scenario> [--backend sqlite|postgres] [--json]`
 mod cluster;
+mod faults;
 mod receiver;
 mod scenarios;
 mod server;
@@ -27,8 +28,25 @@ pub enum Scenario {
     /// Several nodes on one PostgreSQL (`--nodes`): throughput with 1…N
     /// nodes, latency through non-owner nodes, and a node killed under load.
     Cluster,
+    /// The fault harness (PostgreSQL): `--fault NAME` (or all of them)
+    /// `--runs N` times each, or with `--minutes M` a soak of random faults;
+    /// prints the checker's table and fails when a promise broke.
+    Faults,
     /// Every single-node scenario, one after the other.
     All,
+}
+
+/// `--fault`: one of the harness's faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultName {
+    PauseOwner,
+    PausePublisher,
+    PauseInTransaction,
+    Partition,
+    Failover,
+    FailoverAsync,
+    ClockSkew,
+    Rebalance,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -86,11 +104,23 @@ pub struct Options {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
     )]
     pub postgres_url: String,
+    /// `faults`: the fault to inject (default: each in turn).
+    #[arg(long, value_enum)]
+    pub fault: Option<FaultName>,
+    /// `faults`: runs of each fault.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// `faults`: a soak of this many minutes, a random fault every 20 s.
+    #[arg(long)]
+    pub minutes: Option<f64>,
 }
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    if options.scenario == Scenario::Faults {
+        return run_faults(&options).await;
+    }
     if options.scenario == Scenario::Cluster {
         if options.backend != Backend::Postgres {
             anyhow::bail!("`cluster` needs --backend postgres");
@@ -112,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Api,
             Scenario::Console,
         ],
-        Scenario::Cluster => unreachable!("run above"),
+        Scenario::Cluster | Scenario::Faults => unreachable!("run above"),
         one => vec![one],
     };
     let mut failed = false;
@@ -148,4 +178,108 @@ fn verdict(failed: bool) -> anyhow::Result<()> {
         anyhow::bail!("deliveries were lost or badly signed");
     }
     Ok(())
+}
+
+fn fault_of(name: FaultName) -> faults::Fault {
+    use faults::Fault;
+    match name {
+        FaultName::PauseOwner => Fault::PauseOwner,
+        FaultName::PausePublisher => Fault::PausePublisher,
+        FaultName::PauseInTransaction => Fault::PauseInTransaction,
+        FaultName::Partition => Fault::Partition,
+        FaultName::Failover => Fault::Failover,
+        FaultName::FailoverAsync => Fault::FailoverAsync,
+        FaultName::ClockSkew => Fault::ClockSkew,
+        FaultName::Rebalance => Fault::Rebalance,
+    }
+}
+
+/// `faults`: each run's checker line, then the table; fails when any run
+/// lost, overlapped, reordered, exceeded a rate or could not run.
+async fn run_faults(options: &Options) -> anyhow::Result<()> {
+    let binary = server::webhookd_binary()?;
+    let mut settings = faults::Settings::short(binary, options.postgres_url.clone());
+    if !options.quick {
+        settings.rate = options.rate.unwrap_or(100.0);
+        settings.seconds = options.duration.unwrap_or(30.0);
+        settings.plain_endpoints = options.endpoints.unwrap_or(14);
+        settings.rate_limit = 20;
+    }
+    let plan: Vec<faults::Fault> = match (options.minutes, options.fault) {
+        (Some(minutes), _) => {
+            // A fresh cluster per fault, each run 20 s of load.
+            settings.seconds = 20.0;
+            let runs = (minutes * 60.0 / 20.0).ceil() as usize;
+            (0..runs)
+                .map(|_| faults::Fault::ALL[rand::random::<usize>() % faults::Fault::ALL.len()])
+                .collect()
+        }
+        (None, Some(name)) => vec![fault_of(name); options.runs as usize],
+        (None, None) => faults::Fault::ALL
+            .iter()
+            .flat_map(|f| std::iter::repeat_n(*f, options.runs as usize))
+            .collect(),
+    };
+    let mut all = Vec::new();
+    let mut failed = false;
+    for fault in plan {
+        match faults::run(fault, &settings).await {
+            Ok(findings) => {
+                failed |= !findings.held();
+                if options.json {
+                    println!("{}", serde_json::to_string(&findings)?);
+                } else {
+                    print_findings(&findings);
+                }
+                all.push(findings);
+            }
+            Err(error) => {
+                failed = true;
+                println!("{:<22} could not run: {error:#}", fault.name());
+            }
+        }
+    }
+    if !options.json {
+        print_table(&all);
+    }
+    verdict(failed)
+}
+
+fn print_findings(f: &faults::checker::Findings) {
+    println!(
+        "{:<22} accepted {:>5}/{:<5} lost {} dup {} overlaps {} fifo-inv {} rate-excess {} bad-sig {} \
+         gap {} ms, healthy publish p99 {:.0} ms max {:.0} ms errors {}, skew {} s; {}",
+        f.scenario, f.accepted, f.published, f.lost, f.duplicates, f.overlaps, f.fifo_inversions,
+        f.rate_excess, f.bad_signatures, f.longest_gap_ms, f.healthy_publish_p99_ms,
+        f.healthy_publish_max_ms, f.healthy_publish_errors, f.max_signature_skew_s,
+        f.notes.join("; ")
+    );
+}
+
+/// One line per fault: runs, and the worst of each measure over them.
+fn print_table(all: &[faults::checker::Findings]) {
+    let mut names: Vec<&str> = all.iter().map(|f| f.scenario.as_str()).collect();
+    names.dedup();
+    names.sort_unstable();
+    names.dedup();
+    println!(
+        "\n| fault | runs | lost | overlaps | FIFO inversions | rate excess | duplicates (max) | longest gap (max) | healthy publish p99 (max) | healthy publish errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for name in names {
+        let runs: Vec<_> = all.iter().filter(|f| f.scenario == name).collect();
+        let sum = |f: fn(&faults::checker::Findings) -> usize| runs.iter().map(|r| f(r)).sum::<usize>();
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} ms | {:.0} ms | {} |",
+            runs.len(),
+            sum(|f| f.lost),
+            sum(|f| f.overlaps),
+            sum(|f| f.fifo_inversions),
+            sum(|f| f.rate_excess),
+            runs.iter().map(|r| r.duplicates).max().unwrap_or_default(),
+            runs.iter().map(|r| r.longest_gap_ms).max().unwrap_or_default(),
+            runs.iter().map(|r| r.healthy_publish_p99_ms).fold(0.0, f64::max),
+            sum(|f| f.healthy_publish_errors),
+        );
+    }
 }
