@@ -198,6 +198,7 @@ pub(super) async fn follow(pool: PgPool, target: PgTarget, base: PgConnectOption
         if healthy {
             continue;
         }
+        tracing::info!("the database's host does not answer as writable; probing the hosts");
         if target.find_writable(None).await {
             let (host, port) = target.host_of(target.current.load(Ordering::Acquire));
             tracing::warn!(

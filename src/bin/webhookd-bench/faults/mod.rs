@@ -98,7 +98,7 @@ pub struct Settings {
     /// refusing ones).
     pub plain_endpoints: u32,
     pub rate_limit: u32,
-    /// Where the nodes' logs go.
+    /// Where the nodes' logs go (`webhookd-faults-<fault>.log` beside it).
     pub log: PathBuf,
 }
 
@@ -130,7 +130,9 @@ pub async fn run(fault: Fault, settings: &Settings) -> anyhow::Result<Findings> 
     if let Some(pair) = standby {
         pair.drop_clusters();
     }
-    database.drop().await;
+    if std::env::var_os("WEBHOOKD_FAULTS_KEEP").is_none() {
+        database.drop().await;
+    }
     result
 }
 
@@ -230,13 +232,12 @@ async fn run_on(
         specs[0].env = faketime("+30s");
         specs[1].env = faketime("-30s");
     }
-    let _ = std::fs::remove_file(&settings.log);
-    let mut nodes = Nodes::start(
-        settings.binary.clone(),
-        specs,
-        settings.node_timeout,
-        settings.log.clone(),
-    )
+    // One log per fault: the last run of each is there to read.
+    let log = settings
+        .log
+        .with_file_name(format!("webhookd-faults-{}.log", fault.name()));
+    let _ = std::fs::remove_file(&log);
+    let mut nodes = Nodes::start(settings.binary.clone(), specs, settings.node_timeout, log)
     .await?;
     add_event_type(&settings.binary, &run_url)?;
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -340,6 +341,26 @@ async fn run_on(
         {
             notes.push(format!("takeover {} ms", takeover.as_millis()));
         }
+    }
+    if findings.lost > 0 {
+        let delivered: HashSet<(u32, &str)> = requests
+            .iter()
+            .filter(|r| r.status_ok)
+            .map(|r| (r.endpoint, r.event.as_str()))
+            .collect();
+        let missing: Vec<String> = publishes
+            .iter()
+            .filter_map(|p| p.outcome.as_ref().ok().map(|id| (p.node, id)))
+            .flat_map(|(node, id)| {
+                let delivered = &delivered;
+                endpoints
+                    .iter()
+                    .filter(move |e| !delivered.contains(&(e.n, id.as_str())))
+                    .map(move |e| format!("{id} to endpoint {} (published through n{})", e.n, node + 1))
+            })
+            .take(5)
+            .collect();
+        notes.push(format!("lost, e.g.: {}", missing.join(", ")));
     }
     findings.notes = notes;
     recorder.stop().await;
@@ -663,6 +684,10 @@ async fn inject(
             pair.kill_primary()?;
             pair.promote()?;
             notes.push(format!("primary killed, standby promoted in {} ms", killed.elapsed().as_millis()));
+            if std::env::var_os("WEBHOOKD_FAULTS_DEBUG").is_some() {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                notes.push(pair.standby_sessions());
+            }
         }
         Fault::ClockSkew => {
             // The skew is in place from the start; let the load run.

@@ -142,7 +142,10 @@ impl Nodes {
             .args(["--retry-schedule", "300ms,600ms,1s,2s,5s,10s,20s"])
             .args(["--max-db-connections", "8", "--shutdown-grace", "5s"])
             .env("DATABASE_URL", &node.spec.database_url)
-            .env("RUST_LOG", "warn,webhookd=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("WEBHOOKD_FAULTS_RUST_LOG").unwrap_or_else(|_| "warn,webhookd=info".into()),
+            )
             .envs(node.spec.env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(log)

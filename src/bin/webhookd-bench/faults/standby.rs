@@ -154,6 +154,19 @@ impl Pair {
         .map(drop)
     }
 
+    /// The sessions on the (promoted) standby, for a run's notes.
+    pub fn standby_sessions(&self) -> String {
+        run(
+            "psql",
+            &[
+                "-h", "127.0.0.1", "-p", &self.standby.1.to_string(), "-U", "postgres", "-Atc",
+                "SELECT application_name, state, wait_event_type, wait_event, left(query, 60) \
+                 FROM pg_stat_activity WHERE application_name LIKE 'webhookd%'",
+            ],
+        )
+        .unwrap_or_else(|e| e.to_string())
+    }
+
     pub fn drop_clusters(&self) {
         if self.dropped.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
