@@ -1,5 +1,5 @@
-use std::sync::atomic::{AtomicI64, Ordering};
 use sqlx::{PgPool, SqlitePool};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A connection pool to whichever database `DATABASE_URL` names.
 ///

@@ -140,7 +140,10 @@ impl ClusterNode {
         if let Some(database_micros) = updated {
             let offset = database_micros - (before + (after - before) / 2);
             let previous = projections::db::set_clock_offset(offset);
-            if previous == offset && offset.abs() > 1_000_000 && self.state().last_heartbeat.is_none() {
+            if previous == offset
+                && offset.abs() > 1_000_000
+                && self.state().last_heartbeat.is_none()
+            {
                 tracing::warn!(
                     offset_ms = offset / 1000,
                     "this machine's clock differs from the database's: webhookd uses the database's"

@@ -91,9 +91,9 @@ impl PgTarget {
             None => urls.len() > 1,
             Some("read-write" | "primary") => true,
             Some("any") => false,
-            Some(other) => bail!(
-                "target_session_attrs={other} is not supported (read-write, primary or any)"
-            ),
+            Some(other) => {
+                bail!("target_session_attrs={other} is not supported (read-write, primary or any)")
+            }
         };
         let options = urls
             .iter()
@@ -250,7 +250,10 @@ fn split_hosts(database_url: &str) -> anyhow::Result<(Vec<String>, Option<String
         .split(',')
         .map(|host| format!("{scheme}://{userinfo}{host}{path}{query}"))
         .collect();
-    if urls.iter().any(|url| url.contains("://@") || url.ends_with("://")) {
+    if urls
+        .iter()
+        .any(|url| url.contains("://@") || url.ends_with("://"))
+    {
         bail!("DATABASE_URL names an empty host");
     }
     Ok((urls, attrs))
@@ -274,10 +277,8 @@ mod tests {
             ]
         );
         assert_eq!(attrs.as_deref(), Some("read-write"));
-        let target = PgTarget::parse(
-            "postgres://u@a:1,b:2/db?target_session_attrs=read-write",
-        )
-        .unwrap();
+        let target =
+            PgTarget::parse("postgres://u@a:1,b:2/db?target_session_attrs=read-write").unwrap();
         assert_eq!(target.hosts(), 2);
         assert!(target.read_write);
         assert_eq!(target.host_of(1), ("b".to_owned(), 2));

@@ -323,7 +323,11 @@ mod tests {
     #[tokio::test]
     async fn a_request_whose_lease_ran_out_leaves_nothing_on_the_wire() {
         let (seen, sent) = received_with(false).await;
-        assert!(seen.is_empty(), "the receiver saw {:?}", String::from_utf8_lossy(&seen));
+        assert!(
+            seen.is_empty(),
+            "the receiver saw {:?}",
+            String::from_utf8_lossy(&seen)
+        );
         assert_eq!(sent, Err(LeaseLost::TEXT.to_owned()));
     }
 

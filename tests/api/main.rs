@@ -14,6 +14,7 @@ mod contract;
 mod crash;
 mod delivery;
 mod event_schemas;
+mod faults;
 mod fifo;
 mod fuzz;
 mod hardening;

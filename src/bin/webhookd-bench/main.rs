@@ -268,7 +268,8 @@ fn print_table(all: &[faults::checker::Findings]) {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for name in names {
         let runs: Vec<_> = all.iter().filter(|f| f.scenario == name).collect();
-        let sum = |f: fn(&faults::checker::Findings) -> usize| runs.iter().map(|r| f(r)).sum::<usize>();
+        let sum =
+            |f: fn(&faults::checker::Findings) -> usize| runs.iter().map(|r| f(r)).sum::<usize>();
         println!(
             "| {name} | {} | {} | {} | {} | {} | {} | {} ms | {:.0} ms | {} |",
             runs.len(),
@@ -277,8 +278,13 @@ fn print_table(all: &[faults::checker::Findings]) {
             sum(|f| f.fifo_inversions),
             sum(|f| f.rate_excess),
             runs.iter().map(|r| r.duplicates).max().unwrap_or_default(),
-            runs.iter().map(|r| r.longest_gap_ms).max().unwrap_or_default(),
-            runs.iter().map(|r| r.healthy_publish_p99_ms).fold(0.0, f64::max),
+            runs.iter()
+                .map(|r| r.longest_gap_ms)
+                .max()
+                .unwrap_or_default(),
+            runs.iter()
+                .map(|r| r.healthy_publish_p99_ms)
+                .fold(0.0, f64::max),
             sum(|f| f.healthy_publish_errors),
         );
     }

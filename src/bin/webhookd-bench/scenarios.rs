@@ -486,7 +486,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             report.extra = json!({"configs": configs, "pages_ms": pages});
             (configs, HashMap::new(), 0, started.elapsed())
         }
-        Scenario::All | Scenario::Cluster | Scenario::Faults => unreachable!("expanded or run by main"),
+        Scenario::All | Scenario::Cluster | Scenario::Faults => {
+            unreachable!("expanded or run by main")
+        }
     };
     let healthy = match scenario {
         Scenario::SlowEndpoint => 0..endpoints,

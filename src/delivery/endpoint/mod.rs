@@ -701,6 +701,14 @@ impl Handler<Nudge> for EndpointActor {
     fn handle(&mut self, _: Nudge, ctx: &mut Context<Self>) {
         let nothing_to_do =
             self.queue.ready_is_empty() && self.line.is_empty() && self.retries.is_empty();
+        if !nothing_to_do {
+            // It holds work: make sure it is moving. A throttle timer that
+            // fired while the lease was away (a frozen node that won its
+            // partition back) left no timer behind; this is the safety net
+            // the supervisor's poll gives every actor with pending rows.
+            self.pump(ctx);
+            return;
+        }
         let recently = self
             .last_nudged
             .is_some_and(|at| at.elapsed() < NUDGE_EVERY);

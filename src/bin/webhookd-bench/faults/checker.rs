@@ -92,7 +92,10 @@ pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
         .collect();
     let mut by_endpoint: HashMap<u32, Vec<&Request>> = HashMap::new();
     for request in record.requests {
-        by_endpoint.entry(request.endpoint).or_default().push(request);
+        by_endpoint
+            .entry(request.endpoint)
+            .or_default()
+            .push(request);
     }
     for requests in by_endpoint.values_mut() {
         requests.sort_by_key(|r| r.arrived);
@@ -182,7 +185,9 @@ fn overlaps(requests: &[&Request]) -> usize {
         {
             count += 1;
         }
-        let latest = latest_answer.entry(request.sender).or_insert(request.answered);
+        let latest = latest_answer
+            .entry(request.sender)
+            .or_insert(request.answered);
         *latest = (*latest).max(request.answered);
     }
     count
@@ -193,7 +198,9 @@ fn overlaps(requests: &[&Request]) -> usize {
 fn fifo_inversions(requests: &[&Request], accepted: &[&Publish]) -> usize {
     let mut first_arrival: HashMap<&str, Instant> = HashMap::new();
     for request in requests {
-        first_arrival.entry(request.event.as_str()).or_insert(request.arrived);
+        first_arrival
+            .entry(request.event.as_str())
+            .or_insert(request.arrived);
     }
     // (answered, sent, arrival) of every delivered accepted event.
     let mut events: Vec<(Instant, Instant, Instant)> = accepted
@@ -280,6 +287,10 @@ mod tests {
         assert_eq!(overlaps(&[&a, &e]), 0);
     }
 
+    fn refs(requests: &[Request]) -> Vec<&Request> {
+        requests.iter().collect()
+    }
+
     #[test]
     fn an_event_delivered_before_one_committed_earlier_is_an_inversion() {
         let base = Instant::now();
@@ -293,7 +304,6 @@ mod tests {
         let (a, b) = (publish("a", 0, 10), publish("b", 20, 30));
         let in_order = [request(base, 2, "a", 40, 41), request(base, 2, "b", 50, 51)];
         let reversed = [request(base, 2, "b", 40, 41), request(base, 2, "a", 50, 51)];
-        let refs = |r: &[Request; 2]| [&r[0], &r[1]].map(|x| x as &Request).to_vec();
         assert_eq!(fifo_inversions(&refs(&in_order), &[&a, &b]), 0);
         assert_eq!(fifo_inversions(&refs(&reversed), &[&a, &b]), 1);
         // Concurrent publishes may go in either order.

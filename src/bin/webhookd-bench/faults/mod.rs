@@ -151,7 +151,11 @@ impl Database {
             std::process::id()
         );
         let url = with_database(admin, &name);
-        admin_sql(admin, &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)).await?;
+        admin_sql(
+            admin,
+            &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+        )
+        .await?;
         admin_sql(admin, &format!(r#"CREATE DATABASE "{name}""#)).await?;
         Ok(Self {
             admin: admin.to_owned(),
@@ -237,8 +241,8 @@ async fn run_on(
         .log
         .with_file_name(format!("webhookd-faults-{}.log", fault.name()));
     let _ = std::fs::remove_file(&log);
-    let mut nodes = Nodes::start(settings.binary.clone(), specs, settings.node_timeout, log)
-    .await?;
+    let mut nodes =
+        Nodes::start(settings.binary.clone(), specs, settings.node_timeout, log).await?;
     add_event_type(&settings.binary, &run_url)?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
@@ -337,8 +341,12 @@ async fn run_on(
             .filter(|(owner, _)| **owner == Some(k))
             .map(|(_, e)| e.n)
             .collect();
-        if let Some(takeover) = takeover(&requests, &frozen_endpoints, nodes.nodes[k].source, fault_at)
-        {
+        if let Some(takeover) = takeover(
+            &requests,
+            &frozen_endpoints,
+            nodes.nodes[k].source,
+            fault_at,
+        ) {
             notes.push(format!("takeover {} ms", takeover.as_millis()));
         }
     }
@@ -356,7 +364,9 @@ async fn run_on(
                 endpoints
                     .iter()
                     .filter(move |e| !delivered.contains(&(e.n, id.as_str())))
-                    .map(move |e| format!("{id} to endpoint {} (published through n{})", e.n, node + 1))
+                    .map(move |e| {
+                        format!("{id} to endpoint {} (published through n{})", e.n, node + 1)
+                    })
             })
             .take(5)
             .collect();
@@ -395,7 +405,13 @@ fn faketime(offset: &str) -> Vec<(String, String)> {
 
 fn add_event_type(binary: &PathBuf, database_url: &str) -> anyhow::Result<()> {
     let status = std::process::Command::new(binary)
-        .args(["event-types", "add", EVENT_TYPE, "--description", "fault run"])
+        .args([
+            "event-types",
+            "add",
+            EVENT_TYPE,
+            "--description",
+            "fault run",
+        ])
         .env("DATABASE_URL", database_url)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -407,7 +423,11 @@ fn add_event_type(binary: &PathBuf, database_url: &str) -> anyhow::Result<()> {
 }
 
 /// Every partition leased by a live node, none over its fair share.
-async fn until_balanced(pool: &sqlx::PgPool, live: usize, patience: Duration) -> anyhow::Result<()> {
+async fn until_balanced(
+    pool: &sqlx::PgPool,
+    live: usize,
+    patience: Duration,
+) -> anyhow::Result<()> {
     let fair = 64_usize.div_ceil(live) as i64;
     let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
@@ -438,7 +458,10 @@ async fn owners(pool: &sqlx::PgPool, configs: &[i64]) -> anyhow::Result<Vec<Opti
         .fetch_optional(pool)
         .await?
         .flatten();
-        owners.push(node.and_then(|id| id.trim_start_matches('n').parse::<usize>().ok()).map(|n| n - 1));
+        owners.push(
+            node.and_then(|id| id.trim_start_matches('n').parse::<usize>().ok())
+                .map(|n| n - 1),
+        );
     }
     Ok(owners)
 }
@@ -610,7 +633,9 @@ async fn inject(
                 .fetch_one(pool)
                 .await?;
                 if busy > 0 || tries >= 500 {
-                    notes.push(format!("frozen with {busy} busy sessions after {tries} tries"));
+                    notes.push(format!(
+                        "frozen with {busy} busy sessions after {tries} tries"
+                    ));
                     break;
                 }
                 nodes.nodes[k].resume();
@@ -674,7 +699,10 @@ async fn inject(
                 not_ready_after.map_or(-1, |d| d.as_millis() as i64),
                 ready_after.map_or(-1, |d| d.as_millis() as i64),
             ));
-            if slowest > Duration::from_millis(2500) || not_ready_after.is_none() || ready_after.is_none() {
+            if slowest > Duration::from_millis(2500)
+                || not_ready_after.is_none()
+                || ready_after.is_none()
+            {
                 bail!("the cut-off node did not answer in time or did not recover: {notes:?}");
             }
         }
@@ -683,7 +711,10 @@ async fn inject(
             let killed = Instant::now();
             pair.kill_primary()?;
             pair.promote()?;
-            notes.push(format!("primary killed, standby promoted in {} ms", killed.elapsed().as_millis()));
+            notes.push(format!(
+                "primary killed, standby promoted in {} ms",
+                killed.elapsed().as_millis()
+            ));
             if std::env::var_os("WEBHOOKD_FAULTS_DEBUG").is_some() {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 notes.push(pair.standby_sessions());

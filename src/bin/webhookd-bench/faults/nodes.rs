@@ -136,7 +136,12 @@ impl Nodes {
         let node = &self.nodes[k];
         let timeout = format!("{}ms", self.node_timeout.as_millis());
         let mut child = Command::new(&self.binary)
-            .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{}", node.port)])
+            .args([
+                "serve",
+                "--dev",
+                "--bind",
+                &format!("127.0.0.1:{}", node.port),
+            ])
             .args(["--node-id", &node.id, "--node-timeout", &timeout])
             .args(["--delivery-source-address", &node.source.to_string()])
             .args(["--retry-schedule", "300ms,600ms,1s,2s,5s,10s,20s"])
@@ -144,7 +149,8 @@ impl Nodes {
             .env("DATABASE_URL", &node.spec.database_url)
             .env(
                 "RUST_LOG",
-                std::env::var("WEBHOOKD_FAULTS_RUST_LOG").unwrap_or_else(|_| "warn,webhookd=info".into()),
+                std::env::var("WEBHOOKD_FAULTS_RUST_LOG")
+                    .unwrap_or_else(|_| "warn,webhookd=info".into()),
             )
             .envs(node.spec.env.iter().cloned())
             .stdout(Stdio::piped())

@@ -28,10 +28,13 @@ pub struct Request {
     pub status_ok: bool,
 }
 
+/// Endpoint `n`'s Standard Webhooks key, answer delay and whether it
+/// refuses every event's first request.
+type Behaviour = (Vec<u8>, Duration, bool);
+
 #[derive(Default)]
 struct State {
-    /// Endpoint → (Standard Webhooks key, answer delay, refuses first).
-    endpoints: RwLock<HashMap<u32, (Vec<u8>, Duration, bool)>>,
+    endpoints: RwLock<HashMap<u32, Behaviour>>,
     /// (endpoint, event) seen once (for endpoints that refuse the first).
     seen: Mutex<std::collections::HashSet<(u32, String)>>,
     requests: Mutex<Vec<Request>>,

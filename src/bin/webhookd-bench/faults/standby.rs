@@ -66,8 +66,14 @@ impl Pair {
              wal_level = replica\nsynchronous_commit = on\nsynchronous_standby_names = '{}'\n",
             if synchronous { "*" } else { "" }
         );
-        append(&format!("/etc/postgresql/{v}/{primary}/postgresql.conf"), &settings)?;
-        run("pg_ctlcluster", &["--skip-systemctl-redirect", v, primary, "start"])?;
+        append(
+            &format!("/etc/postgresql/{v}/{primary}/postgresql.conf"),
+            &settings,
+        )?;
+        run(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", v, primary, "start"],
+        )?;
         run(
             "pg_createcluster",
             &[v, standby, "--port", &standby_port, "--", "--auth=trust"],
@@ -86,11 +92,27 @@ impl Pair {
         run(
             "runuser",
             &[
-                "-u", "postgres", "--", "pg_basebackup", "-h", "127.0.0.1", "-p",
-                &primary_port, "-U", "postgres", "-D", &data, "-R", "-X", "stream",
+                "-u",
+                "postgres",
+                "--",
+                "pg_basebackup",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port,
+                "-U",
+                "postgres",
+                "-D",
+                &data,
+                "-R",
+                "-X",
+                "stream",
             ],
         )?;
-        run("pg_ctlcluster", &["--skip-systemctl-redirect", v, standby, "start"])?;
+        run(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", v, standby, "start"],
+        )?;
         // Replicating (synchronously, when asked) before the run starts.
         let want = if synchronous { "sync" } else { "async" };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -98,7 +120,13 @@ impl Pair {
             let state = run(
                 "psql",
                 &[
-                    "-h", "127.0.0.1", "-p", &primary_port, "-U", "postgres", "-Atc",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &primary_port,
+                    "-U",
+                    "postgres",
+                    "-Atc",
                     "SELECT sync_state FROM pg_stat_replication",
                 ],
             )
@@ -141,7 +169,14 @@ impl Pair {
     pub fn kill_primary(&self) -> anyhow::Result<()> {
         run(
             "pg_ctlcluster",
-            &["--skip-systemctl-redirect", &self.version, &self.primary.0, "stop", "-m", "immediate"],
+            &[
+                "--skip-systemctl-redirect",
+                &self.version,
+                &self.primary.0,
+                "stop",
+                "-m",
+                "immediate",
+            ],
         )
         .map(drop)
     }
@@ -149,7 +184,12 @@ impl Pair {
     pub fn promote(&self) -> anyhow::Result<()> {
         run(
             "pg_ctlcluster",
-            &["--skip-systemctl-redirect", &self.version, &self.standby.0, "promote"],
+            &[
+                "--skip-systemctl-redirect",
+                &self.version,
+                &self.standby.0,
+                "promote",
+            ],
         )
         .map(drop)
     }
@@ -159,7 +199,13 @@ impl Pair {
         run(
             "psql",
             &[
-                "-h", "127.0.0.1", "-p", &self.standby.1.to_string(), "-U", "postgres", "-Atc",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.standby.1.to_string(),
+                "-U",
+                "postgres",
+                "-Atc",
                 "SELECT application_name, state, wait_event_type, wait_event, left(query, 60) \
                  FROM pg_stat_activity WHERE application_name LIKE 'webhookd%'",
             ],
