@@ -16,7 +16,8 @@ use std::time::Duration;
 pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 mod failover;
-pub use failover::{PgTarget, SessionLimits};
+use failover::PgTarget;
+pub use failover::SessionLimits;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -205,15 +206,15 @@ fn is_postgres(database_url: &str) -> bool {
 }
 
 /// The hosts of `DATABASE_URL`, probed in order until one takes writes.
-pub async fn postgres_target(database_url: &str) -> anyhow::Result<PgTarget> {
+async fn postgres_target(database_url: &str) -> anyhow::Result<PgTarget> {
     let target = PgTarget::parse(database_url)?;
-    target.find_writable(None).await;
+    target.find_writable().await;
     Ok(target)
 }
 
 /// A pool on `target`'s writable host that follows it when it moves (see
 /// [`failover`]); its sessions carry `limits` (a serving node's).
-pub async fn postgres_pool(
+async fn postgres_pool(
     target: &PgTarget,
     name: &str,
     max_connections: u32,
@@ -223,8 +224,42 @@ pub async fn postgres_pool(
     if let Some(limits) = limits {
         options = options.options(limits.settings());
     }
-    let read_write = target.read_write;
-    let pool = PgPoolOptions::new()
+    let pool = postgres_pool_options(max_connections, target.read_write)
+        .connect_with(options)
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    failover::register(&pool);
+    failover::follow(target);
+    Ok(pool)
+}
+
+/// A pool of its own beside `parent` — same database, host, limits and
+/// failover — whose sessions also carry `settings` and whose connections
+/// are named `<parent's name>:<role>`. Connects lazily: its connections
+/// belong to the runtime of whoever first uses them.
+pub fn derived_pool(
+    parent: &sqlx::PgPool,
+    role: &str,
+    settings: &[(&str, &str)],
+    max_connections: u32,
+) -> sqlx::PgPool {
+    let parent_options = parent.connect_options();
+    let name = format!(
+        "{}:{role}",
+        parent_options.get_application_name().unwrap_or("webhookd")
+    );
+    let options = (*parent_options)
+        .clone()
+        .application_name(&name)
+        .options(settings.iter().copied());
+    let pool =
+        postgres_pool_options(max_connections, failover::read_write()).connect_lazy_with(options);
+    failover::register(&pool);
+    pool
+}
+
+fn postgres_pool_options(max_connections: u32, read_write: bool) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(max_connections)
         // sqlx pings a pooled connection before every use by default: a
         // second round trip per query in the profile. A connection the
@@ -245,13 +280,6 @@ pub async fn postgres_pool(
                 Ok(())
             })
         })
-        .connect_with(options.clone())
-        .await
-        .context("cannot connect to PostgreSQL")?;
-    if target.hosts() > 1 {
-        tokio::spawn(failover::follow(pool.clone(), target.clone(), options));
-    }
-    Ok(pool)
 }
 
 /// Copies the WAL into the database file four times a second, beside the writers

@@ -126,14 +126,7 @@ impl Application {
                 // leases they depend on. Opened here, on the main runtime,
                 // so they outlive the HTTP workers' runtimes at shutdown
                 // (the leases are freed after the workers stop).
-                let target = database::postgres_target(&settings.database_url).await?;
-                let heartbeat_pool = database::postgres_pool(
-                    &target,
-                    &format!("webhookd:{node_id}:heartbeat"),
-                    2,
-                    Some(limits),
-                )
-                .await?;
+                let heartbeat_pool = database::derived_pool(pool, "heartbeat", &[], 2);
                 let node = ClusterNode::join(
                     heartbeat_pool,
                     NodeSettings {

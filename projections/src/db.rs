@@ -113,8 +113,8 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Microseconds since the Unix epoch: how every time is stored.
-/// The time now, in microseconds since the epoch, by the cluster's clock:
+/// The time now in microseconds since the Unix epoch (how every time is
+/// stored), by the cluster's clock:
 /// this machine's wall clock corrected by the offset to the database's
 /// clock that the last heartbeat measured (see [`set_clock_offset`]; 0 on
 /// SQLite and until the first heartbeat). Every timestamp webhookd stores
@@ -137,14 +137,14 @@ static CLOCK_OFFSET_MICROS: AtomicI64 = AtomicI64::new(0);
 const CLOCK_OFFSET_NOISE_MICROS: i64 = 10_000;
 
 /// Records the database's clock minus this machine's, as measured by a
-/// heartbeat; returns the offset now in force.
-pub fn set_clock_offset(micros: i64) -> i64 {
+/// heartbeat; returns the offset it replaced when it changed.
+pub fn set_clock_offset(micros: i64) -> Option<i64> {
     let current = CLOCK_OFFSET_MICROS.load(Ordering::Relaxed);
-    if (micros - current).abs() >= CLOCK_OFFSET_NOISE_MICROS {
-        CLOCK_OFFSET_MICROS.store(micros, Ordering::Relaxed);
-        return micros;
+    if (micros - current).abs() < CLOCK_OFFSET_NOISE_MICROS {
+        return None;
     }
-    current
+    CLOCK_OFFSET_MICROS.store(micros, Ordering::Relaxed);
+    Some(current)
 }
 
 /// Formats stored microseconds as RFC 3339 UTC with second precision (`2026-11-22T10:25:05Z`).

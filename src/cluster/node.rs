@@ -139,11 +139,8 @@ impl ClusterNode {
         let after = chrono::Utc::now().timestamp_micros();
         if let Some(database_micros) = updated {
             let offset = database_micros - (before + (after - before) / 2);
-            let previous = projections::db::set_clock_offset(offset);
-            if previous == offset
-                && offset.abs() > 1_000_000
-                && self.state().last_heartbeat.is_none()
-            {
+            let replaced = projections::db::set_clock_offset(offset);
+            if replaced.is_some_and(|before| (offset - before).abs() > 1_000_000) {
                 tracing::warn!(
                     offset_ms = offset / 1000,
                     "this machine's clock differs from the database's: webhookd uses the database's"

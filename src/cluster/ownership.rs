@@ -47,6 +47,8 @@ pub struct Fence {
 struct Lease {
     epoch: i64,
     valid_until: Instant,
+    /// When this node learnt it holds the lease under this epoch.
+    since: Instant,
 }
 
 struct Inner {
@@ -116,6 +118,15 @@ impl Ownership {
         })
     }
 
+    /// Since when this node holds `config_id`'s lease without a break
+    /// (`None` for a single node, which always has, or when not held). The
+    /// previous holder may have sent until just before then.
+    pub fn held_since(&self, config_id: i64) -> Option<Instant> {
+        let leases = self.inner.leases.as_ref()?;
+        let lease = read(leases)[partition_of(config_id)]?;
+        (lease.valid_until > Instant::now()).then_some(lease.since)
+    }
+
     /// The partitions held now.
     pub fn held(&self) -> Vec<usize> {
         match &self.inner.leases {
@@ -139,13 +150,24 @@ impl Ownership {
             return;
         };
         let valid_until = sent + duration.saturating_sub(LEASE_MARGIN);
+        let now = Instant::now();
+        let mut leases = leases.write().unwrap_or_else(|p| p.into_inner());
         let mut next = [None; PARTITIONS];
         for &(partition, epoch) in held {
             if partition < PARTITIONS {
-                next[partition] = Some(Lease { epoch, valid_until });
+                // A renewal keeps when the lease was won; a new epoch (or a
+                // lease lost and won back) starts now.
+                let since = leases[partition]
+                    .filter(|old| old.epoch == epoch && old.valid_until > now)
+                    .map_or(now, |old| old.since);
+                next[partition] = Some(Lease {
+                    epoch,
+                    valid_until,
+                    since,
+                });
             }
         }
-        *leases.write().unwrap_or_else(|p| p.into_inner()) = next;
+        *leases = next;
     }
 
     /// Stops counting these partitions as held (they are being given up).

@@ -4,13 +4,17 @@
 //!
 //! * **Several hosts.** `DATABASE_URL` may list hosts as libpq does,
 //!   `postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`
-//!   (sqlx takes one host only). Each pool is opened on the first host
-//!   that takes writes; a watcher ([`follow`]) checks once a second that it
-//!   still does and, when it does not (the primary died, a standby was
-//!   promoted), points the pool's new connections at the host that now
-//!   takes writes. No restart: connections to the old primary fail the one
-//!   query that finds out and are not reused. With `read-write`, a
-//!   connection that lands on a read-only server is refused at once.
+//!   (sqlx takes one host only). The pools are opened on the first host
+//!   that takes writes, and every pool of the process — the query pool,
+//!   the group-commit writers', the heartbeat's — is registered
+//!   ([`register`]) with one watcher ([`follow`]). Twice a second it checks
+//!   that the host still takes writes and, when it does not (the primary
+//!   died, a standby was promoted), points every registered pool's new
+//!   connections at the host that now does. No restart: connections to the
+//!   old primary fail the one query that finds out and are not reused. With
+//!   `read-write`, a connection that lands on a read-only server is refused
+//!   at once. One database per process: the first multi-host target
+//!   started is the one followed.
 //! * **Session limits** ([`SessionLimits`]): a serving node's sessions
 //!   carry server-side timeouts, so that PostgreSQL itself ends the
 //!   transaction of a node that froze or was cut off in the middle of it
@@ -20,8 +24,8 @@ use anyhow::{bail, Context};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Server-side limits of a serving node's sessions (PostgreSQL settings,
@@ -132,7 +136,7 @@ impl PgTarget {
     /// Probes the hosts in order and makes the first that takes writes (or,
     /// without `read-write`, answers) the one in use; `true` when that
     /// changed it. With one host, nothing to choose.
-    pub async fn find_writable(&self, _hint: Option<usize>) -> bool {
+    pub async fn find_writable(&self) -> bool {
         if self.hosts() == 1 {
             return false;
         }
@@ -173,20 +177,55 @@ pub(super) async fn is_read_only(connection: &mut PgConnection) -> Result<bool, 
     Ok(read_only == "on")
 }
 
-/// Keeps `pool` on the host that takes writes: twice a second, a pooled
-/// connection is asked whether its server is in recovery; when it cannot
-/// answer or is, the hosts are probed again in order and the pool's new
-/// connections go to the first that takes writes.
-pub(super) async fn follow(pool: PgPool, target: PgTarget, base: PgConnectOptions) {
+/// The pools that follow the writable host (see the module's docs).
+static FOLLOWED: Mutex<Vec<PgPool>> = Mutex::new(Vec::new());
+static FOLLOWING: AtomicBool = AtomicBool::new(false);
+/// The followed target refuses read-only servers (see [`PgTarget`]).
+static READ_WRITE: AtomicBool = AtomicBool::new(false);
+
+/// Whether pools of this process refuse read-only servers.
+pub(super) fn read_write() -> bool {
+    READ_WRITE.load(Ordering::Acquire)
+}
+
+/// `pool`'s new connections go wherever the writable host goes.
+pub(super) fn register(pool: &PgPool) {
+    let mut pools = FOLLOWED.lock().unwrap_or_else(|p| p.into_inner());
+    pools.retain(|p| !p.is_closed());
+    pools.push(pool.clone());
+}
+
+/// Starts the one watcher of `target` (a no-op with one host, or when
+/// one runs already).
+pub(super) fn follow(target: &PgTarget) {
+    if target.read_write {
+        READ_WRITE.store(true, Ordering::Release);
+    }
+    if target.hosts() > 1 && !FOLLOWING.swap(true, Ordering::AcqRel) {
+        tokio::spawn(watch(target.clone()));
+    }
+}
+
+fn followed() -> Vec<PgPool> {
+    let mut pools = FOLLOWED.lock().unwrap_or_else(|p| p.into_inner());
+    pools.retain(|p| !p.is_closed());
+    pools.clone()
+}
+
+/// Twice a second, the first registered pool is asked whether its server
+/// is in recovery; when it cannot answer or is, the hosts are probed again
+/// in order, and a new writable host becomes every registered pool's.
+async fn watch(target: PgTarget) {
     let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
+        let pools = followed();
+        let Some(first) = pools.first() else {
+            continue;
+        };
         let check = async {
-            let mut connection = pool.acquire().await?;
+            let mut connection = first.acquire().await?;
             sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()")
                 .fetch_one(&mut *connection)
                 .await
@@ -199,14 +238,19 @@ pub(super) async fn follow(pool: PgPool, target: PgTarget, base: PgConnectOption
             continue;
         }
         tracing::info!("the database's host does not answer as writable; probing the hosts");
-        if target.find_writable(None).await {
-            let (host, port) = target.host_of(target.current.load(Ordering::Acquire));
-            tracing::warn!(
-                host,
-                port,
-                "the database's writable host changed: new connections go there"
-            );
-            pool.set_connect_options(base.clone().host(&host).port(port));
+        if !target.find_writable().await {
+            continue;
+        }
+        let (host, port) = target.host_of(target.current.load(Ordering::Acquire));
+        tracing::warn!(
+            host,
+            port,
+            pools = pools.len(),
+            "the database's writable host changed: new connections go there"
+        );
+        for pool in &pools {
+            let options = (*pool.connect_options()).clone().host(&host).port(port);
+            pool.set_connect_options(options);
         }
     }
 }

@@ -62,16 +62,15 @@ pub async fn send(
             // a receiver that hangs at any point is cut off here.
             let exchange = exchange(client, request, &mut answered);
             match tokio::time::timeout(config.timeout, exchange).await {
-                Ok(Err(error)) => Err(error),
-                Ok(Ok(())) | Err(_) => answered
-                    .take()
-                    .ok_or_else(|| format!("timed out after {} s", config.timeout.as_secs())),
+                Ok(Err(failed)) => Err(failed),
+                Ok(Ok(())) | Err(_) => answered.take().ok_or_else(|| {
+                    Failed::Error(format!("timed out after {} s", config.timeout.as_secs()))
+                }),
             }
         }
-        Err(refusal) => Err(refusal),
+        Err(refusal) => Err(Failed::Error(refusal)),
     };
     let duration_ms = started.elapsed().as_millis() as i64;
-    let not_sent = matches!(&outcome, Err(error) if error.starts_with(LeaseLost::TEXT));
     match outcome {
         Ok(answer) => AttemptResult {
             record: AttemptRecord {
@@ -86,20 +85,34 @@ pub async fn send(
             gone: answer.status == 410,
             not_sent: false,
         },
-        Err(error) => AttemptResult {
-            record: AttemptRecord {
-                attempted_at,
-                duration_ms,
-                status_code: None,
-                response_body: None,
-                error: Some(storable(error)),
-                success: false,
-            },
-            retry_after: None,
-            gone: false,
-            not_sent,
-        },
+        Err(failed) => {
+            let (error, not_sent) = match failed {
+                Failed::NotSent => (LeaseLost.to_string(), true),
+                Failed::Error(error) => (error, false),
+            };
+            AttemptResult {
+                record: AttemptRecord {
+                    attempted_at,
+                    duration_ms,
+                    status_code: None,
+                    response_body: None,
+                    error: Some(storable(error)),
+                    success: false,
+                },
+                retry_after: None,
+                gone: false,
+                not_sent,
+            }
+        }
     }
+}
+
+/// Why an exchange brought no answer.
+#[derive(Debug, PartialEq)]
+enum Failed {
+    /// The lease ran out before the request left ([`LeasedBody`]).
+    NotSent,
+    Error(String),
 }
 
 /// A receiver's text as the attempt log can hold it: PostgreSQL text has
@@ -168,13 +181,9 @@ struct LeasedBody {
 #[derive(Debug)]
 struct LeaseLost;
 
-impl LeaseLost {
-    const TEXT: &'static str = "not sent: this node's lease on the endpoint ran out";
-}
-
 impl std::fmt::Display for LeaseLost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(Self::TEXT)
+        f.write_str("not sent: this node's lease on the endpoint ran out")
     }
 }
 
@@ -220,12 +229,12 @@ async fn exchange(
     client: &reqwest::Client,
     request: reqwest::Request,
     answered: &mut Option<Answer>,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let mut response = client.execute(request).await.map_err(|error| {
         if caused_by_lease_lost(&error) {
-            LeaseLost::TEXT.to_owned()
+            Failed::NotSent
         } else {
-            describe(error)
+            Failed::Error(describe(error))
         }
     })?;
     let retry_after = response
@@ -280,7 +289,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     /// What a receiver sees of one request whose permit says `permit`.
-    async fn received_with(permit: bool) -> (Vec<u8>, Result<(), String>) {
+    async fn received_with(permit: bool) -> (Vec<u8>, Result<(), Failed>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let reading = tokio::spawn(async move {
@@ -328,7 +337,7 @@ mod tests {
             "the receiver saw {:?}",
             String::from_utf8_lossy(&seen)
         );
-        assert_eq!(sent, Err(LeaseLost::TEXT.to_owned()));
+        assert_eq!(sent, Err(Failed::NotSent));
     }
 
     #[tokio::test]

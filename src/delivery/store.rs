@@ -305,8 +305,9 @@ pub struct DeliveryStore {
 
 /// How long a publish waits for its batch to commit before it answers 503:
 /// while the database is away a batch waits 1.5 s for a connection, and
-/// the publishes queued behind it would wait for the next one too.
-const PUBLISH_DEADLINE: Duration = Duration::from_millis(1800);
+/// the publishes queued behind it would wait for the next one too. The
+/// publisher holds all of a publish's database work to it as well.
+pub(super) const PUBLISH_DEADLINE: Duration = Duration::from_millis(1800);
 
 /// Batches wait for nothing: each holds what queued while the previous
 /// transaction committed.
@@ -322,18 +323,12 @@ const MAX_BATCH: usize = 256;
 fn writer_connections(db: &Db, writers: usize) -> Db {
     match db {
         Db::Sqlite(_) => db.clone(),
-        Db::Postgres(pool) => {
-            let options = (*pool.connect_options())
-                .clone()
-                .options([("plan_cache_mode", "force_custom_plan")]);
-            Db::Postgres(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(writers as u32)
-                    .test_before_acquire(false)
-                    .acquire_timeout(crate::database::POSTGRES_ACQUIRE_TIMEOUT)
-                    .connect_lazy_with(options),
-            )
-        }
+        Db::Postgres(pool) => Db::Postgres(crate::database::derived_pool(
+            pool,
+            "writers",
+            &[("plan_cache_mode", "force_custom_plan")],
+            writers as u32,
+        )),
     }
 }
 

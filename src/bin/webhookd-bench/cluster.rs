@@ -11,9 +11,10 @@
 //!   deliveries (must be 0), duplicates, and the longest gap in arrivals at
 //!   the endpoints the dead node owned (from the kill to their last
 //!   arrival: the failover wait is one of the gaps).
+use crate::faults::admin_sql;
 use crate::receiver::{Behaviour, Receiver, Tally};
 use crate::scenarios::{percentiles, publish, Report, EVENT_TYPE};
-use crate::server::{add_event_type, admin_sql, log_file, webhookd_binary};
+use crate::server::{add_event_type, log_file, webhookd_binary};
 use crate::Options;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -82,26 +83,12 @@ impl Nodes {
 
     /// Every partition leased, by every node, none over its fair share.
     async fn until_balanced(&self) -> anyhow::Result<()> {
-        let live = self.nodes.len();
-        let fair = 64_usize.div_ceil(live) as i64;
-        for _ in 0..600 {
-            let held: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT node, COUNT(*) FROM partition_leases \
-                 WHERE node IS NOT NULL AND expires_at > now() GROUP BY node",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            let total: i64 = held.iter().map(|(_, n)| n).sum();
-            if held.len() == live && total == 64 && held.iter().all(|(_, n)| *n <= fair) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("the cluster did not balance")
+        let patience = Duration::from_secs(60);
+        crate::faults::until_balanced(&self.pool, self.nodes.len(), patience).await
     }
 
     async fn owner_of(&self, config: i64) -> anyhow::Result<String> {
-        let partition = (config.rem_euclid(64) * 37).rem_euclid(64) as i32;
+        let partition = webhookd::cluster::ownership::partition_of(config) as i32;
         Ok(
             sqlx::query_scalar("SELECT node FROM partition_leases WHERE partition = $1")
                 .bind(partition)

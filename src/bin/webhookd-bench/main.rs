@@ -36,19 +36,6 @@ pub enum Scenario {
     All,
 }
 
-/// `--fault`: one of the harness's faults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FaultName {
-    PauseOwner,
-    PausePublisher,
-    PauseInTransaction,
-    Partition,
-    Failover,
-    FailoverAsync,
-    ClockSkew,
-    Rebalance,
-}
-
 #[derive(Debug, Clone, Parser)]
 #[command(name = "webhookd-bench", about = "Benchmark harness for webhookd")]
 pub struct Options {
@@ -106,7 +93,7 @@ pub struct Options {
     pub postgres_url: String,
     /// `faults`: the fault to inject (default: each in turn).
     #[arg(long, value_enum)]
-    pub fault: Option<FaultName>,
+    pub fault: Option<faults::Fault>,
     /// `faults`: runs of each fault.
     #[arg(long, default_value_t = 1)]
     pub runs: u32,
@@ -180,20 +167,6 @@ fn verdict(failed: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fault_of(name: FaultName) -> faults::Fault {
-    use faults::Fault;
-    match name {
-        FaultName::PauseOwner => Fault::PauseOwner,
-        FaultName::PausePublisher => Fault::PausePublisher,
-        FaultName::PauseInTransaction => Fault::PauseInTransaction,
-        FaultName::Partition => Fault::Partition,
-        FaultName::Failover => Fault::Failover,
-        FaultName::FailoverAsync => Fault::FailoverAsync,
-        FaultName::ClockSkew => Fault::ClockSkew,
-        FaultName::Rebalance => Fault::Rebalance,
-    }
-}
-
 /// `faults`: each run's checker line, then the table; fails when any run
 /// lost, overlapped, reordered, exceeded a rate or could not run.
 async fn run_faults(options: &Options) -> anyhow::Result<()> {
@@ -211,11 +184,14 @@ async fn run_faults(options: &Options) -> anyhow::Result<()> {
             settings.seconds = 20.0;
             let runs = (minutes * 60.0 / 20.0).ceil() as usize;
             (0..runs)
-                .map(|_| faults::Fault::ALL[rand::random::<usize>() % faults::Fault::ALL.len()])
+                .map(|_| {
+                    let all = <faults::Fault as clap::ValueEnum>::value_variants();
+                    all[rand::random::<usize>() % all.len()]
+                })
                 .collect()
         }
-        (None, Some(name)) => vec![fault_of(name); options.runs as usize],
-        (None, None) => faults::Fault::ALL
+        (None, Some(fault)) => vec![fault; options.runs as usize],
+        (None, None) => <faults::Fault as clap::ValueEnum>::value_variants()
             .iter()
             .flat_map(|f| std::iter::repeat_n(*f, options.runs as usize))
             .collect(),
@@ -248,12 +224,16 @@ async fn run_faults(options: &Options) -> anyhow::Result<()> {
 fn print_findings(f: &faults::checker::Findings) {
     println!(
         "{:<22} accepted {:>5}/{:<5} lost {} dup {} overlaps {} fifo-inv {} rate-excess {} bad-sig {} \
-         gap {} ms, healthy publish p99 {:.0} ms max {:.0} ms errors {}, skew {} s; {}",
+         gap {} ms, healthy publish p99 {:.0} ms max {:.0} ms errors {}, skew {} s, takeover {}; {}",
         f.scenario, f.accepted, f.published, f.lost, f.duplicates, f.overlaps, f.fifo_inversions,
         f.rate_excess, f.bad_signatures, f.longest_gap_ms, f.healthy_publish_p99_ms,
         f.healthy_publish_max_ms, f.healthy_publish_errors, f.max_signature_skew_s,
+        f.takeover_ms.map_or("-".to_owned(), |ms| format!("{ms} ms")),
         f.notes.join("; ")
     );
+    if !f.lost_examples.is_empty() {
+        println!("{:<22} lost, e.g.: {}", "", f.lost_examples.join(", "));
+    }
 }
 
 /// One line per fault: runs, and the worst of each measure over them.

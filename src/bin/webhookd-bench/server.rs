@@ -72,12 +72,13 @@ impl Server {
                     .map_or((postgres_admin, None), |(p, q)| (p, Some(q)));
                 let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
                 let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-                admin_sql(
+                crate::faults::admin_sql(
                     postgres_admin,
                     &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
                 )
                 .await?;
-                admin_sql(postgres_admin, &format!(r#"CREATE DATABASE "{name}""#)).await?;
+                crate::faults::admin_sql(postgres_admin, &format!(r#"CREATE DATABASE "{name}""#))
+                    .await?;
                 (
                     format!("{base}/{name}{query}"),
                     None,
@@ -173,7 +174,7 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some((admin, name)) = self.postgres.take() {
-            let _ = admin_sql(
+            let _ = crate::faults::admin_sql(
                 &admin,
                 &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
             )
@@ -219,13 +220,4 @@ pub fn log_file() -> anyhow::Result<std::fs::File> {
 
 pub fn server_log() -> std::path::PathBuf {
     std::env::temp_dir().join("webhookd-bench-server.log")
-}
-
-pub async fn admin_sql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
-    use sqlx::{Connection, Executor};
-    let mut connection = sqlx::PgConnection::connect(admin_url)
-        .await
-        .context("cannot reach PostgreSQL")?;
-    connection.execute(sql).await?;
-    Ok(())
 }

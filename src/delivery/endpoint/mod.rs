@@ -275,6 +275,13 @@ impl EndpointActor {
             return;
         }
         let fence = ownership.fence(self.config_id);
+        if self.throttle.is_limited() {
+            // Rate limits hold cluster-wide: a lease that changed hands
+            // lately gives the previous holder's last second to it.
+            if let Some(since) = ownership.held_since(self.config_id) {
+                self.throttle.not_before(since + RATE_WINDOW);
+            }
+        }
         let limit = self.engine.settings.max_in_flight_per_endpoint;
         // A receiver that refused (429/503) gets fewer at once for a while.
         let request_limit = self.throttle.in_flight_limit(limit);
@@ -695,20 +702,15 @@ pub struct Nudge;
 
 const NUDGE_EVERY: Duration = Duration::from_secs(2);
 
+/// The window a rate limit counts in.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
 impl Handler<Nudge> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, _: Nudge, ctx: &mut Context<Self>) {
         let nothing_to_do =
             self.queue.ready_is_empty() && self.line.is_empty() && self.retries.is_empty();
-        if !nothing_to_do {
-            // It holds work: make sure it is moving. A throttle timer that
-            // fired while the lease was away (a frozen node that won its
-            // partition back) left no timer behind; this is the safety net
-            // the supervisor's poll gives every actor with pending rows.
-            self.pump(ctx);
-            return;
-        }
         let recently = self
             .last_nudged
             .is_some_and(|at| at.elapsed() < NUDGE_EVERY);

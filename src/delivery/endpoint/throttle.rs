@@ -72,6 +72,20 @@ impl Throttle {
         self.window.map_or(limit, |window| window.min(limit))
     }
 
+    /// Whether a rate applies.
+    pub fn is_limited(&self) -> bool {
+        self.spacing.is_some()
+    }
+
+    /// Nothing goes before `at` under a rate limit: the endpoint's
+    /// previous sender (another node, before a lease changed hands) may
+    /// have used the second up to then.
+    pub fn not_before(&mut self, at: Instant) {
+        if self.spacing.is_some() && self.next < at {
+            self.next = at;
+        }
+    }
+
     /// The config changed: a new rate applies from the next delivery on.
     pub fn set_rate(&mut self, per_second: Option<u32>) {
         self.spacing = per_second.map(spacing_of);
@@ -144,6 +158,17 @@ mod tests {
         }
         let took = *sent.last().unwrap() - start;
         assert!(took >= Duration::from_millis(3_980), "{took:?}");
+    }
+
+    #[test]
+    fn a_new_holder_waits_out_the_second_of_the_previous_one() {
+        let start = Instant::now();
+        let mut limited = Throttle::new(Some(10), start);
+        limited.not_before(start + Duration::from_secs(1));
+        assert_eq!(limited.try_take(start), Err(Duration::from_secs(1)));
+        let mut free = Throttle::new(None, start);
+        free.not_before(start + Duration::from_secs(1));
+        assert_eq!(free.try_take(start), Ok(()));
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub struct Findings {
     /// Publishes answered 2xx, and all publishes.
     pub accepted: usize,
     pub published: usize,
-    /// (endpoint, accepted event) pairs with no request at all.
+    /// (endpoint, accepted event) pairs never answered 200.
     pub lost: usize,
+    pub lost_examples: Vec<String>,
     /// Requests beyond the first per (endpoint, event).
     pub duplicates: usize,
     /// Requests that arrived while another node's request to the same
@@ -59,6 +60,9 @@ pub struct Findings {
     pub healthy_publish_max_ms: f64,
     /// The largest |signature timestamp − the receiver's clock|, seconds.
     pub max_signature_skew_s: i64,
+    /// From the fault to the first request by another node to every
+    /// endpoint the faulted node owned (the slowest of them).
+    pub takeover_ms: Option<u64>,
     /// Anything the scenario itself measured (takeover time, 503s, …).
     pub notes: Vec<String>,
 }
@@ -104,19 +108,23 @@ pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
     // rate count every request.
     let ok: Vec<&Request> = record.requests.iter().filter(|r| r.status_ok).collect();
     let pairs: HashSet<(u32, &str)> = ok.iter().map(|r| (r.endpoint, r.event.as_str())).collect();
-    let lost = record
+    let lost: Vec<String> = record
         .endpoints
         .iter()
-        .map(|e| {
-            accepted
-                .iter()
-                .filter(|p| {
-                    let id = p.outcome.as_deref().unwrap_or_default();
-                    !pairs.contains(&(e.n, id))
+        .flat_map(|e| {
+            let pairs = &pairs;
+            accepted.iter().filter_map(move |p| {
+                let id = p.outcome.as_deref().unwrap_or_default();
+                (!pairs.contains(&(e.n, id))).then(|| {
+                    format!(
+                        "{id} to endpoint {} (published through node {})",
+                        e.n,
+                        p.node + 1
+                    )
                 })
-                .count()
+            })
         })
-        .sum();
+        .collect();
     let healthy: Vec<&Publish> = record
         .publishes
         .iter()
@@ -135,7 +143,8 @@ pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
         scenario: scenario.to_owned(),
         accepted: accepted.len(),
         published: record.publishes.len(),
-        lost,
+        lost: lost.len(),
+        lost_examples: lost.into_iter().take(5).collect(),
         duplicates: ok.len() - pairs.len(),
         overlaps: by_endpoint.values().map(|r| overlaps(r)).sum(),
         fifo_inversions: record
@@ -169,6 +178,7 @@ pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
             .map(|r| r.clock_skew)
             .max()
             .unwrap_or_default(),
+        takeover_ms: None,
         notes: Vec::new(),
     }
 }

@@ -129,11 +129,14 @@ impl Nodes {
 
     /// Starts (or starts again) node `k`; returns the key it printed.
     pub async fn launch(&mut self, k: usize) -> anyhow::Result<Option<String>> {
+        let node = &self.nodes[k];
+        // One log per node: `<log>.n1`, …
+        let mut path = self.log.clone().into_os_string();
+        path.push(format!(".{}", node.id));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)?;
-        let node = &self.nodes[k];
+            .open(path)?;
         let timeout = format!("{}ms", self.node_timeout.as_millis());
         let mut child = Command::new(&self.binary)
             .args([

@@ -93,15 +93,20 @@ impl Recorder {
         self.state.requests.lock().unwrap().clone()
     }
 
-    /// Distinct (endpoint, event) pairs answered so far.
-    pub fn delivered(&self) -> usize {
+    /// How many of `events` have not reached every one of `endpoints`
+    /// with an answer of 200 yet (pairs).
+    pub fn missing(&self, endpoints: &[u32], events: &[&str]) -> usize {
         let requests = self.state.requests.lock().unwrap();
-        requests
+        let delivered: std::collections::HashSet<(u32, &str)> = requests
             .iter()
             .filter(|r| r.status_ok)
             .map(|r| (r.endpoint, r.event.as_str()))
-            .collect::<std::collections::HashSet<_>>()
-            .len()
+            .collect();
+        endpoints
+            .iter()
+            .flat_map(|n| events.iter().map(move |e| (*n, *e)))
+            .filter(|pair| !delivered.contains(pair))
+            .count()
     }
 
     pub async fn stop(self) {

@@ -29,6 +29,24 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// One statement through `psql` on a cluster of the pair, unaligned.
+fn psql(port: u16, sql: &str) -> anyhow::Result<String> {
+    let port = port.to_string();
+    run(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-Atc",
+            sql,
+        ],
+    )
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -117,20 +135,8 @@ impl Pair {
         let want = if synchronous { "sync" } else { "async" };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let state = run(
-                "psql",
-                &[
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &primary_port,
-                    "-U",
-                    "postgres",
-                    "-Atc",
-                    "SELECT sync_state FROM pg_stat_replication",
-                ],
-            )
-            .unwrap_or_default();
+            let state = psql(self.primary.1, "SELECT sync_state FROM pg_stat_replication")
+                .unwrap_or_default();
             if state.trim() == want {
                 return Ok(());
             }
@@ -192,25 +198,6 @@ impl Pair {
             ],
         )
         .map(drop)
-    }
-
-    /// The sessions on the (promoted) standby, for a run's notes.
-    pub fn standby_sessions(&self) -> String {
-        run(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.standby.1.to_string(),
-                "-U",
-                "postgres",
-                "-Atc",
-                "SELECT application_name, state, wait_event_type, wait_event, left(query, 60) \
-                 FROM pg_stat_activity WHERE application_name LIKE 'webhookd%'",
-            ],
-        )
-        .unwrap_or_else(|e| e.to_string())
     }
 
     pub fn drop_clusters(&self) {
