@@ -176,7 +176,7 @@ async fn run_faults(options: &Options) -> anyhow::Result<()> {
         settings.rate = options.rate.unwrap_or(100.0);
         settings.seconds = options.duration.unwrap_or(30.0);
         settings.plain_endpoints = options.endpoints.unwrap_or(14);
-        settings.rate_limit = 20;
+        settings.rate_limit = (settings.rate * 0.8).max(1.0) as u32;
     }
     let plan: Vec<faults::Fault> = match (options.minutes, options.fault) {
         (Some(minutes), _) => {

@@ -81,6 +81,8 @@ pub struct Settings {
     /// Endpoints answering after 20 ms (besides the FIFO, rate-limited and
     /// refusing ones).
     pub plain_endpoints: u32,
+    /// The rate-limited endpoint's limit: below the publish rate, so that
+    /// it runs at its limit with a backlog through the fault.
     pub rate_limit: u32,
     /// Where the nodes' logs go (`webhookd-faults-<fault>.log.<node>` beside it).
     pub log: PathBuf,
@@ -96,7 +98,7 @@ impl Settings {
             rate: 25.0,
             seconds: 12.0,
             plain_endpoints: 4,
-            rate_limit: 10,
+            rate_limit: 20,
             log: std::env::temp_dir().join("webhookd-faults.log"),
         }
     }
@@ -219,6 +221,7 @@ async fn run_on(
     if fault == Fault::ClockSkew {
         specs[0].env = faketime("+30s");
         specs[1].env = faketime("-30s");
+        skew_in_effect(&specs[0].env, 30)?;
     }
     // One log per fault: the last run of each is there to read.
     let log = settings
@@ -369,6 +372,24 @@ fn faketime(offset: &str) -> Vec<(String, String)> {
         ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
         ("FAKETIME_DONT_RESET".to_owned(), "1".to_owned()),
     ]
+}
+
+/// `date +%s` under `env` is `seconds` off this clock: libfaketime is
+/// there and works (without it, the skew scenario would prove nothing).
+fn skew_in_effect(env: &[(String, String)], seconds: i64) -> anyhow::Result<()> {
+    let output = std::process::Command::new("date")
+        .arg("+%s")
+        .envs(env.iter().cloned())
+        .output()?;
+    let faked: i64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .context("date printed no time")?;
+    let off = faked - chrono::Utc::now().timestamp();
+    if (off - seconds).abs() > 2 {
+        bail!("libfaketime does not skew the clock (off by {off} s): apt-get install faketime");
+    }
+    Ok(())
 }
 
 fn add_event_type(binary: &PathBuf, database_url: &str) -> anyhow::Result<()> {
