@@ -97,7 +97,8 @@ pub struct Options {
     /// `faults`: runs of each fault.
     #[arg(long, default_value_t = 1)]
     pub runs: u32,
-    /// `faults`: a soak of this many minutes, a random fault every 20 s.
+    /// `faults`: a soak of this many minutes: random faults, each on a
+    /// fresh cluster with 20 s of load.
     #[arg(long)]
     pub minutes: Option<f64>,
 }
@@ -178,27 +179,32 @@ async fn run_faults(options: &Options) -> anyhow::Result<()> {
         settings.plain_endpoints = options.endpoints.unwrap_or(14);
         settings.rate_limit = (settings.rate * 0.8).max(1.0) as u32;
     }
-    let plan: Vec<faults::Fault> = match (options.minutes, options.fault) {
+    let every = <faults::Fault as clap::ValueEnum>::value_variants();
+    let (plan, soak_until): (Vec<faults::Fault>, _) = match (options.minutes, options.fault) {
+        // A soak: random faults, each on a fresh cluster with 20 s of load,
+        // until the minutes are up (the run under way finishes).
         (Some(minutes), _) => {
-            // A fresh cluster per fault, each run 20 s of load.
             settings.seconds = 20.0;
-            let runs = (minutes * 60.0 / 20.0).ceil() as usize;
-            (0..runs)
-                .map(|_| {
-                    let all = <faults::Fault as clap::ValueEnum>::value_variants();
-                    all[rand::random::<usize>() % all.len()]
-                })
-                .collect()
+            let until =
+                std::time::Instant::now() + std::time::Duration::from_secs_f64(minutes * 60.0);
+            let random = (0..100_000).map(|_| every[rand::random::<usize>() % every.len()]);
+            (random.collect(), Some(until))
         }
-        (None, Some(fault)) => vec![fault; options.runs as usize],
-        (None, None) => <faults::Fault as clap::ValueEnum>::value_variants()
-            .iter()
-            .flat_map(|f| std::iter::repeat_n(*f, options.runs as usize))
-            .collect(),
+        (None, Some(fault)) => (vec![fault; options.runs as usize], None),
+        (None, None) => (
+            every
+                .iter()
+                .flat_map(|f| std::iter::repeat_n(*f, options.runs as usize))
+                .collect(),
+            None,
+        ),
     };
     let mut all = Vec::new();
     let mut failed = false;
     for fault in plan {
+        if soak_until.is_some_and(|until| std::time::Instant::now() >= until) {
+            break;
+        }
         match faults::run(fault, &settings).await {
             Ok(findings) => {
                 failed |= !findings.held();
