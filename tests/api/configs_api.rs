@@ -433,19 +433,32 @@ async fn state_new_reactivates_and_re_tests(backend: Backend) {
     );
     wait_for_state(&app, id, "valid").await;
     receiver.wait_for(2, WAIT).await;
-    let (_, tasks) = call(&app, Method::GET, "/tasks", None).await;
-    let for_config: Vec<&Value> = tasks["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["target"] == id)
-        .collect();
-    assert_eq!(
-        for_config.len(),
-        2,
-        "one test at creation, one at reactivation: {tasks}"
-    );
-    assert!(for_config.iter().all(|t| t["state"] == "succeeded"));
+    // The config turns valid when its test is recorded; the task completes
+    // just after (a finished task means the state is final, not the other
+    // way round), so the tasks are awaited, not read once.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, tasks) = call(&app, Method::GET, "/tasks", None).await;
+        let for_config: Vec<Value> = tasks["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["target"] == id)
+            .cloned()
+            .collect();
+        assert!(
+            for_config.len() <= 2,
+            "one test at creation, one at reactivation: {tasks}"
+        );
+        if for_config.len() == 2 && for_config.iter().all(|t| t["state"] == "succeeded") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "two succeeded tasks expected: {tasks}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 on_both_backends!(
