@@ -125,6 +125,22 @@ pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros() + CLOCK_OFFSET_MICROS.load(Ordering::Relaxed)
 }
 
+/// [`now_micros`] read from the database itself where there is one to
+/// ask (PostgreSQL: `clock_timestamp()`), for work that compares with
+/// stored times and may run before any heartbeat measured the offset —
+/// `webhookd retention run` is a process of its own, on a machine whose
+/// clock may be off. SQLite: this machine's clock is the only clock.
+pub async fn database_now_micros(db: &Db) -> Result<i64, Error> {
+    match db {
+        Db::Sqlite(_) => Ok(now_micros()),
+        Db::Postgres(pool) => Ok(sqlx::query_scalar(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+        )
+        .fetch_one(pool)
+        .await?),
+    }
+}
+
 /// [`now_micros`] as a date and time.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(now_micros()).unwrap_or_else(chrono::Utc::now)

@@ -15,7 +15,7 @@
 //! on (it is off on some servers, and then the files grow though the rows
 //! do not). SQLite reuses freed pages by itself.
 use super::store::id_list;
-use projections::db::now_micros;
+use projections::db::database_now_micros;
 use projections::{on_pool, Db, Error};
 use std::time::Duration;
 
@@ -66,7 +66,11 @@ pub fn spawn(db: Db, retention: Duration) {
 /// One pass: everything older than `retention` that may go, in batches.
 /// Another node's pass running at the same time (PostgreSQL): nothing.
 pub async fn run_pass(db: &Db, retention: Duration) -> Result<Deleted, Error> {
-    let cutoff = now_micros().saturating_sub(retention.as_micros().min(i64::MAX as u128) as i64);
+    // By the database's clock: a node (or a `retention run`) whose clock
+    // is ahead must not delete what is younger than `retention`.
+    let cutoff = database_now_micros(db)
+        .await?
+        .saturating_sub(retention.as_micros().min(i64::MAX as u128) as i64);
     let Some(_lock) = PassLock::take(db).await? else {
         return Ok(Deleted::default());
     };
