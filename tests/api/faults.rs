@@ -62,6 +62,18 @@ async fn a_node_frozen_in_the_middle_of_its_database_work_stalls_nobody() {
 }
 
 #[actix_web::test]
+async fn a_node_frozen_in_the_middle_of_a_lease_renewal_never_sends_beside_its_successor() {
+    // The harness fails the run unless the freeze landed between the
+    // renewal's statements.
+    let findings = holds(Fault::PauseInRenewal).await;
+    assert!(
+        findings.notes.iter().any(|n| n.contains("frozen in a lease renewal")),
+        "{findings:#?}"
+    );
+    the_others_went_on(&findings);
+}
+
+#[actix_web::test]
 async fn a_node_cut_off_from_the_database_answers_503_fast_and_recovers() {
     // The harness fails the run unless the cut-off node answered every
     // publish within 2.5 s, reported not ready, and was ready again.

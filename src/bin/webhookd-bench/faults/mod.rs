@@ -39,10 +39,18 @@ pub enum Fault {
     PauseOwner,
     /// The same to a node that takes publishes.
     PausePublisher,
-    /// Freeze and thaw a node in a loop until it freezes with a database
-    /// session busy (a statement or transaction under way), then keep it
-    /// frozen for 2× the node timeout.
+    /// Freeze and thaw a node (one that owns endpoints and takes
+    /// publishes) in a loop until it freezes with a database session busy
+    /// (a publish's group commit, an attempt's record, a read under way),
+    /// then keep it frozen for 2× the node timeout.
     PauseInTransaction,
+    /// Freeze the owner of the most endpoints in the middle of its lease
+    /// renewal — after the renewal's statement reached the database and
+    /// before the heartbeat's next — found by predicting its next
+    /// heartbeat from `pg_stat_activity` and freezing at it (thawed and
+    /// tried again until it lands there), then keep it frozen for 2× the
+    /// node timeout.
+    PauseInRenewal,
     /// One node reaches PostgreSQL through a proxy that stops forwarding
     /// (no reset) for 2× the node timeout.
     Partition,
@@ -250,11 +258,13 @@ async fn run_on(
         .max_by_key(|k| owners.iter().filter(|o| **o == Some(*k)).count())
         .unwrap_or(0);
     let (target, publishers): (Option<usize>, Vec<usize>) = match fault {
-        Fault::PauseOwner | Fault::PauseInTransaction => (
+        Fault::PauseOwner | Fault::PauseInRenewal => (
             Some(busiest),
             (0..NODES).filter(|k| *k != busiest).collect(),
         ),
-        Fault::PausePublisher => (Some(busiest), (0..NODES).collect()),
+        // The node in a transaction also takes publishes: its transaction
+        // may be a publish's group commit.
+        Fault::PausePublisher | Fault::PauseInTransaction => (Some(busiest), (0..NODES).collect()),
         Fault::Partition => (Some(1), (0..NODES).collect()),
         Fault::Rebalance => (None, (0..NODES).collect()),
         Fault::ClockSkew | Fault::Failover | Fault::FailoverAsync => (None, (0..NODES).collect()),
@@ -339,7 +349,8 @@ async fn run_on(
             &requests,
             &frozen_endpoints,
             nodes.nodes[k].source,
-            fault_at,
+            // A freeze that had to be aimed began at its last SIGSTOP.
+            nodes.nodes[k].paused_at.unwrap_or(fault_at),
         )
         .map(|d| d.as_millis() as u64);
     }
@@ -567,6 +578,65 @@ async fn publish_load(
     }
 }
 
+/// Freezes `node` in the middle of a heartbeat tick (its lease renewal):
+/// its heartbeat connections' most recent statement is the renewal
+/// (`UPDATE partition_leases SET expires_at …`), which the tick always
+/// follows with another statement, so the node stopped in between — the
+/// renewal sent and maybe applied, its answer perhaps not yet read, the
+/// leases' local deadlines not yet moved.
+/// The window is a few round trips every `heartbeat`, far too short to hit
+/// by chance: the next tick is predicted from the last statement's start
+/// (`pg_stat_activity.query_start`, on this machine's clock like the
+/// node's) and the freeze lands a little before or after it, scanning
+/// the offsets from try to try. Returns the tries and the statement.
+async fn freeze_in_renewal(
+    node: &mut nodes::Node,
+    pool: &sqlx::PgPool,
+    application: &str,
+    heartbeat: Duration,
+) -> anyhow::Result<(u32, String)> {
+    const TRIES: u32 = 200;
+    let period = heartbeat.as_micros() as i64;
+    for tries in 1..=TRIES {
+        let (last_start, database_now): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT (extract(epoch FROM max(query_start)) * 1000000)::bigint, \
+                    (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
+             FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(application)
+        .fetch_one(pool)
+        .await?;
+        let Some(mut next) = last_start else {
+            tokio::time::sleep(heartbeat).await;
+            continue;
+        };
+        while next < database_now + 20_000 {
+            next += period;
+        }
+        // -2 ms … +4 ms around the predicted start, in 0.25 ms steps.
+        let offset = (tries as i64 % 24) * 250 - 2_000;
+        let at = Instant::now() + Duration::from_micros((next + offset - database_now) as u64);
+        tokio::time::sleep_until((at - Duration::from_millis(3)).into()).await;
+        while Instant::now() < at {
+            std::hint::spin_loop();
+        }
+        node.pause();
+        let last: Option<String> = sqlx::query_scalar(
+            "SELECT query FROM pg_stat_activity WHERE application_name = $1 \
+             ORDER BY query_start DESC NULLS LAST LIMIT 1",
+        )
+        .bind(application)
+        .fetch_optional(pool)
+        .await?;
+        let last = last.unwrap_or_default();
+        if last.starts_with("UPDATE partition_leases SET expires_at") {
+            return Ok((tries, last.chars().take(60).collect()));
+        }
+        node.resume();
+    }
+    bail!("no freeze landed in a lease renewal in {TRIES} tries")
+}
+
 /// The longest time, over `endpoints`, from `from` to the first request
 /// from a node other than `frozen`.
 fn takeover(
@@ -614,8 +684,12 @@ async fn inject(
             loop {
                 tries += 1;
                 nodes.nodes[k].pause();
+                // The query pool's and the group-commit writers' sessions
+                // (publishes, attempt records); the heartbeat's is
+                // `PauseInRenewal`'s.
                 let busy: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name LIKE $1 || '%' \
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE application_name IN ($1, $1 || ':writers') \
                      AND (state = 'active' OR state LIKE 'idle in transaction%')",
                 )
                 .bind(&application)
@@ -631,6 +705,18 @@ async fn inject(
                 let wait = rand::random::<u64>() % 30;
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
+            tokio::time::sleep(freeze).await;
+            nodes.nodes[k].resume();
+        }
+        Fault::PauseInRenewal => {
+            let k = target.unwrap_or(0);
+            let application = format!("webhookd:{}:heartbeat", nodes.nodes[k].id);
+            let heartbeat = settings.node_timeout / 4;
+            let (tries, statement) =
+                freeze_in_renewal(&mut nodes.nodes[k], pool, &application, heartbeat).await?;
+            notes.push(format!(
+                "frozen in a lease renewal after {tries} tries, its last statement: {statement}"
+            ));
             tokio::time::sleep(freeze).await;
             nodes.nodes[k].resume();
         }

@@ -26,6 +26,8 @@ pub struct Node {
     port: u16,
     child: Option<Child>,
     paused: bool,
+    /// When the last `SIGSTOP` was sent (the fault's start for takeover).
+    pub paused_at: Option<Instant>,
 }
 
 impl Node {
@@ -50,6 +52,7 @@ impl Node {
     pub fn pause(&mut self) {
         self.signal(libc::SIGSTOP);
         self.paused = true;
+        self.paused_at = Some(Instant::now());
     }
 
     pub fn resume(&mut self) {
@@ -118,6 +121,7 @@ impl Nodes {
                 port,
                 child: None,
                 paused: false,
+                paused_at: None,
             });
             let printed = nodes.launch(k).await?;
             if k == 0 {
