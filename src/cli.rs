@@ -290,7 +290,7 @@ pub enum SecretsCommand {
     /// Re-wraps every config's data key and re-seals the read model's
     /// secrets under --encryption-key; the keys they were sealed with must
     /// be in --previous-encryption-keys. Servers keep running meanwhile
-    /// (give them both keys first; see the README).
+    /// (give them both keys first; see docs/src/operator/configuration.md).
     RotateKey,
 }
 

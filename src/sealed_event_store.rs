@@ -67,7 +67,7 @@ impl<R: PersistedEventRepository> PersistedEventRepository for SealedEventReposi
         Ok(events)
     }
 
-    /// Snapshots are not used (see the README: the plain event store only).
+    /// Snapshots are not used (see docs/src/architecture/how-it-is-built.md: the plain event store only).
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,

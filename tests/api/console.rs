@@ -2,7 +2,7 @@
 //! Debian's Chromium (Playwright) against a live webhookd on each backend —
 //! sign in, a field error, create, a delivery and its attempt, retry,
 //! rotate, history and `as_of`, an XSS name, CSRF, a portal link, log out.
-//! The SQLite run saves the README's screenshots (`docs/console/`).
+//! The SQLite run saves the README's screenshots (`docs/src/console/`).
 use crate::helpers::{browser_python, status_and_json, Backend, TestApp};
 use crate::on_both_backends;
 use crate::receiver::{Receiver, Reply};
@@ -40,7 +40,7 @@ async fn the_console_works_in_a_real_browser(backend: Backend) {
     assert_eq!(status, 201, "{body}");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/browser_test.py");
-    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/console");
     let mut command = std::process::Command::new(browser_python());
     command
         .arg(&script)

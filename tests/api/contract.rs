@@ -1,12 +1,12 @@
 //! The API contract: the OpenAPI document is what the code generates (and
-//! the committed `openapi.json` is a copy of it), it is served with its
+//! the committed `docs/src/openapi.json` is a copy of it), it is served with its
 //! viewer, and a live webhookd keeps it — schemathesis with all its checks
 //! and stateful links finds nothing, on both backends.
 use crate::helpers::{schemathesis, Backend, TestApp};
 use crate::on_both_backends;
 use reqwest::StatusCode;
 
-const COMMITTED: &str = include_str!("../../openapi.json");
+const COMMITTED: &str = include_str!("../../docs/src/openapi.json");
 
 #[test]
 fn the_committed_openapi_json_is_what_the_code_generates() {
@@ -14,7 +14,7 @@ fn the_committed_openapi_json_is_what_the_code_generates() {
     assert!(
         generated == COMMITTED,
         "openapi.json differs from the generated document; \
-         run `cargo run -- openapi > openapi.json` and commit it"
+         run `cargo run -- openapi > docs/src/openapi.json` and commit it"
     );
 }
 

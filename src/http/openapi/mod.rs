@@ -3,7 +3,7 @@
 //! derives of the resources it serializes, and [`common_responses`] for the
 //! answers every route of a dialect can give (auth, outage, bad bodies).
 //! `webhookd openapi` prints it; `GET /api/v1/openapi.json` serves it;
-//! `openapi.json` at the top of the repository is a copy a test compares.
+//! `docs/src/openapi.json` (in the book) is a copy a test compares.
 mod common_responses;
 pub mod enums;
 
