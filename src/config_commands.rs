@@ -157,9 +157,9 @@ impl ConfigCommands {
             Box::new(notifier),
         ];
         queries.extend(listeners);
-        // Debug builds only (the test suite's): no environment of a release
-        // build reaches it.
-        if cfg!(debug_assertions)
+        // With the `fault-injection` feature only (the test suite's): no
+        // environment of a production build reaches it.
+        if cfg!(feature = "fault-injection")
             && std::env::var_os("WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION").is_some()
         {
             queries.insert(0, Box::new(AbortBeforeProjection));
@@ -234,7 +234,7 @@ fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
     ))]
 }
 
-/// Test-only fault injection (debug builds): with `WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION=1`
+/// Test-only fault injection (feature `fault-injection`): with `WEBHOOKD_FAULT_ABORT_BEFORE_PROJECTION=1`
 /// the process aborts right after a command's events are committed, before
 /// the read model is updated — the crash that start-up catch-up repairs.
 struct AbortBeforeProjection;

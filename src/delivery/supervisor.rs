@@ -5,7 +5,7 @@
 //! endpoint's pending deliveries from the database. It also polls the
 //! database for pending deliveries no actor holds: those of a previous run
 //! (crash, restart) and any whose notification was lost.
-#[cfg(debug_assertions)]
+#[cfg(feature = "fault-injection")]
 use super::endpoint::Panic;
 use super::endpoint::{Deliver, EndpointActor, Nudge, Reload, Stop};
 use super::lanes::Lanes;
@@ -302,15 +302,15 @@ impl Handler<GetStats> for DeliverySupervisor {
     }
 }
 
-/// Test hook: make the endpoint actor of a config panic (debug builds only).
-#[cfg(debug_assertions)]
+/// Test hook: make the endpoint actor of a config panic (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct InjectPanic {
     pub config_id: i64,
 }
 
-#[cfg(debug_assertions)]
+#[cfg(feature = "fault-injection")]
 impl Handler<InjectPanic> for DeliverySupervisor {
     type Result = bool;
 
@@ -402,18 +402,11 @@ impl SupervisorHandle {
     }
 
     /// Test hook (see [`InjectPanic`]); false when no actor is live for it.
-    #[cfg(debug_assertions)]
+    #[cfg(feature = "fault-injection")]
     pub async fn inject_panic(&self, config_id: i64) -> bool {
         self.addr
             .send(InjectPanic { config_id })
             .await
             .unwrap_or(false)
-    }
-
-    /// A release build has no fault hook: nothing panics, and the test
-    /// that uses it (debug builds are the test suite's) sees `false`.
-    #[cfg(not(debug_assertions))]
-    pub async fn inject_panic(&self, _config_id: i64) -> bool {
-        false
     }
 }

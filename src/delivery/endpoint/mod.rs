@@ -734,14 +734,14 @@ impl Handler<Stop> for EndpointActor {
     }
 }
 
-/// Fault injection for tests: the handler panics, as a bug would. Debug
-/// builds only (the test suite's): a release build has no such message.
-#[cfg(debug_assertions)]
+/// Fault injection for tests: the handler panics, as a bug would. With the
+/// `fault-injection` feature only (the test suite's).
+#[cfg(feature = "fault-injection")]
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Panic;
 
-#[cfg(debug_assertions)]
+#[cfg(feature = "fault-injection")]
 impl Handler<Panic> for EndpointActor {
     type Result = ();
 
