@@ -93,6 +93,23 @@ async fn control_characters_are_refused_naming_the_field(backend: Backend) {
         assert_eq!(json["error"], "invalid-parameter", "{json}");
         assert!(json["params"][parameter].is_string(), "{json}");
     }
+    // A malformed key is a key that fits no caller: 401 in the dialect's
+    // format, not a parameter error.
+    for (path, header) in [
+        ("/api/v1/webhooks?api_key=whk_%00", None),
+        ("/configs/webhook?api_key=%01%02", None),
+        ("/api/v1/webhooks", Some(&b"whk_\xffbad"[..])),
+        ("/configs/webhook", Some(&b"\x80"[..])),
+    ] {
+        let mut request = app.client.get(app.url(path));
+        if let Some(value) = header {
+            let value = reqwest::header::HeaderValue::from_bytes(value).unwrap();
+            request = request.header("X-API-Key", value);
+        }
+        let (status, json) = status_and_json(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {json}");
+        assert_ne!(json["error"], "invalid-parameter", "{json}");
+    }
     let response = app
         .request(Method::POST, "/configs/webhook")
         .json(&json!({"url": "https://example.com/\u{0}"}))
