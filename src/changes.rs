@@ -8,10 +8,13 @@
 //! change to the other nodes (`cluster::bus`) — gets it on a broadcast
 //! channel. Changes from other nodes come in through [`ChangeBus::arrived`]
 //! and reach the same caches and subscribers.
-use crate::delivery::routing::RoutingCache;
-use crate::delivery::store::PendingDelivery;
-use crate::http::key_cache::KeyCache;
+//!
+//! The bus sits below everything that announces or caches: a cache joins
+//! it by implementing [`ReadCache`] (the routing cache in `delivery`, the
+//! key cache in `http`), so it imports none of them.
 use projections::config_reads::ConfigReads;
+use projections::deliveries::PendingDelivery;
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,32 +82,23 @@ pub struct Announced {
     pub remote: bool,
 }
 
-/// The caches every change is applied to, synchronously.
-#[derive(Clone)]
-pub struct ReadCaches {
-    pub routes: RoutingCache,
-    pub reads: ConfigReads,
-    pub keys: KeyCache,
+/// A cache that forgets what a change touched, synchronously, before the
+/// change reaches any subscriber (so a client reads its own writes).
+pub trait ReadCache: Send + Sync {
+    fn forget(&self, change: &Change);
 }
 
-impl ReadCaches {
+/// The caches every change is applied to.
+pub type ReadCaches = Vec<Arc<dyn ReadCache>>;
+
+/// The v1 API's config reads (rows, pages, totals).
+impl ReadCache for ConfigReads {
     fn forget(&self, change: &Change) {
         match change {
-            Change::Config(id) => {
-                self.routes.invalidate();
-                self.reads.config_changed(Some(*id));
-            }
-            Change::Stats(ids) => self.reads.stats_changed(ids.iter().copied()),
-            Change::Tenancy => {
-                self.keys.forget_all();
-                self.routes.invalidate();
-            }
-            Change::Deliveries { .. } | Change::Membership | Change::Claimed => {}
-            Change::Everything => {
-                self.routes.invalidate();
-                self.reads.config_changed(None);
-                self.keys.forget_all();
-            }
+            Change::Config(id) => self.config_changed(Some(*id)),
+            Change::Stats(ids) => self.stats_changed(ids.iter().copied()),
+            Change::Everything => self.config_changed(None),
+            Change::Tenancy | Change::Deliveries { .. } | Change::Membership | Change::Claimed => {}
         }
     }
 }
@@ -115,14 +109,14 @@ const BACKLOG: usize = 4096;
 
 #[derive(Clone)]
 pub struct ChangeBus {
-    caches: ReadCaches,
+    caches: Arc<ReadCaches>,
     sender: broadcast::Sender<Announced>,
 }
 
 impl ChangeBus {
     pub fn new(caches: ReadCaches) -> Self {
         Self {
-            caches,
+            caches: Arc::new(caches),
             sender: broadcast::Sender::new(BACKLOG),
         }
     }
@@ -138,17 +132,15 @@ impl ChangeBus {
     }
 
     fn publish(&self, change: Change, remote: bool) {
-        self.caches.forget(&change);
+        for cache in self.caches.iter() {
+            cache.forget(&change);
+        }
         // No subscriber yet (or any more) is not an error.
         let _ = self.sender.send(Announced { change, remote });
     }
 
     pub fn subscribe(&self) -> Subscription {
         Subscription(self.sender.subscribe())
-    }
-
-    pub fn caches(&self) -> &ReadCaches {
-        &self.caches
     }
 }
 

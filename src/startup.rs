@@ -99,11 +99,12 @@ impl Application {
         keys.watch_admin_log();
         let routes = RoutingCache::default();
         let config_reads = ConfigReads::default();
-        let changes = ChangeBus::new(ReadCaches {
-            routes: routes.clone(),
-            reads: config_reads.clone(),
-            keys: keys.clone(),
-        });
+        let caches: ReadCaches = vec![
+            Arc::new(routes.clone()),
+            Arc::new(config_reads.clone()),
+            Arc::new(keys.clone()),
+        ];
+        let changes = ChangeBus::new(caches);
         let (operational, notices) = OperationalWebhooks::new();
         let commands = ConfigCommands::new(
             &db,
@@ -178,7 +179,7 @@ impl Application {
         if settings.role.delivers() {
             crate::delivery::retention::spawn(db.clone(), settings.retention);
         }
-        crate::telemetry::sample_periodically(
+        crate::delivery::gauges::sample_periodically(
             db.clone(),
             publisher.supervisor().clone(),
             ownership.clone(),

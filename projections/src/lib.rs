@@ -12,6 +12,7 @@ pub mod admin_log;
 pub mod cache;
 pub mod config_reads;
 pub mod db;
+pub mod deliveries;
 pub mod event_log;
 pub mod event_types;
 pub mod operational;

@@ -228,8 +228,8 @@ fn decode(me: &str, payload: &str) -> Option<Change> {
 /// `config:delivery`, and the owner reads it.
 mod wire {
     use crate::changes::Committed;
-    use crate::delivery::store::{DeliveryKind, PendingDelivery};
-    use crate::delivery::wire::EventRecord;
+    use projections::deliveries::EventRecord;
+    use projections::deliveries::{DeliveryKind, PendingDelivery};
     use serde::{Deserialize, Serialize};
     use serde_json::value::RawValue;
 
@@ -321,8 +321,8 @@ mod tests {
     #[test]
     fn payloads_round_trip_and_stay_under_the_limit() {
         use crate::changes::Committed;
-        use crate::delivery::store::{DeliveryKind, PendingDelivery};
-        use crate::delivery::wire::{event_data, EventRecord};
+        use projections::deliveries::{event_data, EventRecord};
+        use projections::deliveries::{DeliveryKind, PendingDelivery};
         let whole = |i: i64, data: String| {
             Committed::Whole(PendingDelivery {
                 id: 1_000_000 + i,

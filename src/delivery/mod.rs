@@ -49,6 +49,7 @@ pub mod attempt;
 pub mod budget;
 pub mod endpoint;
 pub mod event_schemas;
+pub mod gauges;
 mod group_commit;
 pub mod http_client;
 pub mod lanes;

@@ -45,3 +45,15 @@ impl RoutingCache {
         self.routes.invalidate();
     }
 }
+
+/// Routes depend on configs and on organisations (keys, plans, flags).
+impl crate::changes::ReadCache for RoutingCache {
+    fn forget(&self, change: &crate::changes::Change) {
+        use crate::changes::Change;
+        match change {
+            Change::Config(_) | Change::Tenancy | Change::Everything => self.invalidate(),
+            Change::Stats(_) | Change::Deliveries { .. } | Change::Membership | Change::Claimed => {
+            }
+        }
+    }
+}

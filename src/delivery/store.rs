@@ -7,8 +7,9 @@ use super::wire::EventRecord;
 use crate::changes::{Change, ChangeBus};
 use crate::cluster::Fence;
 use aggregates::values::{CustomHeaders, DeliveryOrdering, WebhookSecret};
-use aggregates::webhook_config::{ConfigState, PreviousSecret, Profile, UnknownValue};
+use aggregates::webhook_config::{ConfigState, PreviousSecret, Profile};
 use projections::db::now_micros;
+pub use projections::deliveries::{DeliveryKind, DeliveryStatus, PendingDelivery};
 use projections::webhook_configs::ConfigRow;
 use projections::{on_pool, Db, Error};
 use std::sync::Arc;
@@ -33,91 +34,6 @@ impl WriteGate {
             None => None,
         }
     }
-}
-
-/// A regular delivery, or a config test (one attempt, then a `Tested` event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryKind {
-    Event,
-    Test,
-}
-
-impl DeliveryKind {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            DeliveryKind::Event => "event",
-            DeliveryKind::Test => "test",
-        }
-    }
-}
-
-/// Stored as text: anything else is an unreadable row, an error.
-impl TryFrom<String> for DeliveryKind {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "event" => Ok(Self::Event),
-            "test" => Ok(Self::Test),
-            _ => Err(UnknownValue {
-                what: "delivery kind",
-                value,
-            }),
-        }
-    }
-}
-
-/// Where a delivery stands: waiting for (another) attempt, or done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Succeeded,
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub const ALL: [Self; 3] = [Self::Pending, Self::Succeeded, Self::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-}
-
-impl TryFrom<String> for DeliveryStatus {
-    type Error = UnknownValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).ok_or(UnknownValue {
-            what: "delivery status",
-            value,
-        })
-    }
-}
-
-/// A delivery that still has to reach its endpoint.
-#[derive(Debug, Clone)]
-pub struct PendingDelivery {
-    pub id: i64,
-    pub config_id: i64,
-    pub kind: DeliveryKind,
-    pub task_id: Option<String>,
-    /// Attempts made so far.
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    /// Its place in a FIFO config's line (see `endpoint::fifo`); `None`
-    /// for a config without ordering (when it was published) and tests.
-    pub fifo_seq: Option<i64>,
-    pub event: EventRecord,
 }
 
 /// A config an event goes to, and whether its deliveries take a place in
@@ -154,13 +70,6 @@ pub struct EndpointConfig {
     pub ordering: DeliveryOrdering,
     pub state: ConfigState,
     pub deleted: bool,
-}
-
-impl PendingDelivery {
-    /// The configs-API task this delivery carries out, if any.
-    pub fn task(&self) -> Option<i64> {
-        self.task_id.as_deref().and_then(|t| t.parse().ok())
-    }
 }
 
 impl EndpointConfig {

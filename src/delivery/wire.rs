@@ -3,36 +3,8 @@ use aggregates::webhook_config::Profile;
 use projections::db::micros_to_rfc3339;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use std::sync::Arc;
 
-/// An event's `data` exactly as the publisher sent it: raw JSON text, kept
-/// from the parse of the publish to the body of every attempt. A number of
-/// any size or precision (`123456789012345678901234567890`) arrives as it
-/// was accepted, and no delivery parses or re-serializes it.
-pub type EventData = Arc<RawValue>;
-
-/// `data` from its stored text (written from a [`RawValue`], so valid JSON;
-/// a row that is not is delivered as `null` rather than not at all).
-pub fn event_data(json: String) -> EventData {
-    RawValue::from_string(json)
-        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
-        .into()
-}
-
-/// `data` made by webhookd itself (a test event's).
-pub fn event_data_of(value: &serde_json::Value) -> EventData {
-    event_data(value.to_string())
-}
-
-/// A published event as the delivery side needs it.
-#[derive(Debug, Clone)]
-pub struct EventRecord {
-    /// UUID; also the `webhook-id`, stable across retries for dedupe.
-    pub id: String,
-    pub event_type: String,
-    pub data: EventData,
-    pub published_at: i64,
-}
+pub use projections::deliveries::{event_data, event_data_of, EventData, EventRecord};
 
 #[derive(Serialize)]
 struct V1Body<'a> {

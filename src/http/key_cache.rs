@@ -82,3 +82,13 @@ impl KeyCache {
         });
     }
 }
+
+/// Keys change with tenancy (created, revoked, an organisation's plan).
+impl crate::changes::ReadCache for KeyCache {
+    fn forget(&self, change: &crate::changes::Change) {
+        use crate::changes::Change;
+        if matches!(change, Change::Tenancy | Change::Everything) {
+            self.forget_all();
+        }
+    }
+}

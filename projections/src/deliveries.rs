@@ -1,0 +1,130 @@
+//! The delivery rows as values: what a pending delivery is, its kind and
+//! status, and the published event it carries. They live here, in the
+//! storage layer, because several layers above share them — the delivery
+//! engine that sends them, the change bus and the cluster bus that carry
+//! committed ones to the node that owns their endpoint — and none of those
+//! may import another sideways.
+use aggregates::webhook_config::UnknownValue;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// A regular delivery, or a config test (one attempt, then a `Tested` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    Event,
+    Test,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Event => "event",
+            DeliveryKind::Test => "test",
+        }
+    }
+}
+
+/// Stored as text: anything else is an unreadable row, an error.
+impl TryFrom<String> for DeliveryKind {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "event" => Ok(Self::Event),
+            "test" => Ok(Self::Test),
+            _ => Err(UnknownValue {
+                what: "delivery kind",
+                value,
+            }),
+        }
+    }
+}
+
+/// Where a delivery stands: waiting for (another) attempt, or done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [Self; 3] = [Self::Pending, Self::Succeeded, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+impl TryFrom<String> for DeliveryStatus {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).ok_or(UnknownValue {
+            what: "delivery status",
+            value,
+        })
+    }
+}
+
+/// A delivery that still has to reach its endpoint.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub id: i64,
+    pub config_id: i64,
+    pub kind: DeliveryKind,
+    pub task_id: Option<String>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    /// Its place in a FIFO config's line (see `endpoint::fifo`); `None`
+    /// for a config without ordering (when it was published) and tests.
+    pub fifo_seq: Option<i64>,
+    pub event: EventRecord,
+}
+
+impl PendingDelivery {
+    /// The configs-API task this delivery carries out, if any.
+    pub fn task(&self) -> Option<i64> {
+        self.task_id.as_deref().and_then(|t| t.parse().ok())
+    }
+}
+
+/// An event's `data` exactly as the publisher sent it: raw JSON text, kept
+/// from the parse of the publish to the body of every attempt. A number of
+/// any size or precision (`123456789012345678901234567890`) arrives as it
+/// was accepted, and no delivery parses or re-serializes it.
+pub type EventData = Arc<RawValue>;
+
+/// `data` from its stored text (written from a [`RawValue`], so valid JSON;
+/// a row that is not is delivered as `null` rather than not at all).
+pub fn event_data(json: String) -> EventData {
+    RawValue::from_string(json)
+        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
+        .into()
+}
+
+/// `data` made by webhookd itself (a test event's).
+pub fn event_data_of(value: &serde_json::Value) -> EventData {
+    event_data(value.to_string())
+}
+
+/// A published event as the delivery side needs it.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    /// UUID; also the `webhook-id`, stable across retries for dedupe.
+    pub id: String,
+    pub event_type: String,
+    pub data: EventData,
+    pub published_at: i64,
+}

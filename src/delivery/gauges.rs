@@ -1,0 +1,62 @@
+//! The gauges that cost a query or a look at an actor (pending deliveries
+//! and the oldest one's age, pool connections, live endpoint actors, leases
+//! held, live nodes), sampled in the background while metrics are on. Here
+//! rather than in `telemetry`, which is below the delivery engine.
+/// Reads the gauges that cost a query (or a look at another actor) every
+/// [`crate::telemetry::SAMPLE_EVERY`], while metrics are on.
+pub fn sample_periodically(
+    db: projections::Db,
+    supervisor: super::SupervisorHandle,
+    ownership: crate::cluster::Ownership,
+) {
+    if crate::telemetry::handle().is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::telemetry::SAMPLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            sample(&db, &supervisor, &ownership).await;
+        }
+    });
+}
+
+async fn sample(
+    db: &projections::Db,
+    supervisor: &super::SupervisorHandle,
+    ownership: &crate::cluster::Ownership,
+) {
+    use projections::on_pool;
+    let now = projections::db::now_micros();
+    let pending = "SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'";
+    let read: Result<(i64, Option<i64>), sqlx::Error> =
+        on_pool!(db, |pool| sqlx::query_as(pending).fetch_one(pool).await);
+    if let Ok((count, oldest)) = read {
+        metrics::gauge!("webhookd_deliveries_pending").set(count as f64);
+        let age = oldest.map_or(0.0, |due| ((now - due).max(0) as f64) / 1e6);
+        metrics::gauge!("webhookd_oldest_due_delivery_age_seconds").set(age);
+    }
+    let (size, idle) = on_pool!(db, |pool| (pool.size() as f64, pool.num_idle() as f64));
+    metrics::gauge!("webhookd_db_pool_connections", "state" => "in_use").set(size - idle);
+    metrics::gauge!("webhookd_db_pool_connections", "state" => "idle").set(idle);
+    if let Some(stats) = supervisor.stats().await {
+        metrics::gauge!("webhookd_endpoint_actors").set(stats.live_endpoints as f64);
+    }
+    metrics::gauge!("webhookd_leases_held").set(if ownership.is_clustered() {
+        ownership.held().len() as f64
+    } else {
+        0.0
+    });
+    let nodes = match db {
+        projections::Db::Postgres(pool) => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM cluster_nodes WHERE stopped_at IS NULL \
+             AND heartbeat_at > now() - interval '30 seconds'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0),
+        projections::Db::Sqlite(_) => 1,
+    };
+    metrics::gauge!("webhookd_cluster_nodes").set(nodes as f64);
+}
