@@ -1,5 +1,10 @@
 //! webhookd: a self-hosted webhook service.
 //!
+//! The modules form layers, each importing only those below it (lowest
+//! first: `database`, `crypto`, `telemetry`, `sealed_event_store`;
+//! `changes`; `cluster`, `config_commands`; `delivery`; `admin`, `audit`,
+//! `listen`; `app`; `http`; `settings`; `startup`). `tests/layers.rs` holds them.
+//!
 //! * [`startup`] builds the application once, for `main` and for the tests.
 //! * [`database`] connects to SQLite or PostgreSQL and applies `migrations/`.
 //! * [`changes`] announces what changed to the caches and the delivery
@@ -12,6 +17,7 @@
 //! * [`delivery`] publishes events and owns the delivery actors.
 //! * [`listen`] is the developers' local receiver (`webhookd listen`).
 pub mod admin;
+pub mod app;
 pub mod audit;
 pub mod changes;
 pub mod cluster;

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "operator use cases and tools: admin, audit, listen",
         &["admin", "audit", "listen"],
     ),
+    ("the use cases every dialect and the console call", &["app"]),
     ("HTTP dialects and the console", &["http"]),
     ("settings", &["settings"]),
     ("start-up", &["startup"]),

@@ -139,4 +139,12 @@ impl Caller {
     pub fn command_metadata(&self, request_id: &RequestId) -> CommandMetadata {
         CommandMetadata::api_key(self.key.id, request_id.as_str())
     }
+
+    /// This caller as the actor of a use case (see `crate::app`).
+    pub fn actor<'a>(&self, metadata: &'a CommandMetadata) -> crate::app::Actor<'a> {
+        crate::app::Actor {
+            organisation: aggregates::values::OrganisationId::new(self.organisation.id),
+            metadata,
+        }
+    }
 }

@@ -22,8 +22,6 @@ use aggregates::values::UrlPolicy;
 use key_cache::KeyCache;
 use projections::config_reads::ConfigReads;
 use projections::Db;
-use std::collections::HashMap;
-use std::net::IpAddr;
 
 /// What a 503 (the database is unavailable) tells the client to wait
 /// before trying again, in seconds.
@@ -39,8 +37,9 @@ pub struct AppState {
     pub config_reads: ConfigReads,
     pub commands: ConfigCommands,
     pub url_policy: UrlPolicy,
-    /// `--resolve` answers, also used by the create-time address check.
-    pub resolve_overrides: HashMap<String, IpAddr>,
+    /// The endpoint use cases (create, update, rotate, delete) every
+    /// dialect and the console call.
+    pub endpoints: crate::app::Endpoints,
     pub publisher: Publisher,
     pub tasks: TaskStore,
     /// This node's cluster membership (PostgreSQL), for `/health/ready`.

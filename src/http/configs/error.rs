@@ -179,6 +179,17 @@ impl From<BodyError> for ConfigsError {
     }
 }
 
+impl From<crate::app::EndpointError> for ConfigsError {
+    fn from(error: crate::app::EndpointError) -> Self {
+        use crate::app::EndpointError;
+        match error {
+            EndpointError::RefusedUrl(refusal) => Self::invalid_parameter("url", refusal),
+            EndpointError::Command(error) => error.into(),
+            EndpointError::Storage(error) => Self::store(error),
+        }
+    }
+}
+
 impl From<CommandError> for ConfigsError {
     fn from(error: CommandError) -> Self {
         match error {

@@ -3,20 +3,14 @@ use super::caller::ConfigsCaller;
 use super::error::{ConfigsError, ErrorBody};
 use super::list_params;
 use super::resources;
-use crate::crypto::generate_webhook_secret;
-use crate::delivery::http_client::resolution_refusal;
+use crate::app::NewEndpoint;
 use crate::delivery::tasks::TaskRow;
 use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use aggregates::values::{
-    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount,
-    SubscribedEvents, TimeoutSeconds, WebhookUrl,
-};
-use aggregates::webhook_config::{
-    ConfigChanges, ConfigState, NewWebhookConfig, Profile, WebhookConfigCommand,
-};
+use aggregates::values::{ConfigId, WebhookUrl};
+use aggregates::webhook_config::{ConfigChanges, ConfigState, Profile};
 use projections::webhook_configs::{self, ConfigFilter, ConfigRow};
 use serde_json::{Map, Value};
 
@@ -46,30 +40,21 @@ pub async fn create(
     caller.require_webhooks()?;
     let body = read_json_object(&req, payload).await?;
     let url = match body.get("url") {
-        Some(Value::String(url)) => parse_url(&state, url).await?,
+        Some(Value::String(url)) => parse_url(&state, url)?,
         None | Some(Value::Null) => {
             return Err(ConfigsError::invalid_parameter("url", "is required"))
         }
         Some(_) => return Err(ConfigsError::invalid_parameter("url", "must be a string")),
     };
-    let id = ConfigId::new(webhook_configs::allocate_id(&state.db).await?);
-    let command = WebhookConfigCommand::Create(NewWebhookConfig {
-        id,
-        organisation: OrganisationId::new(caller.organisation_id()),
-        profile: Profile::Configs,
-        url,
-        name: ConfigName::default(),
-        events: SubscribedEvents::all(),
-        headers: CustomHeaders::default(),
-        retry_count: RetryCount::default(),
-        timeout_seconds: TimeoutSeconds::default(),
-        secret: generate_webhook_secret(),
-        active: true,
-        rate_limit: RateLimit::UNLIMITED,
-        ordering: DeliveryOrdering::None,
-    });
+    // A configs-profile config: every event type, every default.
     let metadata = caller.command_metadata(&request_id);
-    state.commands.execute(id, command, &metadata).await?;
+    let id = state
+        .endpoints
+        .create(
+            caller.actor(&metadata),
+            NewEndpoint::new(Profile::Configs, url),
+        )
+        .await?;
     // Read before the test starts: the answer shows the config as created
     // (`new`), not a test's outcome that may already be recorded.
     let row = owned(&state, &caller, &id.to_string()).await?;
@@ -151,7 +136,7 @@ pub async fn update(
     let body: Map<String, Value> = read_json_object(&req, payload).await?;
     let url = match body.get("url") {
         None | Some(Value::Null) => None,
-        Some(Value::String(url)) => Some(parse_url(&state, url).await?),
+        Some(Value::String(url)) => Some(parse_url(&state, url)?),
         Some(_) => return Err(ConfigsError::invalid_parameter("url", "must be a string")),
     };
     let active = match body.get("state") {
@@ -175,8 +160,8 @@ pub async fn update(
     };
     let metadata = caller.command_metadata(&request_id);
     state
-        .commands
-        .execute(id, WebhookConfigCommand::Update(changes), &metadata)
+        .endpoints
+        .update(caller.actor(&metadata), id, changes)
         .await?;
     let after = owned(&state, &caller, &path).await?;
     let changed = after.version != before.version;
@@ -203,12 +188,8 @@ pub async fn delete(
     let row = owned(&state, &caller, &path).await?;
     let metadata = caller.command_metadata(&request_id);
     state
-        .commands
-        .execute(
-            ConfigId::new(row.id),
-            WebhookConfigCommand::Delete,
-            &metadata,
-        )
+        .endpoints
+        .delete(caller.actor(&metadata), ConfigId::new(row.id))
         .await?;
     Ok(HttpResponse::Ok().json(resources::WebhookConfig::from(&row)))
 }
@@ -277,15 +258,10 @@ async fn start_test(
         .ok_or_else(|| ConfigsError::server_error("a task vanished"))
 }
 
-async fn parse_url(state: &AppState, raw: &str) -> Result<WebhookUrl, ConfigsError> {
-    let url = WebhookUrl::parse(raw, &state.url_policy)
-        .map_err(|e| ConfigsError::invalid_parameter("url", e.0))?;
-    if let Some(refusal) =
-        resolution_refusal(url.as_str(), &state.url_policy, &state.resolve_overrides).await
-    {
-        return Err(ConfigsError::invalid_parameter("url", refusal));
-    }
-    Ok(url)
+/// The URL's form and policy; its address is the use case's to check.
+fn parse_url(state: &AppState, raw: &str) -> Result<WebhookUrl, ConfigsError> {
+    WebhookUrl::parse(raw, &state.url_policy)
+        .map_err(|e| ConfigsError::invalid_parameter("url", e.0))
 }
 
 /// The caller's live config named by the path; another organisation's is

@@ -9,19 +9,18 @@ use super::pages::{
     action_button, csrf_field, layout, optional_time, page, query_param, see_other, PageError,
 };
 use super::session::Session;
-use crate::crypto::generate_webhook_secret;
+use crate::app::{EndpointError, Rotation};
+use crate::config_commands::CommandError;
 use crate::http::request_id::RequestId;
-use crate::http::v1::rotation_request::Rotation;
 use crate::http::v1::webhook_request::{parse_create, parse_update};
 use crate::http::v1::FieldErrors;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use aggregates::values::{ConfigId, OrganisationId};
-use aggregates::webhook_config::{ConfigChanges, ConfigState, WebhookConfigCommand};
+use aggregates::values::ConfigId;
+use aggregates::webhook_config::{ConfigChanges, ConfigState};
 use maud::{html, Markup};
-use projections::db::now_micros;
-use projections::webhook_configs::{self, ConfigRow};
+use projections::webhook_configs::ConfigRow;
 
 const PER_PAGE: i64 = 25;
 
@@ -238,32 +237,15 @@ pub async fn create(
         Ok(input) => input,
         Err(errors) => return Ok(refused(errors)),
     };
-    if let Some(refusal) = crate::delivery::http_client::resolution_refusal(
-        input.url.as_str(),
-        &state.url_policy,
-        &state.resolve_overrides,
-    )
-    .await
-    {
-        return Ok(refused(FieldErrors::single("url", refusal)));
-    }
-    let id = webhook_configs::allocate_id(&state.db).await?;
-    let command = WebhookConfigCommand::Create(input.into_new_config(
-        ConfigId::new(id),
-        OrganisationId::new(session.organisation_id()),
-        generate_webhook_secret(),
-    ));
+    let metadata = session.command_metadata(&request_id);
     match state
-        .commands
-        .execute(
-            ConfigId::new(id),
-            command,
-            &session.command_metadata(&request_id),
-        )
+        .endpoints
+        .create(session.actor(&metadata), input.into_new_endpoint())
         .await
     {
-        Ok(()) => Ok(back_to(id, "created")),
-        Err(crate::config_commands::CommandError::Rejected(rejected)) => {
+        Ok(id) => Ok(back_to(id.get(), "created")),
+        Err(EndpointError::RefusedUrl(refusal)) => Ok(refused(FieldErrors::single("url", refusal))),
+        Err(EndpointError::Command(CommandError::Rejected(rejected))) => {
             Ok(refused(FieldErrors::single("events", rejected.to_string())))
         }
         Err(other) => Err(other.into()),
@@ -326,43 +308,16 @@ pub async fn update(
         Ok(changes) => changes,
         Err(errors) => return Ok(refused(errors)),
     };
-    if let Some(url) = &changes.url {
-        if let Some(refusal) = crate::delivery::http_client::resolution_refusal(
-            url.as_str(),
-            &state.url_policy,
-            &state.resolve_overrides,
-        )
+    let metadata = session.command_metadata(&request_id);
+    match state
+        .endpoints
+        .update(session.actor(&metadata), ConfigId::new(row.id), changes)
         .await
-        {
-            return Ok(refused(FieldErrors::single("url", refusal)));
-        }
+    {
+        Ok(()) => Ok(back_to(row.id, "saved")),
+        Err(EndpointError::RefusedUrl(refusal)) => Ok(refused(FieldErrors::single("url", refusal))),
+        Err(other) => Err(other.into()),
     }
-    execute(
-        &state,
-        &session,
-        &request_id,
-        row.id,
-        WebhookConfigCommand::Update(changes),
-    )
-    .await?;
-    Ok(back_to(row.id, "saved"))
-}
-
-async fn execute(
-    state: &AppState,
-    session: &Session,
-    request_id: &RequestId,
-    id: i64,
-    command: WebhookConfigCommand,
-) -> Result<(), PageError> {
-    Ok(state
-        .commands
-        .execute(
-            ConfigId::new(id),
-            command,
-            &session.command_metadata(request_id),
-        )
-        .await?)
 }
 
 /// `GET /console/endpoints/{id}/delete`: are you sure?
@@ -395,14 +350,11 @@ pub async fn delete(
     request_id: RequestId,
 ) -> Result<HttpResponse, PageError> {
     let (_, row) = posted_to(&state, &session, &path, &body).await?;
-    execute(
-        &state,
-        &session,
-        &request_id,
-        row.id,
-        WebhookConfigCommand::Delete,
-    )
-    .await?;
+    let metadata = session.command_metadata(&request_id);
+    state
+        .endpoints
+        .delete(session.actor(&metadata), ConfigId::new(row.id))
+        .await?;
     Ok(see_other("/console/endpoints"))
 }
 
@@ -439,8 +391,15 @@ pub async fn rotate(
     let (_, row) = posted_to(&state, &session, &path, &body).await?;
     // The API's defaults: a generated secret, the replaced one signing
     // beside it for 24 hours.
-    let command = Rotation::default().into_command(now_micros());
-    execute(&state, &session, &request_id, row.id, command).await?;
+    let metadata = session.command_metadata(&request_id);
+    state
+        .endpoints
+        .rotate_secret(
+            session.actor(&metadata),
+            ConfigId::new(row.id),
+            Rotation::default(),
+        )
+        .await?;
     Ok(back_to(row.id, "rotated"))
 }
 
@@ -457,14 +416,11 @@ pub async fn reactivate(
         active: Some(true),
         ..ConfigChanges::default()
     };
-    execute(
-        &state,
-        &session,
-        &request_id,
-        row.id,
-        WebhookConfigCommand::Update(changes),
-    )
-    .await?;
+    let metadata = session.command_metadata(&request_id);
+    state
+        .endpoints
+        .update(session.actor(&metadata), ConfigId::new(row.id), changes)
+        .await?;
     Ok(back_to(row.id, "reactivated"))
 }
 

@@ -148,6 +148,17 @@ impl From<projections::Error> for PageError {
     }
 }
 
+impl From<crate::app::EndpointError> for PageError {
+    fn from(error: crate::app::EndpointError) -> Self {
+        use crate::app::EndpointError;
+        match error {
+            EndpointError::RefusedUrl(refusal) => Self::Invalid(refusal),
+            EndpointError::Command(error) => error.into(),
+            EndpointError::Storage(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::config_commands::CommandError> for PageError {
     fn from(error: crate::config_commands::CommandError) -> Self {
         use crate::config_commands::CommandError;

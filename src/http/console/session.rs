@@ -40,6 +40,14 @@ impl Session {
         self.organisation.id
     }
 
+    /// This session's user as the actor of a use case (see `crate::app`).
+    pub fn actor<'a>(&self, metadata: &'a CommandMetadata) -> crate::app::Actor<'a> {
+        crate::app::Actor {
+            organisation: aggregates::values::OrganisationId::new(self.organisation.id),
+            metadata,
+        }
+    }
+
     pub fn command_metadata(&self, request_id: &RequestId) -> CommandMetadata {
         CommandMetadata {
             actor: self.actor.clone(),

@@ -221,6 +221,19 @@ impl From<CommandError> for ApiError {
     }
 }
 
+impl From<crate::app::EndpointError> for ApiError {
+    fn from(error: crate::app::EndpointError) -> Self {
+        use crate::app::EndpointError;
+        match error {
+            EndpointError::RefusedUrl(refusal) => {
+                Self::invalid(FieldErrors::single("url", refusal))
+            }
+            EndpointError::Command(error) => error.into(),
+            EndpointError::Storage(error) => error.into(),
+        }
+    }
+}
+
 impl From<projections::Error> for ApiError {
     fn from(error: projections::Error) -> Self {
         Self::store(error)

@@ -5,18 +5,14 @@
 use super::caller::V1Caller;
 use super::envelope::{respond, Envelope};
 use super::error::{ApiError, FieldErrors};
-use super::webhooks::refuse_internal_names;
-use crate::config_commands::CommandMetadata;
-use crate::crypto::generate_webhook_secret;
+use crate::app::{Actor, NewEndpoint};
 use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use aggregates::values::{
-    ConfigId, ConfigName, OrganisationId, Scope, SubscribedEvents, ValidationError, WebhookUrl,
-};
-use aggregates::webhook_config::{ConfigChanges, NewWebhookConfig, Profile, WebhookConfigCommand};
+use aggregates::values::{ConfigId, ConfigName, Scope, ValidationError, WebhookUrl};
+use aggregates::webhook_config::{ConfigChanges, Profile};
 use projections::webhook_configs;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -83,14 +79,16 @@ pub async fn update(
     let organisation = caller.organisation_id();
     let changed_to = match url {
         Some(Some(url)) => {
-            refuse_internal_names(&state, Some(url.as_str())).await?;
             let shown = url.as_str().to_owned();
-            set_url(&state, organisation, url, &metadata).await?;
+            set_url(&state, caller.actor(&metadata), url).await?;
             Some(serde_json::Value::String(shown))
         }
         Some(None) => {
             if let Some(config) = projections::operational::clear(&state.db, organisation).await? {
-                execute(&state, config, WebhookConfigCommand::Delete, &metadata).await?;
+                state
+                    .endpoints
+                    .delete(caller.actor(&metadata), ConfigId::new(config))
+                    .await?;
             }
             Some(serde_json::Value::Null)
         }
@@ -136,69 +134,38 @@ fn parse_update(
 
 /// Points the operational webhook at `url`: a new config the first time,
 /// else a URL change of the one there is.
-async fn set_url(
-    state: &AppState,
-    organisation: i64,
-    url: WebhookUrl,
-    metadata: &CommandMetadata,
-) -> Result<(), ApiError> {
+async fn set_url(state: &AppState, actor: Actor<'_>, url: WebhookUrl) -> Result<(), ApiError> {
+    let organisation = actor.organisation.get();
     if let Some(existing) = projections::operational::find(&state.db, organisation).await? {
-        return update_url(state, existing, url, metadata).await;
+        return update_url(state, actor, existing, url).await;
     }
-    let id = webhook_configs::allocate_id(&state.db).await?;
-    let command = WebhookConfigCommand::Create(NewWebhookConfig {
-        id: ConfigId::new(id),
-        organisation: OrganisationId::new(organisation),
-        profile: Profile::Operational,
-        url: url.clone(),
+    let new = NewEndpoint {
         name: ConfigName::parse("operational webhook").expect("a valid name"),
-        events: SubscribedEvents::all(),
-        headers: Default::default(),
-        retry_count: Default::default(),
-        timeout_seconds: Default::default(),
-        secret: generate_webhook_secret(),
-        active: true,
-        rate_limit: Default::default(),
-        ordering: Default::default(),
-    });
-    execute(state, id, command, metadata).await?;
-    let kept = projections::operational::set_if_none(&state.db, organisation, id).await?;
-    if kept != id {
+        ..NewEndpoint::new(Profile::Operational, url.clone())
+    };
+    let id = state.endpoints.create(actor, new).await?;
+    let kept = projections::operational::set_if_none(&state.db, organisation, id.get()).await?;
+    if kept != id.get() {
         // Another request set one first: that one is the organisation's.
-        execute(state, id, WebhookConfigCommand::Delete, metadata).await?;
-        update_url(state, kept, url, metadata).await?;
+        state.endpoints.delete(actor, id).await?;
+        update_url(state, actor, kept, url).await?;
     }
     Ok(())
 }
 
 async fn update_url(
     state: &AppState,
+    actor: Actor<'_>,
     config: i64,
     url: WebhookUrl,
-    metadata: &CommandMetadata,
 ) -> Result<(), ApiError> {
     let changes = ConfigChanges {
         url: Some(url),
         ..ConfigChanges::default()
     };
-    execute(
-        state,
-        config,
-        WebhookConfigCommand::Update(changes),
-        metadata,
-    )
-    .await
-}
-
-async fn execute(
-    state: &AppState,
-    config: i64,
-    command: WebhookConfigCommand,
-    metadata: &CommandMetadata,
-) -> Result<(), ApiError> {
     Ok(state
-        .commands
-        .execute(ConfigId::new(config), command, metadata)
+        .endpoints
+        .update(actor, ConfigId::new(config), changes)
         .await?)
 }
 

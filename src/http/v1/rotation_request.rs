@@ -2,46 +2,10 @@
 //! `{"previous_valid_for": "24h", "secret": "whsec_…"}`.
 use super::error::FieldErrors;
 use aggregates::values::WebhookSecret;
-use aggregates::webhook_config::WebhookConfigCommand;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-/// How long the replaced secret keeps signing when the body does not say.
-pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
-/// The longest overlap a rotation may ask for.
-pub const MAX_OVERLAP: Duration = Duration::from_secs(7 * 24 * 3600);
-
-pub struct Rotation {
-    /// The caller's own new secret; `None`: webhookd generates one.
-    pub secret: Option<WebhookSecret>,
-    /// Zero: the replaced secret ends at once.
-    pub previous_valid_for: Duration,
-}
-
-impl Default for Rotation {
-    fn default() -> Self {
-        Self {
-            secret: None,
-            previous_valid_for: DEFAULT_OVERLAP,
-        }
-    }
-}
-
-impl Rotation {
-    /// The command that carries the rotation out at `now` (µs): the new
-    /// secret (generated when none was chosen) and when the replaced one
-    /// stops signing (`None`: at once).
-    pub fn into_command(self, now: i64) -> WebhookConfigCommand {
-        let previous_expires_at = (!self.previous_valid_for.is_zero())
-            .then(|| now.saturating_add(self.previous_valid_for.as_micros() as i64));
-        WebhookConfigCommand::RotateSecret {
-            secret: self
-                .secret
-                .unwrap_or_else(crate::crypto::generate_webhook_secret),
-            previous_expires_at,
-        }
-    }
-}
+pub use crate::app::endpoints::{Rotation, DEFAULT_OVERLAP, MAX_OVERLAP};
 
 pub fn parse_rotation(body: &Map<String, Value>) -> Result<Rotation, FieldErrors> {
     let mut errors = FieldErrors::default();

@@ -1,11 +1,12 @@
 //! Parsing v1 webhook request bodies into validated domain values.
 //! Every field is checked and every problem reported at once, per field.
 use super::error::FieldErrors;
+use crate::app::NewEndpoint;
 use aggregates::values::{
-    ConfigId, ConfigName, CustomHeaders, DeliveryOrdering, OrganisationId, RateLimit, RetryCount,
-    SubscribedEvents, TimeoutSeconds, UrlPolicy, ValidationError, WebhookSecret, WebhookUrl,
+    ConfigName, CustomHeaders, DeliveryOrdering, RateLimit, RetryCount, SubscribedEvents,
+    TimeoutSeconds, UrlPolicy, ValidationError, WebhookUrl,
 };
-use aggregates::webhook_config::{ConfigChanges, NewWebhookConfig, Profile};
+use aggregates::webhook_config::{ConfigChanges, Profile};
 use serde_json::{Map, Value};
 
 /// A validated `POST /api/v1/webhooks` body.
@@ -22,28 +23,19 @@ pub struct CreateWebhook {
 }
 
 impl CreateWebhook {
-    /// The config this body creates, as `id` of `organisation`, signing
-    /// with `secret`.
-    pub fn into_new_config(
-        self,
-        id: ConfigId,
-        organisation: OrganisationId,
-        secret: WebhookSecret,
-    ) -> NewWebhookConfig {
-        NewWebhookConfig {
-            id,
-            organisation,
-            profile: Profile::V1,
-            url: self.url,
+    /// The config this body creates (a v1 config; webhookd generates its
+    /// secret).
+    pub fn into_new_endpoint(self) -> NewEndpoint {
+        NewEndpoint {
             name: self.name,
             events: self.events,
             headers: self.headers,
             retry_count: self.retry_count,
             timeout_seconds: self.timeout_seconds,
-            secret,
             active: self.active,
             rate_limit: self.rate_limit,
             ordering: self.ordering,
+            ..NewEndpoint::new(Profile::V1, self.url)
         }
     }
 }

@@ -5,17 +5,13 @@ use super::error::{ApiError, FieldErrors};
 use super::rotation_request::{parse_rotation, RotateSecretBody, Rotation};
 use super::webhook_request::{parse_create, parse_update, CreateWebhookBody, UpdateWebhookBody};
 use super::webhook_response::{Secret, WebhookResource};
-use crate::crypto::generate_webhook_secret;
-use crate::delivery::http_client::resolution_refusal;
 use crate::http::body::{read_json_object, read_optional_json_object};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use aggregates::values::{ConfigId, OrganisationId, Scope};
-use aggregates::webhook_config::WebhookConfigCommand;
-use projections::db::now_micros;
-use projections::webhook_configs::{self, ConfigRow};
+use aggregates::values::{ConfigId, Scope};
+use projections::webhook_configs::ConfigRow;
 
 const DEFAULT_PER_PAGE: i64 = 25;
 const MAX_PER_PAGE: i64 = 100;
@@ -105,15 +101,11 @@ pub async fn create(
     caller.require(Scope::Webhooks)?;
     let body = read_json_object(&req, payload).await?;
     let input = parse_create(&body, &state.url_policy).map_err(ApiError::invalid)?;
-    refuse_internal_names(&state, Some(input.url.as_str())).await?;
-    let id = ConfigId::new(webhook_configs::allocate_id(&state.db).await?);
-    let command = WebhookConfigCommand::Create(input.into_new_config(
-        id,
-        OrganisationId::new(caller.organisation_id()),
-        generate_webhook_secret(),
-    ));
     let metadata = caller.command_metadata(&request_id);
-    state.commands.execute(id, command, &metadata).await?;
+    let id = state
+        .endpoints
+        .create(caller.actor(&metadata), input.into_new_endpoint())
+        .await?;
     let row = read_back(&state, &caller, id).await?;
     Ok(respond(
         StatusCode::CREATED,
@@ -141,11 +133,10 @@ pub async fn update(
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
     let body = read_json_object(&req, payload).await?;
     let changes = parse_update(&body, &state.url_policy).map_err(ApiError::invalid)?;
-    refuse_internal_names(&state, changes.url.as_ref().map(|u| u.as_str())).await?;
     let metadata = caller.command_metadata(&request_id);
     state
-        .commands
-        .execute(id, WebhookConfigCommand::Update(changes), &metadata)
+        .endpoints
+        .update(caller.actor(&metadata), id, changes)
         .await?;
     let row = read_back(&state, &caller, id).await?;
     Ok(respond(
@@ -179,9 +170,11 @@ pub async fn rotate_secret(
         Some(body) => parse_rotation(&body).map_err(ApiError::invalid)?,
         None => Rotation::default(),
     };
-    let command = rotation.into_command(now_micros());
     let metadata = caller.command_metadata(&request_id);
-    state.commands.execute(id, command, &metadata).await?;
+    state
+        .endpoints
+        .rotate_secret(caller.actor(&metadata), id, rotation)
+        .await?;
     let row = read_back(&state, &caller, id).await?;
     Ok(respond(
         StatusCode::OK,
@@ -205,10 +198,7 @@ pub async fn delete(
     caller.require(Scope::Webhooks)?;
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
     let metadata = caller.command_metadata(&request_id);
-    state
-        .commands
-        .execute(id, WebhookConfigCommand::Delete, &metadata)
-        .await?;
+    state.endpoints.delete(caller.actor(&metadata), id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -235,19 +225,6 @@ async fn read_back(
         .find(&state.db, caller.organisation_id(), id.get())
         .await?
         .ok_or_else(ApiError::webhook_not_found)
-}
-
-/// A URL whose host name resolves to an internal address is refused like a
-/// literal one (the delivery client checks again at connect time).
-pub(super) async fn refuse_internal_names(
-    state: &AppState,
-    url: Option<&str>,
-) -> Result<(), ApiError> {
-    let Some(url) = url else { return Ok(()) };
-    match resolution_refusal(url, &state.url_policy, &state.resolve_overrides).await {
-        Some(refusal) => Err(ApiError::invalid(FieldErrors::single("url", refusal))),
-        None => Ok(()),
-    }
 }
 
 pub(super) fn paging(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
