@@ -169,3 +169,17 @@ pub fn micros_to_rfc3339(micros: i64) -> String {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+/// A JSON value kept in a text column, decoded with its row
+/// (`#[sqlx(try_from = "String")]`): text that does not decode fails the
+/// row's query — a corrupt row is an error, never a default ("no headers").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JsonText<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> TryFrom<String> for JsonText<T> {
+    type Error = serde_json::Error;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text).map(JsonText)
+    }
+}

@@ -1,6 +1,6 @@
 //! The webhook config read model: one row per config, folded from the log.
 use crate::config_reads::ConfigReads;
-use crate::db::{Db, Error};
+use crate::db::{Db, Error, JsonText};
 use crate::event_log::{fold_config, load_aggregate, FoldedConfig};
 use crate::on_pool;
 use aggregates::values::DeliveryOrdering;
@@ -17,8 +17,12 @@ pub struct ConfigRow {
     pub profile: Profile,
     pub url: String,
     pub name: String,
-    pub events: String,
-    pub headers: String,
+    /// The subscribed event types (`*` for all).
+    #[sqlx(try_from = "String")]
+    pub events: JsonText<Vec<String>>,
+    /// Custom headers, by lowercase name.
+    #[sqlx(try_from = "String")]
+    pub headers: JsonText<BTreeMap<String, String>>,
     pub retry_count: i64,
     pub timeout_seconds: i64,
     /// Deliveries per second; `None` for no limit.
@@ -49,11 +53,11 @@ pub(crate) const COLUMNS: &str =
 
 impl ConfigRow {
     pub fn event_types(&self) -> Vec<String> {
-        serde_json::from_str(&self.events).unwrap_or_default()
+        self.events.0.clone()
     }
 
     pub fn header_map(&self) -> BTreeMap<String, String> {
-        serde_json::from_str(&self.headers).unwrap_or_default()
+        self.headers.0.clone()
     }
 
     /// The replaced secrets with their expiries, newest first (whether one
@@ -399,8 +403,16 @@ pub fn drift(folded: &FoldedConfig, row: &ConfigRow) -> Result<Vec<String>, Erro
         format!("{:?}", expected.name),
         format!("{:?}", row.name),
     );
-    check("events", expected.events.clone(), row.events.clone());
-    check("headers", expected.headers.clone(), row.headers.clone());
+    check(
+        "events",
+        expected.events.clone(),
+        serde_json::to_string(&row.events.0).expect("strings serialize"),
+    );
+    check(
+        "headers",
+        expected.headers.clone(),
+        serde_json::to_string(&row.headers.0).expect("strings serialize"),
+    );
     check(
         "retry_count",
         expected.retry_count.to_string(),
@@ -596,14 +608,15 @@ pub async fn as_of(db: &Db, id: i64, as_of: i64) -> Result<Option<ConfigRow>, Er
         return Ok(None);
     }
     let row = folded_row(&folded)?;
+    let corrupt = |error: serde_json::Error| Error::Corrupt(format!("config {id}: {error}"));
     Ok(Some(ConfigRow {
         id: row.id,
         organisation: row.organisation,
         profile: folded.config.profile,
         url: row.url.to_owned(),
         name: row.name.to_owned(),
-        events: row.events.clone(),
-        headers: row.headers.clone(),
+        events: JsonText(serde_json::from_str(&row.events).map_err(corrupt)?),
+        headers: JsonText(serde_json::from_str(&row.headers).map_err(corrupt)?),
         retry_count: row.retry_count,
         timeout_seconds: row.timeout_seconds,
         rate_limit: row.rate_limit,

@@ -720,6 +720,7 @@ impl DeliveryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use projections::db::JsonText;
 
     fn row(headers: &str, secret: &str) -> ConfigRow {
         ConfigRow {
@@ -728,8 +729,8 @@ mod tests {
             profile: Profile::V1,
             url: "https://example.com/h".into(),
             name: String::new(),
-            events: r#"["*"]"#.into(),
-            headers: headers.into(),
+            events: JsonText(vec!["*".into()]),
+            headers: JsonText::try_from(headers.to_owned()).unwrap(),
             retry_count: 3,
             timeout_seconds: 30,
             rate_limit: None,

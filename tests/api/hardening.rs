@@ -489,7 +489,12 @@ async fn a_config_row_that_does_not_decode_is_an_error(backend: Backend) {
         .await;
     let id = config["id"].as_i64().unwrap();
     let organisation = 1;
-    for (column, bad) in [("state", "bogus"), ("profile", "v9")] {
+    for (column, bad) in [
+        ("state", "bogus"),
+        ("profile", "v9"),
+        ("events", "not json"),
+        ("headers", "[1, 2]"),
+    ] {
         app.execute_sql(&format!(
             "UPDATE webhook_configs SET {column} = '{bad}' WHERE id = {id}"
         ))
@@ -510,7 +515,8 @@ async fn a_config_row_that_does_not_decode_is_an_error(backend: Backend) {
             "{column}"
         );
         app.execute_sql(&format!(
-            "UPDATE webhook_configs SET state = 'new', profile = 'v1' WHERE id = {id}"
+            "UPDATE webhook_configs SET state = 'new', profile = 'v1', \
+             events = '[\"webhook_config.test\"]', headers = '{{}}' WHERE id = {id}"
         ))
         .await;
     }
