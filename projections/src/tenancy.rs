@@ -1,5 +1,5 @@
 //! Organisations (tenants) and their API keys.
-use crate::db::{now_micros, Db, Error};
+use crate::db::{now_micros, Db, Error, JsonText};
 use crate::on_pool;
 use aggregates::values::{Plan, Scope};
 
@@ -8,7 +8,10 @@ pub struct Organisation {
     pub id: i64,
     pub name: String,
     pub plan: String,
-    pub features: String,
+    /// Feature flags (`webhooks`, …); a value that does not decode fails
+    /// the row's query.
+    #[sqlx(try_from = "String")]
+    pub features: JsonText<Vec<String>>,
     pub webhook_config_default: Option<i64>,
     pub created_at: i64,
 }
@@ -19,11 +22,11 @@ impl Organisation {
     }
 
     pub fn feature_flags(&self) -> Vec<String> {
-        serde_json::from_str(&self.features).unwrap_or_default()
+        self.features.0.clone()
     }
 
     pub fn has_feature(&self, flag: &str) -> bool {
-        self.feature_flags().iter().any(|f| f == flag)
+        self.features.0.iter().any(|f| f == flag)
     }
 }
 
@@ -32,7 +35,10 @@ impl Organisation {
 pub struct ApiKey {
     pub id: i64,
     pub organisation: i64,
-    pub scopes: String,
+    /// Scope names as stored; a value that does not decode fails the row's
+    /// query (an unknown name is skipped: it grants nothing).
+    #[sqlx(try_from = "String")]
+    pub scopes: JsonText<Vec<String>>,
     pub webhook_config: Option<i64>,
     pub created_at: i64,
     /// When it was revoked: it is refused from then on, and stays listed.
@@ -41,8 +47,11 @@ pub struct ApiKey {
 
 impl ApiKey {
     pub fn scopes(&self) -> Vec<Scope> {
-        let names: Vec<String> = serde_json::from_str(&self.scopes).unwrap_or_default();
-        names.iter().filter_map(|n| Scope::parse(n).ok()).collect()
+        self.scopes
+            .0
+            .iter()
+            .filter_map(|n| Scope::parse(n).ok())
+            .collect()
     }
 
     pub fn has_scope(&self, scope: Scope) -> bool {
