@@ -24,6 +24,7 @@ mod projection_catch_up;
 mod receiver;
 mod recovery;
 mod retention;
+mod schema;
 mod secrets_at_rest;
 mod signatures;
 mod ssrf;
