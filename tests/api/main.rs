@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod concurrency;
 mod configs_api;
+mod conformance;
 mod console;
 mod contract;
 mod crash;
