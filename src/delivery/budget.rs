@@ -10,6 +10,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct HeldBudget {
     held: Arc<AtomicUsize>,
+    /// The most ever held at once (what the budget test asserts; one
+    /// `fetch_max` per delivery taken in).
+    peak: Arc<AtomicUsize>,
     limit: usize,
 }
 
@@ -17,17 +20,24 @@ impl HeldBudget {
     pub fn new(limit: usize) -> Self {
         Self {
             held: Arc::default(),
+            peak: Arc::default(),
             limit: limit.max(1),
         }
     }
 
     /// Takes room for one delivery; `false` when the node is full.
     pub fn take(&self) -> bool {
-        self.held
+        match self
+            .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held < self.limit).then_some(held + 1)
-            })
-            .is_ok()
+            }) {
+            Ok(before) => {
+                self.peak.fetch_max(before + 1, Ordering::AcqRel);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Gives back room for `count` deliveries.
@@ -46,6 +56,11 @@ impl HeldBudget {
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Acquire)
     }
+
+    /// The most deliveries held at once since the start.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +77,6 @@ mod tests {
         assert!(budget.has_room());
         assert!(budget.take());
         assert_eq!(budget.held(), 9);
+        assert_eq!(budget.peak(), 10);
     }
 }

@@ -281,6 +281,10 @@ impl Handler<EndpointGone> for DeliverySupervisor {
 pub struct SupervisorStats {
     pub live_endpoints: usize,
     pub restarts: u64,
+    /// Deliveries held in memory now, and the most ever held at once
+    /// (`--max-queued-deliveries` bounds both).
+    pub held_deliveries: usize,
+    pub peak_held_deliveries: usize,
 }
 
 #[derive(Message)]
@@ -298,6 +302,8 @@ impl Handler<GetStats> for DeliverySupervisor {
                 .filter(|slot| slot.addr.connected())
                 .count(),
             restarts: self.restarts,
+            held_deliveries: self.engine.budget.held(),
+            peak_held_deliveries: self.engine.budget.peak(),
         })
     }
 }

@@ -437,6 +437,12 @@ async fn the_node_wide_memory_budget_holds_across_endpoints(backend: Backend) {
             received.iter().map(|r| r.header("webhook-id")).collect();
         assert_eq!((received.len(), distinct.len()), (20, 20));
     }
+    // 100 deliveries for 5 hanging endpoints, at most 12 in memory at any
+    // time: the budget was reached (the rest waited in the database) and
+    // never passed.
+    let stats = app.publisher.supervisor().stats().await.unwrap();
+    assert_eq!(stats.peak_held_deliveries, 12, "{stats:?}");
+    assert_eq!(stats.held_deliveries, 0, "{stats:?}");
 }
 
 async fn an_endpoint_that_keeps_failing_is_deactivated(backend: Backend) {
