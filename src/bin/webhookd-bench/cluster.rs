@@ -225,6 +225,7 @@ fn report(
         duplicates: tally.duplicates.load(Ordering::Relaxed),
         bad_signatures: tally.bad_signatures.load(Ordering::Relaxed),
         server_peak_rss_mb: 0.0,
+        cpu: None,
         extra,
     }
 }

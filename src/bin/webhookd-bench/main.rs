@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release --bin webhookd-bench -- <scenario> [--backend sqlite|postgres] [--json]`
 mod cluster;
+mod cpu;
 mod faults;
 mod receiver;
 mod scenarios;

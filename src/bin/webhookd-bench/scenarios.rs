@@ -37,6 +37,10 @@ pub struct Report {
     pub duplicates: u64,
     pub bad_signatures: u64,
     pub server_peak_rss_mb: f64,
+    /// CPU per delivery over the publishing and delivering window
+    /// (scenarios that deliver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<crate::cpu::PerDelivery>,
     /// Scenario-specific figures (`api` rates, idle RSS…).
     #[serde(skip_serializing_if = "Value::is_null")]
     pub extra: Value,
@@ -46,11 +50,13 @@ impl Report {
     pub fn print_row(&self) {
         println!(
             "{:<15} {:<8} endpoints {:>6}  events {:>7}  deliveries {:>7} in {:>7.2} s = {:>8.0}/s  \
-             latency ms p50 {:>7.1} p90 {:>7.1} p99 {:>7.1} max {:>7.1}  errors {} lost {} dup {} badsig {}  rss {:.0} MB {}",
+             latency ms p50 {:>7.1} p90 {:>7.1} p99 {:>7.1} max {:>7.1}  errors {} lost {} dup {} badsig {}  rss {:.0} MB{} {}",
             self.scenario, self.backend, self.endpoints, self.events, self.deliveries, self.duration_s,
             self.deliveries_per_s, self.latency_ms.p50, self.latency_ms.p90, self.latency_ms.p99,
             self.latency_ms.max, self.errors, self.lost, self.duplicates, self.bad_signatures,
-            self.server_peak_rss_mb, if self.extra.is_null() { String::new() } else { self.extra.to_string() }
+            self.server_peak_rss_mb,
+            self.cpu.map(|cpu| format!("  {cpu}")).unwrap_or_default(),
+            if self.extra.is_null() { String::new() } else { self.extra.to_string() }
         );
     }
 }
@@ -349,6 +355,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
         ..Report::default()
     };
     let tally = bench.receiver.tally();
+    // The CPU window: from the first publish to the last delivery, for
+    // the scenarios that deliver (set where their publishing starts).
+    let mut cpu_from: Option<crate::cpu::Sample> = None;
     let (endpoints, sent, errors, elapsed) = match scenario {
         Scenario::Throughput | Scenario::Flaky => {
             let endpoints =
@@ -371,6 +380,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                 _ => (Behaviour::Ok, json!({})),
             };
             bench.endpoints(0, endpoints, behaviour, settings).await?;
+            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
             let started = Instant::now();
             let (sent, errors) = bench.publish_burst(events, options.publishers).await;
             bench
@@ -400,6 +410,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             }
             let rate = options.rate.unwrap_or(if quick { 100.0 } else { 1_000.0 });
             let seconds = options.duration.unwrap_or(if quick { 2.0 } else { 10.0 });
+            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
             let started = Instant::now();
             let (sent, errors) = bench.publish_at_rate(rate, seconds).await;
             bench
@@ -415,6 +426,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             bench
                 .endpoints(0, endpoints, Behaviour::Ok, json!({}))
                 .await?;
+            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
             let started = Instant::now();
             let (sent, errors) = bench.publish_burst(1, 1).await;
             bench
@@ -490,6 +502,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             unreachable!("expanded or run by main")
         }
     };
+    let cpu_to = crate::cpu::Sample::now(bench.server.pid());
     let healthy = match scenario {
         Scenario::SlowEndpoint => 0..endpoints,
         _ => 0..u32::MAX,
@@ -518,6 +531,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     report.duplicates = tally.duplicates.load(Ordering::Relaxed);
     report.bad_signatures = tally.bad_signatures.load(Ordering::Relaxed);
     report.server_peak_rss_mb = bench.server.peak_rss_mb();
+    report.cpu = cpu_from.map(|from| from.per_delivery(&cpu_to, report.deliveries));
     bench.server.stop().await;
     Ok(report)
 }

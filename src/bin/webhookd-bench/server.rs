@@ -148,6 +148,11 @@ impl Server {
         self.status_mb("VmRSS:")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the server process has ended (a zombie until we reap it).
     pub fn has_exited(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).map_or(true, |stat| {
