@@ -15,6 +15,7 @@
 //! holder.
 use super::http_client::literal_address_refusal;
 use super::retry::parse_retry_after;
+use super::settings::Clock;
 use super::signing::signature_headers;
 use super::store::{AttemptRecord, EndpointConfig, PendingDelivery};
 use super::wire;
@@ -48,6 +49,7 @@ pub async fn send(
     config: &EndpointConfig,
     delivery: &PendingDelivery,
     policy: &UrlPolicy,
+    clock: &Clock,
     permit: SendPermit,
 ) -> AttemptResult {
     let attempted_at = now_micros();
@@ -56,7 +58,7 @@ pub async fn send(
     // and the body drip past it; then the status decides, and the log
     // keeps what of the body came.
     let mut answered: Option<Answer> = None;
-    let outcome = match request(client, config, delivery, policy, permit) {
+    let outcome = match request(client, config, delivery, policy, clock, permit) {
         Ok(request) => {
             // The timeout covers connecting, sending and reading the answer:
             // a receiver that hangs at any point is cut off here.
@@ -131,6 +133,7 @@ fn request(
     config: &EndpointConfig,
     delivery: &PendingDelivery,
     policy: &UrlPolicy,
+    clock: &Clock,
     permit: SendPermit,
 ) -> Result<reqwest::Request, String> {
     let event = &delivery.event;
@@ -142,7 +145,7 @@ fn request(
     let body = wire::body(config.profile, event);
     // The cluster's clock (the database's), not this machine's: a node
     // whose clock is off still signs with a timestamp receivers accept.
-    let now = projections::db::now_micros();
+    let now = clock.now_micros();
     let timestamp = now.div_euclid(1_000_000);
     let previous = config.previous_secrets_at(now);
     let mut headers = HeaderMap::with_capacity(12);

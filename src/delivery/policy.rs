@@ -77,7 +77,15 @@ impl DeliveryEngine {
         }
         let (ownership, config_id) = (self.ownership.clone(), delivery.config_id);
         let permit: attempt::SendPermit = Arc::new(move || ownership.owns(config_id));
-        attempt::send(client, config, delivery, &self.settings.url_policy, permit).await
+        attempt::send(
+            client,
+            config,
+            delivery,
+            &self.settings.url_policy,
+            &self.settings.clock,
+            permit,
+        )
+        .await
     }
 
     /// Records what an attempt found out and decides what happens next.

@@ -4,6 +4,37 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// The time signatures and secret overlaps go by: the cluster's clock
+/// (`projections::db::now_micros`), or, in tests, that clock moved by an
+/// offset the test holds — a test of an overlap's end moves the clock on
+/// instead of waiting for it.
+#[derive(Clone, Default)]
+pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl Clock {
+    /// A clock `offset` µs off the cluster's, `offset` kept by the caller.
+    pub fn offset_by(offset: std::sync::Arc<std::sync::atomic::AtomicI64>) -> Self {
+        Self(Some(offset))
+    }
+
+    pub fn now_micros(&self) -> i64 {
+        let offset = self.0.as_ref().map_or(0, |offset| {
+            offset.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        projections::db::now_micros() + offset
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(offset)"
+        } else {
+            "Clock"
+        })
+    }
+}
+
 /// Deployment-wide delivery policy (`webhookd serve` flags).
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -35,6 +66,8 @@ pub struct DeliverySettings {
     pub resolve_overrides: HashMap<String, IpAddr>,
     /// The local address deliveries are sent from (`--delivery-source-address`).
     pub source_address: Option<IpAddr>,
+    /// What signing and secret overlaps take for now (tests move it).
+    pub clock: Clock,
 }
 
 impl Default for DeliverySettings {
@@ -52,6 +85,7 @@ impl Default for DeliverySettings {
             url_policy: UrlPolicy::production(),
             resolve_overrides: HashMap::new(),
             source_address: None,
+            clock: Clock::default(),
         }
     }
 }

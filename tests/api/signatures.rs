@@ -175,7 +175,12 @@ async fn rotate(app: &TestApp, id: i64, body: Value) -> (reqwest::StatusCode, Va
 /// both verify (the ricloud scheme carries the new one only); after it, or
 /// with an overlap of 0, only the new one verifies.
 async fn a_rotated_secret_keeps_verifying_until_its_overlap_ends(backend: Backend) {
-    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    // The delivery side's clock, moved on by the test instead of waited
+    // for when an overlap is to end.
+    let offset = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock = webhookd::delivery::settings::Clock::offset_by(offset.clone());
+    let app =
+        TestApp::spawn_for_delivery(backend, |settings| settings.delivery.clock = clock).await;
     app.add_event_type("invoice.paid").await;
     let capture = Receiver::ok();
     let created = app
@@ -207,7 +212,6 @@ async fn a_rotated_secret_keeps_verifying_until_its_overlap_ends(backend: Backen
 
     // A chosen secret, and an overlap that ends.
     let third = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let rotated_at = std::time::Instant::now();
     let (status, rotated) = rotate(
         &app,
         id,
@@ -216,10 +220,9 @@ async fn a_rotated_secret_keeps_verifying_until_its_overlap_ends(backend: Backen
     .await;
     assert_eq!(status, 200, "{rotated}");
     assert_eq!(rotated["data"]["secret"], third);
-    // The condition is the clock itself: the overlap has ended.
-    while rotated_at.elapsed() < Duration::from_millis(2_100) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Three seconds later, by the delivery side's clock: the 2 s overlap
+    // has ended (the first secret's hour has not).
+    offset.store(3_000_000, std::sync::atomic::Ordering::Relaxed);
     app.publish("invoice.paid", json!({"n": 2})).await;
     let delivered = capture.wait_for(2, Duration::from_secs(20)).await.remove(1);
     let expired = verdict_of(&second, &delivered).await;
