@@ -7,7 +7,7 @@
 use super::publish::Publisher;
 use super::store::DeliveryStore;
 use super::supervisor::SupervisorHandle;
-use super::tasks::{TaskStore, WEBHOOK_RECOVER};
+use super::tasks::{TaskState, TaskStore, TaskType};
 use serde_json::json;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub async fn begin(
     (since, until): (i64, i64),
 ) -> Result<i64, projections::Error> {
     let task = tasks
-        .create(organisation, key_id, WEBHOOK_RECOVER, config_id)
+        .create(organisation, key_id, TaskType::WebhookRecover, config_id)
         .await?;
     start(
         Recovery {
@@ -58,8 +58,8 @@ fn start(recovery: Recovery, store: DeliveryStore, tasks: TaskStore, supervisor:
         let window = json!({ "since": recovery.since, "until": recovery.until });
         let outcome = run(recovery, &store, &tasks, &supervisor).await;
         let (state, found, error) = match &outcome {
-            Ok(found) => ("completed", *found, None),
-            Err((found, error)) => ("failed", *found, Some(error.to_string())),
+            Ok(found) => (TaskState::Completed, *found, None),
+            Err((found, error)) => (TaskState::Failed, *found, Some(error.to_string())),
         };
         let results = json!({ "found": found, "sent": found, "window": window });
         if let Err(error) = tasks
@@ -99,7 +99,7 @@ async fn run(
         supervisor.enqueue_again(deliveries);
         let results = json!({ "found": found, "sent": found });
         tasks
-            .progress(recovery.task, "processing", &results, None)
+            .progress(recovery.task, TaskState::Processing, &results, None)
             .await
             .map_err(|error| (found, error))?;
         after = last;

@@ -2,23 +2,102 @@
 //! delivery; the delivery engine moves it from `pending` to `processing` to
 //! `succeeded` or `failed`.
 use super::store::AttemptRecord;
+use aggregates::webhook_config::UnknownValue;
 use projections::db::now_micros;
 use projections::{on_pool, Db, Error};
 use serde_json::json;
 
-pub const WEBHOOK_CONFIG_TEST: &str = "webhook_config.test";
-/// A v1 bulk recovery (see `delivery::recovery`).
-pub const WEBHOOK_RECOVER: &str = "webhook.recover";
+/// What a task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskType {
+    /// One test delivery of a config (the configs API's task).
+    WebhookConfigTest,
+    /// A v1 bulk recovery (see `delivery::recovery`).
+    WebhookRecover,
+}
+
+impl TaskType {
+    pub const ALL: [Self; 2] = [Self::WebhookConfigTest, Self::WebhookRecover];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebhookConfigTest => "webhook_config.test",
+            Self::WebhookRecover => "webhook.recover",
+        }
+    }
+}
+
+/// Where a task stands. A test ends `succeeded` or `failed`, a recovery
+/// `completed` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Pending,
+    Processing,
+    Succeeded,
+    Completed,
+    Failed,
+}
+
+impl TaskState {
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Processing,
+        Self::Succeeded,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Succeeded => "succeeded",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Stored as text: anything else is an unreadable row, an error.
+impl TryFrom<String> for TaskType {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == value)
+            .ok_or(UnknownValue {
+                what: "task type",
+                value,
+            })
+    }
+}
+
+/// Stored as text: anything else is an unreadable row, an error.
+impl TryFrom<String> for TaskState {
+    type Error = UnknownValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or(UnknownValue {
+                what: "task state",
+                value,
+            })
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaskRow {
     pub id: i64,
     pub organisation: i64,
     pub key_id: Option<i64>,
-    #[sqlx(rename = "type")]
-    pub task_type: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub task_type: TaskType,
     pub target: i64,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: TaskState,
     pub results: Option<String>,
     pub error: Option<String>,
     pub date_created: i64,
@@ -46,7 +125,7 @@ impl TaskStore {
         key_id: Option<i64>,
         target: i64,
     ) -> Result<i64, Error> {
-        self.create(organisation, key_id, WEBHOOK_CONFIG_TEST, target)
+        self.create(organisation, key_id, TaskType::WebhookConfigTest, target)
             .await
     }
 
@@ -55,7 +134,7 @@ impl TaskStore {
         &self,
         organisation: i64,
         key_id: Option<i64>,
-        task_type: &str,
+        task_type: TaskType,
         target: i64,
     ) -> Result<i64, Error> {
         let sql = "INSERT INTO tasks (organisation, key_id, type, target, state, date_created) \
@@ -63,7 +142,7 @@ impl TaskStore {
         Ok(on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
             .bind(organisation)
             .bind(key_id)
-            .bind(task_type)
+            .bind(task_type.as_str())
             .bind(target)
             .bind(now_micros())
             .fetch_one(pool)
@@ -75,18 +154,18 @@ impl TaskStore {
     pub async fn progress(
         &self,
         id: i64,
-        state: &str,
+        state: TaskState,
         results: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<(), Error> {
         let now = now_micros();
-        let ended = (state != "processing").then_some(now);
+        let ended = (state != TaskState::Processing).then_some(now);
         let sql = "UPDATE tasks SET state = $2, results = $3, error = $4, \
                    date_started = COALESCE(date_started, $5), date_completed = $6 WHERE id = $1";
         on_pool!(&self.db, |pool| {
             sqlx::query(sql)
                 .bind(id)
-                .bind(state)
+                .bind(state.as_str())
                 .bind(results.to_string())
                 .bind(error)
                 .bind(now)
@@ -121,10 +200,10 @@ impl TaskStore {
         })
         .to_string();
         let (state, error) = if attempt.success {
-            ("succeeded", None)
+            (TaskState::Succeeded, None)
         } else {
             (
-                "failed",
+                TaskState::Failed,
                 Some(match attempt.status_code {
                     Some(code) => format!("the receiver answered {code}"),
                     None => attempt
@@ -140,7 +219,7 @@ impl TaskStore {
         on_pool!(&self.db, |pool| {
             sqlx::query(sql)
                 .bind(id)
-                .bind(state)
+                .bind(state.as_str())
                 .bind(&results)
                 .bind(error.as_deref())
                 .bind(now)

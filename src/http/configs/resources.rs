@@ -71,9 +71,9 @@ impl From<&TaskRow> for Task {
             resource: "task",
             organisation: row.organisation,
             key: row.key_id,
-            task_type: row.task_type.clone(),
+            task_type: row.task_type.as_str().to_owned(),
             target: row.target,
-            state: row.state.clone(),
+            state: row.state.as_str().to_owned(),
             results: row
                 .results
                 .as_deref()

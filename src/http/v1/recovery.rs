@@ -6,7 +6,7 @@ use super::envelope::{respond, Envelope};
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::webhooks::owned_config;
 use crate::delivery::recovery;
-use crate::delivery::tasks::{TaskRow, WEBHOOK_RECOVER};
+use crate::delivery::tasks::{TaskRow, TaskType};
 use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
@@ -133,7 +133,7 @@ async fn resource_of(
         .tasks
         .find(caller.organisation_id(), task)
         .await?
-        .filter(|row| row.task_type == WEBHOOK_RECOVER && row.target == config_id)
+        .filter(|row| row.task_type == TaskType::WebhookRecover && row.target == config_id)
         .ok_or_else(|| ApiError::not_found("recovery not found"))?;
     let counts = state.publisher.store().recovery_counts(task).await?;
     let results: Value = row
@@ -144,7 +144,7 @@ async fn resource_of(
     let count = |name: &str| results[name].as_i64().unwrap_or(0);
     Ok(RecoveryResource {
         id: row.id,
-        state: row.state,
+        state: row.state.as_str().to_owned(),
         found: count("found"),
         sent: count("sent"),
         succeeded: counts.succeeded,
