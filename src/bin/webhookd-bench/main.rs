@@ -3,6 +3,7 @@
 //! load through the public API and reports what arrived and when.
 //!
 //! `cargo run --release --bin webhookd-bench -- <scenario> [--backend sqlite|postgres] [--json]`
+mod ceiling;
 mod cluster;
 mod cpu;
 mod faults;
@@ -33,6 +34,11 @@ pub enum Scenario {
     /// `--runs N` times each, or with `--minutes M` a soak of random faults;
     /// prints the checker's table and fails when a promise broke.
     Faults,
+    /// What the machine does without webhookd: the bench's load generator
+    /// sending signed requests straight to its own receiver (`--events`,
+    /// default 100 000, `--publishers` at a time): the most any scenario
+    /// could deliver here, and what the bench itself costs per request.
+    Ceiling,
     /// Every single-node scenario, one after the other.
     All,
 }
@@ -110,6 +116,10 @@ async fn main() -> anyhow::Result<()> {
     if options.scenario == Scenario::Faults {
         return run_faults(&options).await;
     }
+    if options.scenario == Scenario::Ceiling {
+        let report = ceiling::run(&options).await?;
+        return verdict(show(&report, options.json)?);
+    }
     if options.scenario == Scenario::Cluster {
         if options.backend != Backend::Postgres {
             anyhow::bail!("`cluster` needs --backend postgres");
@@ -131,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Api,
             Scenario::Console,
         ],
-        Scenario::Cluster | Scenario::Faults => unreachable!("run above"),
+        Scenario::Cluster | Scenario::Faults | Scenario::Ceiling => unreachable!("run above"),
         one => vec![one],
     };
     let mut failed = false;

@@ -498,7 +498,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             report.extra = json!({"configs": configs, "pages_ms": pages});
             (configs, HashMap::new(), 0, started.elapsed())
         }
-        Scenario::All | Scenario::Cluster | Scenario::Faults => {
+        Scenario::All | Scenario::Cluster | Scenario::Faults | Scenario::Ceiling => {
             unreachable!("expanded or run by main")
         }
     };
