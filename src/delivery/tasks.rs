@@ -58,18 +58,25 @@ impl TaskState {
     }
 }
 
+/// The one of `all` whose name is `value`; else `what` is unreadable.
+fn by_name<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &'static str,
+    value: String,
+) -> Result<T, UnknownValue> {
+    all.iter()
+        .copied()
+        .find(|t| name(*t) == value)
+        .ok_or(UnknownValue { what, value })
+}
+
 /// Stored as text: anything else is an unreadable row, an error.
 impl TryFrom<String> for TaskType {
     type Error = UnknownValue;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == value)
-            .ok_or(UnknownValue {
-                what: "task type",
-                value,
-            })
+        by_name(&Self::ALL, Self::as_str, "task type", value)
     }
 }
 
@@ -78,13 +85,7 @@ impl TryFrom<String> for TaskState {
     type Error = UnknownValue;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == value)
-            .ok_or(UnknownValue {
-                what: "task state",
-                value,
-            })
+        by_name(&Self::ALL, Self::as_str, "task state", value)
     }
 }
 
@@ -268,5 +269,26 @@ impl TaskStore {
         });
         let (rows, has_more) = page.finish(rows);
         Ok((rows, has_more, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TaskState, TaskType};
+
+    #[test]
+    fn names_round_trip_and_anything_else_is_unreadable() {
+        for kind in TaskType::ALL {
+            assert_eq!(TaskType::try_from(kind.as_str().to_owned()).unwrap(), kind);
+        }
+        for state in TaskState::ALL {
+            assert_eq!(
+                TaskState::try_from(state.as_str().to_owned()).unwrap(),
+                state
+            );
+        }
+        let error = TaskState::try_from("done".to_owned()).unwrap_err();
+        assert!(error.to_string().contains("done"), "{error}");
+        assert!(TaskType::try_from("webhook.test".to_owned()).is_err());
     }
 }
