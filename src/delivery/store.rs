@@ -183,6 +183,12 @@ impl PendingRow {
     }
 }
 
+/// The pending rows' reads. Every statement that looks for pending work
+/// names the status as the literal `'pending'`, not as a parameter: the
+/// partial index `deliveries_pending` (`WHERE status = 'pending'`, see
+/// `migrations/postgres/0005_delivery_hot_path.sql`) is used only when the
+/// planner can prove the query's predicate implies the index's, which a
+/// bound value does not let it do under a generic plan.
 const PENDING_SELECT: &str = "SELECT d.id, d.config_id, d.kind, d.task_id, d.attempts, \
     d.next_attempt_at, d.fifo_seq, e.id AS event_id, e.event_type, e.data, e.published_at \
     FROM deliveries d JOIN published_events e ON e.id = d.event_id";
