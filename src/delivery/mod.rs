@@ -45,31 +45,31 @@
 //! Pending work always lives in the database too: the supervisor's poll
 //! (every 500 ms) restarts dead actors and picks up rows nobody holds, so a
 //! crash, a lost notification or a restarted node loses nothing.
-pub mod attempt;
-pub mod budget;
-pub mod endpoint;
-pub mod event_schemas;
-pub mod gauges;
+pub(crate) mod attempt;
+pub(crate) mod budget;
+pub(crate) mod endpoint;
+pub(crate) mod event_schemas;
+pub(crate) mod gauges;
 mod group_commit;
-pub mod http_client;
-pub mod lanes;
-pub mod operational;
+pub(crate) mod http_client;
+pub(crate) mod lanes;
+pub(crate) mod operational;
 mod outcome_writer;
-pub mod policy;
+pub(crate) mod policy;
 pub mod publish;
 mod publish_writer;
 mod recording;
-pub mod recovery;
+pub(crate) mod recovery;
 pub mod retention;
 pub mod retry;
-pub mod routing;
+pub(crate) mod routing;
 pub mod settings;
 pub mod signing;
-pub mod store;
-pub mod supervisor;
+pub(crate) mod store;
+pub(crate) mod supervisor;
 mod task;
-pub mod tasks;
-pub mod wire;
+pub(crate) mod tasks;
+pub(crate) mod wire;
 
 pub use settings::DeliverySettings;
 pub use supervisor::{DeliverySupervisor, SupervisorHandle};
