@@ -9,10 +9,10 @@
 //! * [`status`]: `webhookd cluster status`.
 //! * [`single_node`]: SQLite stays one node: a second `serve` on the same
 //!   file refuses to start.
-pub mod bus;
-pub mod node;
+pub(crate) mod bus;
+pub(crate) mod node;
 pub mod ownership;
-pub mod single_node;
+pub(crate) mod single_node;
 pub mod status;
 
 pub use node::{ClusterNode, NodeSettings};

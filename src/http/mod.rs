@@ -1,18 +1,18 @@
 //! The HTTP layer: turns requests into commands and queries, and their
 //! results into the dialect's JSON. No business rule lives here.
-pub mod auth;
-pub mod body;
-pub mod configs;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod configs;
 pub mod connections;
-pub mod console;
+pub(crate) mod console;
 pub mod deadline;
-pub mod docs;
-pub mod health;
-pub mod key_cache;
+pub(crate) mod docs;
+pub(crate) mod health;
+pub(crate) mod key_cache;
 pub mod openapi;
-pub mod query_guard;
-pub mod request_id;
-pub mod v1;
+pub(crate) mod query_guard;
+pub(crate) mod request_id;
+pub(crate) mod v1;
 
 use crate::config_commands::ConfigCommands;
 use crate::delivery::publish::Publisher;

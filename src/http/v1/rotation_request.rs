@@ -5,7 +5,7 @@ use aggregates::values::WebhookSecret;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-pub use crate::app::endpoints::{Rotation, DEFAULT_OVERLAP, MAX_OVERLAP};
+pub use crate::app::endpoints::{Rotation, MAX_OVERLAP};
 
 pub fn parse_rotation(body: &Map<String, Value>) -> Result<Rotation, FieldErrors> {
     let mut errors = FieldErrors::default();
@@ -94,6 +94,7 @@ fn overlap_schema() -> utoipa::openapi::schema::Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::endpoints::DEFAULT_OVERLAP;
     use serde_json::json;
 
     fn parse(body: Value) -> Result<Rotation, FieldErrors> {
