@@ -240,7 +240,7 @@ pub async fn create(
     let metadata = session.command_metadata(&request_id);
     match state
         .endpoints
-        .create(session.actor(&metadata), input.into_new_endpoint())
+        .create(session.actor(&metadata), input)
         .await
     {
         Ok(id) => Ok(back_to(id.get(), "created")),

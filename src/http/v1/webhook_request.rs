@@ -9,41 +9,12 @@ use aggregates::values::{
 use aggregates::webhook_config::{ConfigChanges, Profile};
 use serde_json::{Map, Value};
 
-/// A validated `POST /api/v1/webhooks` body.
-pub struct CreateWebhook {
-    pub url: WebhookUrl,
-    pub events: SubscribedEvents,
-    pub name: ConfigName,
-    pub headers: CustomHeaders,
-    pub retry_count: RetryCount,
-    pub timeout_seconds: TimeoutSeconds,
-    pub active: bool,
-    pub rate_limit: RateLimit,
-    pub ordering: DeliveryOrdering,
-}
-
-impl CreateWebhook {
-    /// The config this body creates (a v1 config; webhookd generates its
-    /// secret).
-    pub fn into_new_endpoint(self) -> NewEndpoint {
-        NewEndpoint {
-            name: self.name,
-            events: self.events,
-            headers: self.headers,
-            retry_count: self.retry_count,
-            timeout_seconds: self.timeout_seconds,
-            active: self.active,
-            rate_limit: self.rate_limit,
-            ordering: self.ordering,
-            ..NewEndpoint::new(Profile::V1, self.url)
-        }
-    }
-}
-
+/// A validated `POST /api/v1/webhooks` body: the v1 config it creates
+/// (webhookd generates its secret).
 pub fn parse_create(
     body: &Map<String, Value>,
     policy: &UrlPolicy,
-) -> Result<CreateWebhook, FieldErrors> {
+) -> Result<NewEndpoint, FieldErrors> {
     let mut errors = FieldErrors::default();
     let url = required(body, "url", &mut errors, |v| parse_url(v, policy));
     let events = required(body, "events", &mut errors, parse_events);
@@ -51,8 +22,7 @@ pub fn parse_create(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(CreateWebhook {
-        url: url.expect("checked above"),
+    Ok(NewEndpoint {
         events: events.expect("checked above"),
         name: changes.name.unwrap_or_default(),
         headers: changes.headers.unwrap_or_default(),
@@ -61,6 +31,7 @@ pub fn parse_create(
         active: changes.active.unwrap_or(true),
         rate_limit: changes.rate_limit.unwrap_or_default(),
         ordering: changes.ordering.unwrap_or_default(),
+        ..NewEndpoint::new(Profile::V1, url.expect("checked above"))
     })
 }
 

@@ -104,7 +104,7 @@ pub async fn create(
     let metadata = caller.command_metadata(&request_id);
     let id = state
         .endpoints
-        .create(caller.actor(&metadata), input.into_new_endpoint())
+        .create(caller.actor(&metadata), input)
         .await?;
     let row = read_back(&state, &caller, id).await?;
     Ok(respond(
