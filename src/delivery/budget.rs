@@ -10,9 +10,6 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct HeldBudget {
     held: Arc<AtomicUsize>,
-    /// The most ever held at once (what the budget test asserts; one
-    /// `fetch_max` per delivery taken in).
-    peak: Arc<AtomicUsize>,
     limit: usize,
 }
 
@@ -20,24 +17,17 @@ impl HeldBudget {
     pub fn new(limit: usize) -> Self {
         Self {
             held: Arc::default(),
-            peak: Arc::default(),
             limit: limit.max(1),
         }
     }
 
     /// Takes room for one delivery; `false` when the node is full.
     pub fn take(&self) -> bool {
-        match self
-            .held
+        self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held < self.limit).then_some(held + 1)
-            }) {
-            Ok(before) => {
-                self.peak.fetch_max(before + 1, Ordering::AcqRel);
-                true
-            }
-            Err(_) => false,
-        }
+            })
+            .is_ok()
     }
 
     /// Gives back room for `count` deliveries.
@@ -56,11 +46,6 @@ impl HeldBudget {
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Acquire)
     }
-
-    /// The most deliveries held at once since the start.
-    pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::Acquire)
-    }
 }
 
 #[cfg(test)]
@@ -77,6 +62,5 @@ mod tests {
         assert!(budget.has_room());
         assert!(budget.take());
         assert_eq!(budget.held(), 9);
-        assert_eq!(budget.peak(), 10);
     }
 }

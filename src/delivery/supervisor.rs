@@ -281,10 +281,8 @@ impl Handler<EndpointGone> for DeliverySupervisor {
 pub struct SupervisorStats {
     pub live_endpoints: usize,
     pub restarts: u64,
-    /// Deliveries held in memory now, and the most ever held at once
-    /// (`--max-queued-deliveries` bounds both).
+    /// Deliveries held in memory now (at most `--max-queued-deliveries`).
     pub held_deliveries: usize,
-    pub peak_held_deliveries: usize,
 }
 
 #[derive(Message)]
@@ -303,7 +301,6 @@ impl Handler<GetStats> for DeliverySupervisor {
                 .count(),
             restarts: self.restarts,
             held_deliveries: self.engine.budget.held(),
-            peak_held_deliveries: self.engine.budget.peak(),
         })
     }
 }

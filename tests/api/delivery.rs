@@ -426,6 +426,20 @@ async fn the_node_wide_memory_budget_holds_across_endpoints(backend: Backend) {
     for receiver in &receivers {
         receiver.wait_for(1, WAIT).await;
     }
+    // 100 deliveries for 5 hanging endpoints: the node fills its budget
+    // (12 held: the rest wait in the database) and holds no more — `take`
+    // refuses past the limit, so reaching it exactly is what can fail.
+    let supervisor = app.publisher.supervisor();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let held = supervisor.stats().await.unwrap().held_deliveries;
+        assert!(held <= 12, "{held} held");
+        if held == 12 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{held} held");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     for receiver in &receivers {
         receiver.release();
     }
@@ -437,11 +451,8 @@ async fn the_node_wide_memory_budget_holds_across_endpoints(backend: Backend) {
             received.iter().map(|r| r.header("webhook-id")).collect();
         assert_eq!((received.len(), distinct.len()), (20, 20));
     }
-    // 100 deliveries for 5 hanging endpoints, at most 12 in memory at any
-    // time: the budget was reached (the rest waited in the database) and
-    // never passed.
-    let stats = app.publisher.supervisor().stats().await.unwrap();
-    assert_eq!(stats.peak_held_deliveries, 12, "{stats:?}");
+    // Everything delivered: the budget is given back whole.
+    let stats = supervisor.stats().await.unwrap();
     assert_eq!(stats.held_deliveries, 0, "{stats:?}");
 }
 
