@@ -9,7 +9,7 @@
 //! One fault test at a time.
 #[path = "../../src/bin/webhookd-bench/faults/mod.rs"]
 #[allow(dead_code)]
-mod harness;
+pub(crate) mod harness;
 
 use harness::checker::Findings;
 use harness::{Fault, Settings};

@@ -1,6 +1,7 @@
 //! Retention: ended deliveries older than `--retention`, their attempts and
 //! their events go; pending ones, newer ones and the event log stay.
 use crate::cli::webhookd;
+use crate::faults::harness::{faketime, skew_in_effect};
 use crate::helpers::{status_and_json, Backend, TestApp};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
@@ -103,11 +104,15 @@ async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
     // ended deliveries seconds old stay. (SQLite has one machine and one
     // clock.)
     if backend == Backend::Postgres {
+        // The fault harness's libfaketime environment, checked to be in
+        // effect (without it this would prove nothing).
+        let two_hours_ahead = faketime("+2h");
+        skew_in_effect(&two_hours_ahead, 7200).expect("apt-get install faketime");
         let output = Command::new(env!("CARGO_BIN_EXE_webhookd"))
             .args(["retention", "run", "--retention", "1m"])
             .env("DATABASE_URL", &app.database.url)
             .env("RUST_LOG", "warn")
-            .envs(faketime("+2h"))
+            .envs(two_hours_ahead)
             .output()
             .expect("webhookd runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -118,34 +123,6 @@ async fn old_ended_deliveries_go_and_the_rest_stays(backend: Backend) {
         );
         assert_eq!(app.deliveries(id).await.len(), 3);
     }
-}
-
-/// libfaketime's environment for a clock `offset` off (`+2h`), checked to
-/// be in effect (`date` under it is off by more than an hour): without it
-/// the skew test would prove nothing.
-fn faketime(offset: &str) -> Vec<(&'static str, String)> {
-    let env = vec![
-        (
-            "LD_PRELOAD",
-            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1".to_owned(),
-        ),
-        ("FAKETIME", offset.to_owned()),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
-    ];
-    let faked = Command::new("date")
-        .arg("+%s")
-        .envs(env.iter().cloned())
-        .output()
-        .expect("date runs");
-    let faked: i64 = String::from_utf8_lossy(&faked.stdout)
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        faked - chrono::Utc::now().timestamp() > 3600,
-        "libfaketime does not skew the clock: apt-get install faketime"
-    );
-    env
 }
 
 async fn a_retention_under_a_minute_is_refused(backend: Backend) {

@@ -373,7 +373,7 @@ fn upstream_of(url: &str) -> anyhow::Result<String> {
     })
 }
 
-fn faketime(offset: &str) -> Vec<(String, String)> {
+pub fn faketime(offset: &str) -> Vec<(String, String)> {
     vec![
         (
             "LD_PRELOAD".to_owned(),
@@ -387,7 +387,7 @@ fn faketime(offset: &str) -> Vec<(String, String)> {
 
 /// `date +%s` under `env` is `seconds` off this clock: libfaketime is
 /// there and works (without it, the skew scenario would prove nothing).
-fn skew_in_effect(env: &[(String, String)], seconds: i64) -> anyhow::Result<()> {
+pub fn skew_in_effect(env: &[(String, String)], seconds: i64) -> anyhow::Result<()> {
     let output = std::process::Command::new("date")
         .arg("+%s")
         .envs(env.iter().cloned())
