@@ -17,6 +17,8 @@ pub enum DeliveryKind {
 }
 
 impl DeliveryKind {
+    pub const ALL: [Self; 2] = [Self::Event, Self::Test];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryKind::Event => "event",
@@ -30,14 +32,7 @@ impl TryFrom<String> for DeliveryKind {
     type Error = UnknownValue;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "event" => Ok(Self::Event),
-            "test" => Ok(Self::Test),
-            _ => Err(UnknownValue {
-                what: "delivery kind",
-                value,
-            }),
-        }
+        UnknownValue::find(&Self::ALL, Self::as_str, "delivery kind", value)
     }
 }
 
@@ -70,10 +65,7 @@ impl TryFrom<String> for DeliveryStatus {
     type Error = UnknownValue;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).ok_or(UnknownValue {
-            what: "delivery status",
-            value,
-        })
+        UnknownValue::find(&Self::ALL, Self::as_str, "delivery status", value)
     }
 }
 

@@ -58,25 +58,12 @@ impl TaskState {
     }
 }
 
-/// The one of `all` whose name is `value`; else `what` is unreadable.
-fn by_name<T: Copy>(
-    all: &[T],
-    name: fn(T) -> &'static str,
-    what: &'static str,
-    value: String,
-) -> Result<T, UnknownValue> {
-    all.iter()
-        .copied()
-        .find(|t| name(*t) == value)
-        .ok_or(UnknownValue { what, value })
-}
-
 /// Stored as text: anything else is an unreadable row, an error.
 impl TryFrom<String> for TaskType {
     type Error = UnknownValue;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        by_name(&Self::ALL, Self::as_str, "task type", value)
+        UnknownValue::find(&Self::ALL, Self::as_str, "task type", value)
     }
 }
 
@@ -85,7 +72,7 @@ impl TryFrom<String> for TaskState {
     type Error = UnknownValue;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        by_name(&Self::ALL, Self::as_str, "task state", value)
+        UnknownValue::find(&Self::ALL, Self::as_str, "task state", value)
     }
 }
 

@@ -44,6 +44,22 @@ pub struct UnknownValue {
     pub value: String,
 }
 
+impl UnknownValue {
+    /// The one of `all` whose `name` is `value` — how every enum stored
+    /// as text is read back; anything else is an unreadable `what`.
+    pub fn find<T: Copy>(
+        all: &[T],
+        name: fn(T) -> &'static str,
+        what: &'static str,
+        value: String,
+    ) -> Result<T, Self> {
+        all.iter()
+            .copied()
+            .find(|t| name(*t) == value)
+            .ok_or(Self { what, value })
+    }
+}
+
 /// For read models that store the state as text: a value that is not a
 /// state is an error, never taken as some default.
 impl TryFrom<String> for ConfigState {
