@@ -159,16 +159,18 @@ impl Application {
         let supervisor = SupervisorHandle::start(Arc::new(engine), changes.clone());
         let publisher = Publisher::new(store, supervisor, routes);
         operational::spawn(notices, publisher.clone(), db.clone());
+        let endpoints = crate::app::Endpoints::new(
+            db.clone(),
+            commands.clone(),
+            url_policy.clone(),
+            delivery.resolve_overrides,
+        );
         let state = web::Data::new(AppState {
             db: db.clone(),
             keys,
             config_reads,
-            endpoints: crate::app::Endpoints::new(
-                db.clone(),
-                commands.clone(),
-                url_policy.clone(),
-                delivery.resolve_overrides,
-            ),
+            applications: crate::app::Applications::new(db.clone(), endpoints.clone()),
+            endpoints,
             commands,
             url_policy,
             publisher: publisher.clone(),

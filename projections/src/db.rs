@@ -73,6 +73,16 @@ impl Error {
         }
     }
 
+    /// A unique index refused the row: something with the same key
+    /// (a `uid`, an idempotency key) is there already.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(error)) => error.is_unique_violation(),
+            Error::Shared(error) => error.is_unique_violation(),
+            _ => false,
+        }
+    }
+
     /// The database refused a value of the request itself (PostgreSQL's
     /// class 22, "data exception": a NUL byte in text, a number out of
     /// range). Only that request is at fault; the same row written alone

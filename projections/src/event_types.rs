@@ -8,12 +8,75 @@ pub struct EventType {
     pub description: String,
     /// A JSON Schema (text) that a publish's `data` must satisfy.
     pub schema: Option<String>,
+    /// Hidden from the Svix dialect's lists; still valid everywhere
+    /// (types are never removed: configs and the log name them).
+    pub archived: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "name, description, schema, archived, created_at, updated_at";
+
+/// One type of the catalog.
+pub async fn find(db: &Db, name: &str) -> Result<Option<EventType>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM event_types WHERE name = $1");
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// Adds a type unless one of that name exists; whether it was added.
+pub async fn insert(
+    db: &Db,
+    name: &str,
+    description: &str,
+    archived: bool,
+    schema: Option<&str>,
+) -> Result<bool, Error> {
+    let sql = "INSERT INTO event_types (name, description, schema, archived, created_at, updated_at) \
+               VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING";
+    let now = now_micros();
+    Ok(on_pool!(db, |pool| sqlx::query(sql)
+        .bind(name)
+        .bind(description)
+        .bind(schema)
+        .bind(archived)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected())
+        == 1)
+}
+
+/// Replaces a type's description, archived flag and schema.
+pub async fn update(
+    db: &Db,
+    name: &str,
+    description: &str,
+    archived: bool,
+    schema: Option<&str>,
+) -> Result<(), Error> {
+    let sql = "UPDATE event_types SET description = $2, archived = $3, schema = $4, updated_at = $5 \
+               WHERE name = $1";
+    on_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(description)
+            .bind(archived)
+            .bind(schema)
+            .bind(now_micros())
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
 }
 
 /// Adds a type, or updates its description when it exists.
 pub async fn upsert(db: &Db, name: &str, description: &str) -> Result<(), Error> {
-    let sql = "INSERT INTO event_types (name, description, created_at) VALUES ($1, $2, $3) \
-               ON CONFLICT (name) DO UPDATE SET description = excluded.description";
+    let sql = "INSERT INTO event_types (name, description, created_at, updated_at) \
+               VALUES ($1, $2, $3, $3) ON CONFLICT (name) \
+               DO UPDATE SET description = excluded.description, updated_at = excluded.updated_at";
     on_pool!(db, |pool| {
         sqlx::query(sql)
             .bind(name)
@@ -48,8 +111,8 @@ pub async fn schemas(db: &Db) -> Result<Vec<(String, String)>, Error> {
 
 /// The whole catalog, by name.
 pub async fn list(db: &Db) -> Result<Vec<EventType>, Error> {
-    let sql = "SELECT name, description, schema FROM event_types ORDER BY name";
-    Ok(on_pool!(db, |pool| sqlx::query_as(sql)
+    let sql = format!("SELECT {COLUMNS} FROM event_types ORDER BY name");
+    Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
         .fetch_all(pool)
         .await?))
 }

@@ -8,6 +8,7 @@
 //!   [`webhook_configs::ConfigProjector`], and its queries.
 //! * [`config_reads`]: the v1 API's config reads, cached until a change.
 //! * [`tenancy`] and [`event_types`]: reference tables written directly.
+//! * [`svix`]: what the Svix dialect keeps beside configs and events.
 pub mod admin_log;
 pub mod cache;
 pub mod config_reads;
@@ -19,6 +20,7 @@ pub mod operational;
 pub mod paging;
 pub mod rebuild;
 pub mod redact;
+pub mod svix;
 pub mod tenancy;
 pub mod vault;
 pub mod webhook_configs;

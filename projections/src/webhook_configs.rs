@@ -493,6 +493,35 @@ pub async fn find(db: &Db, organisation: i64, id: i64) -> Result<Option<ConfigRo
     row.map(|row| opened(&vault, row)).transpose()
 }
 
+/// A cursor page of an organisation's live configs in id order (the Svix
+/// dialect's endpoint list), and whether more follow in that direction.
+pub async fn list_page(
+    db: &Db,
+    organisation: i64,
+    cursor: crate::paging::Cursor,
+    limit: i64,
+) -> Result<(Vec<ConfigRow>, bool), Error> {
+    let page = crate::paging::CursorPage::new(cursor, limit);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM webhook_configs WHERE organisation = $1 AND deleted = FALSE \
+         AND profile <> 'operational' AND {} ORDER BY id {} LIMIT $3",
+        page.condition("id", "$2"),
+        page.order()
+    );
+    let rows: Vec<ConfigRow> = on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(organisation)
+        .bind(page.cursor_value())
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?);
+    let vault = crate::vault::of(db);
+    let rows = rows
+        .into_iter()
+        .map(|row| opened(&vault, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(page.finish(rows))
+}
+
 /// A config by id, whatever its organisation, deleted or not (for delivery).
 pub async fn find_any(db: &Db, id: i64) -> Result<Option<ConfigRow>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM webhook_configs WHERE id = $1");

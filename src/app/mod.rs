@@ -9,6 +9,8 @@
 //!
 //! The layer sits above the delivery engine and the command side and below
 //! HTTP (`tests/layers.rs`).
+pub mod applications;
 pub mod endpoints;
 
+pub use applications::{ApplicationError, ApplicationFields, Applications};
 pub use endpoints::{Actor, EndpointError, Endpoints, NewEndpoint, Rotation};

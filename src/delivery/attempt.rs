@@ -20,6 +20,7 @@ use super::signing::signature_headers;
 use super::store::{AttemptRecord, EndpointConfig, PendingDelivery};
 use super::wire;
 use aggregates::values::UrlPolicy;
+use aggregates::webhook_config::Profile;
 use projections::db::now_micros;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use std::sync::Arc;
@@ -155,11 +156,18 @@ fn request(
         }
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (name, value) in signature_headers(&config.secret, &previous, &event.id, timestamp, &body) {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::try_from(value).map_err(|e| e.to_string())?,
-        );
+    let message_id = wire::message_id(config.profile, &event.id);
+    for (name, value) in signature_headers(&config.secret, &previous, &message_id, timestamp, &body)
+    {
+        let value = HeaderValue::try_from(value).map_err(|e| e.to_string())?;
+        // Svix's receivers read `svix-*`; the values are the Standard
+        // Webhooks ones (the `svix` library verifies either set).
+        if config.profile == Profile::Svix {
+            if let Some(svix) = wire::svix_header(name) {
+                headers.insert(HeaderName::from_static(svix), value.clone());
+            }
+        }
+        headers.insert(HeaderName::from_static(name), value);
     }
     client
         .post(url)

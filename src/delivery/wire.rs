@@ -30,6 +30,8 @@ struct ConfigsBody<'a> {
 /// The JSON body for a config of `profile`.
 pub fn body(profile: Profile, event: &EventRecord) -> Vec<u8> {
     let written = match profile {
+        // Svix's receivers get the message's payload alone, byte for byte.
+        Profile::Svix => return event.data.get().as_bytes().to_vec(),
         Profile::V1 | Profile::Operational => serde_json::to_vec(&V1Body {
             id: &event.id,
             event_type: &event.event_type,
@@ -55,11 +57,30 @@ pub fn body(profile: Profile, event: &EventRecord) -> Vec<u8> {
     written.expect("strings and raw JSON serialize")
 }
 
+/// The message id a receiver sees (`webhook-id`, and what is signed): the
+/// event's id, or for the Svix dialect its message id (`msg_…`).
+pub fn message_id(profile: Profile, event_id: &str) -> std::borrow::Cow<'_, str> {
+    match profile {
+        Profile::Svix => std::borrow::Cow::Owned(projections::svix::message_id(event_id)),
+        _ => std::borrow::Cow::Borrowed(event_id),
+    }
+}
+
+/// The `svix-*` twin of a Standard Webhooks header.
+pub fn svix_header(name: &str) -> Option<&'static str> {
+    match name {
+        "webhook-id" => Some("svix-id"),
+        "webhook-timestamp" => Some("svix-timestamp"),
+        "webhook-signature" => Some("svix-signature"),
+        _ => None,
+    }
+}
+
 /// The URL to POST to: the config's URL, or for ricloud receivers (which
 /// route on it) the config's URL joined with `/<event id>`.
 pub fn target_url(profile: Profile, config_url: &str, event_id: &str) -> String {
     match profile {
-        Profile::V1 | Profile::Operational => config_url.to_owned(),
+        Profile::V1 | Profile::Operational | Profile::Svix => config_url.to_owned(),
         Profile::Configs => match url::Url::parse(config_url) {
             Ok(mut url) => {
                 if let Ok(mut segments) = url.path_segments_mut() {

@@ -12,6 +12,7 @@ pub(crate) mod key_cache;
 pub mod openapi;
 pub(crate) mod query_guard;
 pub(crate) mod request_id;
+pub(crate) mod svix;
 pub(crate) mod v1;
 
 use crate::config_commands::ConfigCommands;
@@ -40,6 +41,8 @@ pub struct AppState {
     /// The endpoint use cases (create, update, rotate, delete) every
     /// dialect and the console call.
     pub endpoints: crate::app::Endpoints,
+    /// The Svix dialect's applications (create, change, delete).
+    pub applications: crate::app::Applications,
     pub publisher: Publisher,
     pub tasks: TaskStore,
     /// This node's cluster membership (PostgreSQL), for `/health/ready`.
@@ -51,6 +54,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     docs::routes(cfg);
     console::routes(cfg);
+    // Before v1's `/api/v1` scope, which would answer its paths with 404.
+    svix::routes(cfg);
     v1::routes(cfg);
     configs::routes(cfg);
 }
@@ -67,6 +72,8 @@ pub fn set_allow(response: &mut actix_web::HttpResponse, allow: &'static str) {
 pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     if configs::is_configs_path(req.path()) {
         configs::not_found(req).await
+    } else if svix::is_svix_path(req.path()) {
+        svix::not_found(req).await
     } else {
         v1::not_found(req).await
     }

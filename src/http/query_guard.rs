@@ -3,7 +3,7 @@
 //! dialect may hold one, and a NUL would otherwise reach the database,
 //! which cannot store it. The answer names the parameter, in the format
 //! of the dialect the path belongs to.
-use super::{configs, v1};
+use super::{configs, svix, v1};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -16,6 +16,8 @@ pub async fn refuse_control_characters<B: MessageBody>(
     if let Some(name) = first_bad_parameter(req.query_string()) {
         let error = if configs::is_configs_path(req.path()) {
             configs::invalid_query_parameter(&name)
+        } else if svix::is_svix_path(req.path()) {
+            svix::invalid_query_parameter(&name)
         } else {
             v1::invalid_query_parameter(&name)
         };

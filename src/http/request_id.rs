@@ -17,7 +17,7 @@ use tracing::Instrument;
 pub struct RequestId(String);
 
 impl RequestId {
-    fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         let suffix: String = rand::thread_rng()
             .sample_iter(&Alphanumeric)
             .take(20)

@@ -452,6 +452,7 @@ const PYTHON_REQUIREMENTS: &[&str] = &[
     "ricloud==3.2.0",
     "flask",
     "werkzeug==2.0.3",
+    "svix==2.9.1",
 ];
 
 /// A Python with the verifiers and clients the tests use, in a virtualenv

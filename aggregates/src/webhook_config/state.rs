@@ -90,6 +90,10 @@ pub enum Profile {
     V1,
     Configs,
     Operational,
+    /// Created through the Svix dialect: the body is the message's
+    /// payload as sent, and `svix-*` signature headers go beside the
+    /// `webhook-*` ones.
+    Svix,
 }
 
 impl Profile {
@@ -98,11 +102,12 @@ impl Profile {
             Self::V1 => "v1",
             Self::Configs => "configs",
             Self::Operational => "operational",
+            Self::Svix => "svix",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::V1, Self::Configs, Self::Operational]
+        [Self::V1, Self::Configs, Self::Operational, Self::Svix]
             .into_iter()
             .find(|p| p.as_str() == raw)
     }

@@ -11,14 +11,21 @@ use utoipa::openapi::{HeaderBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Respons
 enum Dialect {
     V1,
     Configs,
+    /// The Svix dialect: `{code, detail}`, 422 `{detail: [...]}`.
+    Svix,
     /// Health and the document itself: no key, no body.
     Open,
 }
 
 impl Dialect {
     fn of(path: &str) -> Self {
-        if path.starts_with("/health") || path == "/api/v1/openapi.json" {
+        if path.starts_with("/health")
+            || path == "/api/v1/openapi.json"
+            || path == "/api/v1/health"
+        {
             Dialect::Open
+        } else if crate::http::svix::is_svix_path(path) {
+            Dialect::Svix
         } else if path.starts_with("/api/v1") {
             Dialect::V1
         } else {
@@ -29,6 +36,7 @@ impl Dialect {
     fn error_schema(self) -> &'static str {
         match self {
             Dialect::Configs => "ConfigsError",
+            Dialect::Svix => "SvixError",
             _ => "V1Error",
         }
     }
@@ -76,11 +84,21 @@ fn add_to(operation: &mut Operation, dialect: Dialect, has_path_id: bool) {
             "422",
             "Invalid fields or query parameters; `errors` names each",
         )),
+        Dialect::Svix => statuses.push((
+            "422",
+            "Invalid fields or query parameters; `detail` names each (`loc`)",
+        )),
         _ => statuses.push(("400", "An invalid parameter; `params` names it")),
     }
     if operation.request_body.is_some() {
         if dialect == Dialect::V1 {
             statuses.push(("400", "The body is not a JSON object"));
+        }
+        if dialect == Dialect::Svix {
+            statuses.push((
+                "409",
+                "The `Idempotency-Key` is in use by a request still running, or was used for another request",
+            ));
         }
         statuses.push((
             "408",
@@ -109,7 +127,7 @@ fn add_to(operation: &mut Operation, dialect: Dialect, has_path_id: bool) {
         if status == "503" {
             response = response.header("Retry-After", seconds_header("When to try again"));
         }
-        if status == "401" && dialect == Dialect::V1 {
+        if status == "401" && matches!(dialect, Dialect::V1 | Dialect::Svix) {
             response = response.header(
                 "WWW-Authenticate",
                 HeaderBuilder::new()

@@ -7,7 +7,7 @@
 mod common_responses;
 pub mod enums;
 
-use crate::http::{configs, health, v1};
+use crate::http::{configs, health, svix, v1};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -35,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         (name = "organisation", description = "v1: the caller's organisation and its operational webhook"),
         (name = "configs", description = "The configs API (ricloud dialect): configs, tasks, keys, organisation"),
         (name = "health", description = "For load balancers and orchestrators; no key"),
+        (name = "svix", description = "The Svix dialect (`/api/v1/app…`, `/api/v1/event-type…`): the Svix server's API for its official SDKs"),
     ),
 )]
 struct Root;
@@ -84,6 +85,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(v1::Api::openapi());
     document.merge(configs::Api::openapi());
     document.merge(health::Api::openapi());
+    document.merge(svix::Api::openapi());
     common_responses::add(&mut document);
     document
 }
@@ -169,6 +171,7 @@ mod tests {
             ("v1", schemas(v1::Api::openapi())),
             ("configs", schemas(configs::Api::openapi())),
             ("health", schemas(health::Api::openapi())),
+            ("svix", schemas(svix::Api::openapi())),
         ];
         for (i, (left_name, left)) in parts.iter().enumerate() {
             for (right_name, right) in &parts[i + 1..] {
