@@ -34,7 +34,8 @@ pub async fn insert(
     archived: bool,
     schema: Option<&str>,
 ) -> Result<bool, Error> {
-    let sql = "INSERT INTO event_types (name, description, schema, archived, created_at, updated_at) \
+    let sql =
+        "INSERT INTO event_types (name, description, schema, archived, created_at, updated_at) \
                VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING";
     let now = now_micros();
     Ok(on_pool!(db, |pool| sqlx::query(sql)
@@ -57,7 +58,8 @@ pub async fn update(
     archived: bool,
     schema: Option<&str>,
 ) -> Result<(), Error> {
-    let sql = "UPDATE event_types SET description = $2, archived = $3, schema = $4, updated_at = $5 \
+    let sql =
+        "UPDATE event_types SET description = $2, archived = $3, schema = $4, updated_at = $5 \
                WHERE name = $1";
     on_pool!(db, |pool| {
         sqlx::query(sql)

@@ -567,7 +567,10 @@ pub async fn messages_by_id(
         return Ok(HashMap::new());
     }
     let placeholders: Vec<String> = (1..=event_ids.len()).map(|n| format!("${n}")).collect();
-    let sql = format!("{MESSAGE_SELECT} WHERE e.id IN ({})", placeholders.join(", "));
+    let sql = format!(
+        "{MESSAGE_SELECT} WHERE e.id IN ({})",
+        placeholders.join(", ")
+    );
     let rows: Vec<MessageRow> = on_pool!(db, |pool| {
         let mut query = sqlx::query_as(&sql);
         for id in event_ids {
@@ -678,9 +681,8 @@ pub async fn find_attempt(
     event_id: &str,
     attempt: i64,
 ) -> Result<Option<AttemptRow>, Error> {
-    let sql = format!(
-        "{ATTEMPT_SELECT} WHERE d.organisation = $1 AND d.event_id = $2 AND a.id = $3"
-    );
+    let sql =
+        format!("{ATTEMPT_SELECT} WHERE d.organisation = $1 AND d.event_id = $2 AND a.id = $3");
     Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(organisation)
         .bind(event_id)

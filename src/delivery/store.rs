@@ -302,7 +302,7 @@ impl DeliveryStore {
         &self.db
     }
 
-    /// The configs an event of `event_type` goes to: the organisation's v1
+    /// The configs an event of `event_type` goes to: the organisation's v1 and svix
     /// configs that may receive and subscribe to it (or to `*`), plus the
     /// configs-profile config that routes the publisher, if it may receive.
     pub async fn routing_targets(
@@ -314,7 +314,7 @@ impl DeliveryStore {
         let subscribed = "SELECT s.config_id, w.ordering = 'fifo' \
             FROM webhook_config_subscriptions s \
             JOIN webhook_configs w ON w.id = s.config_id \
-            WHERE s.organisation = $1 AND s.event_type IN ($2, '*') AND w.profile = 'v1' \
+            WHERE s.organisation = $1 AND s.event_type IN ($2, '*') AND w.profile IN ('v1', 'svix') \
               AND w.deleted = FALSE AND w.state IN ('new', 'valid') \
             ORDER BY s.config_id";
         let routed = "SELECT id FROM webhook_configs WHERE id = $1 AND organisation = $2 \

@@ -29,6 +29,7 @@ mod schema;
 mod secrets_at_rest;
 mod signatures;
 mod ssrf;
+mod svix;
 mod throttle;
 mod validation;
 mod webhooks;

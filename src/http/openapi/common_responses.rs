@@ -19,9 +19,7 @@ enum Dialect {
 
 impl Dialect {
     fn of(path: &str) -> Self {
-        if path.starts_with("/health")
-            || path == "/api/v1/openapi.json"
-            || path == "/api/v1/health"
+        if path.starts_with("/health") || path == "/api/v1/openapi.json" || path == "/api/v1/health"
         {
             Dialect::Open
         } else if crate::http::svix::is_svix_path(path) {

@@ -54,9 +54,7 @@ impl Responder for Answer {
         if self.body.is_empty() {
             response.finish()
         } else {
-            response
-                .content_type("application/json")
-                .body(self.body)
+            response.content_type("application/json").body(self.body)
         }
     }
 }

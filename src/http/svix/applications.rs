@@ -232,7 +232,10 @@ pub async fn create(
             .applications
             .create(caller.actor(), environment, fields)
             .await?;
-        Ok(Answer::json(StatusCode::CREATED, &ApplicationOut::from(&app)))
+        Ok(Answer::json(
+            StatusCode::CREATED,
+            &ApplicationOut::from(&app),
+        ))
     })
     .await
 }
@@ -275,15 +278,25 @@ pub async fn replace(
         Ok(app) => app,
         // Svix's PUT creates what the path's uid does not name yet.
         Err(error) if error.status() == StatusCode::NOT_FOUND && svix::is_valid_uid(&path) => {
-            if fields.uid.as_deref().is_some_and(|uid| uid != path.as_str()) {
-                return Err(SvixError::invalid_field("uid", "must be the uid of the path"));
+            if fields
+                .uid
+                .as_deref()
+                .is_some_and(|uid| uid != path.as_str())
+            {
+                return Err(SvixError::invalid_field(
+                    "uid",
+                    "must be the uid of the path",
+                ));
             }
             fields.uid = Some(path.into_inner());
             let app = state
                 .applications
                 .create(caller.actor(), caller.environment()?, fields)
                 .await?;
-            return Ok(Answer::json(StatusCode::CREATED, &ApplicationOut::from(&app)));
+            return Ok(Answer::json(
+                StatusCode::CREATED,
+                &ApplicationOut::from(&app),
+            ));
         }
         Err(error) => return Err(error),
     };

@@ -244,9 +244,11 @@ async fn extras_of(
     app: &Application,
     config: i64,
 ) -> Result<Option<EndpointExtras>, SvixError> {
-    Ok(svix::endpoint_extras(&state.db, app.organisation, &[config])
-        .await?
-        .remove(&config))
+    Ok(
+        svix::endpoint_extras(&state.db, app.organisation, &[config])
+            .await?
+            .remove(&config),
+    )
 }
 
 /// The uid is the application's only: another endpoint with it is a 409.
@@ -259,7 +261,9 @@ async fn check_uid_free(
     if let Some(uid) = uid {
         if let Some(other) = svix::endpoint_by_uid(&state.db, app.organisation, uid).await? {
             if Some(other) != this {
-                return Err(SvixError::conflict("an endpoint with this uid already exists"));
+                return Err(SvixError::conflict(
+                    "an endpoint with this uid already exists",
+                ));
             }
         }
     }
@@ -276,7 +280,10 @@ async fn answer_endpoint(
         .await?
         .ok_or_else(SvixError::not_found)?;
     let extras = extras_of(state, app, config.id).await?;
-    Ok(Answer::json(status, &EndpointOut::of(&config, extras.as_ref())))
+    Ok(Answer::json(
+        status,
+        &EndpointOut::of(&config, extras.as_ref()),
+    ))
 }
 
 #[utoipa::path(
@@ -504,7 +511,9 @@ pub async fn patch(
     let url = match &body.url {
         None => None,
         Some(None) => {
-            checks.0.push(ValidationItem::body("url", "must not be null"));
+            checks
+                .0
+                .push(ValidationItem::body("url", "must not be null"));
             None
         }
         Some(Some(raw)) => checks.url(&state, raw),
@@ -600,7 +609,7 @@ pub struct EndpointSecretRotateIn {
         ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
     ),
     request_body = EndpointSecretRotateIn,
-    responses((status = 204, description = "Rotated: both secrets sign during the grace period")),
+    responses((status = 200, description = "Rotated: the new secret; both sign during the grace period", body = EndpointSecretOut)),
 )]
 pub async fn rotate_secret(
     req: HttpRequest,
@@ -611,9 +620,8 @@ pub async fn rotate_secret(
 ) -> Result<Answer, SvixError> {
     let (app, config) = find(&state, &caller, &path).await?;
     idempotent(&req, &state, &caller, async {
-        let body: EndpointSecretRotateIn = optional_json_body(&req, payload)
-            .await?
-            .unwrap_or_default();
+        let body: EndpointSecretRotateIn =
+            optional_json_body(&req, payload).await?.unwrap_or_default();
         let mut checks = Checks::default();
         let secret = match &body.key {
             None => Some(None),
@@ -634,11 +642,17 @@ pub async fn rotate_secret(
             secret: secret.expect("checked"),
             previous_valid_for: grace.expect("checked"),
         };
+        let id = ConfigId::new(config.id);
         state
             .endpoints
-            .rotate_secret(caller.actor_in(&app), ConfigId::new(config.id), rotation)
+            .rotate_secret(caller.actor_in(&app), id, rotation)
             .await?;
-        Ok(Answer::no_content())
+        let rotated = webhook_configs::find(&state.db, app.organisation, id.get())
+            .await?
+            .ok_or_else(SvixError::not_found)?;
+        Ok(Answer::ok(&EndpointSecretOut {
+            key: rotated.secret,
+        }))
     })
     .await
 }
@@ -800,14 +814,19 @@ pub async fn recover(
         let body: RecoverIn = json_body(&req, payload).await?;
         let now = now_micros();
         let mut checks = Checks::default();
-        let since = checks.take("since", parse_time(&body.since).ok_or("must be an RFC 3339 time"));
+        let since = checks.take(
+            "since",
+            parse_time(&body.since).ok_or("must be an RFC 3339 time"),
+        );
         let until = match &body.until {
             None => Some(now),
             Some(raw) => checks.take("until", parse_time(raw).ok_or("must be an RFC 3339 time")),
         };
         if let (Some(since), Some(until)) = (since, until) {
             if since >= until {
-                checks.0.push(ValidationItem::body("since", "must be before until"));
+                checks
+                    .0
+                    .push(ValidationItem::body("since", "must be before until"));
             }
         }
         checks.finish()?;
@@ -872,7 +891,10 @@ pub async fn send_example(
         };
         let data = match body.payload {
             Some(payload) => payload,
-            None => example(event_type.schema.as_deref(), body.example_index.unwrap_or(0)),
+            None => example(
+                event_type.schema.as_deref(),
+                body.example_index.unwrap_or(0),
+            ),
         };
         if !data.is_object() {
             return Err(SvixError::invalid_field("payload", "must be an object"));
@@ -926,7 +948,9 @@ pub async fn stats(
     let (_, config) = find(&state, &caller, &path).await?;
     let query = Query::of(&req);
     let now = now_micros();
-    let since = query.time("since")?.unwrap_or(now - 28 * 24 * 3600 * 1_000_000);
+    let since = query
+        .time("since")?
+        .unwrap_or(now - 28 * 24 * 3600 * 1_000_000);
     let until = query.time("until")?.unwrap_or(now + 1);
     let counts = svix::endpoint_status_counts(&state.db, config.id, since, until).await?;
     let count = |status: &str| counts.get(status).copied().unwrap_or(0);

@@ -47,13 +47,8 @@ impl ValidationItem {
 #[serde(untagged)]
 #[schema(as = SvixError)]
 pub enum ErrorBody {
-    Standard {
-        code: String,
-        detail: String,
-    },
-    Validation {
-        detail: Vec<ValidationItem>,
-    },
+    Standard { code: String, detail: String },
+    Validation { detail: Vec<ValidationItem> },
 }
 
 #[derive(Debug)]
@@ -175,12 +170,16 @@ impl From<AuthError> for SvixError {
 impl From<BodyError> for SvixError {
     fn from(error: BodyError) -> Self {
         match error {
-            BodyError::TooLarge => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", error.to_string())
-            }
-            BodyError::TimedOut(_) => {
-                Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", error.to_string())
-            }
+            BodyError::TooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                error.to_string(),
+            ),
+            BodyError::TimedOut(_) => Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                error.to_string(),
+            ),
             BodyError::Unreadable(_) => Self::bad_request("bad_request", error.to_string()),
             _ => Self::invalid(vec![ValidationItem {
                 loc: vec!["body".to_owned()],
@@ -250,7 +249,11 @@ pub async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpRe
     let mut response = SvixError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not allowed on {}; {allow} is", req.method(), req.path()),
+        format!(
+            "{} is not allowed on {}; {allow} is",
+            req.method(),
+            req.path()
+        ),
     )
     .error_response();
     crate::http::set_allow(&mut response, allow);

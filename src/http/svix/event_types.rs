@@ -222,7 +222,11 @@ pub async fn create(
     .await
 }
 
-async fn answer_type(state: &AppState, name: &str, status: StatusCode) -> Result<Answer, SvixError> {
+async fn answer_type(
+    state: &AppState,
+    name: &str,
+    status: StatusCode,
+) -> Result<Answer, SvixError> {
     let event_type = event_types::find(&state.db, name)
         .await?
         .ok_or_else(SvixError::not_found)?;

@@ -16,8 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use aggregates::values::Scope;
 use projections::svix::{
-    self, Application, AttemptRow, AttemptsOf, DeliveryState, MessageFilter, MessageRow,
-    TimeCursor,
+    self, Application, AttemptRow, AttemptsOf, DeliveryState, MessageFilter, MessageRow, TimeCursor,
 };
 use projections::{tenancy, webhook_configs};
 use serde::{Deserialize, Serialize};
@@ -405,8 +404,8 @@ pub async fn list(
         reverse: paging.backwards,
     };
     if let Some(iterator) = &paging.iterator {
-        let event_id =
-            svix::event_id_of(iterator).ok_or_else(|| invalid("iterator", "is not a message id"))?;
+        let event_id = svix::event_id_of(iterator)
+            .ok_or_else(|| invalid("iterator", "is not a message id"))?;
         let time = svix::message_position(&state.db, app.organisation, &event_id)
             .await?
             .ok_or_else(|| invalid("iterator", "is not a message of this application"))?;
@@ -639,9 +638,15 @@ async fn attempts_page(
             true,
         )));
     };
-    let (attempts, has_more) =
-        svix::list_attempts(&state.db, app.organisation, &of, success, before, paging.limit)
-            .await?;
+    let (attempts, has_more) = svix::list_attempts(
+        &state.db,
+        app.organisation,
+        &of,
+        success,
+        before,
+        paging.limit,
+    )
+    .await?;
     let urls = urls_of(state, &attempts).await?;
     let data: Vec<MessageAttemptOut> = attempts
         .iter()

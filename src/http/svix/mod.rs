@@ -75,12 +75,17 @@ pub struct Api;
 
 /// Whether a path belongs to this dialect (for 404s and refused queries).
 pub fn is_svix_path(path: &str) -> bool {
-    ["/api/v1/app", "/api/v1/event-type", "/api/v1/auth", "/api/v1/health"]
-        .iter()
-        .any(|prefix| {
-            path.strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+    [
+        "/api/v1/app",
+        "/api/v1/event-type",
+        "/api/v1/auth",
+        "/api/v1/health",
+    ]
+    .iter()
+    .any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// A query parameter that cannot be taken (see `http::query_guard`).
@@ -100,8 +105,7 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
 /// Mounts the dialect. Registered before the v1 dialect's `/api/v1` scope,
 /// whose paths it does not share.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let fallback =
-        |allow: &'static str| web::to(move |req| error::method_not_allowed(req, allow));
+    let fallback = |allow: &'static str| web::to(move |req| error::method_not_allowed(req, allow));
     let resource = |path: &str| web::resource(path);
     cfg.service(
         resource("/api/v1/health")

@@ -51,9 +51,7 @@ pub async fn app_portal_access(
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     idempotent(&req, &state, &caller, async {
-        let body: AppPortalAccessIn = optional_json_body(&req, payload)
-            .await?
-            .unwrap_or_default();
+        let body: AppPortalAccessIn = optional_json_body(&req, payload).await?.unwrap_or_default();
         let app = match caller.application(&state, &path, Scope::Webhooks).await {
             Err(error) if error.status().as_u16() == 404 && body.application.is_some() => {
                 let fields = body.application.expect("checked").into_fields()?;
