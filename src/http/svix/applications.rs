@@ -140,13 +140,23 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
     payload: web::Payload,
 ) -> Result<T, SvixError> {
     let bytes = read_body(req, payload).await?;
-    serde_json::from_slice(&bytes).map_err(|error| {
+    parse_object(&bytes)
+}
+
+/// A body that is a JSON object fitting `T` (serde would also take an
+/// array for a struct), or a 422.
+fn parse_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SvixError> {
+    let decode_error = |msg: String| {
         SvixError::invalid(vec![ValidationItem {
             loc: vec!["body".to_owned()],
-            msg: error.to_string(),
+            msg,
             kind: "value_error.jsondecode".to_owned(),
         }])
-    })
+    };
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(decode_error("the body must be a JSON object".to_owned()));
+    }
+    serde_json::from_slice(bytes).map_err(|error| decode_error(error.to_string()))
 }
 
 /// Reads an optional JSON body into `T`: no body is `None`.
@@ -157,13 +167,7 @@ pub async fn optional_json_body<T: serde::de::DeserializeOwned>(
     match read_body(req, payload).await {
         Err(crate::http::body::BodyError::Empty) => Ok(None),
         Err(error) => Err(error.into()),
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
-            SvixError::invalid(vec![ValidationItem {
-                loc: vec!["body".to_owned()],
-                msg: error.to_string(),
-                kind: "value_error.jsondecode".to_owned(),
-            }])
-        }),
+        Ok(bytes) => parse_object(&bytes).map(Some),
     }
 }
 

@@ -608,7 +608,7 @@ pub struct EndpointSecretRotateIn {
         ("app_id" = String, Path, description = "The application's id or uid"),
         ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
     ),
-    request_body = EndpointSecretRotateIn,
+    request_body(content = Option<EndpointSecretRotateIn>, description = "Optional: the new secret and the grace period"),
     responses((status = 200, description = "Rotated: the new secret; both sign during the grace period", body = EndpointSecretOut)),
 )]
 pub async fn rotate_secret(

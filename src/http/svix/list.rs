@@ -45,10 +45,12 @@ impl Query {
         )
     }
 
+    /// The first value of `name`, empty included (an empty boolean, number
+    /// or time is refused like any other that does not parse).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|(n, v)| n == name && !v.is_empty())
+            .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
@@ -101,7 +103,7 @@ impl Query {
             Some(_) => return Err(invalid("order", "must be ascending or descending")),
         };
         let (iterator, backwards) = match self.get("iterator") {
-            None => (None, false),
+            None | Some("") => (None, false),
             Some(raw) => match raw.strip_prefix('-') {
                 Some(id) => (Some(id.to_owned()), true),
                 None => (Some(raw.to_owned()), false),

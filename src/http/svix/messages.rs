@@ -395,7 +395,10 @@ pub async fn list(
     let with_content = query.bool("with_content", true)?;
     let filter = MessageFilter {
         event_types: query.all("event_types"),
-        channel: query.get("channel").map(str::to_owned),
+        channel: query
+            .get("channel")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
         before: query.time("before")?,
         after: query.time("after")?,
     };
@@ -666,12 +669,12 @@ async fn urls_of(
 ) -> Result<HashMap<i64, String>, SvixError> {
     let mut urls = HashMap::new();
     for attempt in attempts {
-        if !urls.contains_key(&attempt.config_id) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = urls.entry(attempt.config_id) {
             let url = webhook_configs::find_any(&state.db, attempt.config_id)
                 .await?
                 .map(|config| config.url)
                 .unwrap_or_default();
-            urls.insert(attempt.config_id, url);
+            entry.insert(url);
         }
     }
     Ok(urls)

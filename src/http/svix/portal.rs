@@ -40,7 +40,7 @@ pub struct AppPortalAccessOut {
 #[utoipa::path(
     post, path = "/api/v1/auth/app-portal-access/{app_id}", tag = "svix", operation_id = "v1.authentication.app-portal-access",
     params(("app_id" = String, Path, description = "The application's id or uid")),
-    request_body = AppPortalAccessIn,
+    request_body(content = Option<AppPortalAccessIn>, description = "Optional: how long the link lasts"),
     responses((status = 200, description = "A console link and a key for this application", body = AppPortalAccessOut)),
 )]
 pub async fn app_portal_access(
