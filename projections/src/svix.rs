@@ -780,15 +780,24 @@ pub async fn release_idempotency(db: &Db, organisation: i64, key: &str) -> Resul
     Ok(())
 }
 
-/// Deletes idempotency keys created before `cutoff` (µs); how many.
-pub async fn expire_idempotency_keys(db: &Db, cutoff: i64) -> Result<u64, Error> {
-    Ok(on_pool!(db, |pool| sqlx::query(
-        "DELETE FROM idempotency_keys WHERE created_at < $1"
-    )
-    .bind(cutoff)
-    .execute(pool)
-    .await?
-    .rows_affected()))
+/// How long an idempotency key is kept (and a repeat answered from it).
+pub const IDEMPOTENCY_KEY_LIFETIME_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+/// Retention's part here: idempotency keys older than a day at `now`
+/// (µs), and the channels of messages retention has deleted. How many
+/// rows went.
+pub async fn expire(db: &Db, now: i64) -> Result<u64, Error> {
+    let keys = "DELETE FROM idempotency_keys WHERE created_at < $1";
+    let channels = "DELETE FROM svix_messages WHERE NOT EXISTS \
+                    (SELECT 1 FROM published_events e WHERE e.id = svix_messages.event_id)";
+    Ok(on_pool!(db, |pool| {
+        let keys = sqlx::query(keys)
+            .bind(now - IDEMPOTENCY_KEY_LIFETIME_MICROS)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        keys + sqlx::query(channels).execute(pool).await?.rows_affected()
+    }))
 }
 
 #[cfg(test)]

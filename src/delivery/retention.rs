@@ -68,9 +68,8 @@ pub fn spawn(db: Db, retention: Duration) {
 pub async fn run_pass(db: &Db, retention: Duration) -> Result<Deleted, Error> {
     // By the database's clock: a node (or a `retention run`) whose clock
     // is ahead must not delete what is younger than `retention`.
-    let cutoff = database_now_micros(db)
-        .await?
-        .saturating_sub(retention.as_micros().min(i64::MAX as u128) as i64);
+    let now = database_now_micros(db).await?;
+    let cutoff = now.saturating_sub(retention.as_micros().min(i64::MAX as u128) as i64);
     let Some(_lock) = PassLock::take(db).await? else {
         return Ok(Deleted::default());
     };
@@ -97,6 +96,9 @@ pub async fn run_pass(db: &Db, retention: Duration) -> Result<Deleted, Error> {
         }
         tokio::time::sleep(PAUSE).await;
     }
+    // The Svix dialect's idempotency keys (a day) and the channels of
+    // the messages just deleted.
+    projections::svix::expire(db, now).await?;
     if deleted != Deleted::default() {
         if let Db::Postgres(pool) = db {
             // Not in a transaction (VACUUM refuses one); it takes no lock
