@@ -173,7 +173,7 @@ impl Application {
             endpoints,
             commands,
             url_policy,
-            publisher: publisher.clone(),
+            deliveries: crate::app::Deliveries::new(publisher.clone(), TaskStore::new(db.clone())),
             tasks: TaskStore::new(db.clone()),
             node: node.clone(),
         });

@@ -10,7 +10,9 @@
 //! The layer sits above the delivery engine and the command side and below
 //! HTTP (`tests/layers.rs`).
 pub mod applications;
+pub mod deliveries;
 pub mod endpoints;
 
 pub use applications::{ApplicationError, ApplicationFields, Applications};
+pub use deliveries::{Deliveries, DeliveryError, TestRecord};
 pub use endpoints::{Actor, EndpointError, Endpoints, NewEndpoint, Rotation};

@@ -16,7 +16,6 @@ pub(crate) mod svix;
 pub(crate) mod v1;
 
 use crate::config_commands::ConfigCommands;
-use crate::delivery::publish::Publisher;
 use crate::delivery::tasks::TaskStore;
 use actix_web::web;
 use aggregates::values::UrlPolicy;
@@ -43,7 +42,8 @@ pub struct AppState {
     pub endpoints: crate::app::Endpoints,
     /// The Svix dialect's applications (create, change, delete).
     pub applications: crate::app::Applications,
-    pub publisher: Publisher,
+    /// Publish, send again, test, recover: every dialect's and the console's.
+    pub deliveries: crate::app::Deliveries,
     pub tasks: TaskStore,
     /// This node's cluster membership (PostgreSQL), for `/health/ready`.
     pub node: Option<crate::cluster::ClusterNode>,

@@ -216,6 +216,20 @@ impl From<projections::Error> for ConfigsError {
     }
 }
 
+impl From<crate::app::DeliveryError> for ConfigsError {
+    fn from(error: crate::app::DeliveryError) -> Self {
+        use crate::app::DeliveryError;
+        if let Some(refusal) = error.refusal("webhook config") {
+            return Self::conflict(refusal);
+        }
+        match error {
+            DeliveryError::Storage(store) => Self::store(store),
+            DeliveryError::Publish(publish) => publish.into(),
+            other => Self::server_error(other),
+        }
+    }
+}
+
 impl From<crate::delivery::publish::PublishError> for ConfigsError {
     fn from(error: crate::delivery::publish::PublishError) -> Self {
         match error {

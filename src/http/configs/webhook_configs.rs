@@ -58,7 +58,7 @@ pub async fn create(
     // Read before the test starts: the answer shows the config as created
     // (`new`), not a test's outcome that may already be recorded.
     let row = owned(&state, &caller, &id.to_string()).await?;
-    start_test(&state, &caller, id.get()).await?;
+    start_test(&state, &caller, &row).await?;
     Ok(HttpResponse::Created().json(resources::WebhookConfig::from(&row)))
 }
 
@@ -166,7 +166,7 @@ pub async fn update(
     let after = owned(&state, &caller, &path).await?;
     let changed = after.version != before.version;
     if changed && after.state != ConfigState::Deactivated {
-        start_test(&state, &caller, id.get()).await?;
+        start_test(&state, &caller, &after).await?;
     }
     // The config as the update left it; the test's outcome follows later.
     Ok(HttpResponse::Ok().json(resources::WebhookConfig::from(&after)))
@@ -216,7 +216,7 @@ pub async fn test(
             "a deactivated webhook config cannot be tested; set its state to new first",
         ));
     }
-    let task = start_test(&state, &caller, row.id).await?;
+    let task = start_test(&state, &caller, &row).await?;
     Ok(HttpResponse::Ok().json(resources::Task::from(&task)))
 }
 
@@ -237,23 +237,20 @@ pub async fn test_with_get(
 }
 
 /// Creates a pending test task and hands its delivery to the engine.
+/// A `webhook_config.test` task for `config` (see `app::Deliveries::test`).
 async fn start_test(
     state: &AppState,
     caller: &ConfigsCaller,
-    config_id: i64,
+    config: &ConfigRow,
 ) -> Result<TaskRow, ConfigsError> {
-    let organisation = caller.organisation_id();
-    let task_id = state
-        .tasks
-        .create_test(organisation, Some(caller.key.id), config_id)
-        .await?;
-    state
-        .publisher
-        .test(organisation, config_id, Some(&task_id.to_string()))
-        .await?;
+    let record = crate::app::TestRecord::Task {
+        key_id: Some(caller.key.id),
+    };
+    let started = state.deliveries.test(config, record).await?;
+    let task_id = started.task.expect("a test with a task record has a task");
     state
         .tasks
-        .find(organisation, task_id)
+        .find(caller.organisation_id(), task_id)
         .await?
         .ok_or_else(|| ConfigsError::server_error("a task vanished"))
 }

@@ -7,7 +7,6 @@ use super::pages::{
     action_button, csrf_field, layout, optional_time, page, query_param as query, time, PageError,
 };
 use super::session::Session;
-use crate::delivery::recovery;
 use crate::delivery::store::{AttemptRow, DeliveryStatus};
 use crate::http::v1::recovery::parse_window;
 use crate::http::AppState;
@@ -56,7 +55,7 @@ pub async fn render(
     reveal: bool,
 ) -> Result<HttpResponse, PageError> {
     let status = query(req, "status").and_then(|s| DeliveryStatus::parse(&s));
-    let store = state.publisher.store();
+    let store = state.deliveries.store();
     let (deliveries, total) = store
         .list_deliveries(row.id, status, 1, DELIVERIES_SHOWN)
         .await?;
@@ -188,15 +187,7 @@ pub async fn retry(
     let delivery_id = delivery_path
         .parse::<i64>()
         .map_err(|_| PageError::NotFound)?;
-    if !row.state.may_receive() {
-        return Err(PageError::Conflict(format!(
-            "the endpoint is {}; reactivate it before retrying deliveries",
-            row.state
-        )));
-    }
-    if !state.publisher.send_again(row.id, delivery_id).await? {
-        return Err(PageError::NotFound);
-    }
+    state.deliveries.send_again(&row, delivery_id).await?;
     Ok(back_to(row.id, "retried"))
 }
 
@@ -224,13 +215,9 @@ pub async fn recover(
     let body = serde_json::Map::from_iter([("since".to_owned(), serde_json::json!(since))]);
     let window = parse_window(&body, now_micros())
         .map_err(|errors| PageError::Invalid(errors.to_string()))?;
-    recovery::begin(
-        &state.publisher,
-        &state.tasks,
-        (session.organisation_id(), session.key_id),
-        row.id,
-        window,
-    )
-    .await?;
+    state
+        .deliveries
+        .recover(&row, session.key_id, window)
+        .await?;
     Ok(back_to(row.id, "recovering"))
 }

@@ -366,16 +366,10 @@ pub async fn test(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let (_, row) = posted_to(&state, &session, &path, &body).await?;
-    if row.state == ConfigState::Deactivated {
-        return Err(PageError::Conflict(
-            "a deactivated endpoint cannot be tested; reactivate it first".into(),
-        ));
-    }
     state
-        .publisher
-        .test(row.organisation, row.id, None)
-        .await
-        .map_err(|error| PageError::Internal(error.to_string()))?;
+        .deliveries
+        .test(&row, crate::app::TestRecord::None)
+        .await?;
     Ok(back_to(row.id, "tested"))
 }
 

@@ -159,6 +159,23 @@ impl From<crate::app::EndpointError> for PageError {
     }
 }
 
+impl From<crate::app::DeliveryError> for PageError {
+    fn from(error: crate::app::DeliveryError) -> Self {
+        use crate::app::DeliveryError;
+        if let Some(refusal) = error.refusal("endpoint") {
+            return Self::Conflict(refusal);
+        }
+        match error {
+            DeliveryError::NotFound => Self::NotFound,
+            DeliveryError::Storage(error)
+            | DeliveryError::Publish(crate::delivery::publish::PublishError::Store(error)) => {
+                error.into()
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::config_commands::CommandError> for PageError {
     fn from(error: crate::config_commands::CommandError) -> Self {
         use crate::config_commands::CommandError;

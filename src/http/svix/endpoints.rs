@@ -809,7 +809,7 @@ pub async fn recover(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (app, config) = find(&state, &caller, &path).await?;
+    let (_, config) = find(&state, &caller, &path).await?;
     idempotent(&req, &state, &caller, async {
         let body: RecoverIn = json_body(&req, payload).await?;
         let now = now_micros();
@@ -830,14 +830,11 @@ pub async fn recover(
             }
         }
         checks.finish()?;
-        let task = crate::delivery::recovery::begin(
-            &state.publisher,
-            &state.tasks,
-            (app.organisation, Some(caller.key.id)),
-            config.id,
-            (since.expect("checked"), until.expect("checked")),
-        )
-        .await?;
+        let window = (since.expect("checked"), until.expect("checked"));
+        let task = state
+            .deliveries
+            .recover(&config, Some(caller.key.id), window)
+            .await?;
         Ok(Answer::json(
             StatusCode::ACCEPTED,
             &RecoverOut {
@@ -879,7 +876,7 @@ pub async fn send_example(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (app, config) = find(&state, &caller, &path).await?;
+    let (_, config) = find(&state, &caller, &path).await?;
     idempotent(&req, &state, &caller, async {
         let body: EventExampleIn = json_body(&req, payload).await?;
         let Some(event_type) = projections::event_types::find(&state.db, &body.event_type).await?
@@ -900,13 +897,9 @@ pub async fn send_example(
             return Err(SvixError::invalid_field("payload", "must be an object"));
         }
         let published = state
-            .publisher
-            .publish_operational(app.organisation, config.id, &event_type.name, &data)
-            .await
-            .map_err(|error| match error {
-                crate::delivery::publish::PublishError::Store(store) => SvixError::from(store),
-                other => SvixError::invalid_field("eventType", other.to_string()),
-            })?;
+            .deliveries
+            .send_one(&config, &event_type.name, &data)
+            .await?;
         Ok(MessageOut::of_event(&published.event, None, None).answer(StatusCode::ACCEPTED))
     })
     .await

@@ -1,8 +1,9 @@
 //! The Svix error format: `{"code", "detail"}`, and for 422
 //! `{"detail": [{"loc", "msg", "type"}]}` — what the official SDKs turn
 //! into `HttpError` and `HTTPValidationError`.
-use crate::app::{ApplicationError, EndpointError};
+use crate::app::{ApplicationError, DeliveryError, EndpointError};
 use crate::config_commands::CommandError;
+use crate::delivery::publish::PublishError;
 use crate::http::auth::AuthError;
 use crate::http::body::BodyError;
 use crate::http::RETRY_AFTER_SECONDS;
@@ -230,6 +231,21 @@ impl From<EndpointError> for SvixError {
             EndpointError::RefusedUrl(refusal) => Self::invalid_field("url", refusal),
             EndpointError::Command(error) => error.into(),
             EndpointError::Storage(error) => error.into(),
+        }
+    }
+}
+
+impl From<DeliveryError> for SvixError {
+    fn from(error: DeliveryError) -> Self {
+        if let Some(refusal) = error.refusal("endpoint") {
+            return Self::conflict(refusal);
+        }
+        match error {
+            DeliveryError::NotFound => Self::not_found(),
+            DeliveryError::Storage(error) => error.into(),
+            DeliveryError::Publish(PublishError::Store(error)) => error.into(),
+            DeliveryError::Publish(other) => Self::invalid_field("eventType", other.to_string()),
+            DeliveryError::NotReceiving { .. } => Self::conflict(error.to_string()),
         }
     }
 }

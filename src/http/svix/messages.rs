@@ -330,7 +330,7 @@ async fn create_message(
         key.webhook_config = None;
         let data: EventData = EventData::from(body.payload);
         let published = state
-            .publisher
+            .deliveries
             .publish(
                 &organisation,
                 &key,
@@ -601,8 +601,8 @@ pub async fn resend(
             .ok_or_else(SvixError::not_found)?;
         if delivery.status != "pending" {
             state
-                .publisher
-                .send_again(config.id, delivery.delivery_id)
+                .deliveries
+                .send_again(&config, delivery.delivery_id)
                 .await?;
         }
         Ok(Answer::json(StatusCode::ACCEPTED, &serde_json::json!({})))

@@ -10,7 +10,6 @@ use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
-use aggregates::webhook_config::ConfigState;
 
 #[utoipa::path(
     get, path = "/api/v1/webhooks/{id}/deliveries", tag = "deliveries", operation_id = "listDeliveries",
@@ -44,7 +43,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let store = state.publisher.store();
+    let store = state.deliveries.store();
     let (rows, total) = store
         .list_deliveries(config.id, status, page, per_page)
         .await?;
@@ -81,16 +80,15 @@ pub async fn retry(
     let config = owned_config(&state, &caller, &config_path).await?;
     let not_found = || ApiError::not_found("delivery not found");
     let delivery_id = delivery_path.parse::<i64>().map_err(|_| not_found())?;
-    if !config.state.may_receive() {
-        return Err(ApiError::conflict(format!(
-            "the webhook is {}; reactivate it before retrying deliveries",
-            config.state
-        )));
-    }
-    if !state.publisher.send_again(config.id, delivery_id).await? {
-        return Err(not_found());
-    }
-    let store = state.publisher.store();
+    state
+        .deliveries
+        .send_again(&config, delivery_id)
+        .await
+        .map_err(|error| match error {
+            crate::app::DeliveryError::NotFound => not_found(),
+            other => ApiError::from_delivery(other, "webhook"),
+        })?;
+    let store = state.deliveries.store();
     let row = store
         .find_delivery(config.id, delivery_id)
         .await?
@@ -125,16 +123,12 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let config = owned_config(&state, &caller, &path).await?;
-    if config.state == ConfigState::Deactivated {
-        return Err(ApiError::conflict(
-            "a deactivated webhook cannot be tested; reactivate it first",
-        ));
-    }
     let published = state
-        .publisher
-        .test(config.organisation, config.id, None)
+        .deliveries
+        .test(&config, crate::app::TestRecord::None)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|error| ApiError::from_delivery(error, "webhook"))?
+        .published;
     let delivery = published.deliveries.first().map(|d| d.id);
     Ok(respond(
         StatusCode::ACCEPTED,

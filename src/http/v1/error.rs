@@ -234,6 +234,24 @@ impl From<crate::app::EndpointError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A delivery use case's refusal, in this dialect's words for `noun`.
+    pub fn from_delivery(error: crate::app::DeliveryError, noun: &str) -> Self {
+        use crate::app::DeliveryError;
+        if let Some(refusal) = error.refusal(noun) {
+            return Self::conflict(refusal);
+        }
+        match error {
+            DeliveryError::NotFound => Self::not_found("delivery not found"),
+            DeliveryError::Storage(store)
+            | DeliveryError::Publish(crate::delivery::publish::PublishError::Store(store)) => {
+                Self::store(store)
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl From<projections::Error> for ApiError {
     fn from(error: projections::Error) -> Self {
         Self::store(error)

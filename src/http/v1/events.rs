@@ -102,7 +102,7 @@ async fn publish_event(
         return Err(ApiError::invalid(errors));
     };
     let published = state
-        .publisher
+        .deliveries
         .publish(
             &caller.organisation,
             &caller.key,

@@ -5,7 +5,6 @@ use super::caller::V1Caller;
 use super::envelope::{respond, Envelope};
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::webhooks::owned_config;
-use crate::delivery::recovery;
 use crate::delivery::tasks::{TaskRow, TaskType};
 use crate::http::body::read_json_object;
 use crate::http::request_id::RequestId;
@@ -13,7 +12,6 @@ use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
-use aggregates::webhook_config::ConfigState;
 use chrono::{DateTime, Utc};
 use projections::db::{micros_to_rfc3339, now_micros};
 use serde::Serialize;
@@ -81,19 +79,11 @@ pub async fn start(
     let config = owned_config(&state, &caller, &path).await?;
     let body = read_json_object(&req, payload).await?;
     let (since, until) = parse_window(&body, now_micros()).map_err(ApiError::invalid)?;
-    if config.state == ConfigState::Deactivated {
-        return Err(ApiError::conflict(
-            "a deactivated webhook receives nothing; reactivate it before recovering deliveries",
-        ));
-    }
-    let task = recovery::begin(
-        &state.publisher,
-        &state.tasks,
-        (caller.organisation_id(), Some(caller.key.id)),
-        config.id,
-        (since, until),
-    )
-    .await?;
+    let task = state
+        .deliveries
+        .recover(&config, Some(caller.key.id), (since, until))
+        .await
+        .map_err(|error| ApiError::from_delivery(error, "webhook"))?;
     let resource = resource_of(&state, &caller, config.id, task).await?;
     Ok(respond(StatusCode::ACCEPTED, resource, &request_id))
 }
@@ -135,7 +125,7 @@ async fn resource_of(
         .await?
         .filter(|row| row.task_type == TaskType::WebhookRecover && row.target == config_id)
         .ok_or_else(|| ApiError::not_found("recovery not found"))?;
-    let counts = state.publisher.store().recovery_counts(task).await?;
+    let counts = state.deliveries.store().recovery_counts(task).await?;
     let results: Value = row
         .results
         .as_deref()
