@@ -91,7 +91,7 @@ pub struct EndpointIn {
     secret: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
     headers: Option<BTreeMap<String, String>>,
-    #[allow(dead_code)]
+    /// Svix's deprecated endpoint version: at least 1 if given (always 1 here).
     version: Option<i64>,
 }
 
@@ -109,7 +109,7 @@ pub struct EndpointUpdate {
     filter_types: Option<Vec<String>>,
     channels: Option<Vec<String>>,
     metadata: Option<BTreeMap<String, String>>,
-    #[allow(dead_code)]
+    /// At least 1 if given (always 1 here).
     version: Option<i64>,
 }
 
@@ -189,6 +189,13 @@ impl Checks {
                 "channels",
                 "webhookd does not offer channels: filter by event type (filterTypes)",
             ));
+        }
+    }
+
+    fn version(&mut self, raw: Option<i64>) {
+        if raw.is_some_and(|version| version < 1) {
+            self.0
+                .push(ValidationItem::body("version", "must be at least 1"));
         }
     }
 
@@ -349,6 +356,7 @@ pub async fn create(
         let events = checks.filter(body.filter_types.as_deref());
         checks.uid(body.uid.as_deref());
         checks.channels(body.channels.as_deref());
+        checks.version(body.version);
         let secret = match &body.secret {
             None => Some(None),
             Some(raw) => checks.take("secret", parse_secret(raw)).map(Some),
@@ -480,6 +488,7 @@ pub async fn replace(
     };
     checks.uid(body.uid.as_deref());
     checks.channels(body.channels.as_deref());
+    checks.version(body.version);
     checks.finish()?;
     let wanted = EndpointChanges {
         changes,
