@@ -3,7 +3,7 @@
 use super::caller::ConfigsCaller;
 use super::error::{ConfigsError, ErrorBody};
 use super::resources;
-use crate::http::body::read_json_object;
+use crate::http::body::{members, read_json_object, Member};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -75,8 +75,8 @@ pub async fn update(
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
     let key = owned_key(&state, &caller, &path).await?;
-    let body = read_json_object(&req, payload).await?;
-    if let Some(value) = body.get("webhook_config") {
+    let body: UpdateKeyBody = members(read_json_object(&req, payload).await?);
+    if let Some(value) = body.webhook_config.get() {
         let config = routable_config(&state, caller.organisation_id(), value).await?;
         tenancy::set_key_webhook_config(&state.db, key.id, config).await?;
         caller
@@ -134,12 +134,12 @@ pub async fn routable_config(
     Ok(Some(id))
 }
 
-/// The body of `POST /keys/{id}`, as documented.
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /keys/{id}`, read member by member.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"webhook_config": 7}))]
-#[allow(dead_code)]
 pub struct UpdateKeyBody {
     /// A config created through `/configs/webhook`, or `null` for none.
-    #[schema(nullable)]
-    webhook_config: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, nullable)]
+    webhook_config: Member,
 }

@@ -3,7 +3,7 @@ use super::caller::ConfigsCaller;
 use super::error::{ConfigsError, ErrorBody};
 use super::keys::routable_config;
 use super::resources;
-use crate::http::body::read_json_object;
+use crate::http::body::{members, read_json_object, Member};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -35,9 +35,9 @@ pub async fn update(
     request_id: RequestId,
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
-    let body = read_json_object(&req, payload).await?;
+    let body: UpdateOrganisationBody = members(read_json_object(&req, payload).await?);
     let organisation = caller.organisation_id();
-    if let Some(value) = body.get("webhook_config_default") {
+    if let Some(value) = body.webhook_config_default.get() {
         let config = routable_config(&state, organisation, value).await?;
         tenancy::set_default_webhook_config(&state.db, organisation, config).await?;
         caller
@@ -57,12 +57,12 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(resources::OrganisationResource::from(&updated)))
 }
 
-/// The body of `POST /organisation`, as documented.
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /organisation`, read member by member.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"webhook_config_default": 7}))]
-#[allow(dead_code)]
 pub struct UpdateOrganisationBody {
     /// A config created through `/configs/webhook`, or `null` for none.
-    #[schema(nullable)]
-    webhook_config_default: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, nullable)]
+    webhook_config_default: Member,
 }

@@ -5,14 +5,14 @@ use super::list_params;
 use super::resources;
 use crate::app::NewEndpoint;
 use crate::delivery::tasks::TaskRow;
-use crate::http::body::read_json_object;
+use crate::http::body::{members, read_json_object, Member};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{ConfigId, WebhookUrl};
 use aggregates::webhook_config::{ConfigChanges, ConfigState, Profile};
 use projections::webhook_configs::{self, ConfigFilter, ConfigRow};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 const LIST_URL: &str = "/configs/webhook";
 
@@ -38,8 +38,8 @@ pub async fn create(
     request_id: RequestId,
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
-    let body = read_json_object(&req, payload).await?;
-    let url = match body.get("url") {
+    let body: CreateWebhookConfigBody = members(read_json_object(&req, payload).await?);
+    let url = match body.url.get() {
         Some(Value::String(url)) => parse_url(&state, url)?,
         None | Some(Value::Null) => {
             return Err(ConfigsError::invalid_parameter("url", "is required"))
@@ -133,13 +133,13 @@ pub async fn update(
 ) -> Result<HttpResponse, ConfigsError> {
     caller.require_webhooks()?;
     let before = owned(&state, &caller, &path).await?;
-    let body: Map<String, Value> = read_json_object(&req, payload).await?;
-    let url = match body.get("url") {
+    let body: UpdateWebhookConfigBody = members(read_json_object(&req, payload).await?);
+    let url = match body.url.get() {
         None | Some(Value::Null) => None,
         Some(Value::String(url)) => Some(parse_url(&state, url)?),
         Some(_) => return Err(ConfigsError::invalid_parameter("url", "must be a string")),
     };
-    let active = match body.get("state") {
+    let active = match body.state.get() {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "new" => Some(true),
         Some(Value::String(s)) if s == "deactivated" => Some(false),
@@ -275,24 +275,25 @@ async fn owned(
         .ok_or_else(not_found)
 }
 
-/// The body of `POST /configs/webhook`, as documented.
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /configs/webhook`, read member by member.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"url": "https://example.com/webhooks"}))]
-#[allow(dead_code)]
 pub struct CreateWebhookConfigBody {
     /// Absolute `https://` URL, not an internal address (`--dev` lifts both rules).
-    #[schema(max_length = 2048, format = "uri")]
-    url: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 2048, format = "uri")]
+    url: Member,
 }
 
 /// The body of `POST /configs/webhook/{id}`: what it names changes.
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"state": "deactivated"}))]
-#[allow(dead_code)]
 pub struct UpdateWebhookConfigBody {
-    #[schema(max_length = 2048, format = "uri")]
-    url: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2048, format = "uri")]
+    url: Member,
     /// Only `new` (reactivate, and test) or `deactivated`.
-    #[schema(pattern = "^(new|deactivated)$")]
-    state: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(new|deactivated)$")]
+    state: Member,
 }

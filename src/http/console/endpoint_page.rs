@@ -213,7 +213,7 @@ pub async fn recover(
         _ => format!("{text}Z"),
     });
     let body = serde_json::Map::from_iter([("since".to_owned(), serde_json::json!(since))]);
-    let window = parse_window(&body, now_micros())
+    let window = parse_window(&body.into(), now_micros())
         .map_err(|errors| PageError::Invalid(errors.to_string()))?;
     state
         .deliveries

@@ -233,7 +233,7 @@ pub async fn create(
             &errors,
         )
     };
-    let input = match parse_create(&fields.to_json(), &state.url_policy) {
+    let input = match parse_create(&fields.to_json().into(), &state.url_policy) {
         Ok(input) => input,
         Err(errors) => return Ok(refused(errors)),
     };
@@ -304,7 +304,7 @@ pub async fn update(
         // Blank: the API's message for a missing list.
         json.insert("events".into(), serde_json::Value::Array(Vec::new()));
     }
-    let changes = match parse_update(&json, &state.url_policy) {
+    let changes = match parse_update(&json.clone().into(), &state.url_policy) {
         Ok(changes) => changes,
         Err(errors) => return Ok(refused(errors)),
     };

@@ -5,7 +5,7 @@ use super::error::{ApiError, FieldErrors};
 use super::resources::PublishReceipt;
 use crate::delivery::publish::PublishError;
 use crate::delivery::wire::{event_data, EventData};
-use crate::http::body::{parse_raw_object, read_body};
+use crate::http::body::{parse_object, read_body, Member};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use crate::telemetry::PublishResult;
@@ -14,7 +14,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::HashMap;
 
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
@@ -57,9 +56,9 @@ async fn publish_event(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Publish)?;
     let bytes = read_body(&req, payload).await?;
-    let body = parse_raw_object(&bytes)?;
+    let body: PublishBody = parse_object(&bytes)?;
     let mut errors = FieldErrors::default();
-    let event_type = match member(&body, "type") {
+    let event_type = match body.event_type.0 {
         Some(Value::String(t)) if !t.is_empty() && !t.chars().any(char::is_control) => Some(t),
         Some(Value::String(t)) if !t.is_empty() => {
             errors.add("type", "must not contain control characters");
@@ -74,7 +73,7 @@ async fn publish_event(
             None
         }
     };
-    let idempotency_key = match member(&body, "id") {
+    let idempotency_key = match body.id.0 {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) if id.chars().any(char::is_control) => {
             errors.add("id", "must not contain control characters");
@@ -94,8 +93,8 @@ async fn publish_event(
         }
     };
     // Kept as sent: see `wire::EventData`.
-    let data: EventData = match body.get("data") {
-        Some(raw) => EventData::from((*raw).to_owned()),
+    let data: EventData = match body.data {
+        Some(raw) => EventData::from(raw),
         None => event_data("{}".to_owned()),
     };
     let Some(event_type) = event_type.filter(|_| errors.is_empty()) else {
@@ -146,26 +145,29 @@ async fn publish_event(
     ))
 }
 
-/// A member of the body as a JSON value (`None` if absent).
-fn member(body: &HashMap<String, &RawValue>, name: &str) -> Option<Value> {
-    body.get(name)
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
-}
-
-/// The body of `POST /api/v1/events`, as documented (the handler reads it
-/// member by member and keeps `data` byte for byte).
+/// The body of `POST /api/v1/events`, read member by member; `data` is
+/// kept byte for byte.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"type": "invoice.paid", "id": "inv_42-paid", "data": {"invoice": "in_42", "amount": 1200}}))]
-#[allow(dead_code)]
 pub struct PublishBody {
     /// An event type of the catalog.
-    #[serde(rename = "type")]
-    #[schema(min_length = 1)]
-    event_type: String,
+    #[serde(rename = "type", default)]
+    #[schema(value_type = String, required = true, min_length = 1)]
+    event_type: Member,
     /// Idempotency key: a second publish with the same `id` stores and
     /// sends nothing (200, `"duplicate": true`).
-    #[schema(min_length = 1, max_length = 255, nullable)]
-    id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255, nullable)]
+    id: Member,
     /// Any JSON; delivered exactly as sent (default `{}`).
-    data: Option<Value>,
+    #[serde(default, deserialize_with = "raw_member")]
+    #[schema(value_type = Option<Object>)]
+    data: Option<Box<RawValue>>,
+}
+
+/// A member kept as sent, `null` included.
+fn raw_member<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Box<RawValue>>, D::Error> {
+    <Box<RawValue> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }

@@ -6,7 +6,7 @@ use super::caller::V1Caller;
 use super::envelope::{respond, Envelope};
 use super::error::{ApiError, FieldErrors};
 use crate::app::{Actor, NewEndpoint};
-use crate::http::body::read_json_object;
+use crate::http::body::{read_json_object, Member};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
@@ -32,15 +32,16 @@ pub struct V1OrganisationResource {
     pub operational_webhook_secret: Option<String>,
 }
 
-/// The body of `PATCH /api/v1/organisation`.
-#[derive(ToSchema)]
+/// The body of `PATCH /api/v1/organisation`, read member by member; no
+/// other member is taken.
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
 #[schema(example = json!({"operational_webhook_url": "https://ops.example.com/webhookd"}))]
-#[allow(dead_code)]
 pub struct V1UpdateOrganisationBody {
     /// An `https://` URL (the same rules as a webhook's); `null` removes
     /// the operational webhook.
-    #[schema(max_length = 2048, format = "uri", nullable)]
-    operational_webhook_url: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2048, format = "uri", nullable)]
+    operational_webhook_url: Member,
 }
 
 #[utoipa::path(
@@ -122,7 +123,8 @@ fn parse_update(
             "is not a field of the organisation that can be changed",
         )));
     }
-    match body.get(FIELD) {
+    let body: V1UpdateOrganisationBody = crate::http::body::members(body.clone());
+    match body.operational_webhook_url.get() {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(raw)) => WebhookUrl::parse(raw, &state.url_policy)

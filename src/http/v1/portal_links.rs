@@ -4,7 +4,7 @@
 use super::caller::V1Caller;
 use super::envelope::{respond, Envelope};
 use super::error::{ApiError, FieldErrors};
-use crate::http::body::read_optional_json_object;
+use crate::http::body::{members, read_optional_json_object, Member};
 use crate::http::console::session::portal;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
@@ -30,14 +30,15 @@ pub struct PortalLink {
     pub expires_at: String,
 }
 
-/// The body of `POST /api/v1/portal-links` (optional).
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// The body of `POST /api/v1/portal-links` (optional), read member by
+/// member; no other member is taken.
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
 pub struct CreatePortalLinkBody {
     /// How long the link and its session last: a duration such as `"1h"`
     /// or `"30m"`, 1 minute to 7 days (default 1 hour).
-    #[schema(example = "1h")]
-    ttl: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "1h")]
+    ttl: Member,
 }
 
 fn parse_ttl(body: Option<&serde_json::Map<String, Value>>) -> Result<Duration, FieldErrors> {
@@ -51,7 +52,8 @@ fn parse_ttl(body: Option<&serde_json::Map<String, Value>>) -> Result<Duration, 
             "is not a field of a portal link",
         ));
     }
-    match body.get("ttl") {
+    let body: CreatePortalLinkBody = members(body.clone());
+    match body.ttl.get() {
         None | Some(Value::Null) => Ok(DEFAULT_TTL),
         Some(Value::String(text)) => {
             let ttl = humantime::parse_duration(text)

@@ -6,7 +6,7 @@ use super::envelope::{respond, Envelope};
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::webhooks::owned_config;
 use crate::delivery::tasks::{TaskRow, TaskType};
-use crate::http::body::read_json_object;
+use crate::http::body::{read_json_object, Member};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
@@ -42,18 +42,26 @@ pub struct RecoveryResource {
     pub completed_at: Option<String>,
 }
 
-/// The body of `POST /api/v1/webhooks/{id}/recover`.
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /api/v1/webhooks/{id}/recover`, read member by
+/// member ([`parse_window`]).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"since": "2026-11-28T00:00:00Z"}))]
-#[allow(dead_code)]
 pub struct RecoverBody {
     /// Deliveries that ended failed at or after this time (RFC 3339; at
     /// most 14 days back).
-    #[schema(format = DateTime)]
-    since: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, format = DateTime)]
+    since: Member,
     /// … and before this one (default: now).
-    #[schema(format = DateTime)]
-    until: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Member,
+}
+
+impl From<Map<String, Value>> for RecoverBody {
+    fn from(object: Map<String, Value>) -> Self {
+        crate::http::body::members(object)
+    }
 }
 
 #[utoipa::path(
@@ -78,7 +86,7 @@ pub async fn start(
     caller.require(Scope::Webhooks)?;
     let config = owned_config(&state, &caller, &path).await?;
     let body = read_json_object(&req, payload).await?;
-    let (since, until) = parse_window(&body, now_micros()).map_err(ApiError::invalid)?;
+    let (since, until) = parse_window(&body.into(), now_micros()).map_err(ApiError::invalid)?;
     let task = state
         .deliveries
         .recover(&config, Some(caller.key.id), (since, until))
@@ -148,9 +156,9 @@ async fn resource_of(
 
 /// `since` (required) and `until` (default now) as µs; `since` at most 14
 /// days before `now`, `until` after `since`.
-pub(crate) fn parse_window(body: &Map<String, Value>, now: i64) -> Result<(i64, i64), FieldErrors> {
+pub(crate) fn parse_window(body: &RecoverBody, now: i64) -> Result<(i64, i64), FieldErrors> {
     let mut errors = FieldErrors::default();
-    let mut time = |name: &str, required: bool| match body.get(name) {
+    let mut time = |name: &str, member: &Member, required: bool| match member.get() {
         None | Some(Value::Null) => {
             if required {
                 errors.add(name, "is required (an RFC 3339 time)");
@@ -169,8 +177,8 @@ pub(crate) fn parse_window(body: &Map<String, Value>, now: i64) -> Result<(i64, 
             None
         }
     };
-    let since = time("since", true);
-    let until = time("until", false);
+    let since = time("since", &body.since, true);
+    let until = time("until", &body.until, false);
     if let Some(since) = since {
         if since < now - MAX_LOOKBACK_MICROS {
             errors.add("since", "must be at most 14 days ago");
@@ -193,7 +201,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000_000;
 
     fn window(body: Value) -> Result<(i64, i64), FieldErrors> {
-        parse_window(body.as_object().unwrap(), NOW)
+        parse_window(&body.as_object().unwrap().clone().into(), NOW)
     }
 
     #[test]

@@ -1,23 +1,24 @@
 //! The optional body of `POST /api/v1/webhooks/{id}/rotate-secret`:
 //! `{"previous_valid_for": "24h", "secret": "whsec_…"}`.
 use super::error::FieldErrors;
+use crate::http::body::{members, Member};
 use aggregates::values::WebhookSecret;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
 pub use crate::app::endpoints::{Rotation, MAX_OVERLAP};
 
-pub fn parse_rotation(body: &Map<String, Value>) -> Result<Rotation, FieldErrors> {
+pub fn parse_rotation(body: &RotateSecretBody) -> Result<Rotation, FieldErrors> {
     let mut errors = FieldErrors::default();
     let mut rotation = Rotation::default();
-    match body.get("previous_valid_for") {
+    match body.previous_valid_for.get() {
         None | Some(Value::Null) => {}
         Some(value) => match overlap(value) {
             Ok(duration) => rotation.previous_valid_for = duration,
             Err(message) => errors.add("previous_valid_for", message),
         },
     }
-    match body.get("secret") {
+    match body.secret.get() {
         None | Some(Value::Null) => {}
         Some(Value::String(raw)) => match WebhookSecret::parse(raw) {
             Ok(secret) => rotation.secret = Some(secret),
@@ -53,19 +54,27 @@ fn overlap(value: &Value) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// The body of `POST /api/v1/webhooks/{id}/rotate-secret`, as documented.
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /api/v1/webhooks/{id}/rotate-secret`, read member
+/// by member ([`parse_rotation`]).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"previous_valid_for": "24h"}))]
-#[allow(dead_code)]
 pub struct RotateSecretBody {
     /// How long the replaced secret keeps signing beside the new one
     /// (`"24h"`, `"90m"`, a number of seconds; `0` ends it at once; at
     /// most 7 days). Default 24 hours.
+    #[serde(default)]
     #[schema(schema_with = overlap_schema)]
-    previous_valid_for: Option<String>,
+    previous_valid_for: Member,
     /// Your own new secret; by default webhookd generates one.
-    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
-    secret: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    secret: Member,
+}
+
+impl From<Map<String, Value>> for RotateSecretBody {
+    fn from(object: Map<String, Value>) -> Self {
+        members(object)
+    }
 }
 
 /// A duration string or a number of seconds (or null: the default).
@@ -98,7 +107,7 @@ mod tests {
     use serde_json::json;
 
     fn parse(body: Value) -> Result<Rotation, FieldErrors> {
-        parse_rotation(body.as_object().unwrap())
+        parse_rotation(&body.as_object().unwrap().clone().into())
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Every field is checked and every problem reported at once, per field.
 use super::error::FieldErrors;
 use crate::app::NewEndpoint;
+use crate::http::body::{members, Member};
 use aggregates::values::{
     ConfigName, CustomHeaders, DeliveryOrdering, RateLimit, RetryCount, SubscribedEvents,
     TimeoutSeconds, UrlPolicy, ValidationError, WebhookUrl,
@@ -12,13 +13,13 @@ use serde_json::{Map, Value};
 /// A validated `POST /api/v1/webhooks` body: the v1 config it creates
 /// (webhookd generates its secret).
 pub fn parse_create(
-    body: &Map<String, Value>,
+    body: &CreateWebhookBody,
     policy: &UrlPolicy,
 ) -> Result<NewEndpoint, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let url = required(body, "url", &mut errors, |v| parse_url(v, policy));
-    let events = required(body, "events", &mut errors, parse_events);
-    let changes = parse_optional_settings(body, &mut errors);
+    let url = required(&body.url, "url", &mut errors, |v| parse_url(v, policy));
+    let events = required(&body.events, "events", &mut errors, parse_events);
+    let changes = parse_optional_settings(&body.settings, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -37,13 +38,13 @@ pub fn parse_create(
 
 /// A validated `PATCH /api/v1/webhooks/{id}` body: only what it names changes.
 pub fn parse_update(
-    body: &Map<String, Value>,
+    body: &UpdateWebhookBody,
     policy: &UrlPolicy,
 ) -> Result<ConfigChanges, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let url = optional(body, "url", &mut errors, |v| parse_url(v, policy));
-    let events = optional(body, "events", &mut errors, parse_events);
-    let mut changes = parse_optional_settings(body, &mut errors);
+    let url = optional(&body.url, "url", &mut errors, |v| parse_url(v, policy));
+    let events = optional(&body.events, "events", &mut errors, parse_events);
+    let mut changes = parse_optional_settings(&body.settings, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -54,25 +55,25 @@ pub fn parse_update(
 
 /// The fields both bodies may carry and none requires. `null` for `name`
 /// and `headers` clears them; for the others it means "not given".
-fn parse_optional_settings(body: &Map<String, Value>, errors: &mut FieldErrors) -> ConfigChanges {
+fn parse_optional_settings(body: &WebhookSettings, errors: &mut FieldErrors) -> ConfigChanges {
     ConfigChanges {
-        name: nullable(body, "name", errors, parse_name),
-        headers: nullable(body, "headers", errors, parse_headers),
-        retry_count: optional(body, "retry_count", errors, |v| {
+        name: nullable(&body.name, "name", errors, parse_name),
+        headers: nullable(&body.headers, "headers", errors, parse_headers),
+        retry_count: optional(&body.retry_count, "retry_count", errors, |v| {
             integer(v).and_then(RetryCount::parse)
         }),
-        timeout_seconds: optional(body, "timeout_seconds", errors, |v| {
+        timeout_seconds: optional(&body.timeout_seconds, "timeout_seconds", errors, |v| {
             integer(v).and_then(TimeoutSeconds::parse)
         }),
-        rate_limit: nullable(body, "rate_limit", errors, |v| {
+        rate_limit: nullable(&body.rate_limit, "rate_limit", errors, |v| {
             integer(v).and_then(|n| RateLimit::parse(Some(n)))
         }),
-        ordering: nullable(body, "ordering", errors, |v| {
+        ordering: nullable(&body.ordering, "ordering", errors, |v| {
             v.as_str()
                 .ok_or_else(|| ValidationError::new("must be \"fifo\" or \"none\""))
                 .and_then(DeliveryOrdering::parse)
         }),
-        active: optional(body, "is_active", errors, |v| {
+        active: optional(&body.is_active, "is_active", errors, |v| {
             v.as_bool()
                 .ok_or_else(|| ValidationError::new("must be true or false"))
         }),
@@ -81,12 +82,12 @@ fn parse_optional_settings(body: &Map<String, Value>, errors: &mut FieldErrors) 
 }
 
 fn required<T>(
-    body: &Map<String, Value>,
+    member: &Member,
     field: &str,
     errors: &mut FieldErrors,
     parse: impl FnOnce(&Value) -> Result<T, ValidationError>,
 ) -> Option<T> {
-    match body.get(field) {
+    match member.get() {
         None | Some(Value::Null) => {
             errors.add(field, "is required");
             None
@@ -97,12 +98,12 @@ fn required<T>(
 
 /// Absent or `null`: not given.
 fn optional<T>(
-    body: &Map<String, Value>,
+    member: &Member,
     field: &str,
     errors: &mut FieldErrors,
     parse: impl FnOnce(&Value) -> Result<T, ValidationError>,
 ) -> Option<T> {
-    match body.get(field) {
+    match member.get() {
         None | Some(Value::Null) => None,
         Some(value) => record(field, errors, parse(value)),
     }
@@ -110,12 +111,12 @@ fn optional<T>(
 
 /// Absent: not given; `null`: reset to the default.
 fn nullable<T: Default>(
-    body: &Map<String, Value>,
+    member: &Member,
     field: &str,
     errors: &mut FieldErrors,
     parse: impl FnOnce(&Value) -> Result<T, ValidationError>,
 ) -> Option<T> {
-    match body.get(field) {
+    match member.get() {
         None => None,
         Some(Value::Null) => Some(T::default()),
         Some(value) => record(field, errors, parse(value)),
@@ -183,72 +184,87 @@ fn parse_headers(value: &Value) -> Result<CustomHeaders, ValidationError> {
     CustomHeaders::parse(pairs)
 }
 
-/// The body of `POST /api/v1/webhooks`, as documented. The handler reads
-/// the body field by field (see [`parse_create`]) to report every problem
-/// at once; this type only describes it.
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /api/v1/webhooks`: read member by member (see
+/// [`parse_create`]) so that every problem is reported at once.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "url": "https://example.com/webhooks",
     "events": ["invoice.paid"],
     "name": "Billing",
     "retry_count": 5
 }))]
-#[allow(dead_code)]
 pub struct CreateWebhookBody {
     /// Absolute `https://` URL, no credentials, not an internal address
     /// (`--dev` lifts both rules).
-    #[schema(max_length = 2048, format = "uri")]
-    url: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 2048, format = "uri")]
+    url: Member,
     /// Event type names from the catalog, or `["*"]` for all.
-    #[schema(min_items = 1)]
-    events: Vec<String>,
-    #[schema(max_length = 200, nullable)]
-    name: Option<String>,
-    /// Default `true`; `false` creates it deactivated.
-    is_active: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, required = true, min_items = 1)]
+    events: Member,
+    #[serde(flatten)]
+    settings: WebhookSettings,
+}
+
+/// The body of `PATCH /api/v1/webhooks/{id}`: only the members given
+/// change; `null` clears `name` and `headers`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"timeout_seconds": 10, "is_active": false}))]
+pub struct UpdateWebhookBody {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2048, format = "uri")]
+    url: Member,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1)]
+    events: Member,
+    #[serde(flatten)]
+    settings: WebhookSettings,
+}
+
+impl From<Map<String, Value>> for CreateWebhookBody {
+    fn from(object: Map<String, Value>) -> Self {
+        members(object)
+    }
+}
+
+impl From<Map<String, Value>> for UpdateWebhookBody {
+    fn from(object: Map<String, Value>) -> Self {
+        members(object)
+    }
+}
+
+/// The members both bodies may carry and none requires.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct WebhookSettings {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 200, nullable)]
+    name: Member,
+    /// Default `true`; `false` creates it deactivated (on a change:
+    /// `false` deactivates, `true` reactivates).
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    is_active: Member,
     /// Sent with every delivery (≤ 20; no hop-by-hop, `Host`,
     /// `Content-*`, `User-Agent` or signature headers).
-    #[schema(nullable)]
-    headers: Option<std::collections::BTreeMap<String, String>>,
-    #[schema(minimum = 0, maximum = 10, default = 3)]
-    retry_count: Option<i64>,
-    #[schema(minimum = 1, maximum = 60, default = 30)]
-    timeout_seconds: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, nullable)]
+    headers: Member,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10, default = 3)]
+    retry_count: Member,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 60, default = 30)]
+    timeout_seconds: Member,
     /// At most this many deliveries per second reach the endpoint (they
     /// wait, they do not fail); `null` (the default): no limit.
-    #[schema(minimum = 1, maximum = 10000, nullable)]
-    rate_limit: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000, nullable)]
+    rate_limit: Member,
     /// `fifo`: events arrive in publish order, one in flight, a failing
     /// delivery holding the ones behind it; `none` (the default): as fast
     /// as they go.
+    #[serde(default)]
     #[schema(value_type = Option<String>, nullable, pattern = "^(fifo|none)$")]
-    ordering: Option<String>,
-}
-
-/// The body of `PATCH /api/v1/webhooks/{id}`: only the fields given
-/// change; `null` clears `name` and `headers`.
-#[derive(utoipa::ToSchema)]
-#[schema(example = json!({"timeout_seconds": 10, "is_active": false}))]
-#[allow(dead_code)]
-pub struct UpdateWebhookBody {
-    #[schema(max_length = 2048, format = "uri")]
-    url: Option<String>,
-    #[schema(min_items = 1)]
-    events: Option<Vec<String>>,
-    #[schema(max_length = 200, nullable)]
-    name: Option<String>,
-    /// `false` deactivates, `true` reactivates.
-    is_active: Option<bool>,
-    #[schema(nullable)]
-    headers: Option<std::collections::BTreeMap<String, String>>,
-    #[schema(minimum = 0, maximum = 10)]
-    retry_count: Option<i64>,
-    #[schema(minimum = 1, maximum = 60)]
-    timeout_seconds: Option<i64>,
-    /// Deliveries per second; `null` removes the limit.
-    #[schema(minimum = 1, maximum = 10000, nullable)]
-    rate_limit: Option<i64>,
-    /// `fifo` or `none`; `null`: `none`.
-    #[schema(value_type = Option<String>, nullable, pattern = "^(fifo|none)$")]
-    ordering: Option<String>,
+    ordering: Member,
 }

@@ -100,7 +100,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Webhooks)?;
     let body = read_json_object(&req, payload).await?;
-    let input = parse_create(&body, &state.url_policy).map_err(ApiError::invalid)?;
+    let input = parse_create(&body.into(), &state.url_policy).map_err(ApiError::invalid)?;
     let metadata = caller.command_metadata(&request_id);
     let id = state
         .endpoints
@@ -132,7 +132,7 @@ pub async fn update(
     caller.require(Scope::Webhooks)?;
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
     let body = read_json_object(&req, payload).await?;
-    let changes = parse_update(&body, &state.url_policy).map_err(ApiError::invalid)?;
+    let changes = parse_update(&body.into(), &state.url_policy).map_err(ApiError::invalid)?;
     let metadata = caller.command_metadata(&request_id);
     state
         .endpoints
@@ -167,7 +167,7 @@ pub async fn rotate_secret(
     let id = ConfigId::new(owned_config(&state, &caller, &path).await?.id);
     // The body is optional: none (or a JSON `null`) asks for the defaults.
     let rotation = match read_optional_json_object(&req, payload).await? {
-        Some(body) => parse_rotation(&body).map_err(ApiError::invalid)?,
+        Some(body) => parse_rotation(&body.into()).map_err(ApiError::invalid)?,
         None => Rotation::default(),
     };
     let metadata = caller.command_metadata(&request_id);
