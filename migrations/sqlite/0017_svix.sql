@@ -18,12 +18,17 @@ CREATE TABLE svix_applications (
 CREATE UNIQUE INDEX svix_applications_uid ON svix_applications (environment, uid);
 CREATE INDEX svix_applications_by_environment ON svix_applications (environment, organisation);
 
+-- `channels`: a JSON array; such an endpoint receives only messages with
+-- one of them (NULL: every message its event types let through).
 CREATE TABLE svix_endpoints (
     config_id BIGINT NOT NULL PRIMARY KEY,
     organisation BIGINT NOT NULL,
     uid TEXT,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    channels TEXT
 );
+CREATE INDEX svix_endpoints_with_channels ON svix_endpoints (organisation)
+    WHERE channels IS NOT NULL;
 CREATE UNIQUE INDEX svix_endpoints_uid ON svix_endpoints (organisation, uid);
 
 CREATE TABLE svix_messages (

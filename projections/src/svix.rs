@@ -213,13 +213,49 @@ pub async fn list_applications(
 
 // ---------------------------------------------------------------- endpoints
 
-/// An endpoint's uid and metadata (the rest is its config).
+/// An endpoint's uid, metadata and channels (the rest is its config).
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct EndpointExtras {
     pub config_id: i64,
     pub uid: Option<String>,
     #[sqlx(try_from = "String")]
     pub metadata: JsonText<BTreeMap<String, String>>,
+    /// `None`: every message; else only messages with one of these.
+    #[sqlx(try_from = "Option<String>")]
+    pub channels: Channels,
+}
+
+/// An endpoint's channels as stored (a JSON array, or NULL); a value that
+/// does not decode fails the row's query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Channels(pub Option<Vec<String>>);
+
+impl TryFrom<Option<String>> for Channels {
+    type Error = serde_json::Error;
+
+    fn try_from(text: Option<String>) -> Result<Self, Self::Error> {
+        text.map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map(Channels)
+    }
+}
+
+impl Channels {
+    fn text(&self) -> Option<String> {
+        self.0
+            .as_ref()
+            .map(|channels| serde_json::to_string(channels).expect("strings serialize"))
+    }
+
+    /// Whether a message with `message` channels reaches an endpoint with
+    /// these: an endpoint without channels takes every message, one with
+    /// channels only messages that share one.
+    pub fn admit(&self, message: &[String]) -> bool {
+        match &self.0 {
+            None => true,
+            Some(mine) => message.iter().any(|channel| mine.contains(channel)),
+        }
+    }
 }
 
 /// Writes an endpoint's uid and metadata. A uid taken in the application
@@ -229,14 +265,16 @@ pub async fn set_endpoint_extras(
     organisation: i64,
     extras: &EndpointExtras,
 ) -> Result<(), Error> {
-    let sql = "INSERT INTO svix_endpoints (config_id, organisation, uid, metadata) \
-               VALUES ($1, $2, $3, $4) ON CONFLICT (config_id) \
-               DO UPDATE SET uid = excluded.uid, metadata = excluded.metadata";
+    let sql = "INSERT INTO svix_endpoints (config_id, organisation, uid, metadata, channels) \
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (config_id) \
+               DO UPDATE SET uid = excluded.uid, metadata = excluded.metadata, \
+               channels = excluded.channels";
     on_pool!(db, |pool| sqlx::query(sql)
         .bind(extras.config_id)
         .bind(organisation)
         .bind(&extras.uid)
         .bind(metadata_text(&extras.metadata.0))
+        .bind(extras.channels.text())
         .execute(pool)
         .await?
         .rows_affected());
@@ -269,7 +307,7 @@ pub async fn endpoint_extras(
         .collect::<Vec<_>>()
         .join(",");
     let sql = format!(
-        "SELECT config_id, uid, metadata FROM svix_endpoints \
+        "SELECT config_id, uid, metadata, channels FROM svix_endpoints \
          WHERE organisation = $1 AND config_id IN ({ids})"
     );
     let rows: Vec<EndpointExtras> = on_pool!(db, |pool| sqlx::query_as(&sql)
@@ -277,6 +315,30 @@ pub async fn endpoint_extras(
         .fetch_all(pool)
         .await?);
     Ok(rows.into_iter().map(|row| (row.config_id, row)).collect())
+}
+
+/// The endpoints of an organisation that take only some channels, with
+/// them (what a message's routing must filter by).
+pub async fn channel_endpoints(
+    db: &Db,
+    organisation: i64,
+) -> Result<HashMap<i64, Channels>, Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        config_id: i64,
+        #[sqlx(try_from = "Option<String>")]
+        channels: Channels,
+    }
+    let sql = "SELECT config_id, channels FROM svix_endpoints \
+               WHERE organisation = $1 AND channels IS NOT NULL";
+    let rows: Vec<Row> = on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(organisation)
+        .fetch_all(pool)
+        .await?);
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.config_id, row.channels))
+        .collect())
 }
 
 /// The config of an application's endpoint with this uid.
@@ -803,6 +865,20 @@ pub async fn expire(db: &Db, now: i64) -> Result<u64, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_with_channels_takes_only_messages_that_share_one() {
+        let channels = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = Channels(None);
+        assert!(all.admit(&[]));
+        assert!(all.admit(&channels(&["eu"])));
+        let eu = Channels(Some(channels(&["eu", "beta"])));
+        assert!(eu.admit(&channels(&["us", "beta"])));
+        assert!(!eu.admit(&channels(&["us"])));
+        assert!(!eu.admit(&[]));
+        assert_eq!(Channels::try_from(None::<String>).unwrap(), all);
+        assert!(Channels::try_from(Some("{".to_owned())).is_err());
+    }
 
     #[test]
     fn message_ids_round_trip_to_event_ids() {

@@ -102,6 +102,29 @@ impl Deliveries {
             .await
     }
 
+    /// Publishes a message of the Svix dialect with its `channels` (empty:
+    /// none): endpoints that name channels get it only when they share one.
+    pub async fn publish_message(
+        &self,
+        organisation: &Organisation,
+        key: &ApiKey,
+        event_type: &str,
+        data: EventData,
+        event_id: Option<&str>,
+        channels: &[String],
+    ) -> Result<Published, PublishError> {
+        self.publisher
+            .publish_to(
+                organisation,
+                key,
+                event_type,
+                data,
+                event_id,
+                Some(channels),
+            )
+            .await
+    }
+
     /// Sends a finished delivery to `config` again with a fresh retry
     /// budget; a delivery still under way goes on as it is.
     pub async fn send_again(

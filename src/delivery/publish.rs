@@ -75,6 +75,23 @@ impl Publisher {
         data: EventData,
         idempotency_key: Option<&str>,
     ) -> Result<Published, PublishError> {
+        self.publish_to(organisation, key, event_type, data, idempotency_key, None)
+            .await
+    }
+
+    /// [`Self::publish`] of a message of the Svix dialect, with its
+    /// `channels`: an endpoint that names channels gets it only when they
+    /// share one (one more indexed read of the organisation's endpoints
+    /// with channels, for these publishes only).
+    pub async fn publish_to(
+        &self,
+        organisation: &Organisation,
+        key: &ApiKey,
+        event_type: &str,
+        data: EventData,
+        idempotency_key: Option<&str>,
+        channels: Option<&[String]>,
+    ) -> Result<Published, PublishError> {
         let publish = async {
             if let Some(valid) = self.event_types.check(event_type).await? {
                 return Err(PublishError::UnknownEventType {
@@ -96,6 +113,18 @@ impl Publisher {
                 .routes
                 .targets(&self.store, organisation.id, event_type, routed)
                 .await?;
+            let mut targets = targets.to_vec();
+            if let Some(channels) = channels {
+                let restricted =
+                    projections::svix::channel_endpoints(self.store.db(), organisation.id).await?;
+                if !restricted.is_empty() {
+                    targets.retain(|target| {
+                        restricted
+                            .get(&target.config_id)
+                            .is_none_or(|allowed| allowed.admit(channels))
+                    });
+                }
+            }
             let new = NewEvent {
                 organisation: organisation.id,
                 idempotency_key: idempotency_key.map(str::to_owned),
@@ -104,7 +133,7 @@ impl Publisher {
                 key_id: Some(key.id),
                 kind: DeliveryKind::Event,
                 task_id: None,
-                targets: targets.to_vec(),
+                targets,
             };
             self.commit_and_hand_over(new).await
         };

@@ -209,6 +209,86 @@ async fn messages_go_to_their_application_only(backend: Backend) {
     assert_eq!(destinations["data"], json!([]));
 }
 
+/// An endpoint with channels gets the messages that share one; an
+/// endpoint without gets every message of its types.
+async fn channels_choose_which_endpoints_get_a_message(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    let (status, _) = call(
+        &app,
+        &app.key,
+        Method::POST,
+        "/api/v1/app",
+        Some(json!({"name": "c", "uid": "c"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let base = receiver.url.trim_end_matches('/').to_owned();
+    for (uid, channels) in [("eu", json!(["eu"])), ("any", Value::Null)] {
+        let body = json!({"url": format!("{base}/{uid}"), "uid": uid, "channels": channels});
+        let (status, endpoint) = call(
+            &app,
+            &app.key,
+            Method::POST,
+            "/api/v1/app/c/endpoint",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+        assert_eq!(endpoint["channels"], channels);
+    }
+    let mut sent = Vec::new();
+    for channels in [json!(["us"]), json!(["eu", "us"]), Value::Null] {
+        let message = json!({"eventType": "invoice.paid", "payload": {}, "channels": channels});
+        let (status, body) = call(
+            &app,
+            &app.key,
+            Method::POST,
+            "/api/v1/app/c/msg",
+            Some(message),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        sent.push(body["id"].as_str().unwrap().to_owned());
+    }
+    // 1 (eu, us) to "eu"; all 3 to "any".
+    let requests = receiver.wait_for(4, Duration::from_secs(20)).await;
+    let to_eu: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/eu"))
+        .map(|r| r.header("svix-id"))
+        .collect();
+    assert_eq!(to_eu, [sent[1].as_str()]);
+    let deliveries = app.count_sql("SELECT COUNT(*) FROM deliveries").await;
+    assert_eq!(deliveries, 4, "no other delivery was made");
+    let (_, listed) = call(
+        &app,
+        &app.key,
+        Method::GET,
+        "/api/v1/app/c/msg?channel=eu",
+        None,
+    )
+    .await;
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [sent[1].as_str()]);
+    let (status, body) = call(
+        &app,
+        &app.key,
+        Method::PATCH,
+        "/api/v1/app/c/endpoint/eu",
+        Some(json!({"channels": ["bad channel"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "channels"]));
+}
+
 /// `{code, detail}`, 422 `{detail: [{loc, msg, type}]}`, 405 with `Allow`,
 /// 401 for a key that is malformed, and idempotency keys kept per request.
 async fn the_dialect_answers_in_its_own_format(backend: Backend) {
@@ -302,5 +382,6 @@ on_both_backends!(
     the_official_javascript_sdk_works_unchanged,
     applications_are_kept_apart,
     messages_go_to_their_application_only,
+    channels_choose_which_endpoints_get_a_message,
     the_dialect_answers_in_its_own_format,
 );

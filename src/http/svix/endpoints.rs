@@ -18,7 +18,7 @@ use aggregates::values::{
 };
 use aggregates::webhook_config::{ConfigChanges, ConfigState, Profile};
 use projections::db::{now_micros, JsonText};
-use projections::svix::{self, Application, EndpointExtras};
+use projections::svix::{self, Application, Channels, EndpointExtras};
 use projections::webhook_configs::{self, ConfigRow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -63,7 +63,7 @@ impl EndpointOut {
             disabled: config.state == ConfigState::Deactivated,
             filter_types: filter.clone(),
             event_types: filter,
-            channels: None,
+            channels: extras.and_then(|e| e.channels.0.clone()),
             metadata: extras.map(|e| e.metadata.0.clone()).unwrap_or_default(),
             created_at: timestamp(config.created_at),
             updated_at: timestamp(config.updated_at),
@@ -85,7 +85,8 @@ pub struct EndpointIn {
     /// Event types it receives (`null`: all).
     #[serde(alias = "eventTypes")]
     filter_types: Option<Vec<String>>,
-    /// Not offered: an endpoint with channels is refused (422).
+    /// 1–10 channels: it then receives only messages with one of them
+    /// (`null`: every message its event types let through).
     channels: Option<Vec<String>>,
     /// `whsec_` and base64 (the prefix may be left out); `null`: generated.
     secret: Option<String>,
@@ -184,10 +185,13 @@ impl Checks {
     }
 
     fn channels(&mut self, raw: Option<&[String]>) {
-        if raw.is_some_and(|channels| !channels.is_empty()) {
+        let Some(channels) = raw else {
+            return;
+        };
+        if !(1..=10).contains(&channels.len()) || !channels.iter().all(|c| is_channel(c)) {
             self.0.push(ValidationItem::body(
                 "channels",
-                "webhookd does not offer channels: filter by event type (filterTypes)",
+                "must be 1 to 10 channels of 1 to 128 of a-z A-Z 0-9 - _ . : (or null)",
             ));
         }
     }
@@ -206,6 +210,14 @@ impl Checks {
             Err(SvixError::invalid(self.0))
         }
     }
+}
+
+/// A channel name: 1–128 of `a-z A-Z 0-9 - _ . :`.
+pub fn is_channel(raw: &str) -> bool {
+    (1..=128).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// A secret as Svix takes it: base64, with or without `whsec_`.
@@ -381,6 +393,7 @@ pub async fn create(
             config_id: id.get(),
             uid: body.uid,
             metadata: JsonText(body.metadata.unwrap_or_default()),
+            channels: Channels(body.channels),
         };
         svix::set_endpoint_extras(&state.db, app.organisation, &extras)
             .await
@@ -421,6 +434,7 @@ struct EndpointChanges {
     changes: ConfigChanges,
     uid: Option<Option<String>>,
     metadata: Option<BTreeMap<String, String>>,
+    channels: Option<Option<Vec<String>>>,
 }
 
 /// Writes `changes` to the endpoint's config and its uid and metadata.
@@ -445,12 +459,13 @@ async fn apply(
         .endpoints
         .update(caller.actor_in(app), id, wanted.changes)
         .await?;
-    if wanted.uid.is_some() || wanted.metadata.is_some() {
+    if wanted.uid.is_some() || wanted.metadata.is_some() || wanted.channels.is_some() {
         let current = extras_of(state, app, config.id).await?.unwrap_or_default();
         let extras = EndpointExtras {
             config_id: config.id,
             uid: wanted.uid.unwrap_or(current.uid),
             metadata: wanted.metadata.map(JsonText).unwrap_or(current.metadata),
+            channels: wanted.channels.map(Channels).unwrap_or(current.channels),
         };
         svix::set_endpoint_extras(&state.db, app.organisation, &extras)
             .await
@@ -494,6 +509,7 @@ pub async fn replace(
         changes,
         uid: Some(body.uid),
         metadata: Some(body.metadata.unwrap_or_default()),
+        channels: Some(body.channels),
     };
     apply(&state, &caller, &app, &config, wanted).await
 }
@@ -552,6 +568,7 @@ pub async fn patch(
         changes,
         uid: body.uid,
         metadata: body.metadata.map(Option::unwrap_or_default),
+        channels: body.channels,
     };
     apply(&state, &caller, &app, &config, wanted).await
 }

@@ -4,7 +4,7 @@
 use super::answer::{idempotent, Answer};
 use super::applications::{json_body, ApplicationIn};
 use super::caller::SvixCaller;
-use super::endpoints::{endpoint_of, EndpointOut};
+use super::endpoints::{endpoint_of, is_channel, EndpointOut};
 use super::error::{SvixError, ValidationItem};
 use super::list::{invalid, ListResponse, Query};
 use super::timestamp;
@@ -184,7 +184,8 @@ pub struct MessageIn {
     #[serde(alias = "data")]
     #[schema(value_type = Object)]
     payload: Box<RawValue>,
-    /// 1–5 free-form labels (kept and listed; endpoints do not filter by them).
+    /// 1–5 labels: an endpoint that names channels receives the message
+    /// only if it shares one.
     channels: Option<Vec<String>>,
     /// Days (5–90); retention is the operator's setting in webhookd.
     payload_retention_period: Option<i64>,
@@ -210,12 +211,7 @@ fn check_message(body: &MessageIn) -> Result<(), SvixError> {
         }
     }
     if let Some(channels) = &body.channels {
-        let well_formed = channels.iter().all(|channel| {
-            (1..=128).contains(&channel.len())
-                && channel
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        });
+        let well_formed = channels.iter().all(|channel| is_channel(channel));
         if !(1..=5).contains(&channels.len()) || !well_formed {
             errors.push(ValidationItem::body(
                 "channels",
@@ -331,12 +327,13 @@ async fn create_message(
         let data: EventData = EventData::from(body.payload);
         let published = state
             .deliveries
-            .publish(
+            .publish_message(
                 &organisation,
                 &key,
                 &body.event_type,
                 data,
                 body.event_id.as_deref(),
+                body.channels.as_deref().unwrap_or_default(),
             )
             .await
             .map_err(|error| match error {
