@@ -161,7 +161,7 @@ pub struct PublishBody {
     id: Member,
     /// Any JSON; delivered exactly as sent (default `{}`).
     #[serde(default, deserialize_with = "raw_member")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     data: Option<Box<RawValue>>,
 }
 
