@@ -27,6 +27,8 @@ from svix.api import (
     EndpointIn,
     EndpointPatch,
     EndpointSecretRotateIn,
+    EndpointUpsertIn,
+    EventExampleIn,
     EventTypeIn,
     EventTypePatch,
     MessageAttemptListByEndpointOptions,
@@ -250,6 +252,37 @@ while True:
     if page.done:
         break
 assert listed == [third.id, second.id, first.id], listed
+
+# -- PUT creates an endpoint by uid; send-example goes to that endpoint only
+upserted = svix.endpoint.upsert(
+    app.id, "by-put", EndpointUpsertIn(url=good_url, event_types=["user.signed-up"])
+)
+assert upserted.uid == "by-put" and upserted.event_types == ["user.signed-up"], upserted
+example = svix.endpoint.send_example(app.id, "by-put", EventExampleIn(event_type="user.signed-up"))
+body, headers = wait_for(
+    "the example", lambda: [r for r in good.all() if r[1]["svix-id"] == example.id]
+)[0]
+assert json.loads(body) == {"email": "a@b.c"}, body
+Webhook(svix.endpoint.get_secret(app.id, "by-put").key).verify(body, headers)
+svix.endpoint.delete(app.id, "by-put")
+
+# -- archived event types leave the list, not the catalog
+svix.event_type.create(EventTypeIn(name="old.thing", description="retired"))
+svix.event_type.delete("old.thing")
+assert "old.thing" not in [t.name for t in svix.event_type.list().data]
+assert svix.event_type.get("old.thing").archived is True
+
+# -- a message may create its application
+made = svix.message.create(
+    "customer-new",
+    MessageIn(
+        event_type="invoice.paid",
+        payload={"n": 4},
+        application=ApplicationIn(name="New customer", uid="customer-new"),
+    ),
+)
+assert made.id.startswith("msg_")
+assert svix.application.get("customer-new").name == "New customer"
 
 # -- disable
 disabled = svix.endpoint.patch(app.id, endpoint.id, EndpointPatch(disabled=True))

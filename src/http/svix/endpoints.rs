@@ -361,46 +361,57 @@ pub async fn create(
     let app = caller.application(&state, &path, Scope::Webhooks).await?;
     idempotent(&req, &state, &caller, async {
         let body: EndpointIn = json_body(&req, payload).await?;
-        let mut checks = Checks::default();
-        let url = checks.url(&state, &body.url);
-        let name = checks.description(body.description.as_deref());
-        let rate = checks.rate(body.rate_limit);
-        let events = checks.filter(body.filter_types.as_deref());
-        checks.uid(body.uid.as_deref());
-        checks.channels(body.channels.as_deref());
-        checks.version(body.version);
-        let secret = match &body.secret {
-            None => Some(None),
-            Some(raw) => checks.take("secret", parse_secret(raw)).map(Some),
-        };
-        let headers = match &body.headers {
-            None => Some(CustomHeaders::default()),
-            Some(headers) => checks.take("headers", CustomHeaders::parse(headers)),
-        };
-        checks.finish()?;
-        check_uid_free(&state, &app, body.uid.as_deref(), None).await?;
-        let new = NewEndpoint {
-            name: name.expect("checked"),
-            events: events.expect("checked"),
-            headers: headers.expect("checked"),
-            rate_limit: rate.expect("checked"),
-            secret: secret.expect("checked"),
-            active: !body.disabled.unwrap_or(false),
-            ..NewEndpoint::new(Profile::Svix, url.expect("checked"))
-        };
-        let id = state.endpoints.create(caller.actor_in(&app), new).await?;
-        let extras = EndpointExtras {
-            config_id: id.get(),
-            uid: body.uid,
-            metadata: JsonText(body.metadata.unwrap_or_default()),
-            channels: Channels(body.channels),
-        };
-        svix::set_endpoint_extras(&state.db, app.organisation, &extras)
-            .await
-            .map_err(uid_conflict)?;
-        answer_endpoint(&state, &app, id, StatusCode::CREATED).await
+        create_endpoint(&state, &caller, &app, body).await
     })
     .await
+}
+
+/// Creates an application's endpoint from a create body (or a replace's,
+/// for a uid that names none yet).
+async fn create_endpoint(
+    state: &AppState,
+    caller: &SvixCaller,
+    app: &Application,
+    body: EndpointIn,
+) -> Result<Answer, SvixError> {
+    let mut checks = Checks::default();
+    let url = checks.url(state, &body.url);
+    let name = checks.description(body.description.as_deref());
+    let rate = checks.rate(body.rate_limit);
+    let events = checks.filter(body.filter_types.as_deref());
+    checks.uid(body.uid.as_deref());
+    checks.channels(body.channels.as_deref());
+    checks.version(body.version);
+    let secret = match &body.secret {
+        None => Some(None),
+        Some(raw) => checks.take("secret", parse_secret(raw)).map(Some),
+    };
+    let headers = match &body.headers {
+        None => Some(CustomHeaders::default()),
+        Some(headers) => checks.take("headers", CustomHeaders::parse(headers)),
+    };
+    checks.finish()?;
+    check_uid_free(state, app, body.uid.as_deref(), None).await?;
+    let new = NewEndpoint {
+        name: name.expect("checked"),
+        events: events.expect("checked"),
+        headers: headers.expect("checked"),
+        rate_limit: rate.expect("checked"),
+        secret: secret.expect("checked"),
+        active: !body.disabled.unwrap_or(false),
+        ..NewEndpoint::new(Profile::Svix, url.expect("checked"))
+    };
+    let id = state.endpoints.create(caller.actor_in(app), new).await?;
+    let extras = EndpointExtras {
+        config_id: id.get(),
+        uid: body.uid,
+        metadata: JsonText(body.metadata.unwrap_or_default()),
+        channels: Channels(body.channels),
+    };
+    svix::set_endpoint_extras(&state.db, app.organisation, &extras)
+        .await
+        .map_err(uid_conflict)?;
+    answer_endpoint(state, app, id, StatusCode::CREATED).await
 }
 
 fn uid_conflict(error: projections::Error) -> SvixError {
@@ -481,7 +492,10 @@ async fn apply(
         ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
     ),
     request_body = EndpointUpdate,
-    responses((status = 200, description = "Replaced", body = EndpointOut)),
+    responses(
+        (status = 200, description = "Replaced", body = EndpointOut),
+        (status = 201, description = "Created (a uid that names no endpoint)", body = EndpointOut),
+    ),
 )]
 pub async fn replace(
     req: HttpRequest,
@@ -490,8 +504,36 @@ pub async fn replace(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (app, config) = find(&state, &caller, &path).await?;
+    let app = caller.application(&state, &path.0, Scope::Webhooks).await?;
+    let found = endpoint_of(&state, &app, &path.1).await;
     let body: EndpointUpdate = json_body(&req, payload).await?;
+    let config = match found {
+        Ok(config) => config,
+        // Svix's PUT creates what the path's uid does not name yet.
+        Err(error) if error.status() == StatusCode::NOT_FOUND && svix::is_valid_uid(&path.1) => {
+            if body.uid.as_deref().is_some_and(|uid| uid != path.1) {
+                return Err(SvixError::invalid_field(
+                    "uid",
+                    "must be the uid of the path",
+                ));
+            }
+            let create = EndpointIn {
+                url: body.url,
+                description: body.description,
+                rate_limit: body.rate_limit,
+                uid: Some(path.1.clone()),
+                disabled: body.disabled,
+                filter_types: body.filter_types,
+                channels: body.channels,
+                secret: None,
+                metadata: body.metadata,
+                headers: None,
+                version: body.version,
+            };
+            return create_endpoint(&state, &caller, &app, create).await;
+        }
+        Err(error) => return Err(error),
+    };
     let mut checks = Checks::default();
     let changes = ConfigChanges {
         url: checks.url(&state, &body.url),
