@@ -3,7 +3,7 @@ use super::answer::{idempotent, Answer};
 use super::caller::SvixCaller;
 use super::error::{SvixError, ValidationItem};
 use super::list::{ListResponse, Query};
-use super::timestamp;
+use super::{timestamp, AppPath};
 use crate::app::ApplicationFields;
 use crate::http::body::read_body;
 use crate::http::AppState;
@@ -246,21 +246,23 @@ pub async fn create(
 
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}", tag = "svix", operation_id = "v1.application.get",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     responses((status = 200, description = "The application", body = ApplicationOut)),
 )]
 pub async fn show(
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path, Scope::Webhooks).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
     Ok(Answer::ok(&ApplicationOut::from(&app)))
 }
 
 #[utoipa::path(
     put, path = "/api/v1/app/{app_id}", tag = "svix", operation_id = "v1.application.update",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body = ApplicationIn,
     responses(
         (status = 200, description = "Replaced", body = ApplicationOut),
@@ -270,29 +272,29 @@ pub async fn show(
 pub async fn replace(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let found = caller.application(&state, &path, Scope::Webhooks).await;
+    let found = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await;
     let mut fields = json_body::<ApplicationIn>(&req, payload)
         .await?
         .into_fields()?;
     let app = match found {
         Ok(app) => app,
         // Svix's PUT creates what the path's uid does not name yet.
-        Err(error) if error.status() == StatusCode::NOT_FOUND && svix::is_valid_uid(&path) => {
-            if fields
-                .uid
-                .as_deref()
-                .is_some_and(|uid| uid != path.as_str())
-            {
+        Err(error)
+            if error.status() == StatusCode::NOT_FOUND && svix::is_valid_uid(&path.app_id) =>
+        {
+            if fields.uid.as_deref().is_some_and(|uid| *uid != path.app_id) {
                 return Err(SvixError::invalid_field(
                     "uid",
                     "must be the uid of the path",
                 ));
             }
-            fields.uid = Some(path.into_inner());
+            fields.uid = Some(path.into_inner().app_id);
             let app = state
                 .applications
                 .create(caller.actor(), caller.environment()?, fields)
@@ -313,18 +315,20 @@ pub async fn replace(
 
 #[utoipa::path(
     patch, path = "/api/v1/app/{app_id}", tag = "svix", operation_id = "v1.application.patch",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body = ApplicationPatch,
     responses((status = 200, description = "Changed", body = ApplicationOut)),
 )]
 pub async fn patch(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path, Scope::Webhooks).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
     let patch = json_body::<ApplicationPatch>(&req, payload).await?;
     let mut errors = Vec::new();
     let name = match patch.name {
@@ -377,15 +381,17 @@ pub async fn patch(
 
 #[utoipa::path(
     delete, path = "/api/v1/app/{app_id}", tag = "svix", operation_id = "v1.application.delete",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     responses((status = 204, description = "Deleted, with its endpoints")),
 )]
 pub async fn delete(
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path, Scope::Webhooks).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
     state.applications.delete(caller.actor(), &app).await?;
     Ok(Answer::no_content())
 }

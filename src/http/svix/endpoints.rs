@@ -6,7 +6,7 @@ use super::caller::SvixCaller;
 use super::error::{SvixError, ValidationItem};
 use super::list::{ListResponse, Query};
 use super::messages::MessageOut;
-use super::{parse_time, timestamp};
+use super::{parse_time, timestamp, AppPath, EndpointPath};
 use crate::app::endpoints::{DEFAULT_OVERLAP, MAX_OVERLAP};
 use crate::app::{NewEndpoint, Rotation};
 use crate::http::AppState;
@@ -233,10 +233,12 @@ fn parse_secret(raw: &str) -> Result<WebhookSecret, aggregates::values::Validati
 async fn find(
     state: &AppState,
     caller: &SvixCaller,
-    (app_id, endpoint_id): &(String, String),
+    path: &EndpointPath,
 ) -> Result<(Application, ConfigRow), SvixError> {
-    let app = caller.application(state, app_id, Scope::Webhooks).await?;
-    let config = endpoint_of(state, &app, endpoint_id).await?;
+    let app = caller
+        .application(state, &path.app_id, Scope::Webhooks)
+        .await?;
+    let config = endpoint_of(state, &app, &path.endpoint_id).await?;
     Ok((app, config))
 }
 
@@ -308,7 +310,7 @@ async fn answer_endpoint(
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/endpoint", tag = "svix", operation_id = "v1.endpoint.list",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
+        AppPath,
         ("limit" = Option<i64>, Query, description = "1–250, default 50"),
         ("iterator" = Option<String>, Query, description = "From a previous page"),
         ("order" = Option<String>, Query, description = "`ascending` (default) or `descending`"),
@@ -318,10 +320,12 @@ async fn answer_endpoint(
 pub async fn list(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path, Scope::Webhooks).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
     let paging = Query::of(&req).paging(false)?;
     let (cursor, reverse) = paging.numeric("ep_")?;
     let (mut configs, has_more) =
@@ -344,7 +348,7 @@ pub async fn list(
 
 #[utoipa::path(
     post, path = "/api/v1/app/{app_id}/endpoint", tag = "svix", operation_id = "v1.endpoint.create",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body = EndpointIn,
     responses(
         (status = 201, description = "Created", body = EndpointOut),
@@ -354,11 +358,13 @@ pub async fn list(
 pub async fn create(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path, Scope::Webhooks).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
     idempotent(&req, &state, &caller, async {
         let body: EndpointIn = json_body(&req, payload).await?;
         create_endpoint(&state, &caller, &app, body).await
@@ -424,15 +430,12 @@ fn uid_conflict(error: projections::Error) -> SvixError {
 
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "svix", operation_id = "v1.endpoint.get",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     responses((status = 200, description = "The endpoint", body = EndpointOut)),
 )]
 pub async fn show(
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     let (app, config) = find(&state, &caller, &path).await?;
@@ -487,10 +490,7 @@ async fn apply(
 
 #[utoipa::path(
     put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "svix", operation_id = "v1.endpoint.update",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     request_body = EndpointUpdate,
     responses(
         (status = 200, description = "Replaced", body = EndpointOut),
@@ -500,18 +500,26 @@ async fn apply(
 pub async fn replace(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path.0, Scope::Webhooks).await?;
-    let found = endpoint_of(&state, &app, &path.1).await;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
+    let found = endpoint_of(&state, &app, &path.endpoint_id).await;
     let body: EndpointUpdate = json_body(&req, payload).await?;
     let config = match found {
         Ok(config) => config,
         // Svix's PUT creates what the path's uid does not name yet.
-        Err(error) if error.status() == StatusCode::NOT_FOUND && svix::is_valid_uid(&path.1) => {
-            if body.uid.as_deref().is_some_and(|uid| uid != path.1) {
+        Err(error)
+            if error.status() == StatusCode::NOT_FOUND && svix::is_valid_uid(&path.endpoint_id) =>
+        {
+            if body
+                .uid
+                .as_deref()
+                .is_some_and(|uid| uid != path.endpoint_id)
+            {
                 return Err(SvixError::invalid_field(
                     "uid",
                     "must be the uid of the path",
@@ -521,7 +529,7 @@ pub async fn replace(
                 url: body.url,
                 description: body.description,
                 rate_limit: body.rate_limit,
-                uid: Some(path.1.clone()),
+                uid: Some(path.endpoint_id.clone()),
                 disabled: body.disabled,
                 filter_types: body.filter_types,
                 channels: body.channels,
@@ -558,17 +566,14 @@ pub async fn replace(
 
 #[utoipa::path(
     patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "svix", operation_id = "v1.endpoint.patch",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     request_body = EndpointPatch,
     responses((status = 200, description = "Changed", body = EndpointOut)),
 )]
 pub async fn patch(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
@@ -617,15 +622,12 @@ pub async fn patch(
 
 #[utoipa::path(
     delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "svix", operation_id = "v1.endpoint.delete",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     responses((status = 204, description = "Deleted (its history stays in the log)")),
 )]
 pub async fn delete(
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     let (app, config) = find(&state, &caller, &path).await?;
@@ -645,15 +647,12 @@ pub struct EndpointSecretOut {
 
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", tag = "svix", operation_id = "v1.endpoint.get-secret",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     responses((status = 200, description = "The signing secret", body = EndpointSecretOut)),
 )]
 pub async fn secret(
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     let (_, config) = find(&state, &caller, &path).await?;
@@ -672,17 +671,14 @@ pub struct EndpointSecretRotateIn {
 
 #[utoipa::path(
     post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "svix", operation_id = "v1.endpoint.rotate-secret",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     request_body(content = Option<EndpointSecretRotateIn>, description = "Optional: the new secret and the grace period"),
     responses((status = 200, description = "Rotated: the new secret; both sign during the grace period", body = EndpointSecretOut)),
 )]
 pub async fn rotate_secret(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
@@ -749,15 +745,12 @@ pub struct EndpointHeadersPatchIn {
 
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "svix", operation_id = "v1.endpoint.get-headers",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     responses((status = 200, description = "The custom headers", body = EndpointHeadersOut)),
 )]
 pub async fn headers(
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     let (_, config) = find(&state, &caller, &path).await?;
@@ -790,17 +783,14 @@ async fn set_headers(
 
 #[utoipa::path(
     put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "svix", operation_id = "v1.endpoint.update-headers",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     request_body = EndpointHeadersIn,
     responses((status = 204, description = "Replaced")),
 )]
 pub async fn replace_headers(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
@@ -811,17 +801,14 @@ pub async fn replace_headers(
 
 #[utoipa::path(
     patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "svix", operation_id = "v1.endpoint.patch-headers",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     request_body = EndpointHeadersPatchIn,
     responses((status = 204, description = "Changed")),
 )]
 pub async fn patch_headers(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
@@ -863,17 +850,14 @@ pub struct RecoverOut {
 
 #[utoipa::path(
     post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "svix", operation_id = "v1.endpoint.recover",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     request_body = RecoverIn,
     responses((status = 202, description = "Recovery started", body = RecoverOut)),
 )]
 pub async fn recover(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
@@ -930,17 +914,14 @@ pub struct EventExampleIn {
 
 #[utoipa::path(
     post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", tag = "svix", operation_id = "v1.endpoint.send-example",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(EndpointPath),
     request_body = EventExampleIn,
     responses((status = 202, description = "Sent to this endpoint only", body = MessageOut)),
 )]
 pub async fn send_example(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
@@ -993,8 +974,7 @@ pub struct EndpointStats {
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", tag = "svix", operation_id = "v1.endpoint.get-stats",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
+        EndpointPath,
         ("since" = Option<String>, Query, description = "Default: 28 days ago"),
         ("until" = Option<String>, Query, description = "Default: now"),
     ),
@@ -1003,7 +983,7 @@ pub struct EndpointStats {
 pub async fn stats(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     let (_, config) = find(&state, &caller, &path).await?;

@@ -6,7 +6,7 @@ use super::applications::{json_body, present};
 use super::caller::SvixCaller;
 use super::error::{SvixError, ValidationItem};
 use super::list::{ListResponse, Query};
-use super::timestamp;
+use super::{timestamp, EventTypePath};
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
@@ -242,15 +242,15 @@ async fn find(state: &AppState, caller: &SvixCaller, name: &str) -> Result<Event
 
 #[utoipa::path(
     get, path = "/api/v1/event-type/{event_type_name}", tag = "svix", operation_id = "v1.event-type.get",
-    params(("event_type_name" = String, Path, description = "The type's name")),
+    params(EventTypePath),
     responses((status = 200, description = "The type", body = EventTypeOut)),
 )]
 pub async fn show(
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<EventTypePath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let event_type = find(&state, &caller, &path).await?;
+    let event_type = find(&state, &caller, &path.event_type_name).await?;
     Ok(Answer::ok(&EventTypeOut::of(&event_type, true)))
 }
 
@@ -284,7 +284,7 @@ async fn change(
 
 #[utoipa::path(
     put, path = "/api/v1/event-type/{event_type_name}", tag = "svix", operation_id = "v1.event-type.update",
-    params(("event_type_name" = String, Path, description = "The type's name")),
+    params(EventTypePath),
     request_body = EventTypeUpdate,
     responses(
         (status = 200, description = "Replaced", body = EventTypeOut),
@@ -294,19 +294,19 @@ async fn change(
 pub async fn replace(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<EventTypePath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     caller.require(Scope::Webhooks)?;
-    let found = event_types::find(&state.db, &path).await?;
+    let found = event_types::find(&state.db, &path.event_type_name).await?;
     let body: EventTypeUpdate = json_body(&req, payload).await?;
     let schema = schema_text(body.schemas.as_ref())?;
     let archived = body.archived.unwrap_or(false);
     let Some(event_type) = found else {
         // Svix's PUT adds what the path does not name yet.
         caller.environment()?;
-        let name = EventTypeName::parse(&path).map_err(|e| {
+        let name = EventTypeName::parse(&path.event_type_name).map_err(|e| {
             SvixError::invalid(vec![ValidationItem {
                 loc: vec!["path".into(), "event_type_name".into()],
                 msg: e.to_string(),
@@ -338,18 +338,18 @@ pub async fn replace(
 
 #[utoipa::path(
     patch, path = "/api/v1/event-type/{event_type_name}", tag = "svix", operation_id = "v1.event-type.patch",
-    params(("event_type_name" = String, Path, description = "The type's name")),
+    params(EventTypePath),
     request_body = EventTypePatch,
     responses((status = 200, description = "Changed", body = EventTypeOut)),
 )]
 pub async fn patch(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<EventTypePath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let event_type = find(&state, &caller, &path).await?;
+    let event_type = find(&state, &caller, &path.event_type_name).await?;
     let body: EventTypePatch = json_body(&req, payload).await?;
     let schema = match &body.schemas {
         None => event_type.schema.clone(),
@@ -367,17 +367,17 @@ pub async fn patch(
 #[utoipa::path(
     delete, path = "/api/v1/event-type/{event_type_name}", tag = "svix", operation_id = "v1.event-type.delete",
     params(
-        ("event_type_name" = String, Path, description = "The type's name"),
+        EventTypePath,
         ("expunge" = Option<bool>, Query, description = "Accepted; the type is archived either way"),
     ),
     responses((status = 204, description = "Archived")),
 )]
 pub async fn delete(
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<EventTypePath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let event_type = find(&state, &caller, &path).await?;
+    let event_type = find(&state, &caller, &path.event_type_name).await?;
     let wanted = (
         event_type.description.clone(),
         true,

@@ -7,7 +7,7 @@ use super::caller::SvixCaller;
 use super::endpoints::{endpoint_of, is_channel, EndpointOut};
 use super::error::{SvixError, ValidationItem};
 use super::list::{invalid, ListResponse, Query};
-use super::timestamp;
+use super::{timestamp, AppPath, AttemptPath, EndpointPath, MessagePath, ResendPath};
 use crate::delivery::publish::PublishError;
 use crate::delivery::wire::{EventData, EventRecord};
 use crate::http::AppState;
@@ -280,7 +280,7 @@ async fn application_for_message(
 #[utoipa::path(
     post, path = "/api/v1/app/{app_id}/msg", tag = "svix", operation_id = "v1.message.create",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
+        AppPath,
         ("with_content" = Option<bool>, Query, description = "Include the payload in the answer (default true)"),
     ),
     request_body = MessageIn,
@@ -292,11 +292,11 @@ async fn application_for_message(
 pub async fn create(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let answer = create_message(&req, &caller, &path, payload, &state).await;
+    let answer = create_message(&req, &caller, &path.app_id, payload, &state).await;
     crate::telemetry::publish_answered(match &answer {
         Ok(_) => PublishResult::Accepted,
         Err(_) => PublishResult::Refused,
@@ -369,7 +369,7 @@ async fn create_message(
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/msg", tag = "svix", operation_id = "v1.message.list",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
+        AppPath,
         ("limit" = Option<i64>, Query, description = "1–250, default 50"),
         ("iterator" = Option<String>, Query, description = "From a previous page"),
         ("before" = Option<String>, Query, description = "Only messages published before this time"),
@@ -383,10 +383,12 @@ async fn create_message(
 pub async fn list(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path, Scope::Webhooks).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
     let query = Query::of(&req);
     let paging = query.paging(true)?;
     let with_content = query.bool("with_content", true)?;
@@ -448,8 +450,7 @@ async fn find_message(
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "svix", operation_id = "v1.message.get",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("msg_id" = String, Path, description = "The message's id or eventId"),
+        MessagePath,
         ("with_content" = Option<bool>, Query, description = "Include the payload (default true)"),
     ),
     responses((status = 200, description = "The message", body = MessageOut)),
@@ -457,46 +458,40 @@ async fn find_message(
 pub async fn show(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<MessagePath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     let with_content = Query::of(&req).bool("with_content", true)?;
-    let (_, message) = find_message(&state, &caller, &path.0, &path.1).await?;
+    let (_, message) = find_message(&state, &caller, &path.app_id, &path.msg_id).await?;
     Ok(MessageOut::of_row(&message, with_content).answer(StatusCode::OK))
 }
 
 #[utoipa::path(
     delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "svix", operation_id = "v1.message.expunge-content",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("msg_id" = String, Path, description = "The message's id or eventId"),
-    ),
+    params(MessagePath),
     responses((status = 204, description = "The payload is gone (`{}` from now on, also for attempts still to come)")),
 )]
 pub async fn delete_content(
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<MessagePath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (_, message) = find_message(&state, &caller, &path.0, &path.1).await?;
+    let (_, message) = find_message(&state, &caller, &path.app_id, &path.msg_id).await?;
     svix::delete_message_content(&state.db, &message.id).await?;
     Ok(Answer::no_content())
 }
 
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", tag = "svix", operation_id = "v1.message-attempt.list-attempted-destinations",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("msg_id" = String, Path, description = "The message's id or eventId"),
-    ),
+    params(MessagePath),
     responses((status = 200, description = "The endpoints the message went to, with its status at each", body = ListResponse<MessageEndpointOut>)),
 )]
 pub async fn endpoints_of_message(
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<MessagePath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (app, message) = find_message(&state, &caller, &path.0, &path.1).await?;
+    let (app, message) = find_message(&state, &caller, &path.app_id, &path.msg_id).await?;
     let deliveries = svix::deliveries_of_message(&state.db, app.organisation, &message.id).await?;
     let ids: Vec<i64> = deliveries.iter().map(|d| d.config_id).collect();
     let extras = svix::endpoint_extras(&state.db, app.organisation, &ids).await?;
@@ -522,8 +517,7 @@ pub async fn endpoints_of_message(
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", tag = "svix", operation_id = "v1.message-attempt.list-attempted-messages",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
+        EndpointPath,
         ("limit" = Option<i64>, Query, description = "1–250, default 50"),
         ("iterator" = Option<String>, Query, description = "From a previous page"),
     ),
@@ -532,11 +526,13 @@ pub async fn endpoints_of_message(
 pub async fn messages_of_endpoint(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path.0, Scope::Webhooks).await?;
-    let config = endpoint_of(&state, &app, &path.1).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
+    let config = endpoint_of(&state, &app, &path.endpoint_id).await?;
     let paging = Query::of(&req).paging(true)?;
     let after = match &paging.iterator {
         None => 0,
@@ -574,20 +570,20 @@ pub async fn messages_of_endpoint(
 
 #[utoipa::path(
     post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", tag = "svix", operation_id = "v1.message-attempt.resend",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("msg_id" = String, Path, description = "The message's id or eventId"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
-    ),
+    params(ResendPath),
     responses((status = 202, description = "Sent again (a message still being sent goes on as it is)")),
 )]
 pub async fn resend(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<ResendPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (app_id, msg_id, endpoint_id) = path.into_inner();
+    let ResendPath {
+        app_id,
+        msg_id,
+        endpoint_id,
+    } = path.into_inner();
     let (app, message) = find_message(&state, &caller, &app_id, &msg_id).await?;
     let config = endpoint_of(&state, &app, &endpoint_id).await?;
     idempotent(&req, &state, &caller, async {
@@ -680,8 +676,7 @@ async fn urls_of(
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", tag = "svix", operation_id = "v1.message-attempt.list-by-endpoint",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("endpoint_id" = String, Path, description = "The endpoint's id or uid"),
+        EndpointPath,
         ("limit" = Option<i64>, Query, description = "1–250, default 50"),
         ("iterator" = Option<String>, Query, description = "From a previous page"),
         ("status" = Option<i64>, Query, description = "0 success, 2 fail"),
@@ -691,19 +686,20 @@ async fn urls_of(
 pub async fn attempts_by_endpoint(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<EndpointPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let app = caller.application(&state, &path.0, Scope::Webhooks).await?;
-    let config = endpoint_of(&state, &app, &path.1).await?;
+    let app = caller
+        .application(&state, &path.app_id, Scope::Webhooks)
+        .await?;
+    let config = endpoint_of(&state, &app, &path.endpoint_id).await?;
     attempts_page(&req, &state, &app, AttemptsOf::Endpoint(config.id)).await
 }
 
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", tag = "svix", operation_id = "v1.message-attempt.list-by-msg",
     params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("msg_id" = String, Path, description = "The message's id or eventId"),
+        MessagePath,
         ("endpoint_id" = Option<String>, Query, description = "Only the attempts to this endpoint"),
         ("limit" = Option<i64>, Query, description = "1–250, default 50"),
         ("iterator" = Option<String>, Query, description = "From a previous page"),
@@ -714,10 +710,10 @@ pub async fn attempts_by_endpoint(
 pub async fn attempts_by_message(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<(String, String)>,
+    path: web::Path<MessagePath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (app, message) = find_message(&state, &caller, &path.0, &path.1).await?;
+    let (app, message) = find_message(&state, &caller, &path.app_id, &path.msg_id).await?;
     let config_id = match Query::of(&req).get("endpoint_id") {
         None => None,
         Some(endpoint) => Some(endpoint_of(&state, &app, endpoint).await?.id),
@@ -731,19 +727,19 @@ pub async fn attempts_by_message(
 
 #[utoipa::path(
     get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", tag = "svix", operation_id = "v1.message-attempt.get",
-    params(
-        ("app_id" = String, Path, description = "The application's id or uid"),
-        ("msg_id" = String, Path, description = "The message's id or eventId"),
-        ("attempt_id" = String, Path, description = "The attempt's id"),
-    ),
+    params(AttemptPath),
     responses((status = 200, description = "The attempt", body = MessageAttemptOut)),
 )]
 pub async fn attempt(
     caller: SvixCaller,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<AttemptPath>,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
-    let (app_id, msg_id, attempt_id) = path.into_inner();
+    let AttemptPath {
+        app_id,
+        msg_id,
+        attempt_id,
+    } = path.into_inner();
     let (app, message) = find_message(&state, &caller, &app_id, &msg_id).await?;
     let attempt = svix::parse_numeric_id("atmpt_", &attempt_id).ok_or_else(SvixError::not_found)?;
     let attempt = svix::find_attempt(&state.db, app.organisation, &message.id, attempt)

@@ -240,6 +240,66 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The path of an application's routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AppPath {
+    /// The application's id or uid.
+    pub app_id: String,
+}
+
+/// The path of an endpoint's routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EndpointPath {
+    /// The application's id or uid.
+    pub app_id: String,
+    /// The endpoint's id or uid.
+    pub endpoint_id: String,
+}
+
+/// The path of a message's routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MessagePath {
+    /// The application's id or uid.
+    pub app_id: String,
+    /// The message's id or eventId.
+    pub msg_id: String,
+}
+
+/// The path of a message's resend to one endpoint.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ResendPath {
+    /// The application's id or uid.
+    pub app_id: String,
+    /// The message's id or eventId.
+    pub msg_id: String,
+    /// The endpoint's id or uid.
+    pub endpoint_id: String,
+}
+
+/// The path of one attempt.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AttemptPath {
+    /// The application's id or uid.
+    pub app_id: String,
+    /// The message's id or eventId.
+    pub msg_id: String,
+    /// The attempt's id.
+    pub attempt_id: String,
+}
+
+/// The path of an event type's routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EventTypePath {
+    /// The type's name.
+    pub event_type_name: String,
+}
+
 /// A time as Svix writes it: RFC 3339, UTC, milliseconds.
 fn timestamp(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)

@@ -9,6 +9,7 @@ use super::answer::{idempotent, Answer};
 use super::applications::{optional_json_body, ApplicationIn};
 use super::caller::SvixCaller;
 use super::error::SvixError;
+use super::AppPath;
 use crate::http::console::session::portal;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -39,23 +40,26 @@ pub struct AppPortalAccessOut {
 
 #[utoipa::path(
     post, path = "/api/v1/auth/app-portal-access/{app_id}", tag = "svix", operation_id = "v1.authentication.app-portal-access",
-    params(("app_id" = String, Path, description = "The application's id or uid")),
+    params(AppPath),
     request_body(content = Option<AppPortalAccessIn>, description = "Optional: how long the link lasts"),
     responses((status = 200, description = "A console link and a key for this application", body = AppPortalAccessOut)),
 )]
 pub async fn app_portal_access(
     req: HttpRequest,
     caller: SvixCaller,
-    path: web::Path<String>,
+    path: web::Path<AppPath>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<Answer, SvixError> {
     idempotent(&req, &state, &caller, async {
         let body: AppPortalAccessIn = optional_json_body(&req, payload).await?.unwrap_or_default();
-        let app = match caller.application(&state, &path, Scope::Webhooks).await {
+        let app = match caller
+            .application(&state, &path.app_id, Scope::Webhooks)
+            .await
+        {
             Err(error) if error.status().as_u16() == 404 && body.application.is_some() => {
                 let fields = body.application.expect("checked").into_fields()?;
-                if fields.uid.as_deref() != Some(path.as_str()) {
+                if fields.uid.as_deref() != Some(path.app_id.as_str()) {
                     return Err(SvixError::invalid_field(
                         "application",
                         "its uid must be the application uid of the path",
