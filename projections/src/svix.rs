@@ -380,6 +380,14 @@ pub struct MessageRow {
 }
 
 impl MessageRow {
+    /// The publisher's `eventId` (not a request's idempotency key kept in
+    /// its place).
+    pub fn event_id(&self) -> Option<&str> {
+        self.idempotency_key
+            .as_deref()
+            .filter(|key| !key.starts_with(IDEMPOTENCY_KEY_PREFIX))
+    }
+
     pub fn channel_list(&self) -> Option<Vec<String>> {
         self.channels
             .as_deref()
@@ -421,13 +429,26 @@ pub async fn find_message(
         "{MESSAGE_SELECT} WHERE e.organisation = $1 AND (e.id = $2 OR e.idempotency_key = $3)"
     );
     let event_id = event_id_of(id_or_uid).unwrap_or_default();
+    // Only a uid is an `eventId` (never an idempotency key kept in its
+    // place, see [`MessageRow::event_id`]).
+    let uid = is_valid_uid(id_or_uid).then_some(id_or_uid);
     Ok(on_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(organisation)
         .bind(&event_id)
-        .bind(id_or_uid)
+        .bind(uid)
         .fetch_optional(pool)
         .await?))
 }
+
+/// What a message without an `eventId` keeps as its event's idempotency
+/// key: its request's `Idempotency-Key`, so that a repeat after a crash
+/// between the commit and the answer finds the message instead of storing
+/// it again. The `:` keeps it apart from every `eventId` (a uid has none).
+pub fn idempotency_key_of_request(key: &str) -> String {
+    format!("{IDEMPOTENCY_KEY_PREFIX}{key}")
+}
+
+const IDEMPOTENCY_KEY_PREFIX: &str = "idempotency-key:";
 
 /// Replaces a message's payload with `{}` (Svix's "delete content").
 pub async fn delete_message_content(db: &Db, event_id: &str) -> Result<(), Error> {
@@ -779,15 +800,33 @@ pub async fn claim_idempotency(
     let insert = "INSERT INTO idempotency_keys \
                   (organisation, idempotency_key, request, status, body, created_at) \
                   VALUES ($1, $2, $3, 0, NULL, $4) ON CONFLICT DO NOTHING";
-    let inserted = on_pool!(db, |pool| sqlx::query(insert)
-        .bind(organisation)
-        .bind(key)
-        .bind(request)
-        .bind(now_micros())
-        .execute(pool)
-        .await?
-        .rows_affected());
-    if inserted == 1 {
+    // A claim whose request never answered (its node died, or the commit
+    // was cut off) is taken over once no request could still be running.
+    let take_over = "UPDATE idempotency_keys SET created_at = $4 \
+                     WHERE organisation = $1 AND idempotency_key = $2 AND request = $3 \
+                     AND status = 0 AND created_at < $5";
+    let now = now_micros();
+    let claimed = on_pool!(db, |pool| {
+        let inserted = sqlx::query(insert)
+            .bind(organisation)
+            .bind(key)
+            .bind(request)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        inserted
+            + sqlx::query(take_over)
+                .bind(organisation)
+                .bind(key)
+                .bind(request)
+                .bind(now)
+                .bind(now - ABANDONED_AFTER_MICROS)
+                .execute(pool)
+                .await?
+                .rows_affected()
+    });
+    if claimed >= 1 {
         return Ok(Idempotency::Claimed);
     }
     let select = "SELECT request, status, body FROM idempotency_keys \
@@ -808,6 +847,10 @@ pub async fn claim_idempotency(
         },
     })
 }
+
+/// How long a claimed key may wait for its answer before a repeat takes it
+/// over: longer than any request may run (its body and database deadlines).
+pub const ABANDONED_AFTER_MICROS: i64 = 60 * 1_000_000;
 
 /// Stores the answer to a claimed key.
 pub async fn finish_idempotency(

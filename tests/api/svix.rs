@@ -289,6 +289,58 @@ async fn channels_choose_which_endpoints_get_a_message(backend: Backend) {
     assert_eq!(body["detail"][0]["loc"], json!(["body", "channels"]));
 }
 
+/// A node that dies after a message's commit and before its answer was
+/// kept leaves the key claimed and unanswered: the client's repeat (after
+/// the claim is abandoned) finds the message instead of storing a second.
+async fn a_message_whose_answer_was_lost_is_stored_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.add_event_type("invoice.paid").await;
+    let (status, _) = call(
+        &app,
+        &app.key,
+        Method::POST,
+        "/api/v1/app",
+        Some(json!({"name": "i", "uid": "i"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let send = || {
+        app.request(Method::POST, "/api/v1/app/i/msg")
+            .header("idempotency-key", "order-7")
+            .json(&json!({"eventType": "invoice.paid", "payload": {"order": 7}}))
+    };
+    let (status, first) = status_and_json(send().send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    // As the dead node left it: claimed, never answered, long ago.
+    app.execute_sql(
+        "UPDATE idempotency_keys SET status = 0, body = NULL, created_at = 0 \
+         WHERE idempotency_key = 'order-7'",
+    )
+    .await;
+    let (status, again) = status_and_json(send().send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(
+        again["id"], first["id"],
+        "the message stored the first time"
+    );
+    assert_eq!(
+        again["eventId"],
+        Value::Null,
+        "the key is not shown as an eventId"
+    );
+    let events = app.count_sql("SELECT COUNT(*) FROM published_events").await;
+    assert_eq!(events, 1);
+    // A claim still within its request's time is a request still running.
+    app.execute_sql(&format!(
+        "UPDATE idempotency_keys SET status = 0, body = NULL, created_at = {} \
+         WHERE idempotency_key = 'order-7'",
+        chrono::Utc::now().timestamp_micros()
+    ))
+    .await;
+    let (status, body) = status_and_json(send().send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
 /// `{code, detail}`, 422 `{detail: [{loc, msg, type}]}`, 405 with `Allow`,
 /// 401 for a key that is malformed, and idempotency keys kept per request.
 async fn the_dialect_answers_in_its_own_format(backend: Backend) {
@@ -383,5 +435,6 @@ on_both_backends!(
     applications_are_kept_apart,
     messages_go_to_their_application_only,
     channels_choose_which_endpoints_get_a_message,
+    a_message_whose_answer_was_lost_is_stored_once,
     the_dialect_answers_in_its_own_format,
 );

@@ -59,6 +59,14 @@ impl Responder for Answer {
     }
 }
 
+/// The request's `Idempotency-Key`, if it has one.
+pub fn idempotency_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("idempotency-key")
+        .map(|value| value.to_str().unwrap_or("\u{FFFD}").trim().to_owned())
+        .filter(|key| !key.is_empty())
+}
+
 /// Runs `handler` once per `Idempotency-Key` of the caller's organisation:
 /// a repeat gets the first answer (a success), 409 while the first is still
 /// running or when the key was used for another request; a failure frees
@@ -72,12 +80,7 @@ pub async fn idempotent<F>(
 where
     F: Future<Output = Result<Answer, SvixError>>,
 {
-    let Some(key) = req
-        .headers()
-        .get("idempotency-key")
-        .map(|value| value.to_str().unwrap_or("\u{FFFD}").trim().to_owned())
-        .filter(|key| !key.is_empty())
-    else {
+    let Some(key) = idempotency_key(req) else {
         return handler.await;
     };
     if key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {

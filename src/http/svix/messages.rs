@@ -1,7 +1,7 @@
 //! `/api/v1/app/{app_id}/msg…` and `…/attempt…`: an application's messages
 //! (events published for its organisation), where each went, and the
 //! attempts to send them.
-use super::answer::{idempotent, Answer};
+use super::answer::{idempotency_key, idempotent, Answer};
 use super::applications::{json_body, ApplicationIn};
 use super::caller::SvixCaller;
 use super::endpoints::{endpoint_of, is_channel, EndpointOut};
@@ -63,7 +63,7 @@ impl MessageOut {
         };
         Self {
             id: svix::message_id(&row.id),
-            event_id: row.idempotency_key.clone(),
+            event_id: row.event_id().map(str::to_owned),
             event_type: row.event_type.clone(),
             payload: payload.unwrap_or_else(|_| empty_object()),
             channels: row.channel_list(),
@@ -325,6 +325,14 @@ async fn create_message(
         let mut key = caller.key.clone();
         key.webhook_config = None;
         let data: EventData = EventData::from(body.payload);
+        // The event's idempotency key: the `eventId`, else the request's
+        // `Idempotency-Key` (a repeat after a crash between the commit and
+        // the answer then finds the message instead of storing it again).
+        let stored_key = match (&body.event_id, idempotency_key(req)) {
+            (Some(event_id), _) => Some(event_id.clone()),
+            (None, Some(key)) => Some(svix::idempotency_key_of_request(&key)),
+            (None, None) => None,
+        };
         let published = state
             .deliveries
             .publish_message(
@@ -332,7 +340,7 @@ async fn create_message(
                 &key,
                 &body.event_type,
                 data,
-                body.event_id.as_deref(),
+                stored_key.as_deref(),
                 body.channels.as_deref().unwrap_or_default(),
             )
             .await
@@ -348,7 +356,7 @@ async fn create_message(
                 ),
                 PublishError::Store(store) => store.into(),
             })?;
-        if published.duplicate {
+        if published.duplicate && body.event_id.is_some() {
             return Err(SvixError::conflict(
                 "a message with this eventId already exists",
             ));
