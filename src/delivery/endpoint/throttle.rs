@@ -113,14 +113,17 @@ impl Throttle {
 }
 
 /// `rate` requests span a little over a second, not exactly one: the
-/// receiver counts arrivals, and an arrival a few milliseconds late
-/// (scheduling, the network) would otherwise put `rate + 1` of them into
-/// one second of its clock. The fault harness's checker saw exactly that.
+/// receiver counts arrivals, and an arrival late by a few tens of
+/// milliseconds (scheduling on a busy machine, the network) would
+/// otherwise put `rate + 1` of them into one second of its clock. The
+/// fault harness's checker saw exactly that: with 25 ms of room, once in
+/// a full test run on the 2-core CI machine; the room is now 50 ms (a
+/// limited endpoint gets at most 95 % of its limit when it is saturated).
 fn spacing_of(per_second: u32) -> Duration {
     (Duration::from_secs(1) + ARRIVAL_JITTER_ROOM) / per_second.max(1)
 }
 
-const ARRIVAL_JITTER_ROOM: Duration = Duration::from_millis(25);
+const ARRIVAL_JITTER_ROOM: Duration = Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {
@@ -180,7 +183,7 @@ mod tests {
         assert!(throttle.try_take(later).is_ok());
         assert_eq!(
             throttle.try_take(later),
-            Err(Duration::from_micros(102_500))
+            Err(Duration::from_micros(105_000))
         );
     }
 
