@@ -13,6 +13,7 @@ use std::path::Path;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 async fn the_console_works_in_a_real_browser(backend: Backend) {
+    let _turn = crate::helpers::MACHINE.lock().await;
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"

@@ -121,6 +121,7 @@ async fn the_document_and_its_viewer_are_served_without_a_key(backend: Backend) 
 /// http) are not refused by the address rules; `*` and one catalog type
 /// give the event lists something to accept.
 async fn schemathesis_finds_no_server_error_and_no_schema_violation(backend: Backend) {
+    let _turn = crate::helpers::MACHINE.lock().await;
     let app = TestApp::spawn_dev(backend).await;
     app.add_event_type("invoice.paid").await;
     let document = format!("{}/api/v1/openapi.json", app.address);

@@ -15,7 +15,7 @@ use harness::checker::Findings;
 use harness::{Fault, Settings};
 use std::time::Duration;
 
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::helpers::MACHINE as ONE_AT_A_TIME;
 
 fn settings() -> Settings {
     let admin = std::env::var("WEBHOOKD_TEST_POSTGRES_URL")

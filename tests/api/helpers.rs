@@ -32,6 +32,12 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The fault harness measures time (takeovers, rate windows at the
+/// receiver) and the external clients (the SDK flows, schemathesis, the
+/// browser) load both cores for seconds: they take turns, so that a fault
+/// test never shares the machine with one of them.
+pub static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -14,6 +14,7 @@ const JS_SDK: &str = "svix@2.5.0";
 
 /// Runs `program args…`, expecting "OK" on its last line.
 async fn run_flow(mut command: std::process::Command, what: &str) {
+    let _turn = crate::helpers::MACHINE.lock().await;
     let output = tokio::task::spawn_blocking(move || command.output().expect("the flow runs"))
         .await
         .unwrap();
