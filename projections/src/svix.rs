@@ -815,8 +815,11 @@ pub async fn claim_idempotency(
             .execute(pool)
             .await?
             .rows_affected();
-        inserted
-            + sqlx::query(take_over)
+        // A new key (the common case) needs no second statement.
+        if inserted == 1 {
+            1
+        } else {
+            sqlx::query(take_over)
                 .bind(organisation)
                 .bind(key)
                 .bind(request)
@@ -825,6 +828,7 @@ pub async fn claim_idempotency(
                 .execute(pool)
                 .await?
                 .rows_affected()
+        }
     });
     if claimed >= 1 {
         return Ok(Idempotency::Claimed);
