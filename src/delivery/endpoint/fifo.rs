@@ -142,6 +142,14 @@ impl FifoLine {
         self.waiting.is_empty() && self.current.is_none()
     }
 
+    /// The waiting deliveries from `place` on leave the line, to make room
+    /// for earlier ones (see `EndpointState::take_read`); the line no
+    /// longer vouches for anything from there.
+    pub fn give_up_from(&mut self, place: i64) -> Vec<PendingDelivery> {
+        self.known_below = self.known_below.min(place);
+        self.waiting.split_off(&place).into_values().collect()
+    }
+
     /// Everything waiting leaves the line (the config no longer wants
     /// FIFO); the one under way finishes as it is.
     pub fn drain(&mut self) -> Vec<PendingDelivery> {

@@ -1,19 +1,23 @@
-//! One actor per endpoint (config) with pending work. It owns the queue of
-//! that endpoint, keeps up to `max_in_flight_per_endpoint` requests going,
-//! schedules retries, and stops when it has been idle for a while. Its
-//! pending work always lives in the database too, so a dead actor loses
-//! nothing: the supervisor starts a new one, which reloads it.
+//! One actor per endpoint (config) with pending work: the shell around
+//! the endpoint's state machine ([`state::EndpointState`]). The machine
+//! decides — what it holds, what goes out when, what to read, when to wake
+//! up; the actor runs what it decided (database reads, attempts on their
+//! own Tokio tasks, timers, messages to the supervisor) and feeds the
+//! answers back to it. Its pending work always lives in the database too,
+//! so a dead actor loses nothing: the supervisor starts a new one, which
+//! reloads it.
 //!
-//! The actor composes plain parts, each with its own tests: the
+//! The machine composes plain parts, each with its own tests: the
 //! [`queue::DeliveryQueue`] (what it holds, and what is ready), the
 //! [`fifo::FifoLine`] of a FIFO endpoint, the [`retries::RetryHeap`], the
-//! [`attempts::Attempts`] under way and the [`throttle::Throttle`]. The
-//! actor itself moves deliveries between them, reads the database and
-//! talks to the supervisor.
+//! [`attempts::Attempts`] under way and the [`throttle::Throttle`]; its
+//! own property tests drive it through simulated databases, receivers and
+//! clocks.
 mod attempts;
 pub mod fifo;
 mod queue;
 mod retries;
+mod state;
 pub mod throttle;
 
 use super::policy::{DeliveryEngine, Verdict};
@@ -23,15 +27,11 @@ use super::task;
 use crate::cluster::Fence;
 use crate::telemetry;
 use actix::prelude::*;
-use attempts::Attempts;
-use fifo::{FifoLine, Next};
 use futures_util::FutureExt;
 use projections::db::now_micros;
-use queue::{Admission, DeliveryQueue};
-use retries::RetryHeap;
+use state::{Effect, EndpointState, Input, Limits, Loaded, Moment, Surroundings};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use throttle::Throttle;
 use tracing::Instrument;
 
 pub struct EndpointActor {
@@ -40,37 +40,7 @@ pub struct EndpointActor {
     supervisor: Addr<DeliverySupervisor>,
     /// The HTTP client of this actor's lane.
     client: reqwest::Client,
-    /// `None` until loaded from the database.
-    config: Option<Arc<EndpointConfig>>,
-    queue: DeliveryQueue,
-    /// A FIFO endpoint's deliveries with a place, in place order.
-    line: FifoLine,
-    attempts: Attempts,
-    retries: RetryHeap,
-    /// The one timer armed, for the soonest waiting retry.
-    retry_timer: Option<(Instant, SpawnHandle)>,
-    /// The config's `rate_limit` and the receiver's push-back.
-    throttle: Throttle,
-    /// A pump is due when the throttle allows the next delivery.
-    throttled: bool,
-    /// A pump is due when a gap in the FIFO line has waited long enough.
-    gap_timer: bool,
-    /// `Deliver` batches received; the supervisor compares it with what it
-    /// sent before letting the actor stop.
-    received: u64,
-    idle_since: Instant,
-    /// Reloads started; the newest is the one whose answer counts.
-    reloads: u64,
-    /// Some of this endpoint's pending deliveries are in the database only:
-    /// the actor holds at most `max_queued_per_endpoint`, so an endpoint
-    /// that is down does not grow webhookd by its whole backlog. When its
-    /// queue runs low it reads more ([`Self::refill`]).
-    spilled: bool,
-    refilling: bool,
-    /// When a [`Nudge`] last made this actor read its pending rows.
-    last_nudged: Option<Instant>,
-    /// A backlog waits for room in the node's budget (a pump is due).
-    waiting_for_room: bool,
+    state: EndpointState,
 }
 
 impl EndpointActor {
@@ -80,149 +50,66 @@ impl EndpointActor {
         supervisor: Addr<DeliverySupervisor>,
         client: reqwest::Client,
     ) -> Self {
+        let settings = &engine.settings;
+        let limits = Limits {
+            max_in_flight: settings.max_in_flight_per_endpoint,
+            max_queued: settings.max_queued_per_endpoint,
+            retry_pause: settings.watchdog_interval,
+            idle_timeout: settings.idle_timeout,
+        };
         Self {
             config_id,
-            engine,
             supervisor,
             client,
-            config: None,
-            queue: DeliveryQueue::default(),
-            line: FifoLine::default(),
-            attempts: Attempts::default(),
-            retries: RetryHeap::default(),
-            retry_timer: None,
-            throttle: Throttle::new(None, Instant::now()),
-            throttled: false,
-            gap_timer: false,
-            received: 0,
-            idle_since: Instant::now(),
-            reloads: 0,
-            spilled: false,
-            refilling: false,
-            last_nudged: None,
-            waiting_for_room: false,
+            state: EndpointState::new(limits, Instant::now()),
+            engine,
         }
     }
 
-    /// Takes on deliveries, up to the cap; the ones over it stay in the
-    /// database for a later [`Self::refill`]. Returns the lowest FIFO place
-    /// it had no room for.
-    fn hold(&mut self, deliveries: Vec<PendingDelivery>) -> Option<i64> {
-        let cap = self.engine.settings.max_queued_per_endpoint;
-        let mut lowest_not_taken: Option<i64> = None;
-        for delivery in deliveries {
-            if self.engine.recording.contains(delivery.id) {
-                continue;
-            }
-            let budget = &self.engine.budget;
-            match self.queue.admit(delivery.id, cap, || budget.take()) {
-                Admission::Known => {}
-                Admission::NoRoom => {
-                    self.spilled = true;
-                    if let Some(place) = delivery.fifo_seq {
-                        lowest_not_taken = Some(lowest_not_taken.map_or(place, |p| p.min(place)));
-                    }
+    /// Gives the machine one input and runs what it decided.
+    fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
+        let node = Node {
+            engine: &self.engine,
+            config_id: self.config_id,
+        };
+        let at = Moment {
+            instant: Instant::now(),
+            micros: now_micros(),
+        };
+        let effects = self.state.on(input, at, &node);
+        // One fence for every attempt this input started (as one pump).
+        let mut fence = None;
+        for effect in effects {
+            match effect {
+                Effect::Load { reload, attempting } => self.load(reload, attempting, ctx),
+                Effect::Read { config } => self.read(config, ctx),
+                Effect::Launch { delivery, config } => {
+                    let fence =
+                        *fence.get_or_insert_with(|| self.engine.ownership.fence(self.config_id));
+                    self.launch(delivery, config, fence, ctx);
                 }
-                Admission::Held => self.place(delivery),
-            }
-        }
-        lowest_not_taken
-    }
-
-    /// A held delivery goes to the FIFO line if it has a place there, else
-    /// to the ready queue.
-    fn place(&mut self, delivery: PendingDelivery) {
-        if self.in_line(&delivery) {
-            self.line.hold(delivery);
-        } else {
-            self.queue.push_back(delivery);
-        }
-    }
-
-    fn in_line(&self, delivery: &PendingDelivery) -> bool {
-        delivery.fifo_seq.is_some() && self.config.as_ref().is_some_and(|c| c.is_fifo())
-    }
-
-    /// After the config was (re)loaded: deliveries that arrived before it
-    /// (or under another ordering) move to where its ordering puts them.
-    /// A FIFO delivery waiting for its retry in the ready queue stays.
-    fn arrange(&mut self) {
-        if self.config.as_ref().is_some_and(|c| c.is_fifo()) {
-            let line = &self.line;
-            let moved = self
-                .queue
-                .take_ready_where(|d| d.fifo_seq.is_some() && !line.is_current(d.id));
-            for delivery in moved {
-                self.line.hold(delivery);
-            }
-        } else {
-            for delivery in self.line.drain() {
-                self.queue.push_back(delivery);
-            }
-        }
-    }
-
-    /// Takes what a read of the pending rows found.
-    fn take_read(&mut self, read: PendingRead) {
-        let cap = self.engine.settings.max_queued_per_endpoint;
-        let complete = read.deliveries.len() < cap;
-        self.spilled |= !complete;
-        let places: Vec<i64> = read.deliveries.iter().filter_map(|d| d.fifo_seq).collect();
-        let lowest_not_taken = self.hold(read.deliveries);
-        if let Some(last_place) = read.last_fifo_place {
-            self.line.vouch(fifo::vouched_by_read(
-                last_place,
-                &places,
-                complete,
-                lowest_not_taken,
-            ));
-        }
-    }
-
-    /// Reads the soonest pending deliveries again (those held already are
-    /// skipped by `hold`): the queue ran low while some were left in the
-    /// database, or the FIFO line has a gap. Every one committed before
-    /// the read starts is seen by it, and a notice turned away after that
-    /// sets `spilled` again.
-    fn refill(&mut self, ctx: &mut Context<Self>) {
-        self.refilling = true;
-        self.spilled = false;
-        let (config_id, engine, config) =
-            (self.config_id, self.engine.clone(), self.config.clone());
-        let read =
-            task::run(async move { read_pending(&engine, config_id, config.as_deref()).await });
-        ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
-            actor.refilling = false;
-            match read {
-                Ok(read) => actor.take_read(read),
-                Err(error) => {
-                    tracing::error!(config = config_id, %error, "cannot read pending deliveries");
-                    actor.spilled = true;
-                    let wait = actor.engine.settings.watchdog_interval;
-                    ctx.run_later(wait, |actor, ctx| actor.pump(ctx));
-                    return;
+                Effect::Fail(ids) => self.fail_in_database(ids, ctx),
+                Effect::Wake { after, timer } => {
+                    ctx.run_later(after, move |actor, ctx| actor.feed(Input::Wake(timer), ctx));
                 }
+                Effect::Gone => {
+                    self.supervisor.do_send(EndpointGone {
+                        config_id: self.config_id,
+                    });
+                    ctx.stop();
+                }
+                Effect::Idle { received } => self.supervisor.do_send(EndpointIdle {
+                    config_id: self.config_id,
+                    received,
+                }),
             }
-            actor.pump(ctx);
-        }));
+        }
     }
 
-    /// (Re)reads the config and the pending rows of this endpoint. Nothing
-    /// is sent until it is read: a delivery that arrives meanwhile (say, the
-    /// next publish after a URL change) must go out with the new config.
-    ///
-    /// Reloads may overlap (a config changed twice in a row) and their
-    /// reads finish in any order: only the newest one's answer is used, or
-    /// a read made before the second change could win with the old URL.
-    fn reload(&mut self, ctx: &mut Context<Self>) {
-        self.config = None;
-        self.reloads += 1;
-        let this_reload = self.reloads;
-        // This read sees everything committed so far (see `refill`).
-        self.spilled = false;
-        // Nothing is launched until the reload is read, so this is every
-        // attempt under way while it reads.
-        let attempting = self.attempts.delivery_ids();
+    /// Reads the config and its pending rows; a config that no longer
+    /// takes events first has its pending rows failed (except those with
+    /// an attempt under way: their record says what comes next).
+    fn load(&mut self, reload: u64, attempting: Vec<i64>, ctx: &mut Context<Self>) {
         let engine = self.engine.clone();
         let config_id = self.config_id;
         let load = async move {
@@ -238,135 +125,32 @@ impl EndpointActor {
             Ok::<_, projections::Error>((config, pending))
         };
         let load = task::run(load);
-        ctx.spawn(load.into_actor(self).map(move |loaded, actor, ctx| match loaded {
-            _ if this_reload != actor.reloads => {}
-            Ok((Some(config), pending)) => {
-                actor.throttle.set_rate(config.rate_limit);
-                actor.config = Some(Arc::new(config));
-                actor.arrange();
-                actor.drop_waiting_retries_not_accepted(ctx);
-                actor.take_read(pending);
-                actor.pump(ctx);
-            }
-            Ok((None, _)) => {
-                // No such config (its pending rows were just failed).
-                actor.supervisor.do_send(EndpointGone {
-                    config_id: actor.config_id,
-                });
-                ctx.stop();
-            }
-            Err(error) => {
-                tracing::error!(config = actor.config_id, %error, "cannot load an endpoint; retrying");
-                let wait = actor.engine.settings.watchdog_interval;
-                ctx.run_later(wait, |actor, ctx| actor.reload(ctx));
-            }
+        ctx.spawn(load.into_actor(self).map(move |loaded, actor, ctx| {
+            let outcome = match loaded {
+                Ok((Some(config), pending)) => Loaded::Found(config, pending),
+                Ok((None, _)) => Loaded::Gone,
+                Err(error) => {
+                    tracing::error!(config = config_id, %error, "cannot load an endpoint; retrying");
+                    Loaded::Failed
+                }
+            };
+            actor.feed(Input::Loaded { reload, outcome }, ctx);
         }));
     }
 
-    /// Starts as many due deliveries as the in-flight limit allows.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        let Some(config) = self.config.clone() else {
-            return;
-        };
-        // Not this node's endpoint (any more): nothing more goes out from
-        // here; the supervisor stops this actor, and the owner sends.
-        let ownership = &self.engine.ownership;
-        if !ownership.owns(self.config_id) {
-            return;
-        }
-        let fence = ownership.fence(self.config_id);
-        if self.throttle.is_limited() {
-            // Rate limits hold cluster-wide: a lease that changed hands
-            // lately gives the previous holder's last second to it.
-            if let Some(since) = ownership.held_since(self.config_id) {
-                self.throttle.not_before(since + RATE_WINDOW);
-            }
-        }
-        let limit = self.engine.settings.max_in_flight_per_endpoint;
-        // A receiver that refused (429/503) gets fewer at once for a while.
-        let request_limit = self.throttle.in_flight_limit(limit);
-        let now = now_micros();
-        // Attempts still being recorded count too, up to three times the
-        // limit again.
-        while self.attempts.may_start(request_limit, 4 * limit) {
-            let Some(delivery) = self.next_delivery(ctx) else {
-                break;
-            };
-            if !config.accepts(delivery.kind) {
-                self.forget(delivery.id);
-                continue;
-            }
-            if delivery.next_attempt_at > now {
-                let wait = Duration::from_micros((delivery.next_attempt_at - now) as u64);
-                self.retry_later(delivery, wait, ctx);
-                continue;
-            }
-            if let Err(wait) = self.throttle.try_take(Instant::now()) {
-                // Over the rate limit: it waits, first in its queue.
-                if self.line.is_current(delivery.id) {
-                    self.line.put_back(delivery);
-                } else {
-                    self.queue.push_front(delivery);
-                }
-                if !self.throttled {
-                    self.throttled = true;
-                    ctx.run_later(wait, |actor, ctx| {
-                        actor.throttled = false;
-                        actor.pump(ctx);
-                    });
-                }
-                break;
-            }
-            self.launch(delivery, config.clone(), fence, ctx);
-        }
-        let low_water = self.engine.settings.max_queued_per_endpoint / 2;
-        if self.spilled && !self.refilling && self.queue.held() <= low_water {
-            if self.engine.budget.has_room() {
-                self.refill(ctx);
-            } else if !self.waiting_for_room {
-                // The node is full: look again later, not in a loop.
-                self.waiting_for_room = true;
-                let wait = self.engine.settings.watchdog_interval;
-                ctx.run_later(wait, |actor, ctx| {
-                    actor.waiting_for_room = false;
-                    actor.pump(ctx);
-                });
-            }
-        }
-        if self.is_idle() {
-            self.idle_since = Instant::now();
-        }
-    }
-
-    /// The next delivery to start: the ready queue's first (fresh
-    /// deliveries of a non-FIFO endpoint, tests, due retries), else the
-    /// FIFO line's, when its turn has come.
-    fn next_delivery(&mut self, ctx: &mut Context<Self>) -> Option<PendingDelivery> {
-        if let Some(delivery) = self.queue.pop_front() {
-            return Some(delivery);
-        }
-        match self.line.next(Instant::now()) {
-            Next::Send(delivery) => Some(*delivery),
-            Next::Wait => {
-                if let Some(deadline) = self.line.gap_deadline() {
-                    if !self.gap_timer {
-                        self.gap_timer = true;
-                        let wait = deadline.saturating_duration_since(Instant::now());
-                        ctx.run_later(wait, |actor, ctx| {
-                            actor.gap_timer = false;
-                            actor.pump(ctx);
-                        });
-                    }
-                }
-                None
-            }
-            Next::Read => {
-                if !self.refilling {
-                    self.refill(ctx);
-                }
-                None
-            }
-        }
+    /// Reads the soonest pending rows (see [`read_pending`]).
+    fn read(&mut self, config: Option<Arc<EndpointConfig>>, ctx: &mut Context<Self>) {
+        let (config_id, engine) = (self.config_id, self.engine.clone());
+        let read =
+            task::run(async move { read_pending(&engine, config_id, config.as_deref()).await });
+        ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
+            let read = read
+                .inspect_err(|error| {
+                    tracing::error!(config = config_id, %error, "cannot read pending deliveries");
+                })
+                .ok();
+            actor.feed(Input::Read(read), ctx);
+        }));
     }
 
     /// Starts an attempt: one Tokio task (see [`task`]) sends, tells the
@@ -381,7 +165,6 @@ impl EndpointActor {
         fence: Option<Fence>,
         ctx: &mut Context<Self>,
     ) {
-        self.attempts.start(delivery.id);
         let (engine, client) = (self.engine.clone(), self.client.clone());
         let actor = ctx.address();
         // Counts against the partition until recorded: a node giving the
@@ -433,56 +216,6 @@ impl EndpointActor {
         });
     }
 
-    fn retry_later(&mut self, delivery: PendingDelivery, wait: Duration, ctx: &mut Context<Self>) {
-        self.retries.push(delivery, Instant::now() + wait);
-        self.arm_retry_timer(ctx);
-    }
-
-    /// Arms the timer for the soonest waiting retry, unless one is armed
-    /// for that time or earlier.
-    fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
-        let Some(due) = self.retries.soonest() else {
-            return;
-        };
-        match &self.retry_timer {
-            Some((armed, _)) if *armed <= due => return,
-            Some((_, handle)) => {
-                ctx.cancel_future(*handle);
-            }
-            None => {}
-        }
-        let wait = due.saturating_duration_since(Instant::now());
-        let handle = ctx.run_later(wait, |actor, ctx| {
-            actor.retry_timer = None;
-            for due in actor.retries.pop_due(Instant::now()) {
-                actor.queue.push_back(due);
-            }
-            actor.arm_retry_timer(ctx);
-            actor.pump(ctx);
-        });
-        self.retry_timer = Some((due, handle));
-    }
-
-    /// After a reload: retries the config no longer accepts end here. An
-    /// attempt that settled while the reload read was spared by its
-    /// `fail_pending`, so it is failed now (the others are already).
-    fn drop_waiting_retries_not_accepted(&mut self, ctx: &mut Context<Self>) {
-        let Some(config) = self.config.clone() else {
-            return;
-        };
-        let dropped = self
-            .retries
-            .remove_unless(|delivery| config.accepts(delivery.kind));
-        if dropped.is_empty() {
-            return;
-        }
-        let ids: Vec<i64> = dropped.iter().map(|delivery| delivery.id).collect();
-        for id in &ids {
-            self.finish(*id);
-        }
-        self.fail_in_database(ids, ctx);
-    }
-
     fn fail_in_database(&mut self, delivery_ids: Vec<i64>, ctx: &mut Context<Self>) {
         let store = self.engine.store.clone();
         let config_id = self.config_id;
@@ -495,38 +228,44 @@ impl EndpointActor {
             }
         }));
     }
+}
 
-    /// Done with it: a late notice of it is ignored, and the FIFO line
-    /// moves on.
-    fn finish(&mut self, delivery_id: i64) {
-        if self.queue.finish(delivery_id) {
-            self.engine.budget.give(1);
-        }
-        self.line.done(delivery_id);
+/// The node around an endpoint, as its machine sees it.
+struct Node<'a> {
+    engine: &'a DeliveryEngine,
+    config_id: i64,
+}
+
+impl Surroundings for Node<'_> {
+    fn owns(&self) -> bool {
+        self.engine.ownership.owns(self.config_id)
     }
 
-    /// No longer held (its room in the node's budget goes back).
-    fn forget(&mut self, delivery_id: i64) {
-        if self.queue.forget(delivery_id) {
-            self.engine.budget.give(1);
-        }
-        self.line.done(delivery_id);
+    fn held_since(&self) -> Option<Instant> {
+        self.engine.ownership.held_since(self.config_id)
     }
 
-    fn is_idle(&self) -> bool {
-        !self.spilled
-            && !self.refilling
-            && self.queue.ready_is_empty()
-            && self.line.is_empty()
-            && self.attempts.is_empty()
-            && self.retries.is_empty()
+    fn being_recorded(&self, delivery_id: i64) -> bool {
+        self.engine.recording.contains(delivery_id)
+    }
+
+    fn take_room(&self) -> bool {
+        self.engine.budget.take()
+    }
+
+    fn give_room(&self, count: usize) {
+        self.engine.budget.give(count)
+    }
+
+    fn has_room(&self) -> bool {
+        self.engine.budget.has_room()
     }
 }
 
 impl Drop for EndpointActor {
     /// A stopped (or panicked) actor's deliveries leave memory with it.
     fn drop(&mut self) {
-        self.engine.budget.give(self.queue.held());
+        self.engine.budget.give(self.state.held());
     }
 }
 
@@ -568,16 +307,9 @@ impl Actor for EndpointActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.reload(ctx);
+        self.feed(Input::Reload, ctx);
         let idle_timeout = self.engine.settings.idle_timeout;
-        ctx.run_interval(idle_timeout / 2, move |actor, _| {
-            if actor.is_idle() && actor.idle_since.elapsed() >= idle_timeout {
-                actor.supervisor.do_send(EndpointIdle {
-                    config_id: actor.config_id,
-                    received: actor.received,
-                });
-            }
-        });
+        ctx.run_interval(idle_timeout / 2, |actor, ctx| actor.feed(Input::Tick, ctx));
     }
 }
 
@@ -609,46 +341,18 @@ impl Handler<Finished> for EndpointActor {
             Finished::Answered {
                 status,
                 retry_after,
-            } => {
-                // The slot is free while the attempt is recorded.
-                let under_way = self.attempts.answered();
-                let limit = self.engine.settings.max_in_flight_per_endpoint;
-                match status {
-                    Some(429 | 503) => {
-                        self.throttle
-                            .pushed_back(retry_after, under_way, Instant::now())
-                    }
-                    Some(200..=299) => self.throttle.accepted(limit),
-                    _ => {}
-                }
-            }
+            } => self.feed(
+                Input::Answered {
+                    status,
+                    retry_after,
+                },
+                ctx,
+            ),
             Finished::Settled { delivery, verdict } => {
-                self.attempts.settled(delivery.id);
-                let switched_off = self
-                    .config
-                    .as_ref()
-                    .is_some_and(|config| !config.accepts(delivery.kind));
-                match verdict {
-                    Verdict::RetryIn(_) if switched_off => {
-                        self.finish(delivery.id);
-                        self.fail_in_database(vec![delivery.id], ctx);
-                    }
-                    Verdict::RetryIn(wait) => {
-                        let mut retry = delivery;
-                        retry.attempts += 1;
-                        retry.next_attempt_at = 0;
-                        self.retry_later(retry, wait, ctx);
-                    }
-                    Verdict::Done => self.finish(delivery.id),
-                    Verdict::EndpointOff => {
-                        self.finish(delivery.id);
-                        self.reload(ctx);
-                    }
-                }
+                self.feed(Input::Settled { delivery, verdict }, ctx)
             }
             Finished::Panicked(panic) => std::panic::resume_unwind(panic),
         }
-        self.pump(ctx);
     }
 }
 
@@ -666,14 +370,11 @@ impl Handler<Deliver> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
-        self.received += 1;
-        if msg.again {
-            for delivery in &msg.deliveries {
-                self.queue.send_again(delivery.id);
-            }
-        }
-        self.hold(msg.deliveries);
-        self.pump(ctx);
+        let input = Input::Deliver {
+            deliveries: msg.deliveries,
+            again: msg.again,
+        };
+        self.feed(input, ctx);
     }
 }
 
@@ -686,7 +387,7 @@ impl Handler<Reload> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
-        self.reload(ctx);
+        self.feed(Input::Reload, ctx);
     }
 }
 
@@ -694,30 +395,17 @@ impl Handler<Reload> for EndpointActor {
 /// database. On a cluster a delivery another node committed reaches this
 /// actor by that node's announcement, which can be lost (a dropped
 /// notification connection): an actor with nothing of its own to do reads
-/// its pending rows again (at most every [`NUDGE_EVERY`]; those it holds are
+/// its pending rows again (at most every two seconds; those it holds are
 /// skipped).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Nudge;
 
-const NUDGE_EVERY: Duration = Duration::from_secs(2);
-
-/// The window a rate limit counts in.
-const RATE_WINDOW: Duration = Duration::from_secs(1);
-
 impl Handler<Nudge> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, _: Nudge, ctx: &mut Context<Self>) {
-        let nothing_to_do =
-            self.queue.ready_is_empty() && self.line.is_empty() && self.retries.is_empty();
-        let recently = self
-            .last_nudged
-            .is_some_and(|at| at.elapsed() < NUDGE_EVERY);
-        if nothing_to_do && !recently && !self.refilling && self.config.is_some() {
-            self.last_nudged = Some(Instant::now());
-            self.refill(ctx);
-        }
+        self.feed(Input::Nudge, ctx);
     }
 }
 
