@@ -5,7 +5,7 @@ use projections::admin_log::{self, AdminEntry, AdminFilter};
 use projections::event_log::{self, fold_config, LogFilter, StoredEvent};
 use projections::redact::redact;
 use projections::webhook_configs::{drift, stream_all, ConfigRow};
-use projections::{on_pool, Db};
+use projections::Db;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -173,13 +173,7 @@ async fn organisation_of(
     let created = if event.sequence == 1 {
         event.payload.clone()
     } else {
-        let sql = "SELECT CAST(payload AS TEXT) FROM events \
-                   WHERE aggregate_type = 'WebhookConfig' AND aggregate_id = $1 AND sequence = 1";
-        let text: String = on_pool!(db, |pool| sqlx::query_scalar(sql)
-            .bind(&event.aggregate_id)
-            .fetch_one(pool)
-            .await?);
-        serde_json::from_str(&text)?
+        projections::event_log::first_payload(db, "WebhookConfig", &event.aggregate_id).await?
     };
     let organisation = created["Created"]["organisation"].as_i64().ok_or_else(|| {
         anyhow::anyhow!("config {} does not start with Created", event.aggregate_id)

@@ -407,7 +407,8 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
                     );
                 }
                 Command::Retention(RetentionCommand::Run { retention }) => {
-                    let deleted = webhookd::delivery::retention::run_pass(&db, retention).await?;
+                    let deleted =
+                        projections::deliveries::retention::run_pass(&db, retention).await?;
                     println!(
                         "deleted {} deliveries, {} attempts and {} published events older than {}",
                         deleted.deliveries,

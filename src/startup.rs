@@ -1,6 +1,6 @@
 //! Builds the application once, for `main` and for the tests.
 use crate::admin::{self, IssuedKey};
-use crate::changes::{ChangeBus, ReadCaches};
+use crate::changes::{Change, ChangeBus, ReadCaches};
 use crate::cluster::single_node::{self, ServeLock};
 use crate::cluster::{self, ClusterNode, NodeSettings, Ownership, Role};
 use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
@@ -10,8 +10,6 @@ use crate::delivery::operational::{self, ConfigEventNotices, OperationalWebhooks
 use crate::delivery::policy::DeliveryEngine;
 use crate::delivery::publish::Publisher;
 use crate::delivery::routing::RoutingCache;
-use crate::delivery::store::DeliveryStore;
-use crate::delivery::tasks::TaskStore;
 use crate::delivery::SupervisorHandle;
 use crate::http::connections::{self, ConnectionCounter};
 use crate::http::deadline::enforce_body_deadline;
@@ -23,6 +21,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use projections::config_reads::ConfigReads;
+use projections::deliveries::TaskStore;
+use projections::deliveries::{DeliveryStore, StoreHooks, POSTGRES_WRITER_CONNECTIONS};
 use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use std::net::TcpListener;
@@ -113,7 +113,13 @@ impl Application {
         );
         let mut delivery = settings.delivery.clone();
         delivery.url_policy = url_policy.clone();
-        let store = DeliveryStore::new(db.clone(), changes.clone());
+        let store = DeliveryStore::new(db.clone(), writer_connections(&db), {
+            let changes = changes.clone();
+            StoreHooks {
+                stats_moved: Arc::new(move |configs| changes.announce(Change::Stats(configs))),
+                commit_waited: crate::telemetry::group_commit_waited,
+            }
+        });
         // On PostgreSQL every node is a cluster member, alone or not: it
         // delivers to the endpoints whose partitions it leases.
         let (ownership, node) = match &db {
@@ -184,7 +190,7 @@ impl Application {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if settings.role.delivers() {
-            crate::delivery::retention::spawn(db.clone(), settings.retention);
+            projections::deliveries::retention::spawn(db.clone(), settings.retention);
         }
         crate::delivery::gauges::sample_periodically(
             db.clone(),
@@ -343,3 +349,22 @@ async fn bootstrap_once(db: &Db) -> anyhow::Result<Option<IssuedKey>> {
 
 /// The advisory lock key of the bootstrap ("webhookd" in ASCII, truncated).
 const BOOTSTRAP_LOCK: i64 = 0x7765_6268_6f6f_6b64;
+
+/// The connections the group-commit writers use. On PostgreSQL they are
+/// their own pool, planning every batch statement for the batch at hand
+/// (`plan_cache_mode = force_custom_plan`): a generic plan, made once per
+/// connection, is made while the tables are small (a fresh database) and
+/// then keeps scanning them whole as they grow; the profile had 20 % of the
+/// machine in sequential scans of `deliveries` and of the statistics row's
+/// dead versions.
+fn writer_connections(db: &Db) -> Db {
+    match db {
+        Db::Sqlite(_) => db.clone(),
+        Db::Postgres(pool) => Db::Postgres(database::derived_pool(
+            pool,
+            "writers",
+            &[("plan_cache_mode", "force_custom_plan")],
+            POSTGRES_WRITER_CONNECTIONS as u32,
+        )),
+    }
+}

@@ -169,6 +169,53 @@ fn no_import_runs_against_the_layers() {
     );
 }
 
+/// Database-specific code — SQL, the pools, which backend this is — lives
+/// in the storage layer (`projections`) and in start-up; the delivery
+/// engine, the use cases, the HTTP dialects and the operator tools above
+/// it never name a database. (The cluster's leases and bus are
+/// PostgreSQL's coordination by design, and `database` connects: both
+/// are below the engine and excepted.)
+#[test]
+fn no_sql_above_the_storage_layer() {
+    let above_storage = [
+        "delivery", "app", "http", "admin", "audit", "listen", "changes",
+    ];
+    let mut files = Vec::new();
+    for module in above_storage {
+        let dir = src().join(module);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        }
+        let file = src().join(format!("{module}.rs"));
+        if file.is_file() {
+            files.push(file);
+        }
+    }
+    assert!(files.len() > 50, "found only {} files", files.len());
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for database_specific in ["sqlx::", "on_pool!", "Db::Sqlite", "Db::Postgres"] {
+                if code.contains(database_specific) {
+                    found.push(format!(
+                        "{}:{}: {}",
+                        file.display(),
+                        number + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "database-specific code above the storage layer:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn the_import_reader_sees_grouped_and_plain_imports() {
     let text = "use crate::delivery::store::X;\nuse crate::{http::auth, changes};\nuse webhookd::crate_like::Y;\nlet a = somecrate::x;";

@@ -19,6 +19,19 @@ impl Db {
             Db::Postgres(_) => "postgres",
         }
     }
+
+    /// Whether the database answers (`SELECT 1`).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        crate::on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// The pool's connections: (open, idle).
+    pub fn pool_usage(&self) -> (u32, usize) {
+        crate::on_pool!(self, |pool| (pool.size(), pool.num_idle()))
+    }
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of a [`Db`].

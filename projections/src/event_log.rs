@@ -100,6 +100,24 @@ pub async fn load_aggregate(
     Ok(events)
 }
 
+/// The stored payload of an aggregate's first event, as stored (sealed
+/// members stay sealed).
+pub async fn first_payload(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<serde_json::Value, Error> {
+    let sql = "SELECT CAST(payload AS TEXT) FROM events \
+               WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1";
+    let text: String = on_pool!(db, |pool| sqlx::query_scalar(sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_one(pool)
+        .await?);
+    serde_json::from_str(&text)
+        .map_err(|error| Error::Corrupt(format!("event payload of {aggregate_id}: {error}")))
+}
+
 /// A config folded from its stored events, with the times the read model shows.
 pub struct FoldedConfig {
     pub config: WebhookConfig,

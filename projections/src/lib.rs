@@ -9,9 +9,13 @@
 //! * [`config_reads`]: the v1 API's config reads, cached until a change.
 //! * [`tenancy`] and [`event_types`]: reference tables written directly.
 //! * [`svix`]: what the Svix dialect keeps beside configs and events.
+//! * [`deliveries`]: everything delivery keeps (rows, writers, tasks,
+//!   retention) — all SQL of the delivery engine.
+//! * [`console_sessions`]: the console's sessions and portal links.
 pub mod admin_log;
 pub mod cache;
 pub mod config_reads;
+pub mod console_sessions;
 pub mod db;
 pub mod deliveries;
 pub mod event_log;

@@ -5,10 +5,10 @@
 //! Reads of deliveries are queries of the store ([`Deliveries::store`]).
 use crate::delivery::publish::{PublishError, Publisher};
 use crate::delivery::recovery;
-use crate::delivery::store::{DeliveryStore, Published};
-use crate::delivery::tasks::TaskStore;
 use crate::delivery::wire::EventData;
 use aggregates::webhook_config::ConfigState;
+use projections::deliveries::TaskStore;
+use projections::deliveries::{DeliveryStore, Published};
 use projections::tenancy::{ApiKey, Organisation};
 use projections::webhook_configs::ConfigRow;
 

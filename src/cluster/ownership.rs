@@ -36,12 +36,7 @@ pub fn partition_sql(column: &str) -> String {
     format!("(({column} % {PARTITIONS}) * {SPREAD}) % {PARTITIONS}")
 }
 
-/// The lease an attempt was made under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fence {
-    pub partition: i32,
-    pub epoch: i64,
-}
+pub use projections::deliveries::Fence;
 
 #[derive(Debug, Clone, Copy)]
 struct Lease {

@@ -27,17 +27,15 @@ async fn sample(
     supervisor: &super::SupervisorHandle,
     ownership: &crate::cluster::Ownership,
 ) {
-    use projections::on_pool;
     let now = projections::db::now_micros();
-    let pending = "SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'";
-    let read: Result<(i64, Option<i64>), sqlx::Error> =
-        on_pool!(db, |pool| sqlx::query_as(pending).fetch_one(pool).await);
+    let read = projections::deliveries::pending_summary(db).await;
     if let Ok((count, oldest)) = read {
         metrics::gauge!("webhookd_deliveries_pending").set(count as f64);
         let age = oldest.map_or(0.0, |due| ((now - due).max(0) as f64) / 1e6);
         metrics::gauge!("webhookd_oldest_due_delivery_age_seconds").set(age);
     }
-    let (size, idle) = on_pool!(db, |pool| (pool.size() as f64, pool.num_idle() as f64));
+    let (size, idle) = db.pool_usage();
+    let (size, idle) = (size as f64, idle as f64);
     metrics::gauge!("webhookd_db_pool_connections", "state" => "in_use").set(size - idle);
     metrics::gauge!("webhookd_db_pool_connections", "state" => "idle").set(idle);
     if let Some(stats) = supervisor.stats().await {
@@ -48,15 +46,6 @@ async fn sample(
     } else {
         0.0
     });
-    let nodes = match db {
-        projections::Db::Postgres(pool) => sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM cluster_nodes WHERE stopped_at IS NULL \
-             AND heartbeat_at > now() - interval '30 seconds'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap_or(0),
-        projections::Db::Sqlite(_) => 1,
-    };
+    let nodes = projections::deliveries::live_nodes(db).await.unwrap_or(0);
     metrics::gauge!("webhookd_cluster_nodes").set(nodes as f64);
 }

@@ -8,13 +8,14 @@
 //!    JSON (`wire::EventData`).
 //! 2. [`publish::Publisher::publish`] checks the event type against the
 //!    cached catalog, finds the targets ([`routing::RoutingCache`] over
-//!    [`store::DeliveryStore::routing_targets`]) and hands a
-//!    `publish_writer::NewEvent` to the store.
-//! 3. [`store::DeliveryStore::publish`] submits it to the publish
-//!    `group_commit::GroupCommit`: a writer task takes everything queued and
-//!    writes it in one statement (`publish_writer.rs`: the event and one
-//!    `pending` delivery row per target), then answers each caller. The 202
-//!    goes out only after this commit.
+//!    `DeliveryStore::routing_targets`) and hands a `NewEvent` to the
+//!    store (`projections::deliveries`, the storage layer: every SQL
+//!    statement of delivery lives there).
+//! 3. `DeliveryStore::publish` submits it to the publish `GroupCommit`: a
+//!    writer task takes everything queued and writes it in one statement
+//!    (the backend's `Writers`: the event and one `pending` delivery row
+//!    per target), then answers each caller. The 202 goes out only after
+//!    this commit.
 //! 4. Back in `publish.rs` (`commit_and_hand_over`, its own task), the new
 //!    deliveries go to [`supervisor::SupervisorHandle::enqueue`]: those of
 //!    endpoints this node owns (`cluster::Ownership`) to the
@@ -24,17 +25,18 @@
 //!    way).
 //! 5. The supervisor passes them to the endpoint's
 //!    [`endpoint::EndpointActor`] (started on demand, on the endpoint's
-//!    lane: `lanes.rs`), which holds them (`hold`, within the endpoint's
-//!    and the node's budgets: `budget.rs`) and starts up to the in-flight
-//!    limit (`pump`, `launch`).
+//!    lane: `lanes.rs`), the shell of the endpoint's pure state machine
+//!    (`endpoint/state.rs`), which holds them (within the endpoint's and
+//!    the node's budgets: `budget.rs`) and starts up to the in-flight limit
+//!    (effects `Launch`, run by the actor).
 //! 6. Each attempt is one Tokio task: [`policy::DeliveryEngine::send`] →
 //!    [`attempt::send`] signs ([`signing`]), shapes the body ([`wire`]) and
 //!    sends through the lane's client ([`http_client`]: SSRF guard, no
 //!    redirects) within the config's timeout; the actor hears `Answered`.
 //! 7. [`policy::DeliveryEngine::settle`] decides what comes next (retry
 //!    with [`retry`]'s schedule, done, or switch the endpoint off) and
-//!    records the attempt through the outcome `group_commit` writer
-//!    (`outcome_writer.rs`: the attempt row, the delivery's new status —
+//!    records the attempt through the outcome `GroupCommit` writer
+//!    (the attempt row, the delivery's new status —
 //!    fenced by the lease epoch on a cluster — and the config's
 //!    statistics), waiting out a database outage in memory
 //!    (`recording.rs` keeps others from sending it meanwhile).
@@ -50,25 +52,19 @@ pub(crate) mod budget;
 pub(crate) mod endpoint;
 pub(crate) mod event_schemas;
 pub(crate) mod gauges;
-mod group_commit;
 pub(crate) mod http_client;
 pub(crate) mod lanes;
 pub(crate) mod operational;
-mod outcome_writer;
 pub(crate) mod policy;
 pub mod publish;
-mod publish_writer;
 mod recording;
 pub(crate) mod recovery;
-pub mod retention;
 pub mod retry;
 pub(crate) mod routing;
 pub mod settings;
 pub mod signing;
-pub(crate) mod store;
 pub(crate) mod supervisor;
 mod task;
-pub(crate) mod tasks;
 pub(crate) mod wire;
 
 pub use settings::DeliverySettings;

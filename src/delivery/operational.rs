@@ -20,11 +20,11 @@
 //! publishes. A notice is at most once: one lost in a crash between the
 //! commit and the publish is not sent later.
 use super::publish::Publisher;
-use super::store::{DeliveryKind, EndpointConfig, PendingDelivery};
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::{DeactivationReason, Profile, WebhookConfig, WebhookConfigEvent};
 use cqrs_es::{EventEnvelope, Query};
 use projections::db::micros_to_rfc3339;
+use projections::deliveries::{DeliveryKind, EndpointConfig, PendingDelivery};
 use projections::Db;
 use serde_json::{json, Value};
 use std::collections::HashMap;

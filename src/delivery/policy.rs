@@ -6,13 +6,15 @@ use super::budget::HeldBudget;
 use super::operational::OperationalWebhooks;
 pub use super::recording::Recording;
 use super::settings::DeliverySettings;
-use super::store::{DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery};
-use super::tasks::TaskStore;
 use crate::cluster::{Fence, Ownership};
 use crate::config_commands::{CommandError, CommandMetadata, ConfigCommands};
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::{
     DeactivationReason, TestOutcome, WebhookConfigCommand, WebhookConfigError,
+};
+use projections::deliveries::TaskStore;
+use projections::deliveries::{
+    DeliveryKind, DeliveryStore, EndpointConfig, NextStep, PendingDelivery,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,10 +183,10 @@ impl DeliveryEngine {
     async fn record(
         &self,
         delivery: &PendingDelivery,
-        record: &super::store::AttemptRecord,
+        record: &projections::deliveries::AttemptRecord,
         next: NextStep,
         fence: Option<Fence>,
-    ) -> Result<super::store::FailureRun, projections::Error> {
+    ) -> Result<projections::deliveries::FailureRun, projections::Error> {
         let mut wait = RECORD_RETRY_FIRST;
         loop {
             match self
@@ -207,7 +209,7 @@ impl DeliveryEngine {
         &self,
         config: &EndpointConfig,
         delivery: &PendingDelivery,
-        record: &super::store::AttemptRecord,
+        record: &projections::deliveries::AttemptRecord,
     ) {
         let outcome = TestOutcome {
             success: record.success,

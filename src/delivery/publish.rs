@@ -2,10 +2,12 @@
 //! the supervisor. The answer never waits for a delivery.
 use super::event_schemas::EventSchemas;
 use super::routing::RoutingCache;
-use super::store::{DeliveryKind, DeliveryStore, NewEvent, Published, Target, PUBLISH_DEADLINE};
 use super::supervisor::SupervisorHandle;
 use super::wire::{event_data_of, EventData};
 use aggregates::values::TEST_EVENT_TYPE;
+use projections::deliveries::{
+    DeliveryKind, DeliveryStore, NewEvent, Published, Target, PUBLISH_DEADLINE,
+};
 use projections::event_types::EventTypeNames;
 use projections::tenancy::{ApiKey, Organisation};
 use serde_json::json;

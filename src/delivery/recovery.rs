@@ -5,9 +5,9 @@
 //! themselves (`recovered_by`). Memory stays bounded however many there
 //! are: they are taken [`BATCH`] at a time, in id order.
 use super::publish::Publisher;
-use super::store::DeliveryStore;
 use super::supervisor::SupervisorHandle;
-use super::tasks::{TaskState, TaskStore, TaskType};
+use projections::deliveries::DeliveryStore;
+use projections::deliveries::{TaskState, TaskStore, TaskType};
 use serde_json::json;
 use std::time::Duration;
 

@@ -5,8 +5,8 @@
 //! event type, routing config) and forgotten whenever any config changes
 //! (the command side calls [`RoutingCache::invalidate`] after the read
 //! model is written and before the command answers).
-use super::store::{DeliveryStore, Target};
 use projections::cache::InvalidatedCache;
+use projections::deliveries::{DeliveryStore, Target};
 use projections::Error;
 use std::sync::Arc;
 

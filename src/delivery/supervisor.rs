@@ -10,12 +10,12 @@ use super::endpoint::Panic;
 use super::endpoint::{Deliver, EndpointActor, Nudge, Reload, Stop};
 use super::lanes::Lanes;
 use super::policy::DeliveryEngine;
-use super::store::PendingDelivery;
 use super::task;
 use crate::changes::{Change, ChangeBus, Committed};
 use crate::cluster::Ownership;
 use actix::prelude::*;
 use projections::db::now_micros;
+use projections::deliveries::PendingDelivery;
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -8,7 +8,6 @@
 //!   with `Retry-After` otherwise.
 use super::{AppState, RETRY_AFTER_SECONDS};
 use actix_web::{web, HttpResponse};
-use projections::on_pool;
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
@@ -72,12 +71,7 @@ async fn live() -> HttpResponse {
     ),
 )]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let ping = async {
-        on_pool!(&state.db, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ()))
-    };
+    let ping = state.db.ping();
     let reason = match tokio::time::timeout(READY_CHECK_TIMEOUT, ping).await {
         Ok(Ok(())) if state.node.as_ref().is_none_or(|node| node.is_current()) => {
             return HttpResponse::Ok().json(Health {

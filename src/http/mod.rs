@@ -16,11 +16,11 @@ pub(crate) mod svix;
 pub(crate) mod v1;
 
 use crate::config_commands::ConfigCommands;
-use crate::delivery::tasks::TaskStore;
 use actix_web::web;
 use aggregates::values::UrlPolicy;
 use key_cache::KeyCache;
 use projections::config_reads::ConfigReads;
+use projections::deliveries::TaskStore;
 use projections::Db;
 
 /// What a 503 (the database is unavailable) tells the client to wait

@@ -5,11 +5,11 @@ use crate::faults::harness::{faketime, skew_in_effect};
 use crate::helpers::{status_and_json, Backend, TestApp};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
+use projections::deliveries::retention::{run_pass, Deleted};
 use reqwest::Method;
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
-use webhookd::delivery::retention::{run_pass, Deleted};
 
 const HOUR_MICROS: i64 = 3_600_000_000;
 

@@ -15,7 +15,7 @@
 //! bound waits for the missing hand-over, and after [`GAP_PATIENCE`] asks
 //! for a read (the hand-over may have been lost, or the place was done by
 //! another node before this one took the endpoint over).
-use super::super::store::PendingDelivery;
+use projections::deliveries::PendingDelivery;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -167,8 +167,8 @@ impl FifoLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::store::DeliveryKind;
     use crate::delivery::wire::{event_data, EventRecord};
+    use projections::deliveries::DeliveryKind;
 
     fn delivery(place: i64) -> PendingDelivery {
         PendingDelivery {

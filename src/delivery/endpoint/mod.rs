@@ -21,7 +21,6 @@ mod state;
 pub mod throttle;
 
 use super::policy::{DeliveryEngine, Verdict};
-use super::store::{DeliveryKind, EndpointConfig, PendingDelivery, PendingRead};
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
 use crate::cluster::Fence;
@@ -29,6 +28,7 @@ use crate::telemetry;
 use actix::prelude::*;
 use futures_util::FutureExt;
 use projections::db::now_micros;
+use projections::deliveries::{DeliveryKind, EndpointConfig, PendingDelivery, PendingRead};
 use state::{Effect, EndpointState, Input, Limits, Loaded, Moment, Surroundings};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@
 //! the row just before its attempt's record (seen in the URL-change test).
 //! Only a manual retry or a recovery sends a finished delivery again, and
 //! it says so ([`DeliveryQueue::send_again`]).
-use super::super::store::PendingDelivery;
+use projections::deliveries::PendingDelivery;
 use std::collections::{HashSet, VecDeque};
 
 #[derive(Default)]

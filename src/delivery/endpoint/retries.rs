@@ -2,7 +2,7 @@
 //! arms one timer, for the soonest (one timer per waiting retry would be
 //! one future each in the actor's context, all polled on every wake-up:
 //! thousands for an endpoint that is down).
-use super::super::store::PendingDelivery;
+use projections::deliveries::PendingDelivery;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
@@ -100,8 +100,8 @@ impl Ord for WaitingRetry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::store::DeliveryKind;
     use crate::delivery::wire::{event_data, EventRecord};
+    use projections::deliveries::DeliveryKind;
     use std::time::Duration;
 
     fn delivery(id: i64) -> PendingDelivery {

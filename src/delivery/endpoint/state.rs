@@ -26,7 +26,7 @@ use super::queue::{Admission, DeliveryQueue};
 use super::retries::RetryHeap;
 use super::throttle::Throttle;
 use crate::delivery::policy::Verdict;
-use crate::delivery::store::{EndpointConfig, PendingDelivery, PendingRead};
+use projections::deliveries::{EndpointConfig, PendingDelivery, PendingRead};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,10 +1,10 @@
 //! The configs API's resources: every object carries `"resource": "<type>"`,
 //! times are ISO 8601 UTC (`2026-11-22T10:25:05Z`). Serialized as they are
 //! documented (`ToSchema`).
-use crate::delivery::tasks::TaskRow;
 use crate::http::openapi::enums;
 use aggregates::webhook_config::ConfigState;
 use projections::db::micros_to_rfc3339;
+use projections::deliveries::TaskRow;
 use projections::tenancy::{ApiKey, Organisation};
 use projections::webhook_configs::ConfigRow;
 use serde::Serialize;

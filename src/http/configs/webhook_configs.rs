@@ -4,13 +4,13 @@ use super::error::{ConfigsError, ErrorBody};
 use super::list_params;
 use super::resources;
 use crate::app::NewEndpoint;
-use crate::delivery::tasks::TaskRow;
 use crate::http::body::{members, read_json_object, Member};
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::{ConfigId, WebhookUrl};
 use aggregates::webhook_config::{ConfigChanges, ConfigState, Profile};
+use projections::deliveries::TaskRow;
 use projections::webhook_configs::{self, ConfigFilter, ConfigRow};
 use serde_json::Value;
 

@@ -2,23 +2,14 @@
 //! hours, one bar pair an hour, drawn server-side as SVG (no script, no
 //! inline style: colours come from the stylesheet's classes).
 use maud::{html, Markup};
-use projections::{on_pool, Db, Error};
+use projections::{Db, Error};
 
 const HOUR: i64 = 3_600_000_000;
 
 /// Attempts an hour, oldest hour first: (successes, failures).
 pub async fn last_24_hours(db: &Db, config_id: i64, now: i64) -> Result<Vec<(i64, i64)>, Error> {
     let since = now - 24 * HOUR;
-    let sql = "SELECT (a.attempted_at - $2) / 3600000000 AS hour, \
-               SUM(CASE WHEN a.success THEN 1 ELSE 0 END), \
-               SUM(CASE WHEN a.success THEN 0 ELSE 1 END) \
-               FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
-               WHERE d.config_id = $1 AND a.attempted_at >= $2 GROUP BY 1";
-    let rows: Vec<(i64, i64, i64)> = on_pool!(db, |pool| sqlx::query_as(sql)
-        .bind(config_id)
-        .bind(since)
-        .fetch_all(pool)
-        .await?);
+    let rows = projections::deliveries::attempts_by_hour(db, config_id, since).await?;
     let mut hours = vec![(0, 0); 24];
     for (hour, ok, failed) in rows {
         if let Some(slot) = usize::try_from(hour).ok().and_then(|h| hours.get_mut(h)) {

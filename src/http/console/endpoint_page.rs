@@ -7,7 +7,6 @@ use super::pages::{
     action_button, csrf_field, layout, optional_time, page, query_param as query, time, PageError,
 };
 use super::session::Session;
-use crate::delivery::store::{AttemptRow, DeliveryStatus};
 use crate::http::v1::recovery::parse_window;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
@@ -15,6 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::webhook_config::ConfigState;
 use maud::{html, Markup};
 use projections::db::now_micros;
+use projections::deliveries::{AttemptRow, DeliveryStatus};
 use projections::webhook_configs::ConfigRow;
 
 const DELIVERIES_SHOWN: i64 = 50;

@@ -12,9 +12,9 @@ use crate::http::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use projections::db::now_micros;
+use projections::console_sessions::{self, NewSession};
 use projections::tenancy::Organisation;
-use projections::{on_pool, Db, Error};
+use projections::{Db, Error};
 use rand::RngCore;
 use std::future::Future;
 use std::pin::Pin;
@@ -61,14 +61,7 @@ impl Session {
     }
 
     pub async fn revoke(&self, db: &Db) -> Result<(), Error> {
-        let sql = "UPDATE console_sessions SET revoked_at = $1 WHERE token_hash = $2";
-        on_pool!(db, |pool| sqlx::query(sql)
-            .bind(now_micros())
-            .bind(&self.token_hash)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(())
+        console_sessions::revoke(db, &self.token_hash).await
     }
 }
 
@@ -93,19 +86,15 @@ pub async fn open(
     expires_at: i64,
 ) -> Result<String, Error> {
     let token = random_token();
-    let sql = "INSERT INTO console_sessions (token_hash, organisation, actor, key_id, csrf, \
-               created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    on_pool!(db, |pool| sqlx::query(sql)
-        .bind(hash_api_token(&token))
-        .bind(organisation)
-        .bind(actor)
-        .bind(key_id)
-        .bind(random_token())
-        .bind(now_micros())
-        .bind(expires_at)
-        .execute(pool)
-        .await?
-        .rows_affected());
+    let session = NewSession {
+        token_hash: &hash_api_token(&token),
+        organisation,
+        actor,
+        key_id,
+        csrf: &random_token(),
+        expires_at,
+    };
+    console_sessions::insert(db, session).await?;
     Ok(token)
 }
 
@@ -131,16 +120,8 @@ pub fn removal(req: &HttpRequest) -> Cookie<'static> {
 }
 
 async fn find(db: &Db, token: &str) -> Result<Option<Session>, Error> {
-    let sql = "SELECT s.organisation, s.actor, s.key_id, s.csrf FROM console_sessions s \
-               WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-               AND (s.key_id IS NULL OR EXISTS (SELECT 1 FROM api_keys k \
-                    WHERE k.id = s.key_id AND k.revoked_at IS NULL))";
     let token_hash = hash_api_token(token);
-    let row: Option<(i64, String, Option<i64>, String)> = on_pool!(db, |pool| sqlx::query_as(sql)
-        .bind(&token_hash)
-        .bind(now_micros())
-        .fetch_optional(pool)
-        .await?);
+    let row = console_sessions::find_live(db, &token_hash).await?;
     let Some((organisation, actor, key_id, csrf)) = row else {
         return Ok(None);
     };
@@ -199,32 +180,23 @@ pub mod portal {
         expires_at: i64,
     ) -> Result<(String, String), Error> {
         let (id, token) = (format!("pl_{}", &random_token()[..16]), random_token());
-        let sql = "INSERT INTO portal_links (id, token_hash, organisation, key_id, created_at, \
-                   expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
-        on_pool!(db, |pool| sqlx::query(sql)
-            .bind(&id)
-            .bind(hash_api_token(&token))
-            .bind(organisation)
-            .bind(key_id)
-            .bind(now_micros())
-            .bind(expires_at)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let token_hash = hash_api_token(&token);
+        console_sessions::insert_portal_link(
+            db,
+            &id,
+            &token_hash,
+            organisation,
+            key_id,
+            expires_at,
+        )
+        .await?;
         Ok((id, token))
     }
 
     /// Uses a link up (once, before it expires): (its id, organisation,
     /// expiry).
     pub async fn redeem(db: &Db, token: &str) -> Result<Option<(String, i64, i64)>, Error> {
-        let sql = "UPDATE portal_links SET used_at = $1 \
-                   WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-                   RETURNING id, organisation, expires_at";
-        Ok(on_pool!(db, |pool| sqlx::query_as(sql)
-            .bind(now_micros())
-            .bind(hash_api_token(token))
-            .fetch_optional(pool)
-            .await?))
+        console_sessions::redeem_portal_link(db, &hash_api_token(token)).await
     }
 }
 

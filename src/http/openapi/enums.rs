@@ -1,8 +1,8 @@
 //! Schemas of the enums the API shows as strings, built from the enums
 //! themselves so that the document cannot list a value the code lacks.
-use crate::delivery::store::DeliveryStatus;
 use aggregates::values::DeliveryOrdering;
 use aggregates::webhook_config::ConfigState;
+use projections::deliveries::DeliveryStatus;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::Object;
 

@@ -4,12 +4,12 @@ use super::envelope::{respond, respond_page, Envelope};
 use super::error::{ApiError, ErrorBody, FieldErrors};
 use super::resources::{DeliveryResource, TestStarted};
 use super::webhooks::{owned_config, paging};
-use crate::delivery::store::DeliveryStatus;
 use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aggregates::values::Scope;
+use projections::deliveries::DeliveryStatus;
 
 #[utoipa::path(
     get, path = "/api/v1/webhooks/{id}/deliveries", tag = "deliveries", operation_id = "listDeliveries",

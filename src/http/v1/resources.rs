@@ -1,9 +1,9 @@
 //! What the v1 dialect answers besides the webhook itself: the event type
 //! catalog, publish receipts, deliveries with their attempt log, the event
 //! log. Each is serialized as it is documented (`ToSchema`).
-use crate::delivery::store::{AttemptRow, DeliveryKind, DeliveryRow, DeliveryStatus};
 use crate::http::openapi::enums;
 use projections::db::micros_to_rfc3339;
+use projections::deliveries::{AttemptRow, DeliveryKind, DeliveryRow, DeliveryStatus};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;

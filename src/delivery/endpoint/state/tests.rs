@@ -10,10 +10,10 @@
 //! — the receiver accepts everything, the supervisor's poll nudges — and
 //! nothing may be left pending.
 use super::*;
-use crate::delivery::store::DeliveryKind;
 use crate::delivery::wire::{event_data, EventRecord};
 use aggregates::values::{CustomHeaders, DeliveryOrdering, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, Profile};
+use projections::deliveries::DeliveryKind;
 use proptest::prelude::*;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -20,10 +20,10 @@
 //! it — the places of a config follow the commit order, without gaps (a
 //! batch that rolls back gives its places back). Only batches with a FIFO
 //! target pay for this.
-use super::store::{DeliveryKind, PendingDelivery, Published, Target};
-use super::wire::{event_data, EventData, EventRecord};
-use projections::db::now_micros;
-use projections::{Db, Error};
+use super::store::{Published, Target};
+use super::{event_data, DeliveryKind, EventData, EventRecord, PendingDelivery};
+use crate::db::now_micros;
+use crate::Error;
 use sqlx::{PgPool, SqlitePool};
 use std::collections::{HashMap, HashSet};
 
@@ -194,12 +194,14 @@ fn duplicate_of((id, event_type, data, published_at, count): FirstEvent) -> Publ
     }
 }
 
-pub async fn write_publishes(db: &Db, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
-    let rows = Rows::new(batch);
-    match db {
-        Db::Sqlite(pool) => write_sqlite(pool, &rows).await,
-        Db::Postgres(pool) => write_postgres(pool, &rows).await,
-    }
+/// Writes a batch on PostgreSQL (see [`super::writers`]).
+pub(super) async fn postgres(pool: &PgPool, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
+    write_postgres(pool, &Rows::new(batch)).await
+}
+
+/// Writes a batch on SQLite (see [`super::writers`]).
+pub(super) async fn sqlite(pool: &SqlitePool, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
+    write_sqlite(pool, &Rows::new(batch)).await
 }
 
 /// The events of a batch (`$1`…`$7`), the ones stored returned as `ev`:

@@ -15,8 +15,8 @@
 //! on (it is off on some servers, and then the files grow though the rows
 //! do not). SQLite reuses freed pages by itself.
 use super::store::id_list;
-use projections::db::database_now_micros;
-use projections::{on_pool, Db, Error};
+use crate::db::database_now_micros;
+use crate::{on_pool, Db, Error};
 use std::time::Duration;
 
 /// Rows per delete statement.
@@ -98,7 +98,7 @@ pub async fn run_pass(db: &Db, retention: Duration) -> Result<Deleted, Error> {
     }
     // The Svix dialect's idempotency keys (a day) and the channels of
     // the messages just deleted.
-    projections::svix::expire(db, now).await?;
+    crate::svix::expire(db, now).await?;
     if deleted != Deleted::default() {
         if let Db::Postgres(pool) = db {
             // Not in a transaction (VACUUM refuses one); it takes no lock

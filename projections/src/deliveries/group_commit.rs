@@ -9,9 +9,9 @@
 //! light load a batch is one item and nothing waits; under heavy load the
 //! queue fills while a transaction commits, so batches grow exactly when
 //! they pay. A caller's answer still comes after its data is committed.
+use crate::Error;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use projections::Error;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -24,9 +24,14 @@ type Reply<O> = oneshot::Sender<Result<O, Error>>;
 /// callers are told.
 const MAX_WRITES: usize = 5;
 
+/// Told how long each submission waited for its batch's commit (the
+/// writer's name, the wait): telemetry lives above the storage layer.
+pub type WaitObserver = fn(&'static str, Duration);
+
 pub struct GroupCommit<I, O> {
     queue: mpsc::UnboundedSender<(I, Reply<O>)>,
     name: &'static str,
+    waited: WaitObserver,
 }
 
 impl<I, O> Clone for GroupCommit<I, O> {
@@ -34,6 +39,7 @@ impl<I, O> Clone for GroupCommit<I, O> {
         Self {
             queue: self.queue.clone(),
             name: self.name,
+            waited: self.waited,
         }
     }
 }
@@ -43,7 +49,13 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     /// `max_batch` items. `write` answers one output per item, in order, or
     /// fails the whole batch (nothing of it was committed); see
     /// [`write_isolated`] for what happens then.
-    pub fn start<W, F>(name: &'static str, writers: usize, max_batch: usize, write: W) -> Self
+    pub fn start<W, F>(
+        name: &'static str,
+        writers: usize,
+        max_batch: usize,
+        waited: WaitObserver,
+        write: W,
+    ) -> Self
     where
         W: Fn(Arc<Vec<I>>) -> F + Send + Sync + 'static,
         I: Sync,
@@ -74,7 +86,11 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                 }
             });
         }
-        Self { queue, name }
+        Self {
+            queue,
+            name,
+            waited,
+        }
     }
 
     /// Like [`Self::submit`], but gives up after `deadline` (the database
@@ -94,7 +110,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     pub async fn submit(&self, item: I) -> Result<O, Error> {
         let started = std::time::Instant::now();
         let answer = self.submit_untimed(item).await;
-        crate::telemetry::group_commit_waited(self.name, started.elapsed());
+        (self.waited)(self.name, started.elapsed());
         answer
     }
 
@@ -216,20 +232,26 @@ mod tests {
             .expect("PostgreSQL is reachable");
         let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = writes.clone();
-        let commit = GroupCommit::start("test", 1, 256, move |batch: Arc<Vec<String>>| {
-            let (pool, counter) = (pool.clone(), counter.clone());
-            async move {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                // One statement for the batch, as the real writers do.
-                let rows: Vec<String> = sqlx::query_scalar(
-                    "SELECT x FROM UNNEST($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n",
-                )
-                .bind(&*batch)
-                .fetch_all(&pool)
-                .await?;
-                Ok(rows)
-            }
-        });
+        let commit = GroupCommit::start(
+            "test",
+            1,
+            256,
+            |_, _| {},
+            move |batch: Arc<Vec<String>>| {
+                let (pool, counter) = (pool.clone(), counter.clone());
+                async move {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // One statement for the batch, as the real writers do.
+                    let rows: Vec<String> = sqlx::query_scalar(
+                        "SELECT x FROM UNNEST($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n",
+                    )
+                    .bind(&*batch)
+                    .fetch_all(&pool)
+                    .await?;
+                    Ok(rows)
+                }
+            },
+        );
         let items: Vec<String> = (0..200)
             .map(|i| {
                 if i % 50 == 7 {

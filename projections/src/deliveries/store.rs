@@ -1,40 +1,18 @@
 //! The delivery tables: what the publish path writes and the actors read.
-use super::group_commit::GroupCommit;
-use super::outcome_writer::{write_outcomes, Outcome};
-use super::publish_writer::write_publishes;
+//! Queries common to both backends are written once (see [`crate::db`]);
+//! the hot path's writers are per backend (see [`super::writers`]).
+use super::group_commit::{GroupCommit, WaitObserver};
+use super::outcome_writer::Outcome;
 pub use super::publish_writer::NewEvent;
-use super::wire::EventRecord;
-use crate::changes::{Change, ChangeBus};
-use crate::cluster::Fence;
+use super::writers;
+use super::{event_data, DeliveryKind, DeliveryStatus, EventRecord, Fence, PendingDelivery};
+use crate::db::now_micros;
+use crate::webhook_configs::ConfigRow;
+use crate::{on_pool, Db, Error};
 use aggregates::values::{CustomHeaders, DeliveryOrdering, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, PreviousSecret, Profile};
-use projections::db::now_micros;
-pub use projections::deliveries::{DeliveryKind, DeliveryStatus, PendingDelivery};
-use projections::webhook_configs::ConfigRow;
-use projections::{on_pool, Db, Error};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Lets group-commit writers take turns (SQLite) or pass at once (PostgreSQL).
-#[derive(Clone)]
-struct WriteGate(Option<Arc<tokio::sync::Mutex<()>>>);
-
-impl WriteGate {
-    fn one_at_a_time() -> Self {
-        Self(Some(Arc::default()))
-    }
-
-    fn open() -> Self {
-        Self(None)
-    }
-
-    async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.0 {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
-        }
-    }
-}
 
 /// A config an event goes to, and whether its deliveries take a place in
 /// its FIFO line.
@@ -177,7 +155,7 @@ impl PendingRow {
             event: EventRecord {
                 id: self.event_id,
                 event_type: self.event_type,
-                data: super::wire::event_data(self.data),
+                data: event_data(self.data),
                 published_at: self.published_at,
             },
         }
@@ -223,74 +201,60 @@ pub struct DeliveryStore {
 /// while the database is away a batch waits 1.5 s for a connection, and
 /// the publishes queued behind it would wait for the next one too. The
 /// publisher holds all of a publish's database work to it as well.
-pub(super) const PUBLISH_DEADLINE: Duration = Duration::from_millis(1800);
+pub const PUBLISH_DEADLINE: Duration = Duration::from_millis(1800);
 
 /// Batches wait for nothing: each holds what queued while the previous
 /// transaction committed.
 const MAX_BATCH: usize = 256;
 
-/// The connections the group-commit writers use. On PostgreSQL they are
-/// their own pool, planning every batch statement for the batch at hand
-/// (`plan_cache_mode = force_custom_plan`): a generic plan, made once per
-/// connection, is made while the tables are small (a fresh database) and
-/// then keeps scanning them whole as they grow; the profile had 20 % of the
-/// machine in sequential scans of `deliveries` and of the statistics row's
-/// dead versions.
-fn writer_connections(db: &Db, writers: usize) -> Db {
-    match db {
-        Db::Sqlite(_) => db.clone(),
-        Db::Postgres(pool) => Db::Postgres(crate::database::derived_pool(
-            pool,
-            "writers",
-            &[("plan_cache_mode", "force_custom_plan")],
-            writers as u32,
-        )),
-    }
+/// What the store tells the layers above, which it may not import.
+pub struct StoreHooks {
+    /// An outcome batch moved these configs' statistics (sorted, once each).
+    pub stats_moved: Arc<dyn Fn(Vec<i64>) + Send + Sync>,
+    /// How long a submission waited for its batch's commit, per writer.
+    pub commit_waited: WaitObserver,
 }
 
 impl DeliveryStore {
-    /// Starts the group-commit writers: call inside the Tokio runtime.
-    /// Each outcome batch announces which configs' statistics it moved.
-    ///
-    /// PostgreSQL overlaps transactions, so publishes get four writers and
-    /// outcomes two (batches fill while others commit). Outcome batches all
-    /// update the statistics rows of the same configs, so a third would only
-    /// queue on those row locks; two may deadlock on them now and then, and
-    /// the loser is written again (see [`GroupCommit`]). SQLite has one
-    /// writer at a time and makes the others wait in its busy handler, which
-    /// sleeps for milliseconds; there one writer of each kind takes turns at
-    /// an in-process gate instead.
-    pub fn new(db: Db, changes: ChangeBus) -> Self {
-        let (publish_writers, outcome_writers, gate) = match db {
-            Db::Sqlite(_) => (1, 1, WriteGate::one_at_a_time()),
-            Db::Postgres(_) => (4, 2, WriteGate::open()),
-        };
-        let writer_db = writer_connections(&db, publish_writers + outcome_writers);
+    /// Starts the group-commit writers on `writer_db` (on PostgreSQL a pool
+    /// of their own, of [`writers::POSTGRES_WRITER_CONNECTIONS`]): call
+    /// inside the Tokio runtime.
+    pub fn new(db: Db, writer_db: Db, hooks: StoreHooks) -> Self {
+        let writers = writers::for_backend(writer_db);
+        let (publish_writers, outcome_writers) = writers.concurrency();
+        let waited = hooks.commit_waited;
         let publishes = {
-            let (db, gate) = (writer_db.clone(), gate.clone());
-            GroupCommit::start("publish", publish_writers, MAX_BATCH, move |batch| {
-                let (db, gate) = (db.clone(), gate.clone());
-                async move {
-                    let _turn = gate.turn().await;
-                    write_publishes(&db, &batch).await
-                }
-            })
+            let writers = writers.clone();
+            GroupCommit::start(
+                "publish",
+                publish_writers,
+                MAX_BATCH,
+                waited,
+                move |batch| {
+                    let writers = writers.clone();
+                    async move { writers.publishes(&batch).await }
+                },
+            )
         };
         let outcomes = {
-            let db = writer_db;
-            GroupCommit::start("outcome", outcome_writers, MAX_BATCH, move |batch| {
-                let (db, gate) = (db.clone(), gate.clone());
-                let changes = changes.clone();
-                async move {
-                    let _turn = gate.turn().await;
-                    let runs = write_outcomes(&db, &batch).await?;
-                    let mut moved: Vec<i64> = batch.iter().map(|o| o.config_id).collect();
-                    moved.sort_unstable();
-                    moved.dedup();
-                    changes.announce(Change::Stats(moved));
-                    Ok(runs)
-                }
-            })
+            let stats_moved = hooks.stats_moved;
+            GroupCommit::start(
+                "outcome",
+                outcome_writers,
+                MAX_BATCH,
+                waited,
+                move |batch| {
+                    let (writers, stats_moved) = (writers.clone(), stats_moved.clone());
+                    async move {
+                        let runs = writers.outcomes(&batch).await?;
+                        let mut moved: Vec<i64> = batch.iter().map(|o| o.config_id).collect();
+                        moved.sort_unstable();
+                        moved.dedup();
+                        stats_moved(moved);
+                        Ok(runs)
+                    }
+                },
+            )
         };
         Self {
             db,
@@ -418,7 +382,7 @@ impl DeliveryStore {
     }
 
     pub async fn endpoint_config(&self, config_id: i64) -> Result<Option<EndpointConfig>, Error> {
-        projections::webhook_configs::find_any(&self.db, config_id)
+        crate::webhook_configs::find_any(&self.db, config_id)
             .await?
             .map(EndpointConfig::from_row)
             .transpose()
@@ -732,7 +696,7 @@ impl DeliveryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use projections::db::JsonText;
+    use crate::db::JsonText;
 
     fn row(headers: &str, secret: &str) -> ConfigRow {
         ConfigRow {

@@ -2,9 +2,9 @@
 //! delivery; the delivery engine moves it from `pending` to `processing` to
 //! `succeeded` or `failed`.
 use super::store::AttemptRecord;
+use crate::db::now_micros;
+use crate::{on_pool, Db, Error};
 use aggregates::webhook_config::UnknownValue;
-use projections::db::now_micros;
-use projections::{on_pool, Db, Error};
 use serde_json::json;
 
 /// What a task does.
@@ -231,10 +231,10 @@ impl TaskStore {
     pub async fn list(
         &self,
         organisation: i64,
-        cursor: projections::paging::Cursor,
+        cursor: crate::paging::Cursor,
         limit: i64,
     ) -> Result<(Vec<TaskRow>, bool, i64), Error> {
-        let page = projections::paging::CursorPage::new(cursor, limit);
+        let page = crate::paging::CursorPage::new(cursor, limit);
         let sql = format!(
             "SELECT {COLUMNS} FROM tasks WHERE organisation = $1 AND {} ORDER BY id {} LIMIT $3",
             page.condition("id", "$2"),

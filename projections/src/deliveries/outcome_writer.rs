@@ -1,9 +1,9 @@
 //! Recording attempts in batches: the attempt rows, the deliveries' new
 //! status and the configs' statistics of many attempts in one transaction
 //! of three statements (see [`super::group_commit`] for why).
-use super::store::{AttemptRecord, DeliveryKind, FailureRun, NextStep};
-use crate::cluster::Fence;
-use projections::{Db, Error};
+use super::store::{AttemptRecord, FailureRun, NextStep};
+use super::{DeliveryKind, Fence};
+use crate::Error;
 use sqlx::{PgPool, SqlitePool};
 use std::collections::HashMap;
 
@@ -70,9 +70,25 @@ impl StatsChange {
 /// SQLite's multi-row statements: 7 parameters a row.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Writes a batch; answers each outcome with its config's failure run after
-/// the batch (tests do not count: theirs is a default run).
-pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
+/// Writes a batch on PostgreSQL; answers each outcome with its config's
+/// failure run after the batch (tests do not count: theirs is a default run).
+pub(super) async fn postgres(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
+    let (deliveries, stats) = changes_of(batch);
+    let runs = write_postgres(pool, batch, &deliveries, &stats).await?;
+    Ok(runs_of(batch, &runs))
+}
+
+/// Writes a batch on SQLite (see [`postgres`]).
+pub(super) async fn sqlite(pool: &SqlitePool, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
+    let (deliveries, stats) = changes_of(batch);
+    let runs = write_sqlite(pool, batch, &deliveries, &stats).await?;
+    Ok(runs_of(batch, &runs))
+}
+
+/// A batch's changes: one per delivery (its last outcome and how many
+/// attempts), one per config's statistics.
+#[allow(clippy::type_complexity)]
+fn changes_of(batch: &[Outcome]) -> (Vec<(i64, DeliveryChange<'_>)>, Vec<(i64, StatsChange)>) {
     let mut deliveries: Vec<(i64, DeliveryChange)> = Vec::new();
     let mut delivery_index: HashMap<i64, usize> = HashMap::new();
     let mut stats: Vec<(i64, StatsChange)> = Vec::new();
@@ -102,11 +118,12 @@ pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun
             stats[i].1.add(&outcome.attempt);
         }
     }
-    let runs = match db {
-        Db::Sqlite(pool) => write_sqlite(pool, batch, &deliveries, &stats).await?,
-        Db::Postgres(pool) => write_postgres(pool, batch, &deliveries, &stats).await?,
-    };
-    Ok(batch
+    (deliveries, stats)
+}
+
+/// Each outcome's failure run, from the runs the batch left.
+fn runs_of(batch: &[Outcome], runs: &HashMap<i64, FailureRun>) -> Vec<FailureRun> {
+    batch
         .iter()
         .map(|outcome| match outcome.kind {
             DeliveryKind::Event => runs.get(&outcome.config_id).copied(),
@@ -118,7 +135,7 @@ pub async fn write_outcomes(db: &Db, batch: &[Outcome]) -> Result<Vec<FailureRun
                 failing_since: None,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Multi-row statements in one transaction.

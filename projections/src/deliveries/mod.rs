@@ -1,12 +1,31 @@
-//! The delivery rows as values: what a pending delivery is, its kind and
-//! status, and the published event it carries. They live here, in the
-//! storage layer, because several layers above share them — the delivery
-//! engine that sends them, the change bus and the cluster bus that carry
-//! committed ones to the node that owns their endpoint — and none of those
-//! may import another sideways.
+//! Everything the delivery engine keeps: the delivery rows as values (what
+//! a pending delivery is, its kind and status, the published event it
+//! carries, the lease an attempt was made under), the [`DeliveryStore`]
+//! that writes and reads them, the configs-API tasks ([`TaskStore`]) and
+//! [`retention`]. The values live here, in the storage layer, because
+//! several layers above share them — the delivery engine that sends them,
+//! the change bus and the cluster bus that carry committed ones to the node
+//! that owns their endpoint — and none of those may import another
+//! sideways. All SQL of delivery is here too: the engine above never asks
+//! which database it runs on.
+mod group_commit;
+mod outcome_writer;
+mod publish_writer;
+pub mod retention;
+mod store;
+mod tasks;
+mod writers;
+
 use aggregates::webhook_config::UnknownValue;
+pub use group_commit::WaitObserver;
 use serde_json::value::RawValue;
 use std::sync::Arc;
+pub use store::{
+    AttemptRecord, AttemptRow, DeliveryRow, DeliveryStore, EndpointConfig, FailureRun, NewEvent,
+    NextStep, PendingRead, Published, RecoveryCounts, StoreHooks, Target, PUBLISH_DEADLINE,
+};
+pub use tasks::{TaskRow, TaskState, TaskStore, TaskType};
+pub use writers::POSTGRES_WRITER_CONNECTIONS;
 
 /// A regular delivery, or a config test (one attempt, then a `Tested` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -119,4 +138,51 @@ pub struct EventRecord {
     pub event_type: String,
     pub data: EventData,
     pub published_at: i64,
+}
+
+/// The lease an attempt was made under: its outcome is written only while
+/// the lease still has this epoch (see `cluster::ownership`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub partition: i32,
+    pub epoch: i64,
+}
+
+/// How many deliveries are pending, and the soonest due time among them
+/// (for the gauges).
+pub async fn pending_summary(db: &crate::Db) -> Result<(i64, Option<i64>), crate::Error> {
+    let sql = "SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'";
+    Ok(crate::on_pool!(db, |pool| sqlx::query_as(sql)
+        .fetch_one(pool)
+        .await?))
+}
+
+/// The cluster's live nodes (a heartbeat in the last 30 s); a SQLite node
+/// is alone.
+pub async fn live_nodes(db: &crate::Db) -> Result<i64, crate::Error> {
+    let sql = "SELECT COUNT(*) FROM cluster_nodes WHERE stopped_at IS NULL \
+        AND heartbeat_at > now() - interval '30 seconds'";
+    Ok(match db {
+        crate::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        crate::Db::Sqlite(_) => 1,
+    })
+}
+
+/// A config's attempts since `since` (µs), by hour after it: (hour,
+/// successes, failures), hours without attempts left out.
+pub async fn attempts_by_hour(
+    db: &crate::Db,
+    config_id: i64,
+    since: i64,
+) -> Result<Vec<(i64, i64, i64)>, crate::Error> {
+    let sql = "SELECT (a.attempted_at - $2) / 3600000000 AS hour, \
+               SUM(CASE WHEN a.success THEN 1 ELSE 0 END), \
+               SUM(CASE WHEN a.success THEN 0 ELSE 1 END) \
+               FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+               WHERE d.config_id = $1 AND a.attempted_at >= $2 GROUP BY 1";
+    Ok(crate::on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(config_id)
+        .bind(since)
+        .fetch_all(pool)
+        .await?))
 }

@@ -1,0 +1,90 @@
+//! The hot path's two writers — publishes and attempt outcomes, each in
+//! group-committed batches (see [`super::group_commit`]) — once per
+//! backend, behind one trait chosen when the store starts ([`for_backend`]
+//! is the only place that asks which database this is).
+//!
+//! The two differ where the databases do: PostgreSQL overlaps
+//! transactions, so several writers of each kind run at once and a batch
+//! is one statement over arrays (`UNNEST`); SQLite has one writer at a
+//! time and makes the others wait in its busy handler, which sleeps for
+//! milliseconds, so its writers take turns at an in-process gate and write
+//! multi-row statements. `tests/api/conformance.rs` feeds both the same
+//! sequences and compares the rows they leave.
+use super::outcome_writer::{self, Outcome};
+use super::publish_writer::{self, NewEvent};
+use super::store::{FailureRun, Published};
+use crate::{Db, Error};
+use sqlx::{PgPool, SqlitePool};
+use std::sync::Arc;
+
+/// Connections PostgreSQL's writers use at most (four publish writers,
+/// two outcome writers): the size of the writers' own pool.
+pub const POSTGRES_WRITER_CONNECTIONS: usize = 6;
+
+#[async_trait::async_trait]
+pub(super) trait Writers: Send + Sync + 'static {
+    /// How many publish and outcome writers run at once. Outcome batches
+    /// all update the statistics rows of the same configs, so on
+    /// PostgreSQL a third would only queue on those row locks; two may
+    /// deadlock on them now and then, and the loser is written again (see
+    /// [`super::group_commit`]).
+    fn concurrency(&self) -> (usize, usize);
+
+    /// Commits the events and their deliveries; one answer per publish.
+    async fn publishes(&self, batch: &[NewEvent]) -> Result<Vec<Published>, Error>;
+
+    /// Commits the attempts and their consequences; one failure run per
+    /// outcome.
+    async fn outcomes(&self, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error>;
+}
+
+/// The writers of `db`'s backend.
+pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
+    match db {
+        Db::Postgres(pool) => Arc::new(Postgres(pool)),
+        Db::Sqlite(pool) => Arc::new(Sqlite {
+            pool,
+            turn: tokio::sync::Mutex::new(()),
+        }),
+    }
+}
+
+struct Postgres(PgPool);
+
+#[async_trait::async_trait]
+impl Writers for Postgres {
+    fn concurrency(&self) -> (usize, usize) {
+        (4, 2)
+    }
+
+    async fn publishes(&self, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
+        publish_writer::postgres(&self.0, batch).await
+    }
+
+    async fn outcomes(&self, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
+        outcome_writer::postgres(&self.0, batch).await
+    }
+}
+
+struct Sqlite {
+    pool: SqlitePool,
+    /// One writer at a time, publish or outcome.
+    turn: tokio::sync::Mutex<()>,
+}
+
+#[async_trait::async_trait]
+impl Writers for Sqlite {
+    fn concurrency(&self) -> (usize, usize) {
+        (1, 1)
+    }
+
+    async fn publishes(&self, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
+        let _turn = self.turn.lock().await;
+        publish_writer::sqlite(&self.pool, batch).await
+    }
+
+    async fn outcomes(&self, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
+        let _turn = self.turn.lock().await;
+        outcome_writer::sqlite(&self.pool, batch).await
+    }
+}
