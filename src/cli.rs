@@ -567,7 +567,9 @@ async fn cluster_status(db: &projections::Db, node_timeout: Duration) -> anyhow:
         println!("single node (SQLite): no cluster");
         return Ok(());
     };
-    let status = webhookd::cluster::status::read(pool).await?;
+    let status = projections::cluster::ClusterStore::new(pool.clone())
+        .status()
+        .await?;
     println!(
         "{:<32} {:<22} {:<7} {:<21} {:<25} {:>10} {:>9}  state",
         "node", "address", "role", "started", "last heartbeat", "partitions", "endpoints"

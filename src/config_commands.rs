@@ -86,9 +86,9 @@ impl CommandError {
     fn from_store<T: std::error::Error>(error: AggregateError<T>) -> Self {
         let unavailable = match &error {
             AggregateError::DatabaseConnectionError(_) => true,
-            AggregateError::UnexpectedError(source) => source
-                .downcast_ref::<sqlx::Error>()
-                .is_some_and(projections::db::is_unavailable),
+            AggregateError::UnexpectedError(source) => {
+                projections::db::is_unavailable_source(source.as_ref())
+            }
             _ => false,
         };
         if unavailable {

@@ -20,6 +20,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use projections::cluster::ClusterStore;
 use projections::config_reads::ConfigReads;
 use projections::deliveries::TaskStore;
 use projections::deliveries::{DeliveryStore, StoreHooks, POSTGRES_WRITER_CONNECTIONS};
@@ -127,7 +128,11 @@ impl Application {
             Db::Postgres(pool) => {
                 let ownership = Ownership::leased();
                 // Listening before joining: the join is announced.
-                cluster::bus::start(pool.clone(), node_id.clone(), changes.clone());
+                cluster::bus::start(
+                    ClusterStore::new(pool.clone()),
+                    node_id.clone(),
+                    changes.clone(),
+                );
                 // The heartbeat has connections of its own: publishes that
                 // fill the query pool must not starve the renewal of the
                 // leases they depend on. Opened here, on the main runtime,
@@ -135,7 +140,7 @@ impl Application {
                 // (the leases are freed after the workers stop).
                 let heartbeat_pool = database::derived_pool(pool, "heartbeat", &[], 2);
                 let node = ClusterNode::join(
-                    heartbeat_pool,
+                    ClusterStore::new(heartbeat_pool),
                     NodeSettings {
                         id: node_id.clone(),
                         address: format!("{}", listener.local_addr()?),

@@ -136,6 +136,14 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// [`is_unavailable`] for an error that came back boxed (through cqrs-es's
+/// event store): `false` unless it is a database error that says so.
+pub fn is_unavailable_source(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<sqlx::Error>()
+        .is_some_and(is_unavailable)
+}
+
 /// The time now in microseconds since the Unix epoch (how every time is
 /// stored), by the cluster's clock:
 /// this machine's wall clock corrected by the offset to the database's

@@ -11,9 +11,12 @@
 //! * [`svix`]: what the Svix dialect keeps beside configs and events.
 //! * [`deliveries`]: everything delivery keeps (rows, writers, tasks,
 //!   retention) — all SQL of the delivery engine.
+//! * [`cluster`]: the cluster's nodes, leases and notification channel
+//!   (PostgreSQL only: the coordination engine).
 //! * [`console_sessions`]: the console's sessions and portal links.
 pub mod admin_log;
 pub mod cache;
+pub mod cluster;
 pub mod config_reads;
 pub mod console_sessions;
 pub mod db;

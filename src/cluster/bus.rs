@@ -12,12 +12,9 @@
 //! retry, for their owner to take on: each whole as JSON when small, so the
 //! owner sends it without a read, else `config:delivery`).
 use crate::changes::{Change, ChangeBus, Committed};
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use projections::cluster::ClusterStore;
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-pub const CHANNEL: &str = "webhookd_changes";
 
 /// Notifications stay under PostgreSQL's 8 000-byte payload limit.
 const MAX_PAYLOAD: usize = 7_000;
@@ -27,16 +24,16 @@ const MAX_PAYLOAD: usize = 7_000;
 const STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts both directions.
-pub fn start(pool: PgPool, node: String, changes: ChangeBus) {
+pub fn start(store: ClusterStore, node: String, changes: ChangeBus) {
     tokio::spawn(send_local_changes(
-        pool.clone(),
+        store.clone(),
         node.clone(),
         changes.clone(),
     ));
-    tokio::spawn(receive_remote_changes(pool, node, changes));
+    tokio::spawn(receive_remote_changes(store, node, changes));
 }
 
-async fn send_local_changes(pool: PgPool, node: String, changes: ChangeBus) {
+async fn send_local_changes(store: ClusterStore, node: String, changes: ChangeBus) {
     let mut subscription = changes.subscribe();
     let mut stats: BTreeSet<i64> = BTreeSet::new();
     let mut flush = tokio::time::interval(STATS_EVERY);
@@ -52,12 +49,12 @@ async fn send_local_changes(pool: PgPool, node: String, changes: ChangeBus) {
                 while let Some(next) = subscription.try_next() {
                     pending.add(next, &mut stats);
                 }
-                notify(&pool, pending.payloads(&node)).await;
+                notify(&store, pending.payloads(&node)).await;
             }
             _ = flush.tick() => {
                 if !stats.is_empty() {
                     let ids = std::mem::take(&mut stats);
-                    notify(&pool, encode(&node, 's', ids.iter().map(i64::to_string))).await;
+                    notify(&store, encode(&node, 's', ids.iter().map(i64::to_string))).await;
                 }
             }
         }
@@ -141,18 +138,13 @@ fn encode(node: &str, kind: char, items: impl Iterator<Item = String>) -> Vec<St
 
 /// Tells the other nodes at once that this one joined, left or freed
 /// partitions.
-pub async fn announce_membership(pool: &PgPool, node: &str) {
-    notify(pool, vec![format!("{node}|m|")]).await;
+pub async fn announce_membership(store: &ClusterStore, node: &str) {
+    notify(store, vec![format!("{node}|m|")]).await;
 }
 
-async fn notify(pool: &PgPool, payloads: Vec<String>) {
+async fn notify(store: &ClusterStore, payloads: Vec<String>) {
     for payload in payloads {
-        if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(&payload)
-            .execute(pool)
-            .await
-        {
+        if let Err(error) = store.notify(&payload).await {
             // The others find out by their own means: deliveries by the
             // owner's poll, caches by their reconnect or max age.
             tracing::warn!(%error, "cannot notify the other nodes");
@@ -160,27 +152,22 @@ async fn notify(pool: &PgPool, payloads: Vec<String>) {
     }
 }
 
-async fn receive_remote_changes(pool: PgPool, node: String, changes: ChangeBus) {
+async fn receive_remote_changes(store: ClusterStore, node: String, changes: ChangeBus) {
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(listener) => listener,
+        let mut notifications = match store.listen().await {
+            Ok(notifications) => notifications,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for other nodes' changes; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if let Err(error) = listener.listen(CHANNEL).await {
-            tracing::warn!(%error, "cannot listen for other nodes' changes; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
         // Whatever was sent before this connection listened is unknown.
         changes.arrived(Change::Everything);
         loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) => {
-                    if let Some(change) = decode(&node, notification.payload()) {
+            match notifications.next().await {
+                Ok(Some(payload)) => {
+                    if let Some(change) = decode(&node, &payload) {
                         changes.arrived(change);
                     }
                 }

@@ -1,19 +1,18 @@
 //! Several webhookd nodes on one PostgreSQL database, with PostgreSQL as
-//! the only coordination engine.
+//! the only coordination engine. The rules live here; the rows and the
+//! channel they are kept in are `projections::cluster`'s.
 //!
 //! * [`node`]: membership (a heartbeat per node) and endpoint ownership by
 //!   partition leases, with fencing.
 //! * [`ownership`]: which endpoints this node may send to now, and the
 //!   lease each attempt is recorded under.
 //! * [`bus`]: changes between nodes, over `LISTEN/NOTIFY`.
-//! * [`status`]: `webhookd cluster status`.
 //! * [`single_node`]: SQLite stays one node: a second `serve` on the same
 //!   file refuses to start.
 pub(crate) mod bus;
 pub(crate) mod node;
 pub mod ownership;
 pub(crate) mod single_node;
-pub mod status;
 
 pub use node::{ClusterNode, NodeSettings};
 pub use ownership::{Fence, Ownership};

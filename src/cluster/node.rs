@@ -6,7 +6,7 @@
 use super::ownership::{Ownership, PARTITIONS};
 use super::Role;
 use crate::changes::{Change, ChangeBus};
-use sqlx::PgPool;
+use projections::cluster::{ClusterStore, NodeRecord};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ pub struct NodeSettings {
 
 #[derive(Clone)]
 pub struct ClusterNode {
-    pool: PgPool,
+    store: ClusterStore,
     settings: Arc<NodeSettings>,
     ownership: Ownership,
     state: Arc<Mutex<NodeState>>,
@@ -43,23 +43,14 @@ struct NodeState {
 impl ClusterNode {
     /// Registers the node and starts its heartbeat.
     pub async fn join(
-        pool: PgPool,
+        store: ClusterStore,
         settings: NodeSettings,
         ownership: Ownership,
         changes: ChangeBus,
-    ) -> Result<Self, sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO cluster_nodes (id, address, role) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET address = $2, role = $3, started_at = now(), \
-                 heartbeat_at = now(), stopped_at = NULL",
-        )
-        .bind(&settings.id)
-        .bind(&settings.address)
-        .bind(settings.role.as_str())
-        .execute(&pool)
-        .await?;
+    ) -> Result<Self, projections::Error> {
+        store.join(&record(&settings)).await?;
         let node = Self {
-            pool,
+            store,
             settings: Arc::new(settings),
             ownership,
             state: Arc::default(),
@@ -124,20 +115,14 @@ impl ClusterNode {
         }
     }
 
-    async fn heartbeat_and_lease(&self, sent: Instant) -> Result<(), sqlx::Error> {
-        let timeout_ms = self.settings.timeout.as_millis() as i64;
+    async fn heartbeat_and_lease(&self, sent: Instant) -> Result<(), projections::Error> {
+        let timeout = self.settings.timeout;
         // The database's clock, read beside this machine's: their offset
         // corrects every timestamp this node writes (`now_micros`).
         let before = chrono::Utc::now().timestamp_micros();
-        let updated: Option<i64> = sqlx::query_scalar(
-            "UPDATE cluster_nodes SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1 \
-             RETURNING (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
-        )
-        .bind(&self.settings.id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let database_micros = self.store.heartbeat(&record(&self.settings)).await?;
         let after = chrono::Utc::now().timestamp_micros();
-        if let Some(database_micros) = updated {
+        if let Some(database_micros) = database_micros {
             let offset = database_micros - (before + (after - before) / 2);
             let replaced = projections::db::set_clock_offset(offset);
             if replaced.is_some_and(|before| (offset - before).abs() > 1_000_000) {
@@ -147,75 +132,37 @@ impl ClusterNode {
                 );
             }
         }
-        if updated.is_none() {
-            // Someone removed our row: register again.
-            sqlx::query("INSERT INTO cluster_nodes (id, address, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(&self.settings.id)
-                .bind(&self.settings.address)
-                .bind(self.settings.role.as_str())
-                .execute(&self.pool)
-                .await?;
-        }
         if !self.settings.role.delivers() {
             return Ok(());
         }
-        let releasing: Vec<i32> = self.state().releasing.iter().map(|&p| p as i32).collect();
+        let releasing: Vec<usize> = self.state().releasing.iter().copied().collect();
         // At the first tick, leases under this node's own id are a previous
         // life's (a restart with the same `--node-id`): not renewed but
         // claimed again below, under a new epoch that fences whatever that
         // life may still record.
         let first = self.state().last_heartbeat.is_none();
-        let mut held: Vec<(i32, i64)> = if first {
+        let mut held = if first {
             Vec::new()
         } else {
-            sqlx::query_as(
-            "UPDATE partition_leases SET expires_at = now() + make_interval(secs => $2::float8 / 1000) \
-             WHERE node = $1 AND expires_at > now() AND partition <> ALL($3) \
-             RETURNING partition, epoch",
-        )
-        .bind(&self.settings.id)
-        .bind(timeout_ms)
-        .bind(&releasing)
-        .fetch_all(&self.pool)
-        .await?
+            self.store
+                .renew(&self.settings.id, timeout, &releasing)
+                .await?
         };
-        let live_workers: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM cluster_nodes WHERE stopped_at IS NULL \
-             AND heartbeat_at > now() - make_interval(secs => $1::float8 / 1000) \
-             AND role IN ('all', 'worker')",
-        )
-        .bind(timeout_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        let fair = PARTITIONS.div_ceil(live_workers.max(1) as usize);
+        let live_workers = self.store.live_workers(timeout).await?;
+        let fair = PARTITIONS.div_ceil(live_workers.max(1));
         let leaving = self.state().leaving;
         let mut claimed_some = false;
         if held.len() < fair && !leaving {
-            let claimed: Vec<(i32, i64)> = sqlx::query_as(
-                // A lease that ran out while this node was cut off (a
-                // database outage) and that nobody took meanwhile is taken
-                // back first, under the same epoch: the attempts answered
-                // during the outage, whose records waited in memory, still
-                // count. Any other claim — and the first after a restart —
-                // starts a new epoch, fencing the previous holder.
-                "UPDATE partition_leases \
-                 SET node = $1, epoch = CASE WHEN node = $1 AND NOT $5 THEN epoch ELSE epoch + 1 END, \
-                     expires_at = now() + make_interval(secs => $2::float8 / 1000) \
-                 WHERE partition IN ( \
-                     SELECT partition FROM partition_leases \
-                     WHERE (node IS NULL OR expires_at <= now() OR (node = $1 AND $5)) \
-                         AND partition <> ALL($4) \
-                     ORDER BY node IS NOT DISTINCT FROM $1 DESC, partition \
-                     LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING partition, epoch",
-            )
-            .bind(&self.settings.id)
-            .bind(timeout_ms)
-            .bind((fair - held.len()) as i64)
-            .bind(&releasing)
-            .bind(first)
-            .fetch_all(&self.pool)
-            .await?;
+            let claimed = self
+                .store
+                .claim(
+                    &self.settings.id,
+                    timeout,
+                    fair - held.len(),
+                    &releasing,
+                    first,
+                )
+                .await?;
             let any = !claimed.is_empty();
             if any {
                 tracing::info!(
@@ -226,7 +173,6 @@ impl ClusterNode {
             held.extend(claimed);
             claimed_some = any;
         }
-        let held: Vec<(usize, i64)> = held.into_iter().map(|(p, e)| (p as usize, e)).collect();
         self.ownership.set(sent, self.settings.timeout, &held);
         if claimed_some {
             self.changes.announce(Change::Claimed);
@@ -274,17 +220,8 @@ impl ClusterNode {
         });
     }
 
-    async fn free(&self, partitions: &[usize]) -> Result<(), sqlx::Error> {
-        let partitions: Vec<i32> = partitions.iter().map(|&p| p as i32).collect();
-        sqlx::query(
-            "UPDATE partition_leases SET node = NULL, expires_at = '-infinity' \
-             WHERE node = $1 AND partition = ANY($2)",
-        )
-        .bind(&self.settings.id)
-        .bind(&partitions)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn free(&self, partitions: &[usize]) -> Result<(), projections::Error> {
+        self.store.free(&self.settings.id, partitions).await
     }
 
     /// Leaves the cluster (on `SIGTERM`): stops sending, waits up to
@@ -306,9 +243,7 @@ impl ClusterNode {
             }
             Err(_) => tracing::warn!("cannot free partitions in time; they expire by themselves"),
         }
-        let stopped = sqlx::query("UPDATE cluster_nodes SET stopped_at = now() WHERE id = $1")
-            .bind(&self.settings.id)
-            .execute(&self.pool);
+        let stopped = self.store.mark_stopped(&self.settings.id);
         match tokio::time::timeout(deadline, stopped).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "cannot mark the node stopped"),
@@ -317,8 +252,17 @@ impl ClusterNode {
         // The others take the partitions over now, not at their next
         // heartbeat. Sent here and awaited (not through the bus's sender
         // task): the process is about to exit.
-        let announced = super::bus::announce_membership(&self.pool, &self.settings.id);
+        let announced = super::bus::announce_membership(&self.store, &self.settings.id);
         let _ = tokio::time::timeout(deadline, announced).await;
         tracing::info!(partitions = held.len(), "left the cluster");
+    }
+}
+
+/// The node as its row records it.
+fn record(settings: &NodeSettings) -> NodeRecord<'_> {
+    NodeRecord {
+        id: &settings.id,
+        address: &settings.address,
+        role: settings.role.as_str(),
     }
 }

@@ -17,25 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// How many partitions the endpoints are spread over (fixed: it is part
-/// of the database's lease table).
-pub const PARTITIONS: usize = 64;
-
-/// Consecutive config ids land 37 partitions apart (37 is prime to 64, so
-/// every partition still gets one id in 64): the endpoints an organisation
-/// creates one after another spread over the nodes, which claim partitions
-/// in ranges. The SQL of `cluster status` computes the same.
-pub fn partition_of(config_id: i64) -> usize {
-    (config_id.rem_euclid(PARTITIONS as i64) * SPREAD).rem_euclid(PARTITIONS as i64) as usize
-}
-
-const SPREAD: i64 = 37;
-
-/// [`partition_of`] in SQL, for a config id column.
-pub fn partition_sql(column: &str) -> String {
-    format!("(({column} % {PARTITIONS}) * {SPREAD}) % {PARTITIONS}")
-}
-
+pub use projections::cluster::{partition_of, PARTITIONS};
 pub use projections::deliveries::Fence;
 
 #[derive(Debug, Clone, Copy)]
