@@ -12,6 +12,7 @@
 //! The bus sits below everything that announces or caches: a cache joins
 //! it by implementing [`ReadCache`] (the routing cache in `delivery`, the
 //! key cache in `http`), so it imports none of them.
+use aggregates::values::ConfigId;
 use projections::config_reads::ConfigReads;
 use projections::deliveries::PendingDelivery;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A config command committed (create, update, deactivation, deletion…).
-    Config(i64),
+    Config(ConfigId),
     /// Attempts were recorded: these configs' delivery statistics moved.
     Stats(Vec<i64>),
     /// Keys or organisations changed.
@@ -47,11 +48,14 @@ pub enum Change {
 #[derive(Debug, Clone)]
 pub enum Committed {
     Whole(PendingDelivery),
-    Id { config_id: i64, delivery_id: i64 },
+    Id {
+        config_id: ConfigId,
+        delivery_id: i64,
+    },
 }
 
 impl Committed {
-    pub fn config_id(&self) -> i64 {
+    pub fn config_id(&self) -> ConfigId {
         match self {
             Committed::Whole(delivery) => delivery.config_id,
             Committed::Id { config_id, .. } => *config_id,
@@ -95,7 +99,7 @@ pub type ReadCaches = Vec<Arc<dyn ReadCache>>;
 impl ReadCache for ConfigReads {
     fn forget(&self, change: &Change) {
         match change {
-            Change::Config(id) => self.config_changed(Some(*id)),
+            Change::Config(id) => self.config_changed(Some(id.get())),
             Change::Stats(ids) => self.stats_changed(ids.iter().copied()),
             Change::Everything => self.config_changed(None),
             Change::Tenancy | Change::Deliveries { .. } | Change::Membership | Change::Claimed => {}

@@ -136,7 +136,7 @@ impl ConfigChangeNotifier {
 impl Query<WebhookConfig> for ConfigChangeNotifier {
     async fn dispatch(&self, aggregate_id: &str, _: &[cqrs_es::EventEnvelope<WebhookConfig>]) {
         self.bus.announce(match ConfigId::parse(aggregate_id) {
-            Some(id) => Change::Config(id.get()),
+            Some(id) => Change::Config(id),
             None => Change::Everything,
         });
     }

@@ -6,6 +6,7 @@
 use crate::delivery::publish::{PublishError, Publisher};
 use crate::delivery::recovery;
 use crate::delivery::wire::EventData;
+use aggregates::values::ConfigId;
 use aggregates::webhook_config::ConfigState;
 use projections::deliveries::TaskStore;
 use projections::deliveries::{DeliveryStore, Published};
@@ -138,7 +139,11 @@ impl Deliveries {
                 action: Action::Retry,
             });
         }
-        if self.publisher.send_again(config.id, delivery_id).await? {
+        if self
+            .publisher
+            .send_again(ConfigId::new(config.id), delivery_id)
+            .await?
+        {
             Ok(())
         } else {
             Err(DeliveryError::NotFound)
@@ -169,7 +174,11 @@ impl Deliveries {
         let task_id = task.map(|task| task.to_string());
         let published = self
             .publisher
-            .test(config.organisation, config.id, task_id.as_deref())
+            .test(
+                config.organisation,
+                ConfigId::new(config.id),
+                task_id.as_deref(),
+            )
             .await?;
         Ok(TestStarted { published, task })
     }
@@ -184,7 +193,12 @@ impl Deliveries {
     ) -> Result<Published, DeliveryError> {
         Ok(self
             .publisher
-            .publish_operational(config.organisation, config.id, event_type, data)
+            .publish_operational(
+                config.organisation,
+                ConfigId::new(config.id),
+                event_type,
+                data,
+            )
             .await?)
     }
 
@@ -206,7 +220,7 @@ impl Deliveries {
             &self.publisher,
             &self.tasks,
             (config.organisation, key_id),
-            config.id,
+            ConfigId::new(config.id),
             window,
         )
         .await?)

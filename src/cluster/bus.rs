@@ -12,6 +12,7 @@
 //! retry, for their owner to take on: each whole as JSON when small, so the
 //! owner sends it without a read, else `config:delivery`).
 use crate::changes::{Change, ChangeBus, Committed};
+use aggregates::values::ConfigId;
 use projections::cluster::ClusterStore;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -64,7 +65,7 @@ async fn send_local_changes(store: ClusterStore, node: String, changes: ChangeBu
 /// This node's changes waiting to be sent.
 #[derive(Default)]
 struct Outgoing {
-    configs: BTreeSet<i64>,
+    configs: BTreeSet<ConfigId>,
     deliveries: Vec<Committed>,
     /// Manual retries (a separate notification: their owner must send
     /// them even if it finished them before).
@@ -196,7 +197,7 @@ fn decode(me: &str, payload: &str) -> Option<Change> {
     }
     let items = || list.split(SEPARATOR).filter(|item| !item.is_empty());
     match kind {
-        "c" => list.parse().ok().map(Change::Config),
+        "c" => ConfigId::parse(list).map(Change::Config),
         "s" => Some(Change::Stats(
             items().filter_map(|id| id.parse().ok()).collect(),
         )),
@@ -215,6 +216,7 @@ fn decode(me: &str, payload: &str) -> Option<Change> {
 /// `config:delivery`, and the owner reads it.
 mod wire {
     use crate::changes::Committed;
+    use aggregates::values::ConfigId;
     use projections::deliveries::EventRecord;
     use projections::deliveries::{DeliveryKind, PendingDelivery};
     use serde::{Deserialize, Serialize};
@@ -226,7 +228,7 @@ mod wire {
     #[derive(Serialize, Deserialize)]
     struct Whole<'a> {
         id: i64,
-        config: i64,
+        config: ConfigId,
         test: bool,
         task: Option<&'a str>,
         attempts: i64,
@@ -295,7 +297,7 @@ mod wire {
         }
         let (config, delivery) = item.split_once(':')?;
         Some(Committed::Id {
-            config_id: config.parse().ok()?,
+            config_id: ConfigId::parse(config)?,
             delivery_id: delivery.parse().ok()?,
         })
     }
@@ -313,7 +315,7 @@ mod tests {
         let whole = |i: i64, data: String| {
             Committed::Whole(PendingDelivery {
                 id: 1_000_000 + i,
-                config_id: i % 7,
+                config_id: ConfigId::new(i % 7),
                 kind: DeliveryKind::Event,
                 task_id: None,
                 attempts: 0,
@@ -367,10 +369,13 @@ mod tests {
             decoded.last(),
             Some(Committed::Id {
                 delivery_id: 1_000_999,
-                config_id: 5
-            })
+                config_id,
+            }) if config_id.get() == 5
         ));
-        assert_eq!(decode("b", "a|c|42"), Some(Change::Config(42)));
+        assert_eq!(
+            decode("b", "a|c|42"),
+            Some(Change::Config(ConfigId::new(42)))
+        );
         assert_eq!(decode("b", "a|t|"), Some(Change::Tenancy));
         assert_eq!(decode("b", "a|m|"), Some(Change::Membership));
         assert_eq!(

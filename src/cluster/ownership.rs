@@ -13,6 +13,7 @@
 //! attempts it started are recorded, and the records carry the lease's
 //! epoch ([`Fence`]): a record from an older holder does not move the
 //! delivery.
+use aggregates::values::ConfigId;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ impl Ownership {
     }
 
     /// Whether this node may send to the endpoint of `config_id` now.
-    pub fn owns(&self, config_id: i64) -> bool {
+    pub fn owns(&self, config_id: ConfigId) -> bool {
         !self.inner.stopping.load(Ordering::Acquire)
             && (self.inner.leases.is_none() || self.fence(config_id).is_some())
     }
@@ -85,9 +86,9 @@ impl Ownership {
 
     /// The lease to record an attempt under; `None` when not owned (or,
     /// for a single node, when there is nothing to fence).
-    pub fn fence(&self, config_id: i64) -> Option<Fence> {
+    pub fn fence(&self, config_id: ConfigId) -> Option<Fence> {
         let leases = self.inner.leases.as_ref()?;
-        let partition = partition_of(config_id);
+        let partition = partition_of(config_id.get());
         let lease = read(leases)[partition]?;
         (lease.valid_until > Instant::now()).then_some(Fence {
             partition: partition as i32,
@@ -98,9 +99,9 @@ impl Ownership {
     /// Since when this node holds `config_id`'s lease without a break
     /// (`None` for a single node, which always has, or when not held). The
     /// previous holder may have sent until just before then.
-    pub fn held_since(&self, config_id: i64) -> Option<Instant> {
+    pub fn held_since(&self, config_id: ConfigId) -> Option<Instant> {
         let leases = self.inner.leases.as_ref()?;
-        let lease = read(leases)[partition_of(config_id)]?;
+        let lease = read(leases)[partition_of(config_id.get())]?;
         (lease.valid_until > Instant::now()).then_some(lease.since)
     }
 
@@ -161,8 +162,8 @@ impl Ownership {
 
     /// An attempt to `config_id`'s endpoint starts; it counts until the
     /// guard is dropped (after its record).
-    pub fn attempt_started(&self, config_id: i64) -> AttemptGuard {
-        let partition = partition_of(config_id);
+    pub fn attempt_started(&self, config_id: ConfigId) -> AttemptGuard {
+        let partition = partition_of(config_id.get());
         self.inner.attempts[partition].fetch_add(1, Ordering::AcqRel);
         AttemptGuard {
             inner: self.inner.clone(),
@@ -218,12 +219,13 @@ impl Drop for AttemptGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aggregates::values::ConfigId;
 
     #[test]
     fn a_single_node_owns_everything_unfenced() {
         let ownership = Ownership::everything();
-        assert!(ownership.owns(1) && ownership.owns(12_345));
-        assert_eq!(ownership.fence(1), None);
+        assert!(ownership.owns(ConfigId::new(1)) && ownership.owns(ConfigId::new(12_345)));
+        assert_eq!(ownership.fence(ConfigId::new(1)), None);
         assert_eq!(ownership.held().len(), PARTITIONS);
     }
 
@@ -232,19 +234,22 @@ mod tests {
         let ownership = Ownership::leased();
         let config = 7; // partition (7 * 37) % 64 = 3
         assert_eq!(partition_of(config), 3);
-        assert!(!ownership.owns(config));
+        assert!(!ownership.owns(ConfigId::new(config)));
         ownership.set(Instant::now(), Duration::from_secs(10), &[(3, 7)]);
-        assert!(ownership.owns(config) && ownership.owns(config + PARTITIONS as i64));
-        assert!(!ownership.owns(config + 1));
+        assert!(
+            ownership.owns(ConfigId::new(config))
+                && ownership.owns(ConfigId::new(config + PARTITIONS as i64))
+        );
+        assert!(!ownership.owns(ConfigId::new(config + 1)));
         let fence = Fence {
             partition: 3,
             epoch: 7,
         };
-        assert_eq!(ownership.fence(config), Some(fence));
+        assert_eq!(ownership.fence(ConfigId::new(config)), Some(fence));
         // Renewed long ago: the deadline (sent + duration - margin) passed.
         let long_ago = Instant::now() - Duration::from_secs(20);
         ownership.set(long_ago, Duration::from_secs(10), &[(3, 7)]);
-        assert!(!ownership.owns(config));
+        assert!(!ownership.owns(ConfigId::new(config)));
         assert_eq!(ownership.held(), Vec::<usize>::new());
     }
 
@@ -258,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn drained_wakes_when_the_last_attempt_is_recorded() {
         let ownership = Ownership::everything();
-        let guard = ownership.attempt_started(5);
+        let guard = ownership.attempt_started(ConfigId::new(5));
         let partition = partition_of(5);
         assert!(
             !ownership
@@ -282,14 +287,14 @@ mod tests {
     fn a_stopping_node_owns_nothing() {
         let ownership = Ownership::everything();
         ownership.stop();
-        assert!(!ownership.owns(1));
+        assert!(!ownership.owns(ConfigId::new(1)));
     }
 
     #[test]
     fn attempts_are_counted_per_partition_until_recorded() {
         let ownership = Ownership::leased();
-        let guard = ownership.attempt_started(5);
-        let other = ownership.attempt_started(5 + PARTITIONS as i64);
+        let guard = ownership.attempt_started(ConfigId::new(5));
+        let other = ownership.attempt_started(ConfigId::new(5 + PARTITIONS as i64));
         let partition = partition_of(5);
         assert_eq!(ownership.attempts_in(&[partition]), 2);
         assert_eq!(ownership.attempts_in(&[partition_of(6)]), 0);

@@ -9,6 +9,7 @@
 use super::http_client;
 use super::settings::DeliverySettings;
 use actix::{Arbiter, ArbiterHandle};
+use aggregates::values::ConfigId;
 
 pub struct Lane {
     pub arbiter: ArbiterHandle,
@@ -43,8 +44,8 @@ impl Lanes {
     }
 
     /// The lane of an endpoint: always the same one.
-    pub fn for_endpoint(&self, config_id: i64) -> &Lane {
-        &self.lanes[config_id.unsigned_abs() as usize % self.lanes.len()]
+    pub fn for_endpoint(&self, config_id: ConfigId) -> &Lane {
+        &self.lanes[config_id.get().unsigned_abs() as usize % self.lanes.len()]
     }
 }
 

@@ -41,7 +41,7 @@ const QUEUE: usize = 1024;
 /// Something an organisation's operational webhook hears about.
 #[derive(Debug)]
 pub struct Notice {
-    pub config_id: i64,
+    pub config_id: ConfigId,
     pub event_type: &'static str,
     pub data: Value,
 }
@@ -51,7 +51,7 @@ pub struct Notice {
 pub struct OperationalWebhooks {
     notices: mpsc::Sender<Notice>,
     /// When each endpoint last had a `delivery.exhausted` notice.
-    last_exhausted: Arc<Mutex<HashMap<i64, Instant>>>,
+    last_exhausted: Arc<Mutex<HashMap<ConfigId, Instant>>>,
 }
 
 impl OperationalWebhooks {
@@ -100,7 +100,7 @@ impl OperationalWebhooks {
         });
     }
 
-    fn may_tell_exhausted(&self, config_id: i64, now: Instant) -> bool {
+    fn may_tell_exhausted(&self, config_id: ConfigId, now: Instant) -> bool {
         let mut last = self.last_exhausted.lock().expect("not poisoned");
         match last.get(&config_id) {
             Some(at) if now.duration_since(*at) < EXHAUSTED_EVERY => false,
@@ -117,7 +117,7 @@ impl OperationalWebhooks {
 }
 
 /// The notice a committed config event makes, if any.
-fn notice_of(config_id: i64, envelope: &EventEnvelope<WebhookConfig>) -> Option<Notice> {
+fn notice_of(config_id: ConfigId, envelope: &EventEnvelope<WebhookConfig>) -> Option<Notice> {
     let (event_type, data) = match &envelope.payload {
         WebhookConfigEvent::Deactivated { reason } => {
             let reason = match reason {
@@ -154,7 +154,7 @@ impl Query<WebhookConfig> for ConfigEventNotices {
         let Some(id) = ConfigId::parse(aggregate_id) else {
             return;
         };
-        for notice in events.iter().filter_map(|e| notice_of(id.get(), e)) {
+        for notice in events.iter().filter_map(|e| notice_of(id, e)) {
             self.0.notify(notice);
         }
     }
@@ -166,7 +166,7 @@ pub fn spawn(mut notices: mpsc::Receiver<Notice>, publisher: Publisher, db: Db) 
         while let Some(notice) = notices.recv().await {
             if let Err(error) = forward(&notice, &publisher, &db).await {
                 tracing::warn!(
-                    config = notice.config_id,
+                    config = %notice.config_id,
                     event_type = notice.event_type,
                     %error,
                     "cannot send an operational webhook notice"
@@ -177,7 +177,8 @@ pub fn spawn(mut notices: mpsc::Receiver<Notice>, publisher: Publisher, db: Db) 
 }
 
 async fn forward(notice: &Notice, publisher: &Publisher, db: &Db) -> anyhow::Result<()> {
-    let Some(config) = projections::webhook_configs::find_any(db, notice.config_id).await? else {
+    let Some(config) = projections::webhook_configs::find_any(db, notice.config_id.get()).await?
+    else {
         return Ok(());
     };
     // An operational webhook's own troubles are told to nobody.
@@ -195,7 +196,12 @@ async fn forward(notice: &Notice, publisher: &Publisher, db: &Db) -> anyhow::Res
         data.extend(details.clone());
     }
     publisher
-        .publish_operational(config.organisation, target, notice.event_type, &data)
+        .publish_operational(
+            config.organisation,
+            ConfigId::new(target),
+            notice.event_type,
+            &data,
+        )
         .await?;
     Ok(())
 }
@@ -208,9 +214,9 @@ mod tests {
     fn delivery_exhausted_is_told_once_a_minute_per_endpoint() {
         let (webhooks, _notices) = OperationalWebhooks::new();
         let start = Instant::now();
-        assert!(webhooks.may_tell_exhausted(1, start));
-        assert!(!webhooks.may_tell_exhausted(1, start + Duration::from_secs(59)));
-        assert!(webhooks.may_tell_exhausted(2, start + Duration::from_secs(1)));
-        assert!(webhooks.may_tell_exhausted(1, start + EXHAUSTED_EVERY));
+        assert!(webhooks.may_tell_exhausted(ConfigId::new(1), start));
+        assert!(!webhooks.may_tell_exhausted(ConfigId::new(1), start + Duration::from_secs(59)));
+        assert!(webhooks.may_tell_exhausted(ConfigId::new(2), start + Duration::from_secs(1)));
+        assert!(webhooks.may_tell_exhausted(ConfigId::new(1), start + EXHAUSTED_EVERY));
     }
 }

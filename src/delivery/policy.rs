@@ -8,7 +8,6 @@ pub use super::recording::Recording;
 use super::settings::DeliverySettings;
 use crate::cluster::{Fence, Ownership};
 use crate::config_commands::{CommandError, CommandMetadata, ConfigCommands};
-use aggregates::values::ConfigId;
 use aggregates::webhook_config::{
     DeactivationReason, TestOutcome, WebhookConfigCommand, WebhookConfigError,
 };
@@ -220,11 +219,7 @@ impl DeliveryEngine {
         let command = WebhookConfigCommand::RecordTest(outcome);
         match self
             .commands
-            .execute(
-                ConfigId::new(config.id),
-                command,
-                &CommandMetadata::system(),
-            )
+            .execute(config.id, command, &CommandMetadata::system())
             .await
         {
             Ok(()) => {}
@@ -232,7 +227,7 @@ impl DeliveryEngine {
             Err(CommandError::Rejected(
                 WebhookConfigError::TestWhileDeactivated | WebhookConfigError::NotFound,
             )) => {}
-            Err(error) => tracing::error!(config = config.id, %error, "cannot record a test"),
+            Err(error) => tracing::error!(config = %config.id, %error, "cannot record a test"),
         }
     }
 
@@ -240,18 +235,14 @@ impl DeliveryEngine {
         let command = WebhookConfigCommand::Deactivate { reason };
         match self
             .commands
-            .execute(
-                ConfigId::new(config.id),
-                command,
-                &CommandMetadata::system(),
-            )
+            .execute(config.id, command, &CommandMetadata::system())
             .await
         {
-            Ok(()) => tracing::warn!(config = config.id, ?reason, "endpoint deactivated"),
+            Ok(()) => tracing::warn!(config = %config.id, ?reason, "endpoint deactivated"),
             Err(CommandError::Rejected(
                 rejection @ (WebhookConfigError::AlreadyDeactivated | WebhookConfigError::NotFound),
-            )) => tracing::debug!(config = config.id, %rejection, "no deactivation needed"),
-            Err(error) => tracing::error!(config = config.id, %error, "cannot deactivate"),
+            )) => tracing::debug!(config = %config.id, %rejection, "no deactivation needed"),
+            Err(error) => tracing::error!(config = %config.id, %error, "cannot deactivate"),
         }
     }
 }

@@ -4,6 +4,7 @@ use super::event_schemas::EventSchemas;
 use super::routing::RoutingCache;
 use super::supervisor::SupervisorHandle;
 use super::wire::{event_data_of, EventData};
+use aggregates::values::ConfigId;
 use aggregates::values::TEST_EVENT_TYPE;
 use projections::deliveries::{
     DeliveryKind, DeliveryStore, NewEvent, Published, Target, PUBLISH_DEADLINE,
@@ -122,7 +123,7 @@ impl Publisher {
                 if !restricted.is_empty() {
                     targets.retain(|target| {
                         restricted
-                            .get(&target.config_id)
+                            .get(&target.config_id.get())
                             .is_none_or(|allowed| allowed.admit(channels))
                     });
                 }
@@ -185,7 +186,7 @@ impl Publisher {
     /// retry budget (a manual retry); `false` when there is no such delivery.
     pub async fn send_again(
         &self,
-        config_id: i64,
+        config_id: ConfigId,
         delivery_id: i64,
     ) -> Result<bool, projections::Error> {
         let Some(pending) = self.store.retry(config_id, delivery_id).await? else {
@@ -201,7 +202,7 @@ impl Publisher {
     pub async fn publish_operational(
         &self,
         organisation: i64,
-        target: i64,
+        target: ConfigId,
         event_type: &str,
         data: &serde_json::Value,
     ) -> Result<Published, PublishError> {
@@ -214,7 +215,7 @@ impl Publisher {
     pub async fn test(
         &self,
         organisation: i64,
-        config_id: i64,
+        config_id: ConfigId,
         task_id: Option<&str>,
     ) -> Result<Published, PublishError> {
         let data = json!({ "webhook_config": config_id });
@@ -236,7 +237,7 @@ impl Publisher {
 /// It takes no place in a FIFO line: it goes out at once.
 fn to_one_config(
     organisation: i64,
-    config_id: i64,
+    config_id: ConfigId,
     event_type: &str,
     data: &serde_json::Value,
     kind: DeliveryKind,

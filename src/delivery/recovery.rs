@@ -6,6 +6,7 @@
 //! are: they are taken [`BATCH`] at a time, in id order.
 use super::publish::Publisher;
 use super::supervisor::SupervisorHandle;
+use aggregates::values::ConfigId;
 use projections::deliveries::DeliveryStore;
 use projections::deliveries::{TaskState, TaskStore, TaskType};
 use serde_json::json;
@@ -19,7 +20,7 @@ const PAUSE: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone, Copy)]
 pub struct Recovery {
     pub task: i64,
-    pub config_id: i64,
+    pub config_id: ConfigId,
     /// Deliveries that ended in `[since, until)`, µs since the epoch.
     pub since: i64,
     pub until: i64,
@@ -32,11 +33,16 @@ pub async fn begin(
     publisher: &Publisher,
     tasks: &TaskStore,
     (organisation, key_id): (i64, Option<i64>),
-    config_id: i64,
+    config_id: ConfigId,
     (since, until): (i64, i64),
 ) -> Result<i64, projections::Error> {
     let task = tasks
-        .create(organisation, key_id, TaskType::WebhookRecover, config_id)
+        .create(
+            organisation,
+            key_id,
+            TaskType::WebhookRecover,
+            config_id.get(),
+        )
         .await?;
     start(
         Recovery {

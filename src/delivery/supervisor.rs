@@ -14,6 +14,7 @@ use super::task;
 use crate::changes::{Change, ChangeBus, Committed};
 use crate::cluster::Ownership;
 use actix::prelude::*;
+use aggregates::values::ConfigId;
 use projections::db::now_micros;
 use projections::deliveries::PendingDelivery;
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ struct Slot {
 pub struct DeliverySupervisor {
     engine: Arc<DeliveryEngine>,
     lanes: Lanes,
-    endpoints: HashMap<i64, Slot>,
+    endpoints: HashMap<ConfigId, Slot>,
     restarts: u64,
     polling: bool,
 }
@@ -44,7 +45,7 @@ impl DeliverySupervisor {
         }
     }
 
-    fn endpoint(&mut self, config_id: i64, ctx: &mut Context<Self>) -> &mut Slot {
+    fn endpoint(&mut self, config_id: ConfigId, ctx: &mut Context<Self>) -> &mut Slot {
         let dead = self
             .endpoints
             .get(&config_id)
@@ -53,7 +54,7 @@ impl DeliverySupervisor {
             self.restarts += 1;
             metrics::counter!("webhookd_endpoint_actor_restarts_total").increment(1);
             tracing::warn!(
-                config = config_id,
+                config = %config_id,
                 "endpoint actor died; restarting it with its pending work"
             );
             self.endpoints.remove(&config_id);
@@ -76,7 +77,7 @@ impl DeliverySupervisor {
     /// owns, and picks up pending rows no actor holds.
     fn watch(&mut self, ctx: &mut Context<Self>) {
         let ownership = self.engine.ownership.clone();
-        let disowned: Vec<i64> = self
+        let disowned: Vec<ConfigId> = self
             .endpoints
             .keys()
             .copied()
@@ -87,7 +88,7 @@ impl DeliverySupervisor {
                 slot.addr.do_send(Stop);
             }
         }
-        let dead: Vec<i64> = self
+        let dead: Vec<ConfigId> = self
             .endpoints
             .iter()
             .filter(|(_, slot)| !slot.addr.connected())
@@ -154,7 +155,7 @@ impl Handler<Enqueue> for DeliverySupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
-        let mut by_endpoint: HashMap<i64, Vec<PendingDelivery>> = HashMap::new();
+        let mut by_endpoint: HashMap<ConfigId, Vec<PendingDelivery>> = HashMap::new();
         for delivery in msg.deliveries {
             by_endpoint
                 .entry(delivery.config_id)
@@ -239,7 +240,7 @@ impl Handler<Changed> for DeliverySupervisor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EndpointIdle {
-    pub config_id: i64,
+    pub config_id: ConfigId,
     pub received: u64,
 }
 
@@ -265,7 +266,7 @@ impl Handler<EndpointIdle> for DeliverySupervisor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EndpointGone {
-    pub config_id: i64,
+    pub config_id: ConfigId,
 }
 
 impl Handler<EndpointGone> for DeliverySupervisor {
@@ -310,7 +311,7 @@ impl Handler<GetStats> for DeliverySupervisor {
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct InjectPanic {
-    pub config_id: i64,
+    pub config_id: ConfigId,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -406,7 +407,7 @@ impl SupervisorHandle {
 
     /// Test hook (see [`InjectPanic`]); false when no actor is live for it.
     #[cfg(feature = "fault-injection")]
-    pub async fn inject_panic(&self, config_id: i64) -> bool {
+    pub async fn inject_panic(&self, config_id: ConfigId) -> bool {
         self.addr
             .send(InjectPanic { config_id })
             .await

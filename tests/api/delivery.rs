@@ -581,7 +581,9 @@ async fn a_panicking_actor_comes_back_with_its_pending_work(backend: Backend) {
     receiver.wait_for(3, WAIT).await;
     let supervisor = app.publisher.supervisor();
     assert!(
-        supervisor.inject_panic(id).await,
+        supervisor
+            .inject_panic(aggregates::values::ConfigId::new(id))
+            .await,
         "the endpoint actor is live"
     );
     let received = receiver.wait_for(6, WAIT).await;

@@ -9,7 +9,7 @@ pub struct ConfigId(i64);
 
 impl ConfigId {
     /// Ids are allocated by the database and always positive.
-    pub fn new(id: i64) -> Self {
+    pub const fn new(id: i64) -> Self {
         Self(id)
     }
 

@@ -16,6 +16,7 @@ mod store;
 mod tasks;
 mod writers;
 
+use aggregates::values::ConfigId;
 use aggregates::webhook_config::UnknownValue;
 pub use group_commit::WaitObserver;
 use serde_json::value::RawValue;
@@ -92,7 +93,7 @@ impl TryFrom<String> for DeliveryStatus {
 #[derive(Debug, Clone)]
 pub struct PendingDelivery {
     pub id: i64,
-    pub config_id: i64,
+    pub config_id: ConfigId,
     pub kind: DeliveryKind,
     pub task_id: Option<String>,
     /// Attempts made so far.

@@ -149,12 +149,16 @@ impl<'a> Rows<'a> {
             .targets
             .iter()
             .map(|&Target { config_id, .. }| {
-                let (id, place) = written.delivery_ids.get(&(i, config_id)).ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "no delivery row came back for event {} and config {config_id}",
-                        event.id
-                    ))
-                })?;
+                let (id, place) =
+                    written
+                        .delivery_ids
+                        .get(&(i, config_id.get()))
+                        .ok_or_else(|| {
+                            Error::Corrupt(format!(
+                                "no delivery row came back for event {} and config {config_id}",
+                                event.id
+                            ))
+                        })?;
                 Ok(PendingDelivery {
                     id: *id,
                     fifo_seq: *place,
@@ -300,7 +304,7 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         key_ids.push(new.key_id);
         for target in &new.targets {
             target_events.push(events[i].id.clone());
-            target_configs.push(target.config_id);
+            target_configs.push(target.config_id.get());
             target_fifo.push(target.fifo);
             target_organisations.push(new.organisation);
             target_kinds.push(new.kind.as_str());
@@ -393,7 +397,7 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
         insert.push_values(chunk, |mut row, &(i, target)| {
             let new = &batch[i];
             row.push_bind(events[i].id.clone())
-                .push_bind(target.config_id)
+                .push_bind(target.config_id.get())
                 .push_bind(new.organisation)
                 .push_bind(new.kind.as_str())
                 .push_bind(new.task_id.clone())
@@ -402,7 +406,7 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
                 .push_bind(rows.now)
                 .push_bind(rows.now)
                 .push_bind(rows.now)
-                .push_bind(places.get(&(i, target.config_id)).copied());
+                .push_bind(places.get(&(i, target.config_id.get())).copied());
         });
         insert.push(" RETURNING id, event_id, config_id, fifo_seq");
         let created: Vec<(i64, String, i64, Option<i64>)> =
@@ -433,7 +437,7 @@ async fn take_fifo_places(
 ) -> Result<HashMap<(usize, i64), i64>, Error> {
     let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
     for (_, target) in delivery_rows.iter().filter(|(_, target)| target.fifo) {
-        *counts.entry(target.config_id).or_default() += 1;
+        *counts.entry(target.config_id.get()).or_default() += 1;
     }
     let mut next = HashMap::new();
     for (config_id, count) in counts {
@@ -450,8 +454,10 @@ async fn take_fifo_places(
     }
     let mut places = HashMap::new();
     for &(i, target) in delivery_rows.iter().filter(|(_, target)| target.fifo) {
-        let place = next.get_mut(&target.config_id).expect("counted above");
-        places.insert((i, target.config_id), *place);
+        let place = next
+            .get_mut(&target.config_id.get())
+            .expect("counted above");
+        places.insert((i, target.config_id.get()), *place);
         *place += 1;
     }
     Ok(places)

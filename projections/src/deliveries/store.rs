@@ -9,7 +9,7 @@ use super::{event_data, DeliveryKind, DeliveryStatus, EventRecord, Fence, Pendin
 use crate::db::now_micros;
 use crate::webhook_configs::ConfigRow;
 use crate::{on_pool, Db, Error};
-use aggregates::values::{CustomHeaders, DeliveryOrdering, WebhookSecret};
+use aggregates::values::{ConfigId, CustomHeaders, DeliveryOrdering, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, PreviousSecret, Profile};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use std::time::Duration;
 /// its FIFO line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
-    pub config_id: i64,
+    pub config_id: ConfigId,
     pub fifo: bool,
 }
 
@@ -33,7 +33,7 @@ pub struct PendingRead {
 /// A config as its delivery actor needs it.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
-    pub id: i64,
+    pub id: ConfigId,
     pub organisation: i64,
     pub profile: Profile,
     pub url: String,
@@ -69,7 +69,7 @@ impl EndpointConfig {
             timeout: Duration::from_secs(row.timeout_seconds.max(1) as u64),
             rate_limit: row.rate_limit.and_then(|n| u32::try_from(n).ok()),
             ordering: row.ordering,
-            id: row.id,
+            id: ConfigId::new(row.id),
             organisation: row.organisation,
             url: row.url,
             retry_count: row.retry_count,
@@ -146,7 +146,7 @@ impl PendingRow {
     fn into_pending(self) -> PendingDelivery {
         PendingDelivery {
             id: self.id,
-            config_id: self.config_id,
+            config_id: ConfigId::new(self.config_id),
             kind: self.kind,
             task_id: self.task_id,
             attempts: self.attempts,
@@ -292,7 +292,10 @@ impl DeliveryStore {
                 .await?;
             let mut targets: Vec<Target> = subscribed
                 .into_iter()
-                .map(|(config_id, fifo)| Target { config_id, fifo })
+                .map(|(config_id, fifo)| Target {
+                    config_id: ConfigId::new(config_id),
+                    fifo,
+                })
                 .collect();
             if let Some(config) = routed_config {
                 let found: Option<i64> = sqlx::query_scalar(routed)
@@ -302,7 +305,7 @@ impl DeliveryStore {
                     .await?;
                 // The configs dialect has no ordering.
                 targets.extend(found.map(|config_id| Target {
-                    config_id,
+                    config_id: ConfigId::new(config_id),
                     fifo: false,
                 }));
             }
@@ -327,7 +330,7 @@ impl DeliveryStore {
     /// `endpoint::fifo::vouched_by_read`).
     pub async fn pending_for_config(
         &self,
-        config_id: i64,
+        config_id: ConfigId,
         limit: usize,
         with_events: bool,
         fifo: bool,
@@ -350,7 +353,7 @@ impl DeliveryStore {
         let (rows, last_fifo_place): (Vec<PendingRow>, Option<i64>) = on_pool!(&self.db, |pool| {
             let last_fifo_place = if vouches {
                 let last: Option<i64> = sqlx::query_scalar(last_place)
-                    .bind(config_id)
+                    .bind(config_id.get())
                     .fetch_optional(pool)
                     .await?;
                 Some(last.unwrap_or(0))
@@ -358,7 +361,7 @@ impl DeliveryStore {
                 None
             };
             let rows = sqlx::query_as(&sql)
-                .bind(config_id)
+                .bind(config_id.get())
                 .bind(limit as i64)
                 .bind(with_events)
                 .fetch_all(pool)
@@ -372,17 +375,21 @@ impl DeliveryStore {
     }
 
     /// Configs with pending deliveries due before `due_before` (µs).
-    pub async fn configs_with_pending(&self, due_before: i64) -> Result<Vec<i64>, Error> {
+    pub async fn configs_with_pending(&self, due_before: i64) -> Result<Vec<ConfigId>, Error> {
         let sql = "SELECT DISTINCT config_id FROM deliveries \
                    WHERE status = 'pending' AND next_attempt_at <= $1";
-        Ok(on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+        let ids: Vec<i64> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
             .bind(due_before)
             .fetch_all(pool)
-            .await?))
+            .await?);
+        Ok(ids.into_iter().map(ConfigId::new).collect())
     }
 
-    pub async fn endpoint_config(&self, config_id: i64) -> Result<Option<EndpointConfig>, Error> {
-        crate::webhook_configs::find_any(&self.db, config_id)
+    pub async fn endpoint_config(
+        &self,
+        config_id: ConfigId,
+    ) -> Result<Option<EndpointConfig>, Error> {
+        crate::webhook_configs::find_any(&self.db, config_id.get())
             .await?
             .map(EndpointConfig::from_row)
             .transpose()
@@ -401,7 +408,7 @@ impl DeliveryStore {
         self.outcomes
             .submit(Outcome {
                 delivery_id: delivery.id,
-                config_id: delivery.config_id,
+                config_id: delivery.config_id.get(),
                 kind: delivery.kind,
                 attempt: attempt.clone(),
                 next,
@@ -428,7 +435,7 @@ impl DeliveryStore {
     /// already failed with no attempt (or make it pending again).
     pub async fn fail_pending(
         &self,
-        config_id: i64,
+        config_id: ConfigId,
         reason: &str,
         attempting: &[i64],
     ) -> Result<u64, Error> {
@@ -444,7 +451,12 @@ impl DeliveryStore {
 
     /// Fails the pending deliveries of `config_id` (of any config if
     /// `None`) that `ids` picks.
-    async fn fail(&self, reason: &str, config_id: Option<i64>, ids: Ids<'_>) -> Result<u64, Error> {
+    async fn fail(
+        &self,
+        reason: &str,
+        config_id: Option<ConfigId>,
+        ids: Ids<'_>,
+    ) -> Result<u64, Error> {
         let (operator, ids) = match ids {
             Ids::Only([]) => return Ok(0),
             Ids::Only(ids) => ("IN", ids),
@@ -458,7 +470,7 @@ impl DeliveryStore {
             update.push(", updated_at = ").push_bind(now);
             update.push(" WHERE status = 'pending'");
             if let Some(config_id) = config_id {
-                update.push(" AND config_id = ").push_bind(config_id);
+                update.push(" AND config_id = ").push_bind(config_id.get());
             }
             if !ids.is_empty() {
                 update.push(format_args!(" AND id {operator} ("));
@@ -478,7 +490,7 @@ impl DeliveryStore {
     /// Puts a finished delivery back in the queue with a fresh retry budget.
     pub async fn retry(
         &self,
-        config_id: i64,
+        config_id: ConfigId,
         delivery_id: i64,
     ) -> Result<Option<PendingDelivery>, Error> {
         let now = now_micros();
@@ -490,13 +502,13 @@ impl DeliveryStore {
             let mut tx = pool.begin().await?;
             sqlx::query(update)
                 .bind(delivery_id)
-                .bind(config_id)
+                .bind(config_id.get())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
             let row = sqlx::query_as(&select)
                 .bind(delivery_id)
-                .bind(config_id)
+                .bind(config_id.get())
                 .fetch_optional(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -527,7 +539,7 @@ impl DeliveryStore {
     /// the last id looked at (the next batch starts after it).
     pub async fn recover_batch(
         &self,
-        config_id: i64,
+        config_id: ConfigId,
         (since, until): (i64, i64),
         after: i64,
         task: i64,
@@ -540,7 +552,7 @@ impl DeliveryStore {
         let (rows, last): (Vec<PendingRow>, Option<i64>) = on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
             let ids: Vec<i64> = sqlx::query_scalar(select)
-                .bind(config_id)
+                .bind(config_id.get())
                 .bind(after)
                 .bind(since)
                 .bind(until)
@@ -628,7 +640,7 @@ impl DeliveryStore {
     /// A page of a config's deliveries, newest first, with their total.
     pub async fn list_deliveries(
         &self,
-        config_id: i64,
+        config_id: ConfigId,
         status: Option<DeliveryStatus>,
         page: i64,
         per_page: i64,
@@ -643,14 +655,14 @@ impl DeliveryStore {
         let status = status.map(DeliveryStatus::as_str);
         Ok(on_pool!(&self.db, |pool| {
             let rows = sqlx::query_as(&sql)
-                .bind(config_id)
+                .bind(config_id.get())
                 .bind(status)
                 .bind(per_page)
                 .bind(offset)
                 .fetch_all(pool)
                 .await?;
             let total: i64 = sqlx::query_scalar(count)
-                .bind(config_id)
+                .bind(config_id.get())
                 .bind(status)
                 .fetch_one(pool)
                 .await?;
@@ -661,12 +673,12 @@ impl DeliveryStore {
     /// One delivery of a config.
     pub async fn find_delivery(
         &self,
-        config_id: i64,
+        config_id: ConfigId,
         delivery_id: i64,
     ) -> Result<Option<DeliveryRow>, Error> {
         let sql = format!("{DELIVERY_SELECT} WHERE d.config_id = $1 AND d.id = $2");
         Ok(on_pool!(&self.db, |pool| sqlx::query_as(&sql)
-            .bind(config_id)
+            .bind(config_id.get())
             .bind(delivery_id)
             .fetch_optional(pool)
             .await?))

@@ -173,7 +173,7 @@ mod tests {
     fn delivery(place: i64) -> PendingDelivery {
         PendingDelivery {
             id: 1000 + place,
-            config_id: 1,
+            config_id: aggregates::values::ConfigId::new(1),
             kind: DeliveryKind::Event,
             task_id: None,
             attempts: 0,

@@ -26,6 +26,7 @@ use super::task;
 use crate::cluster::Fence;
 use crate::telemetry;
 use actix::prelude::*;
+use aggregates::values::ConfigId;
 use futures_util::FutureExt;
 use projections::db::now_micros;
 use projections::deliveries::{DeliveryKind, EndpointConfig, PendingDelivery, PendingRead};
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 pub struct EndpointActor {
-    config_id: i64,
+    config_id: ConfigId,
     engine: Arc<DeliveryEngine>,
     supervisor: Addr<DeliverySupervisor>,
     /// The HTTP client of this actor's lane.
@@ -45,7 +46,7 @@ pub struct EndpointActor {
 
 impl EndpointActor {
     pub fn new(
-        config_id: i64,
+        config_id: ConfigId,
         engine: Arc<DeliveryEngine>,
         supervisor: Addr<DeliverySupervisor>,
         client: reqwest::Client,
@@ -130,7 +131,7 @@ impl EndpointActor {
                 Ok((Some(config), pending)) => Loaded::Found(config, pending),
                 Ok((None, _)) => Loaded::Gone,
                 Err(error) => {
-                    tracing::error!(config = config_id, %error, "cannot load an endpoint; retrying");
+                    tracing::error!(config = %config_id, %error, "cannot load an endpoint; retrying");
                     Loaded::Failed
                 }
             };
@@ -146,7 +147,7 @@ impl EndpointActor {
         ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
             let read = read
                 .inspect_err(|error| {
-                    tracing::error!(config = config_id, %error, "cannot read pending deliveries");
+                    tracing::error!(config = %config_id, %error, "cannot read pending deliveries");
                 })
                 .ok();
             actor.feed(Input::Read(read), ctx);
@@ -176,7 +177,7 @@ impl EndpointActor {
             "attempt",
             event_id = %delivery.event.id,
             delivery_id = delivery.id,
-            config_id = delivery.config_id,
+            config_id = %delivery.config_id,
             attempt = delivery.attempts + 1,
         );
         tokio::spawn(async move {
@@ -224,7 +225,7 @@ impl EndpointActor {
         ctx.spawn(fail.into_actor(self).map(move |failed, _, _| {
             if let Err(error) = failed {
                 // Still pending in the database: the next reload fails it.
-                tracing::error!(config = config_id, %error, "cannot fail deliveries");
+                tracing::error!(config = %config_id, %error, "cannot fail deliveries");
             }
         }));
     }
@@ -233,7 +234,7 @@ impl EndpointActor {
 /// The node around an endpoint, as its machine sees it.
 struct Node<'a> {
     engine: &'a DeliveryEngine,
-    config_id: i64,
+    config_id: ConfigId,
 }
 
 impl Surroundings for Node<'_> {
@@ -275,7 +276,7 @@ impl Drop for EndpointActor {
 /// place order for a FIFO config.
 async fn read_pending(
     engine: &DeliveryEngine,
-    config_id: i64,
+    config_id: ConfigId,
     config: Option<&EndpointConfig>,
 ) -> Result<PendingRead, projections::Error> {
     let with_events = config.is_some_and(|c| c.accepts(DeliveryKind::Event));

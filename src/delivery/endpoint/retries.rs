@@ -107,7 +107,7 @@ mod tests {
     fn delivery(id: i64) -> PendingDelivery {
         PendingDelivery {
             id,
-            config_id: 1,
+            config_id: aggregates::values::ConfigId::new(1),
             kind: DeliveryKind::Event,
             task_id: None,
             attempts: 1,

@@ -11,6 +11,7 @@ use crate::http::v1::recovery::parse_window;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use aggregates::values::ConfigId;
 use aggregates::webhook_config::ConfigState;
 use maud::{html, Markup};
 use projections::db::now_micros;
@@ -57,7 +58,7 @@ pub async fn render(
     let status = query(req, "status").and_then(|s| DeliveryStatus::parse(&s));
     let store = state.deliveries.store();
     let (deliveries, total) = store
-        .list_deliveries(row.id, status, 1, DELIVERIES_SHOWN)
+        .list_deliveries(ConfigId::new(row.id), status, 1, DELIVERIES_SHOWN)
         .await?;
     let ids: Vec<i64> = deliveries.iter().map(|d| d.id).collect();
     let attempts = store.attempts_of(&ids).await?;

@@ -8,7 +8,7 @@ use crate::http::request_id::RequestId;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use aggregates::values::Scope;
+use aggregates::values::{ConfigId, Scope};
 use projections::deliveries::DeliveryStatus;
 
 #[utoipa::path(
@@ -45,7 +45,7 @@ pub async fn list(
         .transpose()?;
     let store = state.deliveries.store();
     let (rows, total) = store
-        .list_deliveries(config.id, status, page, per_page)
+        .list_deliveries(ConfigId::new(config.id), status, page, per_page)
         .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let attempts = store.attempts_of(&ids).await?;
@@ -90,7 +90,7 @@ pub async fn retry(
         })?;
     let store = state.deliveries.store();
     let row = store
-        .find_delivery(config.id, delivery_id)
+        .find_delivery(ConfigId::new(config.id), delivery_id)
         .await?
         .ok_or_else(not_found)?;
     let attempts = store.attempts_of(&[delivery_id]).await?;

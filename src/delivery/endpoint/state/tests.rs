@@ -11,14 +11,14 @@
 //! nothing may be left pending.
 use super::*;
 use crate::delivery::wire::{event_data, EventRecord};
-use aggregates::values::{CustomHeaders, DeliveryOrdering, WebhookSecret};
+use aggregates::values::{ConfigId, CustomHeaders, DeliveryOrdering, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, Profile};
 use projections::deliveries::DeliveryKind;
 use proptest::prelude::*;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-const CONFIG: i64 = 7;
+const CONFIG: ConfigId = ConfigId::new(7);
 /// The database's clock at the simulation's start (µs).
 const EPOCH_MICROS: i64 = 1_700_000_000_000_000;
 
