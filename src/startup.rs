@@ -5,9 +5,8 @@ use crate::cluster::single_node::{self, ServeLock};
 use crate::cluster::{self, ClusterNode, NodeSettings, Ownership, Role};
 use crate::config_commands::{ConfigChangeNotifier, ConfigCommands};
 use crate::database;
-use crate::delivery::budget::HeldBudget;
+use crate::delivery::engine::{DeliveryEngine, EngineParts};
 use crate::delivery::operational::{self, ConfigEventNotices, OperationalWebhooks};
-use crate::delivery::policy::DeliveryEngine;
 use crate::delivery::publish::Publisher;
 use crate::delivery::routing::RoutingCache;
 use crate::delivery::SupervisorHandle;
@@ -155,16 +154,14 @@ impl Application {
                 (ownership, Some(node))
             }
         };
-        let engine = DeliveryEngine {
+        let engine = DeliveryEngine::new(EngineParts {
             store: store.clone(),
             tasks: TaskStore::new(db.clone()),
             settings: delivery.clone(),
             commands: commands.clone(),
             ownership: ownership.clone(),
-            budget: HeldBudget::new(delivery.max_queued_deliveries),
-            recording: Default::default(),
             operational,
-        };
+        });
         // Starting the supervisor resumes every pending delivery (of the
         // endpoints this node owns) in the database.
         let supervisor = SupervisorHandle::start(Arc::new(engine), changes.clone());

@@ -29,11 +29,11 @@
 //!    (`endpoint/state.rs`), which holds them (within the endpoint's and
 //!    the node's budgets: `budget.rs`) and starts up to the in-flight limit
 //!    (effects `Launch`, run by the actor).
-//! 6. Each attempt is one Tokio task: [`policy::DeliveryEngine::send`] →
+//! 6. Each attempt is one Tokio task: [`policy::Attempts::send`] →
 //!    [`attempt::send`] signs ([`signing`]), shapes the body ([`wire`]) and
 //!    sends through the lane's client ([`http_client`]: SSRF guard, no
 //!    redirects) within the config's timeout; the actor hears `Answered`.
-//! 7. [`policy::DeliveryEngine::settle`] decides what comes next (retry
+//! 7. [`policy::Attempts::settle`] decides what comes next (retry
 //!    with [`retry`]'s schedule, done, or switch the endpoint off) and
 //!    records the attempt through the outcome `GroupCommit` writer
 //!    (the attempt row, the delivery's new status —
@@ -47,15 +47,16 @@
 //! Pending work always lives in the database too: the supervisor's poll
 //! (every 500 ms) restarts dead actors and picks up rows nobody holds, so a
 //! crash, a lost notification or a restarted node loses nothing.
-pub(crate) mod attempt;
-pub(crate) mod budget;
-pub(crate) mod endpoint;
+mod attempt;
+mod budget;
+mod endpoint;
+pub(crate) mod engine;
 pub(crate) mod event_schemas;
 pub(crate) mod gauges;
 pub(crate) mod http_client;
-pub(crate) mod lanes;
+mod lanes;
 pub(crate) mod operational;
-pub(crate) mod policy;
+mod policy;
 pub mod publish;
 mod recording;
 pub(crate) mod recovery;
@@ -63,7 +64,7 @@ pub mod retry;
 pub(crate) mod routing;
 pub mod settings;
 pub mod signing;
-pub(crate) mod supervisor;
+mod supervisor;
 mod task;
 pub(crate) mod wire;
 

@@ -2,9 +2,7 @@
 //! record it all before the actor moves on (a crash before the record
 //! leaves the delivery pending, so it is sent again: at-least-once).
 use super::attempt::{self, AttemptResult};
-use super::budget::HeldBudget;
 use super::operational::OperationalWebhooks;
-pub use super::recording::Recording;
 use super::settings::DeliverySettings;
 use crate::cluster::{Fence, Ownership};
 use crate::config_commands::{CommandError, CommandMetadata, ConfigCommands};
@@ -46,23 +44,53 @@ pub enum Verdict {
     EndpointOff,
 }
 
-/// Everything an endpoint actor needs, shared by all of them.
-pub struct DeliveryEngine {
-    pub store: DeliveryStore,
-    pub tasks: TaskStore,
-    pub settings: DeliverySettings,
-    pub commands: ConfigCommands,
-    /// Which endpoints this node may send to (all, on a single node).
-    pub ownership: Ownership,
-    /// Deliveries held in memory by all the actors together.
-    pub budget: HeldBudget,
-    /// Deliveries whose answered attempt is being recorded.
-    pub recording: Recording,
+/// What an attempt needs besides its endpoint and its delivery: the
+/// sending ([`Attempts::send`]) and the policy after it
+/// ([`Attempts::settle`]: the record, retry or not, the consequences).
+/// One for the node, shared by every endpoint's attempts.
+pub(super) struct Attempts {
+    store: DeliveryStore,
+    tasks: TaskStore,
+    settings: DeliverySettings,
+    commands: ConfigCommands,
+    /// Whether this node may still send (checked up to the last moment).
+    ownership: Ownership,
     /// Where `delivery.exhausted` notices go.
-    pub operational: OperationalWebhooks,
+    operational: OperationalWebhooks,
 }
 
-impl DeliveryEngine {
+/// What [`Attempts`] is made of.
+pub(super) struct AttemptParts {
+    pub(super) store: DeliveryStore,
+    pub(super) tasks: TaskStore,
+    pub(super) settings: DeliverySettings,
+    pub(super) commands: ConfigCommands,
+    pub(super) ownership: Ownership,
+    pub(super) operational: OperationalWebhooks,
+}
+
+impl Attempts {
+    pub(super) fn new(parts: AttemptParts) -> Self {
+        let AttemptParts {
+            store,
+            tasks,
+            settings,
+            commands,
+            ownership,
+            operational,
+        } = parts;
+        Self {
+            store,
+            tasks,
+            settings,
+            commands,
+            ownership,
+            operational,
+        }
+    }
+}
+
+impl Attempts {
     /// The HTTP part of an attempt: what holds one of the endpoint's
     /// in-flight slots (the limit protects the receiver, not our database).
     pub async fn send(

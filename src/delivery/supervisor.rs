@@ -8,8 +8,8 @@
 #[cfg(feature = "fault-injection")]
 use super::endpoint::Panic;
 use super::endpoint::{Deliver, EndpointActor, Nudge, Reload, Stop};
+use super::engine::DeliveryEngine;
 use super::lanes::Lanes;
-use super::policy::DeliveryEngine;
 use super::task;
 use crate::changes::{Change, ChangeBus, Committed};
 use crate::cluster::Ownership;
@@ -76,7 +76,7 @@ impl DeliverySupervisor {
     /// Restarts dead actors, stops those of endpoints this node no longer
     /// owns, and picks up pending rows no actor holds.
     fn watch(&mut self, ctx: &mut Context<Self>) {
-        let ownership = self.engine.ownership.clone();
+        let ownership = self.engine.node.ownership.clone();
         let disowned: Vec<ConfigId> = self
             .endpoints
             .keys()
@@ -109,13 +109,13 @@ impl DeliverySupervisor {
             match found {
                 Ok(config_ids) => {
                     for config_id in config_ids {
-                        let ours = supervisor.engine.ownership.owns(config_id);
+                        let ours = supervisor.engine.node.ownership.owns(config_id);
                         if let Some(slot) = supervisor.endpoints.get(&config_id) {
                             // On a cluster it may have missed some (another
                             // node's announcement lost): it looks if it has
                             // nothing. A single node hands every delivery
                             // over in-process: nothing to miss.
-                            if supervisor.engine.ownership.is_clustered() {
+                            if supervisor.engine.node.ownership.is_clustered() {
                                 slot.addr.do_send(Nudge);
                             }
                             continue;
@@ -163,7 +163,7 @@ impl Handler<Enqueue> for DeliverySupervisor {
                 .push(delivery);
         }
         for (config_id, deliveries) in by_endpoint {
-            if !self.engine.ownership.owns(config_id) {
+            if !self.engine.node.ownership.owns(config_id) {
                 // Lost meanwhile: the new owner's poll finds them.
                 continue;
             }
@@ -200,7 +200,7 @@ impl Handler<Changed> for DeliverySupervisor {
                 self.watch(ctx);
             }
             Change::Deliveries { deliveries, again } => {
-                let ownership = &self.engine.ownership;
+                let ownership = &self.engine.node.ownership;
                 let mut whole = Vec::new();
                 let mut by_id = Vec::new();
                 for committed in deliveries {
@@ -301,7 +301,7 @@ impl Handler<GetStats> for DeliverySupervisor {
                 .filter(|slot| slot.addr.connected())
                 .count(),
             restarts: self.restarts,
-            held_deliveries: self.engine.budget.held(),
+            held_deliveries: self.engine.node.budget.held(),
         })
     }
 }
@@ -340,7 +340,7 @@ pub struct SupervisorHandle {
 impl SupervisorHandle {
     /// Starts the supervisor; it follows `changes` from then on.
     pub fn start(engine: Arc<DeliveryEngine>, bus: ChangeBus) -> Self {
-        let ownership = engine.ownership.clone();
+        let ownership = engine.node.ownership.clone();
         let mut changes = bus.subscribe();
         let addr = DeliverySupervisor::new(engine).start();
         let forward = addr.clone();

@@ -20,7 +20,8 @@ mod retries;
 mod state;
 pub mod throttle;
 
-use super::policy::{DeliveryEngine, Verdict};
+use super::engine::DeliveryEngine;
+use super::policy::Verdict;
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
 use crate::cluster::Fence;
@@ -85,8 +86,8 @@ impl EndpointActor {
                 Effect::Load { reload, attempting } => self.load(reload, attempting, ctx),
                 Effect::Read { config } => self.read(config, ctx),
                 Effect::Launch { delivery, config } => {
-                    let fence =
-                        *fence.get_or_insert_with(|| self.engine.ownership.fence(self.config_id));
+                    let fence = *fence
+                        .get_or_insert_with(|| self.engine.node.ownership.fence(self.config_id));
                     self.launch(delivery, config, fence, ctx);
                 }
                 Effect::Fail(ids) => self.fail_in_database(ids, ctx),
@@ -170,7 +171,7 @@ impl EndpointActor {
         let actor = ctx.address();
         // Counts against the partition until recorded: a node giving the
         // partition up waits for it (see `cluster::node`).
-        let under_way = engine.ownership.attempt_started(self.config_id);
+        let under_way = engine.node.ownership.attempt_started(self.config_id);
         // One span per attempt: a JSON log line of it carries the event,
         // delivery and config ids (`serve --log-format json`).
         let span = tracing::debug_span!(
@@ -183,7 +184,7 @@ impl EndpointActor {
         tokio::spawn(async move {
             let attempt = std::panic::AssertUnwindSafe(
                 async {
-                    let result = engine.send(&client, &config, &delivery).await;
+                    let result = engine.attempts.send(&client, &config, &delivery).await;
                     actor.do_send(Finished::Answered {
                         status: result.record.status_code,
                         retry_after: result.retry_after,
@@ -200,8 +201,11 @@ impl EndpointActor {
                     let (status, success) = (result.record.status_code, result.record.success);
                     let duration_ms = result.record.duration_ms;
                     record_attempt_metrics(&delivery, status, duration_ms);
-                    let recording = engine.recording.start(delivery.id);
-                    let verdict = engine.settle(&config, &delivery, result, fence).await;
+                    let recording = engine.node.recording.start(delivery.id);
+                    let verdict = engine
+                        .attempts
+                        .settle(&config, &delivery, result, fence)
+                        .await;
                     drop(recording);
                     drop(under_way);
                     tracing::debug!(status, success, duration_ms, ?verdict, "attempt recorded");
@@ -239,34 +243,34 @@ struct Node<'a> {
 
 impl Surroundings for Node<'_> {
     fn owns(&self) -> bool {
-        self.engine.ownership.owns(self.config_id)
+        self.engine.node.ownership.owns(self.config_id)
     }
 
     fn held_since(&self) -> Option<Instant> {
-        self.engine.ownership.held_since(self.config_id)
+        self.engine.node.ownership.held_since(self.config_id)
     }
 
     fn being_recorded(&self, delivery_id: i64) -> bool {
-        self.engine.recording.contains(delivery_id)
+        self.engine.node.recording.contains(delivery_id)
     }
 
     fn take_room(&self) -> bool {
-        self.engine.budget.take()
+        self.engine.node.budget.take()
     }
 
     fn give_room(&self, count: usize) {
-        self.engine.budget.give(count)
+        self.engine.node.budget.give(count)
     }
 
     fn has_room(&self) -> bool {
-        self.engine.budget.has_room()
+        self.engine.node.budget.has_room()
     }
 }
 
 impl Drop for EndpointActor {
     /// A stopped (or panicked) actor's deliveries leave memory with it.
     fn drop(&mut self) {
-        self.engine.budget.give(self.state.held());
+        self.engine.node.budget.give(self.state.held());
     }
 }
 
