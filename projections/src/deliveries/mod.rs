@@ -126,6 +126,17 @@ pub fn event_data(json: String) -> EventData {
         .into()
 }
 
+/// `data` as a delivery row's event stored it: written from a
+/// [`RawValue`], so JSON — and a row whose text is not is corrupt (an
+/// error for the read, not a `null` sent to the receiver).
+pub fn stored_event_data(delivery: i64, json: String) -> Result<EventData, crate::Error> {
+    RawValue::from_string(json).map(Arc::from).map_err(|error| {
+        crate::Error::Corrupt(format!(
+            "delivery {delivery}: event data is not JSON: {error}"
+        ))
+    })
+}
+
 /// `data` made by webhookd itself (a test event's).
 pub fn event_data_of(value: &serde_json::Value) -> EventData {
     event_data(value.to_string())

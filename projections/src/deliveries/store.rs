@@ -5,7 +5,7 @@ use super::group_commit::{GroupCommit, WaitObserver};
 use super::outcome_writer::Outcome;
 pub use super::publish_writer::NewEvent;
 use super::writers;
-use super::{event_data, DeliveryKind, DeliveryStatus, EventRecord, Fence, PendingDelivery};
+use super::{stored_event_data, DeliveryKind, DeliveryStatus, EventRecord, Fence, PendingDelivery};
 use crate::db::now_micros;
 use crate::webhook_configs::ConfigRow;
 use crate::{on_pool, Db, Error};
@@ -143,8 +143,11 @@ struct PendingRow {
 }
 
 impl PendingRow {
-    fn into_pending(self) -> PendingDelivery {
-        PendingDelivery {
+    /// A row whose event data is not JSON is corrupt: an error, never sent
+    /// as something else.
+    fn into_pending(self) -> Result<PendingDelivery, Error> {
+        let data = stored_event_data(self.id, self.data)?;
+        Ok(PendingDelivery {
             id: self.id,
             config_id: ConfigId::new(self.config_id),
             kind: self.kind,
@@ -155,10 +158,10 @@ impl PendingRow {
             event: EventRecord {
                 id: self.event_id,
                 event_type: self.event_type,
-                data: event_data(self.data),
+                data,
                 published_at: self.published_at,
             },
-        }
+        })
     }
 }
 
@@ -369,7 +372,10 @@ impl DeliveryStore {
             (rows, last_fifo_place)
         });
         Ok(PendingRead {
-            deliveries: rows.into_iter().map(PendingRow::into_pending).collect(),
+            deliveries: rows
+                .into_iter()
+                .map(PendingRow::into_pending)
+                .collect::<Result<_, _>>()?,
             last_fifo_place,
         })
     }
@@ -426,7 +432,7 @@ impl DeliveryStore {
             // One node on SQLite: nobody else commits for it.
             Db::Sqlite(_) => Vec::new(),
         };
-        Ok(rows.into_iter().map(PendingRow::into_pending).collect())
+        rows.into_iter().map(PendingRow::into_pending).collect()
     }
 
     /// Ends every pending delivery of a config that can no longer receive,
@@ -514,7 +520,7 @@ impl DeliveryStore {
             tx.commit().await?;
             row
         });
-        Ok(row.map(PendingRow::into_pending))
+        row.map(PendingRow::into_pending).transpose()
     }
 }
 
@@ -580,7 +586,9 @@ impl DeliveryStore {
             (rows, ids.last().copied())
         });
         Ok((
-            rows.into_iter().map(PendingRow::into_pending).collect(),
+            rows.into_iter()
+                .map(PendingRow::into_pending)
+                .collect::<Result<_, _>>()?,
             last,
         ))
     }
