@@ -46,6 +46,17 @@ pub struct Cli {
         global = true
     )]
     pub previous_encryption_keys: Vec<String>,
+    /// SQLite only: `full` (the default) makes every commit durable
+    /// against power loss; `normal` trades that for faster commits (still
+    /// safe against a crash of the process). See `database::SqliteSync`.
+    #[arg(
+        long,
+        value_enum,
+        env = "WEBHOOKD_SQLITE_SYNCHRONOUS",
+        default_value_t = database::SqliteSync::Full,
+        global = true
+    )]
+    pub sqlite_synchronous: database::SqliteSync,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -390,7 +401,12 @@ pub async fn run(cli: &Cli, command: Command) -> anyhow::Result<()> {
             Ok(webhookd::listen::listen(port, secret).await?)
         }
         admin_command => {
-            let db = database::connect(&cli.database_url, &cli.encryption_keys()).await?;
+            let db = database::connect(
+                &cli.database_url,
+                &cli.encryption_keys(),
+                cli.sqlite_synchronous,
+            )
+            .await?;
             match admin_command {
                 Command::Serve(_) | Command::Listen { .. } | Command::Openapi => {
                     unreachable!("handled above")
@@ -693,6 +709,7 @@ async fn rebuild_command(db: &projections::Db, projection: Option<&str>) -> anyh
 async fn serve(cli: &Cli, args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = Settings::new(&cli.database_url, &args.bind);
     settings.encryption = cli.encryption_keys();
+    settings.sqlite_synchronous = cli.sqlite_synchronous;
     settings.dev = args.dev;
     settings.allowed_targets = args.allow_targets;
     settings.workers = args.workers;

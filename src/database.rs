@@ -33,10 +33,27 @@ pub struct EncryptionKeys {
     pub previous: Vec<String>,
 }
 
+/// When a SQLite commit is durable (`--sqlite-synchronous`). Under WAL,
+/// `full` syncs the log at every commit: a publish answered 202 survives a
+/// power loss or an OS crash. `normal` syncs only at checkpoints: faster
+/// commits, and still safe against the process crashing (`kill -9`), but
+/// the last commits before a power loss may be gone — an opt-in trade of
+/// durability for speed, named as such.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
 /// Connects and applies the migrations of the backend the URL names:
 /// `sqlite://path` (created if missing) or `postgres://…`.
-pub async fn connect(database_url: &str, keys: &EncryptionKeys) -> anyhow::Result<Db> {
-    connect_as(database_url, "webhookd", 20, None, keys).await
+pub async fn connect(
+    database_url: &str,
+    keys: &EncryptionKeys,
+    sqlite: SqliteSync,
+) -> anyhow::Result<Db> {
+    connect_as(database_url, "webhookd", 20, None, keys, sqlite).await
 }
 
 /// [`connect`], naming the connections (PostgreSQL's `application_name`,
@@ -47,8 +64,9 @@ pub async fn connect_as(
     max_connections: u32,
     limits: Option<SessionLimits>,
     keys: &EncryptionKeys,
+    sqlite: SqliteSync,
 ) -> anyhow::Result<Db> {
-    let db = open(database_url, name, max_connections, limits).await?;
+    let db = open(database_url, name, max_connections, limits, sqlite).await?;
     let master = master_keys(&db, keys)?;
     projections::vault::install(&db, master);
     Ok(db)
@@ -141,6 +159,7 @@ async fn open(
     name: &str,
     max_connections: u32,
     limits: Option<SessionLimits>,
+    sqlite: SqliteSync,
 ) -> anyhow::Result<Db> {
     if is_postgres(database_url) {
         let target = postgres_target(database_url).await?;
@@ -171,7 +190,10 @@ async fn open(
             // WAL lets readers proceed while one writer commits; a busy
             // timeout makes concurrent writers queue instead of failing.
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match sqlite {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             // SQLite checkpoints the WAL inside the commit that crosses

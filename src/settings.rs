@@ -47,6 +47,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// The master key for secrets at rest (see `database::EncryptionKeys`).
     pub encryption: crate::database::EncryptionKeys,
+    /// `--sqlite-synchronous`: when a SQLite commit is durable.
+    pub sqlite_synchronous: crate::database::SqliteSync,
 }
 
 impl Settings {
@@ -56,6 +58,7 @@ impl Settings {
             bind: bind.to_owned(),
             dev: false,
             encryption: Default::default(),
+            sqlite_synchronous: Default::default(),
             allowed_targets: Vec::new(),
             workers: None,
             body_deadline: BodyDeadline::default(),

@@ -78,6 +78,7 @@ impl Application {
             settings.max_db_connections,
             Some(limits),
             &settings.encryption,
+            settings.sqlite_synchronous,
         )
         .await?;
         let repaired = ConfigProjector::new(db.clone())

@@ -15,6 +15,87 @@ use std::time::Duration;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static HOT_PATH: OnceLock<HotPath> = OnceLock::new();
+static HANDOFFS: OnceLock<[Histogram; Handoff::ALL.len()]> = OnceLock::new();
+
+/// The environment variable that turns the hand-off timings on (the
+/// bench's `--profile` sets it): off, nothing of them is measured.
+pub const HANDOFF_TIMINGS_ENV: &str = "WEBHOOKD_HANDOFF_TIMINGS";
+
+/// The hand-offs a delivery passes between its publish and its record:
+/// where it waits rather than works. With [`HANDOFF_TIMINGS_ENV`]`=1` each
+/// is timed per delivery into `webhookd_handoff_seconds{stage}`, whose
+/// `_sum / _count` is the mean wait at that stage; the bench's `--profile`
+/// reads them over its measured window. Off by default: the clock reads
+/// and histogram records are work the hot path does not need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// Submitted to the publish group commit → taken into a batch.
+    PublishQueue,
+    /// Taken into a batch → the batch committed.
+    PublishCommit,
+    /// Committed → its endpoint's actor has it (the publishing task, the
+    /// supervisor's and the actor's mailboxes).
+    HandOver,
+    /// The actor has it → its attempt is launched (the in-flight window,
+    /// a FIFO line, the rate limit).
+    Held,
+    /// Launched → the receiver's answer is in (the task's start, the
+    /// lane's connection, the request, the answer).
+    InFlight,
+    /// Answered → recorded (the outcome group commit and the policy).
+    Recording,
+    /// Submitted to the outcome group commit → taken into a batch.
+    OutcomeQueue,
+    /// Taken into a batch → the batch committed.
+    OutcomeCommit,
+}
+
+impl Handoff {
+    pub const ALL: [Handoff; 8] = [
+        Handoff::PublishQueue,
+        Handoff::PublishCommit,
+        Handoff::HandOver,
+        Handoff::Held,
+        Handoff::InFlight,
+        Handoff::Recording,
+        Handoff::OutcomeQueue,
+        Handoff::OutcomeCommit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Handoff::PublishQueue => "publish_queue",
+            Handoff::PublishCommit => "publish_commit",
+            Handoff::HandOver => "hand_over",
+            Handoff::Held => "held",
+            Handoff::InFlight => "in_flight",
+            Handoff::Recording => "recording",
+            Handoff::OutcomeQueue => "outcome_queue",
+            Handoff::OutcomeCommit => "outcome_commit",
+        }
+    }
+}
+
+/// Whether the hand-offs are being timed (see [`Handoff`]).
+pub fn handoffs_timed() -> bool {
+    HANDOFFS.get().is_some()
+}
+
+/// One delivery waited `waited` at `stage` (nothing unless timed).
+pub fn handoff(stage: Handoff, waited: Duration) {
+    if let Some(histograms) = HANDOFFS.get() {
+        histograms[stage as usize].record(waited.as_secs_f64());
+    }
+}
+
+/// `count` deliveries waited `waited` at `stage` together.
+pub fn handoffs(stage: Handoff, waited: Duration, count: usize) {
+    if let Some(histograms) = HANDOFFS.get() {
+        for _ in 0..count {
+            histograms[stage as usize].record(waited.as_secs_f64());
+        }
+    }
+}
 
 /// The handles of the metrics recorded once per publish, delivery or
 /// attempt, registered when the recorder is installed: `counter!` and
@@ -160,15 +241,25 @@ pub fn publish_answered(result: PublishResult) {
     }
 }
 
-/// How long a caller of a group-commit writer waited for its batch.
-pub fn group_commit_waited(writer: &str, waited: Duration) {
+/// How long an item of a group-commit writer waited for its batch: in
+/// the queue, then while its batch was written.
+pub fn group_commit_waited(writer: &str, waited: projections::deliveries::Waited) {
     let Some(hot) = HOT_PATH.get() else { return };
+    let total = (waited.queued + waited.writing).as_secs_f64();
     match writer {
-        "publish" => hot.publish_commit_wait.record(waited.as_secs_f64()),
-        "outcome" => hot.outcome_commit_wait.record(waited.as_secs_f64()),
+        "publish" => {
+            hot.publish_commit_wait.record(total);
+            handoff(Handoff::PublishQueue, waited.queued);
+            handoff(Handoff::PublishCommit, waited.writing);
+        }
+        "outcome" => {
+            hot.outcome_commit_wait.record(total);
+            handoff(Handoff::OutcomeQueue, waited.queued);
+            handoff(Handoff::OutcomeCommit, waited.writing);
+        }
         other => {
             metrics::histogram!("webhookd_group_commit_wait_seconds", "writer" => other.to_owned())
-                .record(waited.as_secs_f64())
+                .record(total)
         }
     }
 }
@@ -193,11 +284,26 @@ pub fn install() -> PrometheusHandle {
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
                     )
                 })
+                .and_then(|b| {
+                    // The hand-offs are µs to ms: finer than the others.
+                    b.set_buckets_for_metric(
+                        Matcher::Full("webhookd_handoff_seconds".into()),
+                        &[
+                            0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001,
+                            0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                        ],
+                    )
+                })
                 .expect("bucket lists are not empty")
                 .install_recorder()
                 .expect("the metrics recorder is installed once");
             describe();
             let _ = HOT_PATH.set(HotPath::register());
+            if std::env::var(HANDOFF_TIMINGS_ENV).is_ok_and(|on| on == "1") {
+                let _ = HANDOFFS.set(Handoff::ALL.map(|stage| {
+                    metrics::histogram!("webhookd_handoff_seconds", "stage" => stage.name())
+                }));
+            }
             handle
         })
         .clone()
@@ -278,6 +384,11 @@ fn describe() {
         "webhookd_group_commit_wait_seconds",
         Unit::Seconds,
         "Time from submitting to a group commit until its batch committed"
+    );
+    describe_histogram!(
+        "webhookd_handoff_seconds",
+        Unit::Seconds,
+        "Per delivery, the wait at each hand-off between publish and record, by stage (only with WEBHOOKD_HANDOFF_TIMINGS=1)"
     );
     describe_gauge!(
         "webhookd_db_pool_connections",

@@ -19,6 +19,7 @@ use projections::db::now_micros;
 use projections::deliveries::PendingDelivery;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 struct Slot {
     addr: Addr<EndpointActor>,
@@ -149,6 +150,9 @@ impl Actor for DeliverySupervisor {
 pub struct Enqueue {
     pub deliveries: Vec<PendingDelivery>,
     pub again: bool,
+    /// When they were committed (or learnt of): the start of their
+    /// hand-over (`telemetry::Handoff::HandOver`).
+    pub since: Instant,
 }
 
 impl Handler<Enqueue> for DeliverySupervisor {
@@ -172,6 +176,7 @@ impl Handler<Enqueue> for DeliverySupervisor {
             slot.addr.do_send(Deliver {
                 deliveries,
                 again: msg.again,
+                since: msg.since,
             });
         }
     }
@@ -216,6 +221,7 @@ impl Handler<Changed> for DeliverySupervisor {
                     ctx.notify(Enqueue {
                         deliveries: whole,
                         again,
+                        since: Instant::now(),
                     });
                 }
                 if by_id.is_empty() {
@@ -224,7 +230,11 @@ impl Handler<Changed> for DeliverySupervisor {
                 let store = self.engine.store.clone();
                 let read = task::run(async move { store.pending_by_ids(&by_id).await });
                 ctx.spawn(read.into_actor(self).map(move |read, _, ctx| match read {
-                    Ok(deliveries) => ctx.notify(Enqueue { deliveries, again }),
+                    Ok(deliveries) => ctx.notify(Enqueue {
+                        deliveries,
+                        again,
+                        since: Instant::now(),
+                    }),
                     // The poll finds them.
                     Err(error) => tracing::warn!(%error, "cannot read another node's deliveries"),
                 }));
@@ -368,6 +378,7 @@ impl SupervisorHandle {
         self.send(Enqueue {
             deliveries,
             again: false,
+            since: Instant::now(),
         });
     }
 
@@ -376,6 +387,7 @@ impl SupervisorHandle {
         self.send(Enqueue {
             deliveries,
             again: true,
+            since: Instant::now(),
         });
     }
 
@@ -397,6 +409,7 @@ impl SupervisorHandle {
             self.addr.do_send(Enqueue {
                 deliveries: ours,
                 again: enqueue.again,
+                since: enqueue.since,
             });
         }
     }

@@ -15,21 +15,32 @@ use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 type Reply<O> = oneshot::Sender<Result<O, Error>>;
+
+/// An item in the queue: what to write, whom to answer, since when.
+type Queued<I, O> = (I, Reply<O>, Instant);
 
 /// Writes of one batch that lost to a concurrent transaction, before its
 /// callers are told.
 const MAX_WRITES: usize = 5;
 
-/// Told how long each submission waited for its batch's commit (the
-/// writer's name, the wait): telemetry lives above the storage layer.
-pub type WaitObserver = fn(&'static str, Duration);
+/// How long an item waited for its commit: in the queue, until a writer
+/// took it into a batch, and then while the batch was written.
+#[derive(Debug, Clone, Copy)]
+pub struct Waited {
+    pub queued: Duration,
+    pub writing: Duration,
+}
+
+/// Told, per committed item, how long it waited (the writer's name, the
+/// wait): telemetry lives above the storage layer.
+pub type WaitObserver = fn(&'static str, Waited);
 
 pub struct GroupCommit<I, O> {
-    queue: mpsc::UnboundedSender<(I, Reply<O>)>,
+    queue: mpsc::UnboundedSender<Queued<I, O>>,
     name: &'static str,
     waited: WaitObserver,
 }
@@ -61,26 +72,33 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         I: Sync,
         F: Future<Output = Result<Vec<O>, Error>> + Send + 'static,
     {
-        let (queue, receiver) = mpsc::unbounded_channel::<(I, Reply<O>)>();
+        let (queue, receiver) = mpsc::unbounded_channel::<Queued<I, O>>();
         let receiver = Arc::new(Mutex::new(receiver));
         let write = Arc::new(write);
         for _ in 0..writers.max(1) {
             let (receiver, write) = (receiver.clone(), write.clone());
             tokio::spawn(async move {
                 while let Some(batch) = next_batch(&receiver, max_batch).await {
+                    let taken = Instant::now();
                     // A caller that gave up waiting (see `submit_within`)
                     // was told its item was not stored: keep it that way.
-                    let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch
-                        .into_iter()
-                        .filter(|(_, reply)| !reply.is_closed())
-                        .unzip();
+                    let mut items = Vec::with_capacity(batch.len());
+                    let mut replies = Vec::with_capacity(batch.len());
+                    for (item, reply, submitted) in batch {
+                        if !reply.is_closed() {
+                            items.push(item);
+                            replies.push((reply, taken.saturating_duration_since(submitted)));
+                        }
+                    }
                     if items.is_empty() {
                         continue;
                     }
                     metrics::histogram!("webhookd_group_commit_batch_size", "writer" => name)
                         .record(items.len() as f64);
                     let results = write_isolated(name, &*write, items).await;
-                    for (reply, result) in replies.into_iter().zip(results) {
+                    let writing = taken.elapsed();
+                    for ((reply, queued), result) in replies.into_iter().zip(results) {
+                        waited(name, Waited { queued, writing });
                         let _ = reply.send(result);
                     }
                 }
@@ -108,16 +126,9 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
 
     /// Queues `item` and waits until the batch holding it is committed.
     pub async fn submit(&self, item: I) -> Result<O, Error> {
-        let started = std::time::Instant::now();
-        let answer = self.submit_untimed(item).await;
-        (self.waited)(self.name, started.elapsed());
-        answer
-    }
-
-    async fn submit_untimed(&self, item: I) -> Result<O, Error> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((item, reply))
+            .send((item, reply, Instant::now()))
             .map_err(|_| Error::Unavailable("the group commit writer has stopped"))?;
         answer
             .await

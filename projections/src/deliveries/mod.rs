@@ -18,7 +18,7 @@ mod writers;
 
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::UnknownValue;
-pub use group_commit::WaitObserver;
+pub use group_commit::{WaitObserver, Waited};
 use serde_json::value::RawValue;
 use std::sync::Arc;
 pub use store::{

@@ -7,6 +7,7 @@ mod ceiling;
 mod cluster;
 mod cpu;
 mod faults;
+mod profile;
 mod receiver;
 mod scenarios;
 mod server;
@@ -76,6 +77,16 @@ pub struct Options {
     /// clusters in time.
     #[arg(long)]
     pub trace_dir: Option<std::path::PathBuf>,
+    /// Where the time goes and where deliveries wait (`throughput`, `flaky`,
+    /// `latency`): webhookd times each delivery at every hand-off, and
+    /// `perf` samples its CPU over the measured window; both are printed
+    /// under the scenario's row (and in `--json`'s `extra.profile`), the
+    /// perf report written to `--profile-dir`.
+    #[arg(long)]
+    pub profile: bool,
+    /// Where `--profile` writes its perf data and reports.
+    #[arg(long, default_value = "target/bench-profile")]
+    pub profile_dir: std::path::PathBuf,
     /// Start webhookd with `--no-metrics` (to measure what metrics cost).
     #[arg(long)]
     pub no_metrics: bool,
@@ -168,6 +179,9 @@ fn show(report: &scenarios::Report, json: bool) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string(report)?);
     } else {
         report.print_row();
+        if !report.extra["profile"].is_null() {
+            profile::print(&report.extra["profile"]);
+        }
     }
     Ok(report.lost > 0 || report.bad_signatures > 0)
 }

@@ -48,6 +48,14 @@ pub struct Report {
 
 impl Report {
     pub fn print_row(&self) {
+        // The profile gets lines of its own (`profile::print`).
+        let mut extra = self.extra.clone();
+        if let Value::Object(map) = &mut extra {
+            map.remove("profile");
+            if map.is_empty() {
+                extra = Value::Null;
+            }
+        }
         println!(
             "{:<15} {:<8} endpoints {:>6}  events {:>7}  deliveries {:>7} in {:>7.2} s = {:>8.0}/s  \
              latency ms p50 {:>7.1} p90 {:>7.1} p99 {:>7.1} max {:>7.1}  errors {} lost {} dup {} badsig {}  rss {:.0} MB{} {}",
@@ -56,7 +64,7 @@ impl Report {
             self.latency_ms.max, self.errors, self.lost, self.duplicates, self.bad_signatures,
             self.server_peak_rss_mb,
             self.cpu.map(|cpu| format!("  {cpu}")).unwrap_or_default(),
-            if self.extra.is_null() { String::new() } else { self.extra.to_string() }
+            if extra.is_null() { String::new() } else { extra.to_string() }
         );
     }
 }
@@ -69,10 +77,16 @@ struct Bench {
 
 impl Bench {
     async fn start(options: &Options) -> anyhow::Result<Self> {
+        let env: &[(&str, &str)] = if options.profile {
+            &[(webhookd::telemetry::HANDOFF_TIMINGS_ENV, "1")]
+        } else {
+            &[]
+        };
         let server = Server::start(
             options.backend,
             &options.postgres_url,
             &server_flags(options),
+            env,
         )
         .await?;
         server.add_event_type(EVENT_TYPE)?;
@@ -358,6 +372,16 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     // The CPU window: from the first publish to the last delivery, for
     // the scenarios that deliver (set where their publishing starts).
     let mut cpu_from: Option<crate::cpu::Sample> = None;
+    // `--profile`: opened with the CPU window, where it is.
+    let mut profiler: Option<crate::profile::Profiler> = None;
+    let label = format!(
+        "{}-{}-{}",
+        options.backend.name(),
+        report.scenario,
+        options
+            .endpoints
+            .map_or("default".to_owned(), |n| n.to_string())
+    );
     let (endpoints, sent, errors, elapsed) = match scenario {
         Scenario::Throughput | Scenario::Flaky => {
             let endpoints =
@@ -380,6 +404,12 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                 _ => (Behaviour::Ok, json!({})),
             };
             bench.endpoints(0, endpoints, behaviour, settings).await?;
+            if options.profile {
+                profiler = Some(
+                    crate::profile::Profiler::start(&bench.server, &options.profile_dir, &label)
+                        .await?,
+                );
+            }
             cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
             let started = Instant::now();
             let (sent, errors) = bench.publish_burst(events, options.publishers).await;
@@ -410,6 +440,12 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             }
             let rate = options.rate.unwrap_or(if quick { 100.0 } else { 1_000.0 });
             let seconds = options.duration.unwrap_or(if quick { 2.0 } else { 10.0 });
+            if options.profile {
+                profiler = Some(
+                    crate::profile::Profiler::start(&bench.server, &options.profile_dir, &label)
+                        .await?,
+                );
+            }
             cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
             let started = Instant::now();
             let (sent, errors) = bench.publish_at_rate(rate, seconds).await;
@@ -503,6 +539,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
         }
     };
     let cpu_to = crate::cpu::Sample::now(bench.server.pid());
+    if let Some(profiler) = profiler {
+        report.extra["profile"] = profiler.finish(&bench.server).await?;
+    }
     let healthy = match scenario {
         Scenario::SlowEndpoint => 0..endpoints,
         _ => 0..u32::MAX,

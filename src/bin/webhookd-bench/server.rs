@@ -56,6 +56,7 @@ impl Server {
         backend: Backend,
         postgres_admin: &str,
         flags: &[String],
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let (database_url, sqlite_dir, postgres) = match backend {
             Backend::Sqlite => {
@@ -96,6 +97,7 @@ impl Server {
             .args(flags)
             .env("DATABASE_URL", &database_url)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log_file()?)
             .spawn()

@@ -25,13 +25,14 @@ use super::policy::Verdict;
 use super::supervisor::{DeliverySupervisor, EndpointGone, EndpointIdle};
 use super::task;
 use crate::cluster::Fence;
-use crate::telemetry;
+use crate::telemetry::{self, Handoff};
 use actix::prelude::*;
 use aggregates::values::ConfigId;
 use futures_util::FutureExt;
 use projections::db::now_micros;
 use projections::deliveries::{DeliveryKind, EndpointConfig, PendingDelivery, PendingRead};
 use state::{Effect, EndpointState, Input, Limits, Loaded, Moment, Surroundings};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -43,6 +44,9 @@ pub struct EndpointActor {
     /// The HTTP client of this actor's lane.
     client: reqwest::Client,
     state: EndpointState,
+    /// When each delivery reached this actor, while the hand-offs are
+    /// timed (`telemetry::Handoff`); `None` otherwise.
+    arrived: Option<HashMap<i64, Instant>>,
 }
 
 impl EndpointActor {
@@ -65,6 +69,7 @@ impl EndpointActor {
             client,
             state: EndpointState::new(limits, Instant::now()),
             engine,
+            arrived: telemetry::handoffs_timed().then(HashMap::new),
         }
     }
 
@@ -169,6 +174,13 @@ impl EndpointActor {
     ) {
         let (engine, client) = (self.engine.clone(), self.client.clone());
         let actor = ctx.address();
+        let timed = self.arrived.as_mut().map(|arrived| {
+            let launched = Instant::now();
+            if let Some(at) = arrived.remove(&delivery.id) {
+                telemetry::handoff(Handoff::Held, launched - at);
+            }
+            launched
+        });
         // Counts against the partition until recorded: a node giving the
         // partition up waits for it (see `cluster::node`).
         let under_way = engine.node.ownership.attempt_started(self.config_id);
@@ -185,6 +197,10 @@ impl EndpointActor {
             let attempt = std::panic::AssertUnwindSafe(
                 async {
                     let result = engine.attempts.send(&client, &config, &delivery).await;
+                    let answered = timed.map(|launched| {
+                        telemetry::handoff(Handoff::InFlight, launched.elapsed());
+                        Instant::now()
+                    });
                     actor.do_send(Finished::Answered {
                         status: result.record.status_code,
                         retry_after: result.retry_after,
@@ -208,6 +224,9 @@ impl EndpointActor {
                         .await;
                     drop(recording);
                     drop(under_way);
+                    if let Some(answered) = answered {
+                        telemetry::handoff(Handoff::Recording, answered.elapsed());
+                    }
                     tracing::debug!(status, success, duration_ms, ?verdict, "attempt recorded");
                     verdict
                 }
@@ -369,12 +388,19 @@ pub struct Deliver {
     /// Sent again on request (a manual retry): go out even if this actor
     /// finished them before.
     pub again: bool,
+    /// When they were committed (the start of their hand-over).
+    pub since: Instant,
 }
 
 impl Handler<Deliver> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        if let Some(arrived) = &mut self.arrived {
+            let now = Instant::now();
+            telemetry::handoffs(Handoff::HandOver, now - msg.since, msg.deliveries.len());
+            arrived.extend(msg.deliveries.iter().map(|delivery| (delivery.id, now)));
+        }
         let input = Input::Deliver {
             deliveries: msg.deliveries,
             again: msg.again,
