@@ -366,7 +366,10 @@ fn writer_connections(db: &Db) -> Db {
         Db::Postgres(pool) => Db::Postgres(database::derived_pool(
             pool,
             "writers",
-            &[("plan_cache_mode", "force_custom_plan")],
+            &[
+                ("plan_cache_mode", "force_generic_plan"),
+                ("enable_seqscan", "off"),
+            ],
             POSTGRES_WRITER_CONNECTIONS as u32,
         )),
     }
