@@ -41,6 +41,10 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// Idle keep-alive connections kept per receiver host, per lane: several
+/// endpoints' in-flight windows (32 each by default) on one host.
+const MAX_IDLE_PER_HOST: usize = 1024;
+
 /// The delivery client: no redirects, the SSRF guard as its resolver, and
 /// (`--delivery-source-address`) a fixed local address to send from, for
 /// receivers that allow-list the sender's address.
@@ -53,7 +57,12 @@ pub fn build(
         .local_address(source)
         .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(64)
+        // Every attempt under way holds a connection (HTTP/1.1): an idle
+        // pool smaller than what is in flight to one host closed the extra
+        // connections as their attempts ended, only to open new ones for
+        // the next — 12 % of webhookd's CPU went to connecting at fan-out
+        // 10 on one host. Idle connections still go after 90 s.
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .dns_resolver(Arc::new(GuardedResolver {
             policy: policy.clone(),
             overrides: overrides.clone(),
