@@ -78,6 +78,21 @@ pub fn svix_header(name: &str) -> Option<&'static str> {
 
 /// The URL to POST to: the config's URL, or for ricloud receivers (which
 /// route on it) the config's URL joined with `/<event id>`.
+/// The URL an attempt goes to: the config's (parsed once, when it was
+/// loaded), or for the configs dialect the config's with the event id as
+/// the last path segment.
+pub fn target(
+    profile: Profile,
+    parsed: Option<&url::Url>,
+    config_url: &str,
+    event_id: &str,
+) -> Result<url::Url, url::ParseError> {
+    match (profile, parsed) {
+        (Profile::V1 | Profile::Operational | Profile::Svix, Some(url)) => Ok(url.clone()),
+        _ => url::Url::parse(&target_url(profile, config_url, event_id)),
+    }
+}
+
 pub fn target_url(profile: Profile, config_url: &str, event_id: &str) -> String {
     match profile {
         Profile::V1 | Profile::Operational | Profile::Svix => config_url.to_owned(),

@@ -37,6 +37,9 @@ pub struct EndpointConfig {
     pub organisation: i64,
     pub profile: Profile,
     pub url: String,
+    /// `url` parsed once, for every attempt (`None` if it does not parse:
+    /// each attempt then fails with the parse error).
+    pub parsed_url: Option<url::Url>,
     pub headers: CustomHeaders,
     pub secret: WebhookSecret,
     /// Replaced secrets that sign beside `secret` until their expiry
@@ -71,6 +74,7 @@ impl EndpointConfig {
             ordering: row.ordering,
             id: ConfigId::new(row.id),
             organisation: row.organisation,
+            parsed_url: url::Url::parse(&row.url).ok(),
             url: row.url,
             retry_count: row.retry_count,
             deleted: row.deleted,
