@@ -134,7 +134,7 @@ impl EndpointActor {
         let load = task::run(load);
         ctx.spawn(load.into_actor(self).map(move |loaded, actor, ctx| {
             let outcome = match loaded {
-                Ok((Some(config), pending)) => Loaded::Found(config, pending),
+                Ok((Some(config), pending)) => Loaded::Found(Box::new(config), pending),
                 Ok((None, _)) => Loaded::Gone,
                 Err(error) => {
                     tracing::error!(config = %config_id, %error, "cannot load an endpoint; retrying");

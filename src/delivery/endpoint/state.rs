@@ -111,7 +111,7 @@ pub(crate) enum Input {
 /// What a load of the config and its pending rows found.
 #[derive(Debug)]
 pub(crate) enum Loaded {
-    Found(EndpointConfig, PendingRead),
+    Found(Box<EndpointConfig>, PendingRead),
     /// No such config (its pending rows were failed).
     Gone,
     Failed,
@@ -479,7 +479,7 @@ impl EndpointState {
         match outcome {
             Loaded::Found(config, pending) => {
                 self.throttle.set_rate(config.rate_limit);
-                self.config = Some(Arc::new(config));
+                self.config = Some(Arc::from(config));
                 self.arrange();
                 self.drop_waiting_retries_not_accepted(step);
                 self.take_read(pending, step);
