@@ -490,7 +490,7 @@ impl Sim {
             }
         }
         let read = self.read_rows(Some(&config));
-        Loaded::Found(config, read)
+        Loaded::Found(Box::new(config), read)
     }
 
     /// The attempt is recorded (the row ends, or waits for its retry), then
