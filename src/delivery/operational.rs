@@ -166,7 +166,7 @@ pub fn spawn(mut notices: mpsc::Receiver<Notice>, publisher: Publisher, db: Db) 
         while let Some(notice) = notices.recv().await {
             if let Err(error) = forward(&notice, &publisher, &db).await {
                 tracing::warn!(
-                    config = %notice.config_id,
+                    config = notice.config_id.get(),
                     event_type = notice.event_type,
                     %error,
                     "cannot send an operational webhook notice"

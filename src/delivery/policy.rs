@@ -255,7 +255,7 @@ impl Attempts {
             Err(CommandError::Rejected(
                 WebhookConfigError::TestWhileDeactivated | WebhookConfigError::NotFound,
             )) => {}
-            Err(error) => tracing::error!(config = %config.id, %error, "cannot record a test"),
+            Err(error) => tracing::error!(config = config.id.get(), %error, "cannot record a test"),
         }
     }
 
@@ -266,11 +266,11 @@ impl Attempts {
             .execute(config.id, command, &CommandMetadata::system())
             .await
         {
-            Ok(()) => tracing::warn!(config = %config.id, ?reason, "endpoint deactivated"),
+            Ok(()) => tracing::warn!(config = config.id.get(), ?reason, "endpoint deactivated"),
             Err(CommandError::Rejected(
                 rejection @ (WebhookConfigError::AlreadyDeactivated | WebhookConfigError::NotFound),
-            )) => tracing::debug!(config = %config.id, %rejection, "no deactivation needed"),
-            Err(error) => tracing::error!(config = %config.id, %error, "cannot deactivate"),
+            )) => tracing::debug!(config = config.id.get(), %rejection, "no deactivation needed"),
+            Err(error) => tracing::error!(config = config.id.get(), %error, "cannot deactivate"),
         }
     }
 }

@@ -55,7 +55,7 @@ impl DeliverySupervisor {
             self.restarts += 1;
             metrics::counter!("webhookd_endpoint_actor_restarts_total").increment(1);
             tracing::warn!(
-                config = %config_id,
+                config = config_id.get(),
                 "endpoint actor died; restarting it with its pending work"
             );
             self.endpoints.remove(&config_id);

@@ -137,7 +137,7 @@ impl EndpointActor {
                 Ok((Some(config), pending)) => Loaded::Found(Box::new(config), pending),
                 Ok((None, _)) => Loaded::Gone,
                 Err(error) => {
-                    tracing::error!(config = %config_id, %error, "cannot load an endpoint; retrying");
+                    tracing::error!(config = config_id.get(), %error, "cannot load an endpoint; retrying");
                     Loaded::Failed
                 }
             };
@@ -153,7 +153,7 @@ impl EndpointActor {
         ctx.spawn(read.into_actor(self).map(move |read, actor, ctx| {
             let read = read
                 .inspect_err(|error| {
-                    tracing::error!(config = %config_id, %error, "cannot read pending deliveries");
+                    tracing::error!(config = config_id.get(), %error, "cannot read pending deliveries");
                 })
                 .ok();
             actor.feed(Input::Read(read), ctx);
@@ -190,7 +190,7 @@ impl EndpointActor {
             "attempt",
             event_id = %delivery.event.id,
             delivery_id = delivery.id,
-            config_id = %delivery.config_id,
+            config_id = delivery.config_id.get(),
             attempt = delivery.attempts + 1,
         );
         tokio::spawn(async move {
@@ -248,7 +248,7 @@ impl EndpointActor {
         ctx.spawn(fail.into_actor(self).map(move |failed, _, _| {
             if let Err(error) = failed {
                 // Still pending in the database: the next reload fails it.
-                tracing::error!(config = %config_id, %error, "cannot fail deliveries");
+                tracing::error!(config = config_id.get(), %error, "cannot fail deliveries");
             }
         }));
     }
