@@ -9,12 +9,11 @@ use aggregates::webhook_config::{
 use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventUpcaster};
 use cqrs_es::CqrsFramework;
 use cqrs_es::{AggregateError, Query};
-use postgres_es::PostgresEventRepository;
+use projections::event_store::EventRepository;
 use projections::event_types::DbEventTypeCatalog;
 use projections::webhook_configs::ConfigProjector;
 use projections::Db;
 use rand::Rng;
-use sqlite_es::SqliteEventRepository;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,14 +98,11 @@ impl CommandError {
     }
 }
 
-/// The framework over a backend's event repository, secrets sealed.
-type Cqrs<R> =
-    CqrsFramework<WebhookConfig, PersistedEventStore<SealedEventRepository<R>, WebhookConfig>>;
-
-enum Framework {
-    Sqlite(Cqrs<SqliteEventRepository>),
-    Postgres(Cqrs<PostgresEventRepository>),
-}
+/// The framework over the backend's event repository, secrets sealed.
+type Framework = CqrsFramework<
+    WebhookConfig,
+    PersistedEventStore<SealedEventRepository<EventRepository>, WebhookConfig>,
+>;
 
 /// The write side for webhook configs: a cqrs-es framework over the plain
 /// event store of the configured backend, with the config projector as its
@@ -164,26 +160,15 @@ impl ConfigCommands {
         {
             queries.insert(0, Box::new(AbortBeforeProjection));
         }
-        let framework = match db {
-            Db::Sqlite(pool) => Framework::Sqlite(CqrsFramework::new(
-                PersistedEventStore::new_event_store(SealedEventRepository::new(
-                    SqliteEventRepository::new(pool.clone()),
-                    db.clone(),
-                ))
-                .with_upcasters(upcasters()),
-                queries,
-                services,
-            )),
-            Db::Postgres(pool) => Framework::Postgres(CqrsFramework::new(
-                PersistedEventStore::new_event_store(SealedEventRepository::new(
-                    PostgresEventRepository::new(pool.clone()),
-                    db.clone(),
-                ))
-                .with_upcasters(upcasters()),
-                queries,
-                services,
-            )),
-        };
+        let framework = CqrsFramework::new(
+            PersistedEventStore::new_event_store(SealedEventRepository::new(
+                EventRepository::for_backend(db),
+                db.clone(),
+            ))
+            .with_upcasters(upcasters()),
+            queries,
+            services,
+        );
         Self {
             framework: Arc::new(framework),
         }
@@ -200,16 +185,10 @@ impl ConfigCommands {
     ) -> Result<(), CommandError> {
         let aggregate_id = id.aggregate_id();
         for attempt in 1..=MAX_ATTEMPTS {
-            let result = match &*self.framework {
-                Framework::Sqlite(cqrs) => {
-                    cqrs.execute_with_metadata(&aggregate_id, command.clone(), metadata.to_map())
-                        .await
-                }
-                Framework::Postgres(cqrs) => {
-                    cqrs.execute_with_metadata(&aggregate_id, command.clone(), metadata.to_map())
-                        .await
-                }
-            };
+            let result = self
+                .framework
+                .execute_with_metadata(&aggregate_id, command.clone(), metadata.to_map())
+                .await;
             match result {
                 Ok(()) => return Ok(()),
                 Err(AggregateError::UserError(error)) => return Err(error.into()),

@@ -174,8 +174,8 @@ fn no_import_runs_against_the_layers() {
 /// engine, the use cases, the HTTP dialects and the operator tools above
 /// it never name a database; nor do the cluster's rules (their rows and
 /// channel are `projections::cluster`'s). `database` connects and
-/// migrates: it is start-up's, like `startup` itself; `config_commands`
-/// chooses the cqrs-es event store per backend once, when it is built.
+/// migrates: it is start-up's, like `startup` itself. (The command side's
+/// event repository is `projections::event_store`'s, chosen there once.)
 #[test]
 fn no_sql_above_the_storage_layer() {
     let above_storage = [

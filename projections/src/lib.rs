@@ -1,6 +1,7 @@
 //! webhookd's read side: the relational tables behind every list and lookup.
 //!
 //! * [`db`]: one handle over SQLite or PostgreSQL; queries are written once.
+//! * [`event_store`]: the cqrs-es event repository of the backend, chosen once.
 //! * [`event_log`]: our own reader of the cqrs-es event table (per aggregate,
 //!   in sequence order) — cqrs-es's `replay_all` interleaves aggregates and
 //!   hides database errors, so nothing here uses it.
@@ -22,6 +23,7 @@ pub mod console_sessions;
 pub mod db;
 pub mod deliveries;
 pub mod event_log;
+pub mod event_store;
 pub mod event_types;
 pub mod operational;
 pub mod paging;
