@@ -9,7 +9,7 @@
 //! [`Attempts`], which the actors reach only through `send` and `settle`.
 use super::budget::HeldBudget;
 use super::operational::OperationalWebhooks;
-use super::policy::{AttemptParts, Attempts};
+use super::policy::Attempts;
 use super::recording::Recording;
 use super::settings::DeliverySettings;
 use crate::cluster::Ownership;
@@ -61,14 +61,14 @@ impl DeliveryEngine {
                 budget: HeldBudget::new(settings.max_queued_deliveries),
                 recording: Recording::default(),
             },
-            attempts: Attempts::new(AttemptParts {
+            attempts: Attempts {
                 store: store.clone(),
                 tasks,
                 settings: settings.clone(),
                 commands,
                 ownership,
                 operational,
-            }),
+            },
             store,
             settings,
         }

@@ -47,47 +47,17 @@ pub enum Verdict {
 /// What an attempt needs besides its endpoint and its delivery: the
 /// sending ([`Attempts::send`]) and the policy after it
 /// ([`Attempts::settle`]: the record, retry or not, the consequences).
-/// One for the node, shared by every endpoint's attempts.
+/// One for the node, shared by every endpoint's attempts; built by
+/// `engine.rs` (the only other module that sees its parts).
 pub(super) struct Attempts {
-    store: DeliveryStore,
-    tasks: TaskStore,
-    settings: DeliverySettings,
-    commands: ConfigCommands,
-    /// Whether this node may still send (checked up to the last moment).
-    ownership: Ownership,
-    /// Where `delivery.exhausted` notices go.
-    operational: OperationalWebhooks,
-}
-
-/// What [`Attempts`] is made of.
-pub(super) struct AttemptParts {
     pub(super) store: DeliveryStore,
     pub(super) tasks: TaskStore,
     pub(super) settings: DeliverySettings,
     pub(super) commands: ConfigCommands,
+    /// Whether this node may still send (checked up to the last moment).
     pub(super) ownership: Ownership,
+    /// Where `delivery.exhausted` notices go.
     pub(super) operational: OperationalWebhooks,
-}
-
-impl Attempts {
-    pub(super) fn new(parts: AttemptParts) -> Self {
-        let AttemptParts {
-            store,
-            tasks,
-            settings,
-            commands,
-            ownership,
-            operational,
-        } = parts;
-        Self {
-            store,
-            tasks,
-            settings,
-            commands,
-            ownership,
-            operational,
-        }
-    }
 }
 
 impl Attempts {
