@@ -324,3 +324,33 @@ async fn checkpoint_periodically(pool: sqlx::SqlitePool) {
 }
 
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRAGMA synchronous` of a connection of the pool: 2 is FULL, 1 NORMAL.
+    async fn synchronous_of(sqlite: SqliteSync) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let db = connect(&url, &EncryptionKeys::default(), sqlite)
+            .await
+            .unwrap();
+        let Db::Sqlite(pool) = db else {
+            unreachable!("a sqlite:// URL")
+        };
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    }
+
+    /// An acknowledged publish must survive a power loss, not only a killed
+    /// process: SQLite syncs its log at every commit unless the operator
+    /// chose otherwise.
+    #[tokio::test]
+    async fn sqlite_commits_are_synced_unless_normal_is_asked_for() {
+        assert_eq!(synchronous_of(SqliteSync::default()).await, 2);
+        assert_eq!(synchronous_of(SqliteSync::Normal).await, 1);
+    }
+}

@@ -138,13 +138,8 @@ fn request(
     permit: SendPermit,
 ) -> Result<reqwest::Request, String> {
     let event = &delivery.event;
-    let url = wire::target(
-        config.profile,
-        config.parsed_url.as_ref(),
-        &config.url,
-        &event.id,
-    )
-    .map_err(|e| format!("invalid target URL: {e}"))?;
+    let url = wire::target(config.profile, &config.parsed_url, &event.id)
+        .map_err(|e| format!("invalid target URL: {e}"))?;
     if let Some(refusal) = literal_address_refusal(&url, policy) {
         return Err(refusal);
     }

@@ -151,8 +151,9 @@ pub struct Enqueue {
     pub deliveries: Vec<PendingDelivery>,
     pub again: bool,
     /// When they were committed (or learnt of): the start of their
-    /// hand-over (`telemetry::Handoff::HandOver`).
-    pub since: Instant,
+    /// hand-over (`telemetry::Handoff::HandOver`), read only while the
+    /// hand-offs are timed.
+    pub since: Option<Instant>,
 }
 
 impl Handler<Enqueue> for DeliverySupervisor {
@@ -221,7 +222,7 @@ impl Handler<Changed> for DeliverySupervisor {
                     ctx.notify(Enqueue {
                         deliveries: whole,
                         again,
-                        since: Instant::now(),
+                        since: handed_over_now(),
                     });
                 }
                 if by_id.is_empty() {
@@ -233,7 +234,7 @@ impl Handler<Changed> for DeliverySupervisor {
                     Ok(deliveries) => ctx.notify(Enqueue {
                         deliveries,
                         again,
-                        since: Instant::now(),
+                        since: handed_over_now(),
                     }),
                     // The poll finds them.
                     Err(error) => tracing::warn!(%error, "cannot read another node's deliveries"),
@@ -339,6 +340,12 @@ impl Handler<InjectPanic> for DeliverySupervisor {
     }
 }
 
+/// The start of a hand-over, if the hand-offs are timed (no clock read
+/// on the publish path otherwise).
+fn handed_over_now() -> Option<Instant> {
+    crate::telemetry::handoffs_timed().then(Instant::now)
+}
+
 /// How the rest of webhookd talks to the supervisor.
 #[derive(Clone)]
 pub struct SupervisorHandle {
@@ -378,7 +385,7 @@ impl SupervisorHandle {
         self.send(Enqueue {
             deliveries,
             again: false,
-            since: Instant::now(),
+            since: handed_over_now(),
         });
     }
 
@@ -387,7 +394,7 @@ impl SupervisorHandle {
         self.send(Enqueue {
             deliveries,
             again: true,
-            since: Instant::now(),
+            since: handed_over_now(),
         });
     }
 

@@ -76,36 +76,21 @@ pub fn svix_header(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The URL to POST to: the config's URL, or for ricloud receivers (which
-/// route on it) the config's URL joined with `/<event id>`.
-/// The URL an attempt goes to: the config's (parsed once, when it was
-/// loaded), or for the configs dialect the config's with the event id as
-/// the last path segment.
+/// The URL to POST to: the config's URL (parsed once, when the config was
+/// loaded), or for ricloud receivers (which route on it) the config's URL
+/// with the event id as its last path segment.
 pub fn target(
     profile: Profile,
-    parsed: Option<&url::Url>,
-    config_url: &str,
+    parsed: &Result<url::Url, url::ParseError>,
     event_id: &str,
 ) -> Result<url::Url, url::ParseError> {
-    match (profile, parsed) {
-        (Profile::V1 | Profile::Operational | Profile::Svix, Some(url)) => Ok(url.clone()),
-        _ => url::Url::parse(&target_url(profile, config_url, event_id)),
+    let mut url = parsed.clone()?;
+    if profile == Profile::Configs {
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(event_id);
+        }
     }
-}
-
-pub fn target_url(profile: Profile, config_url: &str, event_id: &str) -> String {
-    match profile {
-        Profile::V1 | Profile::Operational | Profile::Svix => config_url.to_owned(),
-        Profile::Configs => match url::Url::parse(config_url) {
-            Ok(mut url) => {
-                if let Ok(mut segments) = url.path_segments_mut() {
-                    segments.pop_if_empty().push(event_id);
-                }
-                url.to_string()
-            }
-            Err(_) => format!("{}/{event_id}", config_url.trim_end_matches('/')),
-        },
-    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -115,20 +100,24 @@ mod tests {
 
     #[test]
     fn configs_profile_joins_the_event_id() {
+        let target = |profile, url: &str| {
+            target(profile, &url::Url::parse(url), "e1").map(|url| url.to_string())
+        };
         for base in ["https://r.example/webhooks", "https://r.example/webhooks/"] {
             assert_eq!(
-                target_url(Profile::Configs, base, "e1"),
+                target(Profile::Configs, base).unwrap(),
                 "https://r.example/webhooks/e1"
             );
         }
         assert_eq!(
-            target_url(Profile::Configs, "https://r.example/h?x=1", "e1"),
+            target(Profile::Configs, "https://r.example/h?x=1").unwrap(),
             "https://r.example/h/e1?x=1"
         );
         assert_eq!(
-            target_url(Profile::V1, "https://r.example/h", "e1"),
+            target(Profile::V1, "https://r.example/h").unwrap(),
             "https://r.example/h"
         );
+        assert!(target(Profile::Configs, "not a url").is_err());
     }
 
     #[test]

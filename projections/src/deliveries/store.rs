@@ -37,9 +37,9 @@ pub struct EndpointConfig {
     pub organisation: i64,
     pub profile: Profile,
     pub url: String,
-    /// `url` parsed once, for every attempt (`None` if it does not parse:
-    /// each attempt then fails with the parse error).
-    pub parsed_url: Option<url::Url>,
+    /// `url` parsed once, for every attempt (an error if it does not
+    /// parse: each attempt then fails with it).
+    pub parsed_url: Result<url::Url, url::ParseError>,
     pub headers: CustomHeaders,
     pub secret: WebhookSecret,
     /// Replaced secrets that sign beside `secret` until their expiry
@@ -74,7 +74,7 @@ impl EndpointConfig {
             ordering: row.ordering,
             id: ConfigId::new(row.id),
             organisation: row.organisation,
-            parsed_url: url::Url::parse(&row.url).ok(),
+            parsed_url: url::Url::parse(&row.url),
             url: row.url,
             retry_count: row.retry_count,
             deleted: row.deleted,

@@ -185,8 +185,7 @@ impl TaskStore {
             "duration_ms": attempt.duration_ms,
             "response": attempt.response_body,
             "error": attempt.error,
-        })
-        .to_string();
+        });
         let (state, error) = if attempt.success {
             (TaskState::Succeeded, None)
         } else {
@@ -201,20 +200,7 @@ impl TaskStore {
                 }),
             )
         };
-        let now = now_micros();
-        let sql = "UPDATE tasks SET state = $2, results = $3, error = $4, \
-                   date_started = COALESCE(date_started, $5), date_completed = $5 WHERE id = $1";
-        on_pool!(&self.db, |pool| {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(state.as_str())
-                .bind(&results)
-                .bind(error.as_deref())
-                .bind(now)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        self.progress(id, state, &results, error.as_deref()).await
     }
 
     pub async fn find(&self, organisation: i64, id: i64) -> Result<Option<TaskRow>, Error> {

@@ -21,17 +21,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The stages in the order a delivery passes them.
-const STAGES: [&str; 8] = [
-    "publish_queue",
-    "publish_commit",
-    "hand_over",
-    "held",
-    "in_flight",
-    "recording",
-    "outcome_queue",
-    "outcome_commit",
-];
+/// The stages in the order a delivery passes them (webhookd's own list).
+fn stages() -> impl Iterator<Item = &'static str> {
+    webhookd::telemetry::Handoff::ALL
+        .into_iter()
+        .map(|stage| stage.name())
+}
 
 /// The hot symbols shown in the report.
 const TOP_SYMBOLS: usize = 15;
@@ -182,7 +177,7 @@ impl Handoffs {
     /// p99 over what happened between `before` and now, in µs.
     fn since(&self, before: &Handoffs) -> Value {
         let mut table = serde_json::Map::new();
-        for name in STAGES {
+        for name in stages() {
             let Some(after) = self.0.get(name) else {
                 continue;
             };
@@ -228,11 +223,10 @@ impl Handoffs {
 
 /// One line per stage, for the table output.
 pub fn print(profile: &Value) {
-    if let Some(stages) = profile["handoffs"].as_object() {
+    if let Some(measured) = profile["handoffs"].as_object() {
         println!("  hand-offs (per delivery, µs): stage  count  mean  p50≤  p99≤");
-        for (name, stage) in STAGES
-            .iter()
-            .filter_map(|name| stages.get(*name).map(|stage| (name, stage)))
+        for (name, stage) in
+            stages().filter_map(|name| measured.get(name).map(|stage| (name, stage)))
         {
             println!(
                 "    {name:<15} {:>8} {:>9.1} {:>8} {:>8}",

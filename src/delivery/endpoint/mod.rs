@@ -388,8 +388,9 @@ pub struct Deliver {
     /// Sent again on request (a manual retry): go out even if this actor
     /// finished them before.
     pub again: bool,
-    /// When they were committed (the start of their hand-over).
-    pub since: Instant,
+    /// When they were committed (the start of their hand-over), while the
+    /// hand-offs are timed.
+    pub since: Option<Instant>,
 }
 
 impl Handler<Deliver> for EndpointActor {
@@ -398,7 +399,9 @@ impl Handler<Deliver> for EndpointActor {
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         if let Some(arrived) = &mut self.arrived {
             let now = Instant::now();
-            telemetry::handoffs(Handoff::HandOver, now - msg.since, msg.deliveries.len());
+            if let Some(since) = msg.since {
+                telemetry::handoffs(Handoff::HandOver, now - since, msg.deliveries.len());
+            }
             arrived.extend(msg.deliveries.iter().map(|delivery| (delivery.id, now)));
         }
         let input = Input::Deliver {

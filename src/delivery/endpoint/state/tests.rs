@@ -231,7 +231,7 @@ impl Sim {
             organisation: 1,
             profile: Profile::V1,
             url: "http://receiver.test/hook".into(),
-            parsed_url: None,
+            parsed_url: url::Url::parse("http://receiver.test/hook"),
             headers: CustomHeaders::default(),
             secret: WebhookSecret::from_key_bytes(&[7; 32]),
             previous_secrets: Vec::new(),
