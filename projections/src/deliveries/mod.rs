@@ -129,11 +129,9 @@ pub fn event_data(json: String) -> EventData {
 /// `data` as a delivery row's event stored it: written from a
 /// [`RawValue`], so JSON — and a row whose text is not is corrupt (an
 /// error for the read, not a `null` sent to the receiver).
-pub fn stored_event_data(delivery: i64, json: String) -> Result<EventData, crate::Error> {
+pub fn stored_event_data(event_id: &str, json: String) -> Result<EventData, crate::Error> {
     RawValue::from_string(json).map(Arc::from).map_err(|error| {
-        crate::Error::Corrupt(format!(
-            "delivery {delivery}: event data is not JSON: {error}"
-        ))
+        crate::Error::Corrupt(format!("event {event_id}: its data is not JSON: {error}"))
     })
 }
 

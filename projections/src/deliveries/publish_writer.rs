@@ -21,7 +21,7 @@
 //! batch that rolls back gives its places back). Only batches with a FIFO
 //! target pay for this.
 use super::store::{Published, Target};
-use super::{event_data, DeliveryKind, EventData, EventRecord, PendingDelivery};
+use super::{stored_event_data, DeliveryKind, EventData, EventRecord, PendingDelivery};
 use crate::db::now_micros;
 use crate::Error;
 use sqlx::{PgPool, SqlitePool};
@@ -136,7 +136,7 @@ impl<'a> Rows<'a> {
     ) -> Result<Vec<Published>, Error> {
         (0..self.batch.len())
             .map(|i| match firsts.remove(&i) {
-                Some(first) => Ok(duplicate_of(first)),
+                Some(first) => duplicate_of(first),
                 None => self.stored(i, written),
             })
             .collect()
@@ -184,18 +184,20 @@ impl<'a> Rows<'a> {
 /// at, deliveries).
 type FirstEvent = (String, String, String, i64, i64);
 
-fn duplicate_of((id, event_type, data, published_at, count): FirstEvent) -> Published {
-    Published {
+fn duplicate_of(
+    (id, event_type, data, published_at, count): FirstEvent,
+) -> Result<Published, Error> {
+    Ok(Published {
         event: EventRecord {
+            data: stored_event_data(&id, data)?,
             id,
             event_type,
-            data: event_data(data),
             published_at,
         },
         deliveries: Vec::new(),
         duplicate: true,
         delivery_count: count,
-    }
+    })
 }
 
 /// Writes a batch on PostgreSQL (see [`super::writers`]).

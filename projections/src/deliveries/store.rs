@@ -150,7 +150,7 @@ impl PendingRow {
     /// A row whose event data is not JSON is corrupt: an error, never sent
     /// as something else.
     fn into_pending(self) -> Result<PendingDelivery, Error> {
-        let data = stored_event_data(self.id, self.data)?;
+        let data = stored_event_data(&self.event_id, self.data)?;
         Ok(PendingDelivery {
             id: self.id,
             config_id: ConfigId::new(self.config_id),
