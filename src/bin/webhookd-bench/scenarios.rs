@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const EVENT_TYPE: &str = "bench.event";
+/// What the idle endpoints of `idle-endpoints` subscribe to: nothing publishes it.
+pub const IDLE_EVENT_TYPE: &str = "bench.idle";
 
 #[derive(Debug, Default, Serialize)]
 pub struct Latency {
@@ -90,6 +92,7 @@ impl Bench {
         )
         .await?;
         server.add_event_type(EVENT_TYPE)?;
+        server.add_event_type(IDLE_EVENT_TYPE)?;
         Ok(Self {
             server,
             receiver: Receiver::start()?,
@@ -471,22 +474,49 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             (endpoints, sent, errors, started.elapsed())
         }
         Scenario::IdleEndpoints => {
+            // Many configured endpoints that get nothing (subscribed to
+            // another event type), one live one beside them: memory should
+            // not grow with the idle ones, nor publishing and listing slow.
             let configs = options.configs.unwrap_or(if quick { 500 } else { 100_000 });
             let before = bench.server.rss_mb();
             let started = Instant::now();
             bench
-                .endpoints(0, configs, Behaviour::Ok, json!({}))
+                .endpoints(
+                    0,
+                    configs,
+                    Behaviour::Ok,
+                    json!({"events": [IDLE_EVENT_TYPE]}),
+                )
                 .await?;
             let created_in = started.elapsed();
-            // Nothing is published: every endpoint stays idle.
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            let rss_idle = bench.server.rss_mb();
+            let (list_rate, list) = bench
+                .hammer(
+                    "/api/v1/webhooks?per_page=25&page=2",
+                    if quick { 1.0 } else { 3.0 },
+                )
+                .await;
+            bench
+                .endpoints(configs, 1, Behaviour::Ok, json!({}))
+                .await?;
+            let rate = options.rate.unwrap_or(if quick { 100.0 } else { 1_000.0 });
+            let seconds = options.duration.unwrap_or(if quick { 2.0 } else { 5.0 });
+            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
+            let published = Instant::now();
+            let (sent, errors) = bench.publish_at_rate(rate, seconds).await;
+            bench
+                .wait(sent.len() as u64, Duration::from_secs(120))
+                .await;
+            let elapsed = published.elapsed();
             report.extra = json!({
                 "configs": configs,
                 "rss_before_mb": before,
-                "rss_idle_mb": bench.server.rss_mb(),
+                "rss_idle_mb": rss_idle,
+                "rss_after_mb": bench.server.rss_mb(),
                 "created_per_s": f64::from(configs) / created_in.as_secs_f64(),
+                "list": {"per_s": list_rate, "latency_ms": list},
             });
-            (configs, HashMap::new(), 0, created_in)
+            (1, sent, errors, elapsed)
         }
         Scenario::Api => {
             let configs = options.configs.unwrap_or(if quick { 500 } else { 100_000 });
@@ -552,7 +582,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     }
     let delivered: Vec<f64> = timed.iter().map(Timed::latency_ms).collect();
     let expected = match scenario {
-        Scenario::IdleEndpoints | Scenario::Api | Scenario::Console => 0,
+        Scenario::Api | Scenario::Console => 0,
         _ => sent.len() as u64 * u64::from(endpoints),
     };
     report.endpoints = endpoints;
