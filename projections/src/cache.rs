@@ -4,11 +4,20 @@
 //! [`InvalidatedCache::invalidate`] (all) after the change is committed. A
 //! clock keeps a load that raced a change of its key (it read before the
 //! commit, and finishes after the forgetting) from storing its stale answer.
+//!
+//! A key missed by many callers at once is loaded once ("single flight"):
+//! the first caller loads, the others wait for its answer. Without it, 32
+//! clients listing 200 000 endpoints right after a change each counted
+//! them at once (the first answers took 1.5 s), and every publish after a
+//! config change asked for its route at once.
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Held by the caller loading a key while the others wait on it.
+type Flight = Arc<tokio::sync::Mutex<()>>;
 
 pub struct InvalidatedCache<K, V> {
     state: Mutex<State<K, V>>,
@@ -18,6 +27,8 @@ pub struct InvalidatedCache<K, V> {
     /// For data that may also change behind webhookd's back (say, edited
     /// by hand): how long an answer may be used at most.
     max_age: Option<Duration>,
+    /// The loads under way, by key.
+    flights: Mutex<HashMap<K, Flight>>,
 }
 
 struct State<K, V> {
@@ -36,7 +47,7 @@ enum Entry<V> {
     Forgotten(u64),
 }
 
-impl<K: Hash + Eq, V: Clone> InvalidatedCache<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> InvalidatedCache<K, V> {
     pub fn new(capacity: usize) -> Self {
         Self {
             state: Mutex::new(State {
@@ -46,6 +57,7 @@ impl<K: Hash + Eq, V: Clone> InvalidatedCache<K, V> {
             }),
             capacity,
             max_age: None,
+            flights: Mutex::new(HashMap::new()),
         }
     }
 
@@ -58,18 +70,54 @@ impl<K: Hash + Eq, V: Clone> InvalidatedCache<K, V> {
     }
 
     /// The cached answer for `key`, else `load`'s (stored unless the data
-    /// under it changed meanwhile).
+    /// under it changed meanwhile). While another caller loads `key`, this
+    /// one waits for that answer; should it not have been stored (it
+    /// failed, or raced a change), this caller loads for itself.
     pub async fn get_or_load<E, F>(&self, key: K, load: F) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
     {
+        if let Ok(value) = self.cached(&key) {
+            return Ok(value);
+        }
+        let flight = self.flight(&key);
+        let leading = match flight.clone().try_lock_owned() {
+            Ok(guard) => Some(guard),
+            Err(_) => {
+                // Another caller is loading: wait until it is done.
+                drop(flight.lock().await);
+                None
+            }
+        };
+        // The tick is taken after waiting: a follower's own load must not
+        // be stored over a change made while it waited.
         let started = match self.cached(&key) {
             Ok(value) => return Ok(value),
             Err(started) => started,
         };
-        let value = load.await?;
-        self.store(key, &value, started);
-        Ok(value)
+        let value = load.await;
+        if let Ok(value) = &value {
+            self.store(key.clone(), value, started);
+        }
+        if let Some(guard) = leading {
+            drop(guard);
+            self.land(&key, &flight);
+        }
+        value
+    }
+
+    /// The flight of `key`: the one under way, or a new one.
+    fn flight(&self, key: &K) -> Flight {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.entry(key.clone()).or_default().clone()
+    }
+
+    /// The leader's load is done: later misses start a new flight.
+    fn land(&self, key: &K, flight: &Flight) {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            flights.remove(key);
+        }
     }
 
     /// Like [`Self::get_or_load`], but a `None` is not remembered: what is
@@ -156,7 +204,7 @@ impl<K, V> State<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V: Clone> Default for InvalidatedCache<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> Default for InvalidatedCache<K, V> {
     fn default() -> Self {
         Self::new(10_000)
     }
@@ -251,6 +299,57 @@ mod tests {
 
     fn ready_none() -> impl Future<Output = Result<Option<u32>, Infallible>> {
         std::future::ready(Ok(None))
+    }
+
+    /// Callers that miss the same key at once load it once.
+    #[tokio::test]
+    async fn a_key_missed_by_many_at_once_is_loaded_once() {
+        let cache = InvalidatedCache::new(10);
+        let loads = std::sync::atomic::AtomicUsize::new(0);
+        let answered = tokio::sync::Notify::new();
+        let callers = (0..32).map(|_| {
+            cache.get_or_load("a", async {
+                loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                answered.notified().await;
+                Ok::<_, Infallible>(7)
+            })
+        });
+        let (answers, ()) = tokio::join!(futures_util::future::join_all(callers), async {
+            // Every caller has missed and is waiting (one on the load).
+            tokio::task::yield_now().await;
+            answered.notify_waiters();
+        });
+        assert!(answers.into_iter().all(|a| a.unwrap() == 7));
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            cache.flights.lock().unwrap().is_empty(),
+            "the flight landed"
+        );
+    }
+
+    /// A load that fails is not waited for by the others in vain: each
+    /// then loads for itself.
+    #[tokio::test]
+    async fn callers_behind_a_failed_load_load_for_themselves() {
+        let cache: InvalidatedCache<&str, u32> = InvalidatedCache::new(10);
+        let loads = std::sync::atomic::AtomicUsize::new(0);
+        let answered = tokio::sync::Notify::new();
+        let first = cache.get_or_load("a", async {
+            loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            answered.notified().await;
+            Err::<u32, &str>("the database is away")
+        });
+        let second = cache.get_or_load("a", async {
+            loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, &str>(2)
+        });
+        let (first, second, ()) = tokio::join!(first, second, async {
+            tokio::task::yield_now().await;
+            answered.notify_waiters();
+        });
+        assert!(first.is_err());
+        assert_eq!(second.unwrap(), 2);
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

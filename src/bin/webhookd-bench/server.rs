@@ -190,6 +190,15 @@ impl Server {
     }
 }
 
+/// A scenario that fails part-way (`?`) leaves no server running behind
+/// it (its database stays, named after the bench's pid).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The `webhookd` binary next to this one.
 pub fn webhookd_binary() -> anyhow::Result<std::path::PathBuf> {
     Ok(std::env::current_exe()?
