@@ -82,7 +82,12 @@ impl<K: Hash + Eq + Clone, V: Clone> InvalidatedCache<K, V> {
         }
         let flight = self.flight(&key);
         let leading = match flight.clone().try_lock_owned() {
-            Ok(guard) => Some(guard),
+            Ok(guard) => Some(Leading {
+                cache: self,
+                key: key.clone(),
+                flight,
+                _guard: guard,
+            }),
             Err(_) => {
                 // Another caller is loading: wait until it is done.
                 drop(flight.lock().await);
@@ -97,12 +102,9 @@ impl<K: Hash + Eq + Clone, V: Clone> InvalidatedCache<K, V> {
         };
         let value = load.await;
         if let Ok(value) = &value {
-            self.store(key.clone(), value, started);
+            self.store(key, value, started);
         }
-        if let Some(guard) = leading {
-            drop(guard);
-            self.land(&key, &flight);
-        }
+        drop(leading);
         value
     }
 
@@ -110,14 +112,6 @@ impl<K: Hash + Eq + Clone, V: Clone> InvalidatedCache<K, V> {
     fn flight(&self, key: &K) -> Flight {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
         flights.entry(key.clone()).or_default().clone()
-    }
-
-    /// The leader's load is done: later misses start a new flight.
-    fn land(&self, key: &K, flight: &Flight) {
-        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            flights.remove(key);
-        }
     }
 
     /// Like [`Self::get_or_load`], but a `None` is not remembered: what is
@@ -193,6 +187,27 @@ impl<K: Hash + Eq + Clone, V: Clone> InvalidatedCache<K, V> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The caller loading a key. When its load is done — or dropped half-way —
+/// the waiting callers go on and later misses start a new flight.
+struct Leading<'a, K: Hash + Eq, V> {
+    cache: &'a InvalidatedCache<K, V>,
+    key: K,
+    flight: Flight,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl<K: Hash + Eq, V> Drop for Leading<'_, K, V> {
+    fn drop(&mut self) {
+        let mut flights = self.cache.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            flights.remove(&self.key);
+        }
     }
 }
 
@@ -350,6 +365,21 @@ mod tests {
         assert!(first.is_err());
         assert_eq!(second.unwrap(), 2);
         assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// A loading caller that is dropped half-way (its client went away)
+    /// leaves no flight behind: the next miss loads.
+    #[tokio::test]
+    async fn a_load_dropped_half_way_leaves_no_flight_behind() {
+        let cache = InvalidatedCache::new(10);
+        let leader = cache.get_or_load("a", std::future::pending::<Result<u32, Infallible>>());
+        tokio::select! {
+            biased;
+            _ = leader => unreachable!("the load never ends"),
+            () = tokio::task::yield_now() => {}
+        }
+        assert!(cache.flights.lock().unwrap().is_empty());
+        assert_eq!(cache.get_or_load("a", ready(3)).await.unwrap(), 3);
     }
 
     #[tokio::test]
