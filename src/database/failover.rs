@@ -60,9 +60,12 @@ impl SessionLimits {
 
     /// As `-c name=value` pairs of the startup packet. TCP keepalives let
     /// the server notice a vanished client within ~10 s even when it holds
-    /// no transaction.
+    /// no transaction. No JIT: webhookd's statements are short, and a
+    /// plan whose estimated cost passes `jit_above_cost` (a count over a
+    /// large table) was compiled on every execution (~0.1–0.5 s each).
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         vec![
+            ("jit", "off".to_owned()),
             (
                 "idle_in_transaction_session_timeout",
                 self.idle_in_transaction.as_millis().to_string(),
