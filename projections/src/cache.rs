@@ -367,6 +367,28 @@ mod tests {
         assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
+    /// A follower never takes an answer that raced a change of its key (it
+    /// may have asked after the change was acknowledged): it loads anew.
+    #[tokio::test]
+    async fn callers_behind_a_load_that_raced_a_change_load_anew() {
+        let cache = InvalidatedCache::new(10);
+        let answered = tokio::sync::Notify::new();
+        let first = cache.get_or_load("a", async {
+            answered.notified().await;
+            // The key changes while this load is under way.
+            cache.forget("a");
+            Ok::<_, Infallible>(1)
+        });
+        let second = cache.get_or_load("a", ready(2));
+        let (first, second, ()) = tokio::join!(first, second, async {
+            tokio::task::yield_now().await;
+            answered.notify_waiters();
+        });
+        assert_eq!(first.unwrap(), 1);
+        assert_eq!(second.unwrap(), 2, "the follower took the stale answer");
+        assert_eq!(cached(&cache, "a").await, 2);
+    }
+
     /// A loading caller that is dropped half-way (its client went away)
     /// leaves no flight behind: the next miss loads.
     #[tokio::test]
