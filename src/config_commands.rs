@@ -110,6 +110,9 @@ type Framework = CqrsFramework<
 #[derive(Clone)]
 pub struct ConfigCommands {
     framework: Arc<Framework>,
+    /// The framework's projector (a clone sharing its state), to repair
+    /// a row its dispatch could not write before the command answers.
+    projector: ConfigProjector,
 }
 
 /// Announces every committed config change on the [`ChangeBus`]: the
@@ -148,10 +151,9 @@ impl ConfigCommands {
         listeners: Vec<Box<dyn Query<WebhookConfig>>>,
     ) -> Self {
         let services = WebhookConfigServices::new(Arc::new(DbEventTypeCatalog::new(db.clone())));
-        let mut queries: Vec<Box<dyn Query<WebhookConfig>>> = vec![
-            Box::new(ConfigProjector::new(db.clone())),
-            Box::new(notifier),
-        ];
+        let projector = ConfigProjector::new(db.clone());
+        let mut queries: Vec<Box<dyn Query<WebhookConfig>>> =
+            vec![Box::new(projector.clone()), Box::new(notifier)];
         queries.extend(listeners);
         // With the `fault-injection` feature only (the test suite's): no
         // environment of a production build reaches it.
@@ -171,6 +173,7 @@ impl ConfigCommands {
         );
         Self {
             framework: Arc::new(framework),
+            projector,
         }
     }
 
@@ -190,7 +193,13 @@ impl ConfigCommands {
                 .execute_with_metadata(&aggregate_id, command.clone(), metadata.to_map())
                 .await;
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    return self.projector.repair(&aggregate_id).await.map_err(|error| {
+                        CommandError::Unavailable(format!(
+                            "the change is stored, but its read model is not written yet: {error}"
+                        ))
+                    })
+                }
                 Err(AggregateError::UserError(error)) => return Err(error.into()),
                 Err(AggregateError::AggregateConflict) => {
                     tracing::debug!(%aggregate_id, attempt, "concurrent command; retrying");

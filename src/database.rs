@@ -195,7 +195,16 @@ async fn open(
                 SqliteSync::Normal => SqliteSynchronous::Normal,
             })
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true)
+            // No foreign keys, as on PostgreSQL since its 0005 dropped the
+            // delivery tables' (SQLite cannot drop a constraint without
+            // rebuilding the table, so here they are not enforced): webhookd
+            // writes both sides itself, and SQLite checks a parent's delete
+            // by scanning the child table when its key has no index — a
+            // retention pass deleting 500 old events scanned `deliveries`
+            // 500 times, holding the one write lock for seconds (9.6 s with
+            // 200 000 deliveries) while every publish waited past its
+            // deadline.
+            .foreign_keys(false)
             // SQLite checkpoints the WAL inside the commit that crosses
             // 1 000 pages: with per-event writes that was several times a
             // second, each time stalling the one writer (and every publish

@@ -6,7 +6,8 @@ use crate::on_pool;
 use aggregates::values::DeliveryOrdering;
 use aggregates::webhook_config::{ConfigState, Lifecycle, PreviousSecret, Profile, WebhookConfig};
 use cqrs_es::{Aggregate, EventEnvelope, Query};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// A row of `webhook_configs`, as the list and show endpoints read it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -92,11 +93,33 @@ pub(crate) const ROWS_BEHIND_THE_LOG: &str = "(SELECT aggregate_id, MAX(sequence
 #[derive(Clone)]
 pub struct ConfigProjector {
     db: Db,
+    /// Configs whose last dispatch failed to write their row (see
+    /// [`Self::repair`]); shared by the clones.
+    unprojected: Arc<Mutex<HashSet<String>>>,
 }
 
 impl ConfigProjector {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            unprojected: Default::default(),
+        }
+    }
+
+    /// After a command: brings the config's row level with its log if
+    /// the dispatch after the commit could not (the database stalled or
+    /// dropped the connection in between). The command side answers only
+    /// once this is done — its caller reads the row next, and a create
+    /// answered with "not found" was seen when it was not. Still failing:
+    /// the error (the change is stored; the row follows at the next
+    /// catch-up of the config or at start).
+    pub async fn repair(&self, aggregate_id: &str) -> Result<(), Error> {
+        if !self.unprojected.lock().unwrap().contains(aggregate_id) {
+            return Ok(());
+        }
+        self.catch_up(aggregate_id).await?;
+        self.unprojected.lock().unwrap().remove(aggregate_id);
+        Ok(())
     }
 
     pub async fn catch_up(&self, aggregate_id: &str) -> Result<(), Error> {
@@ -127,10 +150,20 @@ impl ConfigProjector {
 #[async_trait::async_trait]
 impl Query<WebhookConfig> for ConfigProjector {
     async fn dispatch(&self, aggregate_id: &str, _events: &[EventEnvelope<WebhookConfig>]) {
-        if let Err(error) = self.catch_up(aggregate_id).await {
-            // The events are committed; the row is repaired by the next
-            // catch-up of this config or at the next start.
-            tracing::error!(%aggregate_id, %error, "projection update failed");
+        match self.catch_up(aggregate_id).await {
+            Ok(()) => {
+                self.unprojected.lock().unwrap().remove(aggregate_id);
+            }
+            Err(error) => {
+                // The events are committed; the command side tries again
+                // before it answers (`repair`), and a later catch-up of
+                // this config or the next start repairs the row.
+                tracing::error!(%aggregate_id, %error, "projection update failed");
+                self.unprojected
+                    .lock()
+                    .unwrap()
+                    .insert(aggregate_id.to_owned());
+            }
         }
     }
 }

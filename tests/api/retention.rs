@@ -132,7 +132,72 @@ async fn a_retention_under_a_minute_is_refused(backend: Backend) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 1m"));
 }
 
+/// A pass deletes old events while the delivery table is large (the recent
+/// deliveries a long retention keeps): publishes go on being answered
+/// meanwhile. On SQLite, whose one write lock the pass's deletes hold, a
+/// foreign key from `deliveries` to the events made each deleted event a
+/// scan of the whole table, and the publishes queued past their deadline
+/// (503) for as long as a batch took.
+async fn a_pass_over_a_large_table_keeps_publishes_answered(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    app.add_event_type("invoice.paid").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let old = now - 2 * HOUR_MICROS;
+    // 600 old events with no delivery left (more than one batch of 500),
+    // and 100 000 recent ended deliveries of one recent event.
+    app.execute_sql(&format!(
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600) \
+         INSERT INTO published_events (id, organisation, event_type, data, published_at) \
+         SELECT 'old-' || i, 1, 'invoice.paid', '{{}}', {old} FROM n"
+    ))
+    .await;
+    app.execute_sql(&format!(
+        "INSERT INTO published_events (id, organisation, event_type, data, published_at) \
+         VALUES ('recent', 1, 'invoice.paid', '{{}}', {now})"
+    ))
+    .await;
+    app.execute_sql(&format!(
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+         INSERT INTO deliveries (event_id, config_id, organisation, kind, status, attempts, \
+             next_attempt_at, created_at, updated_at) \
+         SELECT 'recent', 999999, 1, 'event', 'succeeded', 1, {now}, {now}, {now} FROM n"
+    ))
+    .await;
+
+    let pass = tokio::spawn({
+        let db = app.db.clone();
+        async move { run_pass(&db, Duration::from_secs(3600)).await }
+    });
+    // Publishes one after the other until the pass is done (at least one).
+    let mut answered = 0;
+    loop {
+        let response = app
+            .request(Method::POST, "/api/v1/events")
+            .json(&json!({ "type": "invoice.paid", "data": { "n": answered } }))
+            .send()
+            .await
+            .expect("request");
+        let (status, body) = status_and_json(response).await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::ACCEPTED,
+            "publish {answered} during a retention pass: {body}"
+        );
+        answered += 1;
+        if pass.is_finished() {
+            break;
+        }
+    }
+    let deleted = pass.await.unwrap().unwrap();
+    assert_eq!(deleted.events, 600, "{deleted:?}");
+    assert_eq!(deleted.deliveries, 0, "{deleted:?}");
+}
+
 on_both_backends!(
     old_ended_deliveries_go_and_the_rest_stays,
     a_retention_under_a_minute_is_refused,
+    a_pass_over_a_large_table_keeps_publishes_answered,
 );

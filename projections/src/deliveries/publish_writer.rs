@@ -44,8 +44,11 @@ pub struct NewEvent {
 /// delivery row, far below its limit of 32 766.
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// The first event of an idempotency key and how many deliveries it made:
+/// stored on the event since migration 0018, counted for older events.
 const FIND_FIRST: &str = "SELECT e.id, e.event_type, e.data, e.published_at, \
-    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS deliveries \
+    COALESCE(e.delivery_count, \
+        (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id)) AS deliveries \
     FROM published_events e WHERE e.organisation = $1 AND e.idempotency_key = $2";
 
 /// What the insert statements stored: the events that were new (by id)
@@ -210,16 +213,20 @@ pub(super) async fn sqlite(pool: &SqlitePool, batch: &[NewEvent]) -> Result<Vec<
     write_sqlite(pool, &Rows::new(batch)).await
 }
 
-/// The events of a batch (`$1`…`$7`), the ones stored returned as `ev`:
+/// The events of a batch (`$1`…`$7` and their delivery counts `$13`), the
+/// ones stored returned as `ev`:
 /// how both PostgreSQL statements begin.
 macro_rules! insert_events_as_ev {
     () => {
         "WITH ev AS ( \
             INSERT INTO published_events (id, organisation, idempotency_key, event_type, data, \
-                published_at, key_id) \
-            SELECT id, organisation, idempotency_key, event_type, data, $6, key_id \
+                published_at, key_id, delivery_count) \
+            SELECT id, organisation, idempotency_key, event_type, data, $6, key_id, \
+                delivery_count \
             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
-                $7::bigint[]) AS i (id, organisation, idempotency_key, event_type, data, key_id) \
+                $7::bigint[], $13::bigint[]) \
+                AS i (id, organisation, idempotency_key, event_type, data, key_id, \
+                    delivery_count) \
             ON CONFLICT (organisation, idempotency_key) DO NOTHING \
             RETURNING id \
         ) "
@@ -255,7 +262,7 @@ const POSTGRES_PUBLISH_FIFO: &str = concat!(
     insert_events_as_ev!(),
     ", t AS ( \
         SELECT * FROM UNNEST($8::text[], $9::bigint[], $10::bigint[], $11::text[], \
-            $12::text[], $13::bool[]) WITH ORDINALITY \
+            $12::text[], $14::bool[]) WITH ORDINALITY \
             AS t (event_id, config_id, organisation, kind, task_id, fifo, n) \
         WHERE t.event_id IN (SELECT id FROM ev) \
     ), places AS ( \
@@ -289,6 +296,7 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
     let mut types = Vec::with_capacity(batch.len());
     let mut bodies = Vec::with_capacity(batch.len());
     let mut key_ids = Vec::with_capacity(batch.len());
+    let mut counts = Vec::with_capacity(batch.len());
     // One row per (event, config); only the stored events' rows are kept.
     let mut target_events = Vec::new();
     let mut target_configs = Vec::new();
@@ -304,6 +312,7 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         types.push(new.event_type.clone());
         bodies.push(rows.bodies[i].clone());
         key_ids.push(new.key_id);
+        counts.push(new.targets.len() as i64);
         for target in &new.targets {
             target_events.push(events[i].id.clone());
             target_configs.push(target.config_id.get());
@@ -332,6 +341,7 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         .bind(target_organisations)
         .bind(target_kinds)
         .bind(target_tasks);
+    let query = query.bind(counts);
     let query = if fifo { query.bind(target_fifo) } else { query };
     let returned: Vec<ReturnedRow> = query.fetch_all(pool).await?;
     let index = rows.index();
@@ -367,7 +377,7 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
     for chunk in rows.order.chunks(ROWS_PER_STATEMENT) {
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO published_events (id, organisation, idempotency_key, event_type, \
-             data, published_at, key_id) ",
+             data, published_at, key_id, delivery_count) ",
         );
         insert.push_values(chunk, |mut row, &i| {
             let new = &batch[i];
@@ -377,7 +387,8 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
                 .push_bind(new.event_type.clone())
                 .push_bind(rows.bodies[i].clone())
                 .push_bind(rows.now)
-                .push_bind(new.key_id);
+                .push_bind(new.key_id)
+                .push_bind(new.targets.len() as i64);
         });
         insert.push(" ON CONFLICT (organisation, idempotency_key) DO NOTHING RETURNING id");
         let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;

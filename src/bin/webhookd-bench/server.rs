@@ -140,6 +140,20 @@ impl Server {
         add_event_type(&self.database_url, name)
     }
 
+    /// Brings the database to the steady state of a long-running one after
+    /// a bulk of writes: on PostgreSQL `VACUUM ANALYZE` (what autovacuum
+    /// would otherwise do in the middle of the next measured window, on a
+    /// table just grown by a million rows) and a `CHECKPOINT` (else the
+    /// pages those writes dirtied are flushed in the window); SQLite needs
+    /// nothing.
+    pub async fn settle_database(&self) -> anyhow::Result<()> {
+        if self.postgres.is_some() {
+            crate::faults::admin_sql(&self.database_url, "VACUUM ANALYZE").await?;
+            crate::faults::admin_sql(&self.database_url, "CHECKPOINT").await?;
+        }
+        Ok(())
+    }
+
     /// The server's peak resident memory so far (Linux VmHWM), in MB.
     pub fn peak_rss_mb(&self) -> f64 {
         self.status_mb("VmHWM:")
