@@ -357,12 +357,15 @@ const BOOTSTRAP_LOCK: i64 = 0x7765_6268_6f6f_6b64;
 /// their own pool, keeping one generic plan per statement (re-planning
 /// every batch was most of the database's CPU at low load) with
 /// `enable_seqscan = off`: a plan made while the tables are small (a fresh
-/// database) still takes the indexes as they grow. And no JIT: with
-/// sequential scans "disabled" a statement that has no index path (the
-/// duplicate publish's count of its first event's deliveries) is costed
-/// past `jit_above_cost` and was compiled on every execution — ~0.2 s per
-/// duplicate, one after the other, until a batch of duplicates passed the
-/// publish deadline (503s in `hot_path::concurrent_publishes_of_one_id…`).
+/// database) still takes the indexes as they grow. They inherit the
+/// serving sessions' settings (`database::SessionLimits`), `jit = off`
+/// among them, which these need most: with sequential scans "disabled" a
+/// statement that has no index path (the duplicate publish's count of its
+/// first event's deliveries, for events from before migration 0018) is
+/// costed past `jit_above_cost` and was compiled on every execution —
+/// ~0.2 s per duplicate, one after the other, until a batch of duplicates
+/// passed the publish deadline (503s in
+/// `hot_path::concurrent_publishes_of_one_id…`).
 fn writer_connections(db: &Db) -> Db {
     match db {
         Db::Sqlite(_) => db.clone(),
@@ -372,7 +375,6 @@ fn writer_connections(db: &Db) -> Db {
             &[
                 ("plan_cache_mode", "force_generic_plan"),
                 ("enable_seqscan", "off"),
-                ("jit", "off"),
             ],
             POSTGRES_WRITER_CONNECTIONS as u32,
         )),
