@@ -50,6 +50,10 @@ macro_rules! on_pool {
 pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of the SQLite hot-path writer's own connection (see
+    /// `deliveries::sqlite_thread`), which does not go through sqlx.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     /// The failure of a group commit, shared by every caller in the batch.
@@ -69,6 +73,9 @@ impl Error {
                 error.code().as_deref(),
                 Some("40P01" | "40001" | "5" | "517")
             ),
+            Error::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                error.code == rusqlite::ErrorCode::DatabaseBusy
+            }
             Error::Shared(error) => error.is_transient(),
             _ => false,
         }
@@ -82,7 +89,7 @@ impl Error {
             Error::Database(error) => is_unavailable(error),
             Error::Shared(error) => error.is_unavailable(),
             Error::Unavailable(_) => true,
-            Error::Corrupt(_) => false,
+            Error::Corrupt(_) | Error::Sqlite(_) => false,
         }
     }
 

@@ -12,6 +12,7 @@ mod group_commit;
 mod outcome_writer;
 mod publish_writer;
 pub mod retention;
+mod sqlite_thread;
 mod store;
 mod tasks;
 mod writers;

@@ -4,7 +4,8 @@
 use super::store::{AttemptRecord, FailureRun, NextStep};
 use super::{DeliveryKind, Fence};
 use crate::Error;
-use sqlx::{PgPool, SqlitePool};
+use rusqlite::{params, OptionalExtension};
+use sqlx::PgPool;
 use std::collections::HashMap;
 
 /// One attempt and where its delivery goes next.
@@ -67,9 +68,6 @@ impl StatsChange {
     }
 }
 
-/// SQLite's multi-row statements: 7 parameters a row.
-const ROWS_PER_STATEMENT: usize = 500;
-
 /// Writes a batch on PostgreSQL; answers each outcome with its config's
 /// failure run after the batch (tests do not count: theirs is a default run).
 pub(super) async fn postgres(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
@@ -78,10 +76,13 @@ pub(super) async fn postgres(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<Fai
     Ok(runs_of(batch, &runs))
 }
 
-/// Writes a batch on SQLite (see [`postgres`]).
-pub(super) async fn sqlite(pool: &SqlitePool, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
+/// Writes a batch on SQLite, on its writer thread (see [`postgres`]).
+pub(super) fn sqlite(
+    db: &rusqlite::Connection,
+    batch: &[Outcome],
+) -> Result<Vec<FailureRun>, Error> {
     let (deliveries, stats) = changes_of(batch);
-    let runs = write_sqlite(pool, batch, &deliveries, &stats).await?;
+    let runs = write_sqlite(db, batch, &deliveries, &stats)?;
     Ok(runs_of(batch, &runs))
 }
 
@@ -138,95 +139,88 @@ fn runs_of(batch: &[Outcome], runs: &HashMap<i64, FailureRun>) -> Vec<FailureRun
         .collect()
 }
 
-/// Multi-row statements in one transaction.
-async fn write_sqlite(
-    pool: &SqlitePool,
+/// One-row statements in the writer thread's transaction (in-process,
+/// each a function call; see `publish_writer::write_sqlite`).
+fn write_sqlite(
+    tx: &rusqlite::Connection,
     batch: &[Outcome],
     deliveries: &[(i64, DeliveryChange<'_>)],
     stats: &[(i64, StatsChange)],
 ) -> Result<HashMap<i64, FailureRun>, Error> {
-    let mut tx = pool.begin().await?;
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::new(
+    {
+        let mut insert = tx.prepare_cached(
             "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_ms, \
-             status_code, response_body, error, success) ",
-        );
-        insert.push_values(chunk, |mut row, outcome| {
+             status_code, response_body, error, success) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for outcome in batch {
             let attempt = &outcome.attempt;
-            row.push_bind(outcome.delivery_id)
-                .push_bind(attempt.attempted_at)
-                .push_bind(attempt.duration_ms)
-                .push_bind(attempt.status_code.map(i64::from))
-                .push_bind(attempt.response_body.clone())
-                .push_bind(attempt.error.clone())
-                .push_bind(attempt.success);
-        });
-        insert.build().execute(&mut *tx).await?;
-    }
-    for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
-        let mut update = sqlx::QueryBuilder::new(
-            "WITH v (id, status, next_attempt_at, attempts, status_code, error, at) AS (",
-        );
-        update.push_values(chunk, |mut row, (id, change)| {
-            let (status, next_attempt_at) = change.last.status();
-            let attempt = &change.last.attempt;
-            row.push_bind(*id)
-                .push_bind(status)
-                .push_bind(next_attempt_at)
-                .push_bind(change.attempts)
-                .push_bind(attempt.status_code.map(i64::from))
-                .push_bind(attempt.error.clone())
-                .push_bind(attempt.attempted_at);
-        });
-        update.push(
-            ") UPDATE deliveries SET status = v.status, \
-             attempts = deliveries.attempts + v.attempts, \
-             next_attempt_at = v.next_attempt_at, last_status_code = v.status_code, \
-             last_error = v.error, updated_at = v.at \
-             FROM v WHERE deliveries.id = v.id",
-        );
-        update.build().execute(&mut *tx).await?;
-    }
-    let mut runs = HashMap::new();
-    for chunk in stats.chunks(ROWS_PER_STATEMENT) {
-        let mut update = sqlx::QueryBuilder::new(
-            "WITH v (id, triggered_at, success_at, failure_at, reset, failures, \
-             first_failure) AS (",
-        );
-        update.push_values(chunk, |mut row, (id, change)| {
-            row.push_bind(*id)
-                .push_bind(change.triggered_at)
-                .push_bind(change.success_at)
-                .push_bind(change.failure_at)
-                .push_bind(change.reset)
-                .push_bind(change.failures)
-                .push_bind(change.first_failure);
-        });
-        update.push(
-            ") UPDATE webhook_configs SET last_triggered_at = v.triggered_at, \
-             last_success_at = COALESCE(v.success_at, webhook_configs.last_success_at), \
-             last_failure_at = COALESCE(v.failure_at, webhook_configs.last_failure_at), \
-             failure_count = CASE WHEN v.reset THEN v.failures \
-                 ELSE webhook_configs.failure_count + v.failures END, \
-             failing_since = CASE WHEN v.reset THEN v.first_failure \
-                 ELSE COALESCE(webhook_configs.failing_since, v.first_failure) END \
-             FROM v WHERE webhook_configs.id = v.id \
-             RETURNING webhook_configs.id, webhook_configs.failure_count, \
-             webhook_configs.failing_since",
-        );
-        let rows: Vec<(i64, i64, Option<i64>)> =
-            update.build_query_as().fetch_all(&mut *tx).await?;
-        for (id, consecutive_failures, failing_since) in rows {
-            runs.insert(
-                id,
-                FailureRun {
-                    consecutive_failures,
-                    failing_since,
-                },
-            );
+            insert.execute(params![
+                outcome.delivery_id,
+                attempt.attempted_at,
+                attempt.duration_ms,
+                attempt.status_code.map(i64::from),
+                attempt.response_body,
+                attempt.error,
+                attempt.success,
+            ])?;
         }
     }
-    tx.commit().await?;
+    {
+        let mut update = tx.prepare_cached(
+            "UPDATE deliveries SET status = ?2, attempts = attempts + ?4, \
+             next_attempt_at = ?3, last_status_code = ?5, last_error = ?6, updated_at = ?7 \
+             WHERE id = ?1",
+        )?;
+        for (id, change) in deliveries {
+            let (status, next_attempt_at) = change.last.status();
+            let attempt = &change.last.attempt;
+            update.execute(params![
+                id,
+                status,
+                next_attempt_at,
+                change.attempts,
+                attempt.status_code.map(i64::from),
+                attempt.error,
+                attempt.attempted_at,
+            ])?;
+        }
+    }
+    let mut runs = HashMap::new();
+    {
+        let mut update = tx.prepare_cached(
+            "UPDATE webhook_configs SET last_triggered_at = ?2, \
+             last_success_at = COALESCE(?3, last_success_at), \
+             last_failure_at = COALESCE(?4, last_failure_at), \
+             failure_count = CASE WHEN ?5 THEN ?6 ELSE failure_count + ?6 END, \
+             failing_since = CASE WHEN ?5 THEN ?7 ELSE COALESCE(failing_since, ?7) END \
+             WHERE id = ?1 \
+             RETURNING failure_count, failing_since",
+        )?;
+        for (id, change) in stats {
+            let run = update
+                .query_row(
+                    params![
+                        id,
+                        change.triggered_at,
+                        change.success_at,
+                        change.failure_at,
+                        change.reset,
+                        change.failures,
+                        change.first_failure,
+                    ],
+                    |row| {
+                        Ok(FailureRun {
+                            consecutive_failures: row.get(0)?,
+                            failing_since: row.get(1)?,
+                        })
+                    },
+                )
+                .optional()?;
+            if let Some(run) = run {
+                runs.insert(*id, run);
+            }
+        }
+    }
     Ok(runs)
 }
 

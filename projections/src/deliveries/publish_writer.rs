@@ -9,9 +9,9 @@
 //! `COMMIT` round trip, and its plan is cached. Multi-row `VALUES`, whose
 //! text changes with the batch size, were parsed and planned almost every
 //! time (the profile: ~20 % of PostgreSQL's CPU in parse and plan, and
-//! four to six round trips per batch). SQLite has no arrays; there the
-//! statements are multi-row `VALUES` in a transaction, and nothing crosses
-//! a socket.
+//! four to six round trips per batch). SQLite runs in-process on the
+//! writer thread (see [`super::sqlite_thread`]): there a batch is one
+//! transaction of prepared one-row statements, each a function call.
 //!
 //! A delivery to a FIFO config takes the config's next place
 //! (`fifo_seq`, see `endpoint::fifo`) from `fifo_sequences` in the same
@@ -24,7 +24,8 @@ use super::store::{Published, Target};
 use super::{stored_event_data, DeliveryKind, EventData, EventRecord, PendingDelivery};
 use crate::db::now_micros;
 use crate::Error;
-use sqlx::{PgPool, SqlitePool};
+use rusqlite::{params, OptionalExtension};
+use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 
 /// A new event and the configs it goes to.
@@ -39,10 +40,6 @@ pub struct NewEvent {
     /// Distinct configs.
     pub targets: Vec<Target>,
 }
-
-/// SQLite's multi-row statements: 7 parameters an event row and 10 a
-/// delivery row, far below its limit of 32 766.
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// The first event of an idempotency key and how many deliveries it made:
 /// stored on the event since migration 0018, counted for older events.
@@ -208,9 +205,12 @@ pub(super) async fn postgres(pool: &PgPool, batch: &[NewEvent]) -> Result<Vec<Pu
     write_postgres(pool, &Rows::new(batch)).await
 }
 
-/// Writes a batch on SQLite (see [`super::writers`]).
-pub(super) async fn sqlite(pool: &SqlitePool, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
-    write_sqlite(pool, &Rows::new(batch)).await
+/// Writes a batch on SQLite, on its writer thread (see [`super::writers`]).
+pub(super) fn sqlite(
+    db: &rusqlite::Connection,
+    batch: &[NewEvent],
+) -> Result<Vec<Published>, Error> {
+    write_sqlite(db, &Rows::new(batch))
 }
 
 /// The events of a batch (`$1`…`$7` and their delivery counts `$13`), the
@@ -369,30 +369,34 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
     rows.answers(&written, firsts)
 }
 
-/// Multi-row statements in one transaction.
-async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Published>, Error> {
+/// One-row statements, in the writer thread's transaction: there a
+/// statement is a function call, so nothing is gained by multi-row text
+/// (which SQLite would parse again for every batch size).
+fn write_sqlite(tx: &rusqlite::Connection, rows: &Rows<'_>) -> Result<Vec<Published>, Error> {
     let (batch, events) = (rows.batch, &rows.events);
-    let mut tx = pool.begin().await?;
     let mut written = Written::default();
-    for chunk in rows.order.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::new(
+    {
+        let mut insert = tx.prepare_cached(
             "INSERT INTO published_events (id, organisation, idempotency_key, event_type, \
-             data, published_at, key_id, delivery_count) ",
-        );
-        insert.push_values(chunk, |mut row, &i| {
+             data, published_at, key_id, delivery_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (organisation, idempotency_key) DO NOTHING",
+        )?;
+        for &i in &rows.order {
             let new = &batch[i];
-            row.push_bind(events[i].id.clone())
-                .push_bind(new.organisation)
-                .push_bind(new.idempotency_key.clone())
-                .push_bind(new.event_type.clone())
-                .push_bind(rows.bodies[i].clone())
-                .push_bind(rows.now)
-                .push_bind(new.key_id)
-                .push_bind(new.targets.len() as i64);
-        });
-        insert.push(" ON CONFLICT (organisation, idempotency_key) DO NOTHING RETURNING id");
-        let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
-        written.inserted.extend(ids);
+            let stored = insert.execute(params![
+                events[i].id,
+                new.organisation,
+                new.idempotency_key,
+                new.event_type,
+                rows.bodies[i],
+                rows.now,
+                new.key_id,
+                new.targets.len() as i64,
+            ])?;
+            if stored == 1 {
+                written.inserted.insert(events[i].id.clone());
+            }
+        }
     }
     let delivery_rows: Vec<(usize, Target)> = rows
         .order
@@ -400,52 +404,63 @@ async fn write_sqlite(pool: &SqlitePool, rows: &Rows<'_>) -> Result<Vec<Publishe
         .filter(|&&i| written.inserted.contains(&events[i].id))
         .flat_map(|&i| batch[i].targets.iter().map(move |&target| (i, target)))
         .collect();
-    let places = take_fifo_places(&mut tx, &delivery_rows).await?;
-    let index = rows.index();
-    for chunk in delivery_rows.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::new(
+    let places = take_fifo_places(tx, &delivery_rows)?;
+    {
+        let mut insert = tx.prepare_cached(
             "INSERT INTO deliveries (event_id, config_id, organisation, kind, task_id, \
-             status, attempts, next_attempt_at, created_at, updated_at, fifo_seq) ",
-        );
-        insert.push_values(chunk, |mut row, &(i, target)| {
+             status, attempts, next_attempt_at, created_at, updated_at, fifo_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6, ?6, ?7)",
+        )?;
+        for &(i, target) in &delivery_rows {
             let new = &batch[i];
-            row.push_bind(events[i].id.clone())
-                .push_bind(target.config_id.get())
-                .push_bind(new.organisation)
-                .push_bind(new.kind.as_str())
-                .push_bind(new.task_id.clone())
-                .push_bind("pending")
-                .push_bind(0_i64)
-                .push_bind(rows.now)
-                .push_bind(rows.now)
-                .push_bind(rows.now)
-                .push_bind(places.get(&(i, target.config_id.get())).copied());
-        });
-        insert.push(" RETURNING id, event_id, config_id, fifo_seq");
-        let created: Vec<(i64, String, i64, Option<i64>)> =
-            insert.build_query_as().fetch_all(&mut *tx).await?;
-        for (id, event_id, config, place) in created {
-            written.delivery(&index, &event_id, config, id, place);
+            let place = places.get(&(i, target.config_id.get())).copied();
+            insert.execute(params![
+                events[i].id,
+                target.config_id.get(),
+                new.organisation,
+                new.kind.as_str(),
+                new.task_id,
+                rows.now,
+                place,
+            ])?;
+            let id = tx.last_insert_rowid();
+            written
+                .delivery_ids
+                .insert((i, target.config_id.get()), (id, place));
         }
     }
     let mut firsts = HashMap::new();
-    for i in rows.duplicates(&written) {
-        let first = sqlx::query_as(FIND_FIRST)
-            .bind(batch[i].organisation)
-            .bind(batch[i].idempotency_key.as_deref())
-            .fetch_one(&mut *tx)
-            .await?;
-        firsts.insert(i, first);
+    {
+        let mut find = tx.prepare_cached(FIND_FIRST)?;
+        for i in rows.duplicates(&written) {
+            let first = find
+                .query_row(
+                    params![batch[i].organisation, batch[i].idempotency_key],
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    },
+                )
+                .optional()?
+                .ok_or_else(|| {
+                    Error::Corrupt("a duplicate idempotency key has no first event".into())
+                })?;
+            firsts.insert(i, first);
+        }
     }
-    tx.commit().await?;
     rows.answers(&written, firsts)
 }
 
 /// SQLite: the FIFO places of a batch's deliveries, by (batch index,
 /// config), taken in its transaction (SQLite has one writer, so they follow
 /// the commit order as on PostgreSQL).
-async fn take_fifo_places(
-    tx: &mut sqlx::SqliteConnection,
+fn take_fifo_places(
+    tx: &rusqlite::Connection,
     delivery_rows: &[(usize, Target)],
 ) -> Result<HashMap<(usize, i64), i64>, Error> {
     let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
@@ -453,17 +468,16 @@ async fn take_fifo_places(
         *counts.entry(target.config_id.get()).or_default() += 1;
     }
     let mut next = HashMap::new();
-    for (config_id, count) in counts {
-        let last: i64 = sqlx::query_scalar(
-            "INSERT INTO fifo_sequences (config_id, last_seq) VALUES ($1, $2) \
+    if !counts.is_empty() {
+        let mut take = tx.prepare_cached(
+            "INSERT INTO fifo_sequences (config_id, last_seq) VALUES (?1, ?2) \
              ON CONFLICT (config_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq \
              RETURNING last_seq",
-        )
-        .bind(config_id)
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
-        next.insert(config_id, last - count + 1);
+        )?;
+        for (config_id, count) in counts {
+            let last: i64 = take.query_row(params![config_id, count], |row| row.get(0))?;
+            next.insert(config_id, last - count + 1);
+        }
     }
     let mut places = HashMap::new();
     for &(i, target) in delivery_rows.iter().filter(|(_, target)| target.fifo) {

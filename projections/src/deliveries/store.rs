@@ -239,7 +239,7 @@ impl DeliveryStore {
                 waited,
                 move |batch| {
                     let writers = writers.clone();
-                    async move { writers.publishes(&batch).await }
+                    async move { writers.publishes(batch).await }
                 },
             )
         };
@@ -253,7 +253,7 @@ impl DeliveryStore {
                 move |batch| {
                     let (writers, stats_moved) = (writers.clone(), stats_moved.clone());
                     async move {
-                        let runs = writers.outcomes(&batch).await?;
+                        let runs = writers.outcomes(batch.clone()).await?;
                         let mut moved: Vec<i64> = batch.iter().map(|o| o.config_id).collect();
                         moved.sort_unstable();
                         moved.dedup();

@@ -6,12 +6,13 @@
 //! The two differ where the databases do: PostgreSQL overlaps
 //! transactions, so several writers of each kind run at once and a batch
 //! is one statement over arrays (`UNNEST`); SQLite has one writer at a
-//! time and makes the others wait in its busy handler, which sleeps for
-//! milliseconds, so its writers take turns at an in-process gate and write
-//! multi-row statements. `tests/api/conformance.rs` feeds both the same
-//! sequences and compares the rows they leave.
+//! time, so both kinds of batch run on one thread of their own, which owns
+//! a connection and executes their statements in place (see
+//! [`super::sqlite_thread`]). `tests/api/conformance.rs` feeds both the
+//! same sequences and compares the rows they leave.
 use super::outcome_writer::{self, Outcome};
 use super::publish_writer::{self, NewEvent};
+use super::sqlite_thread::SqliteThread;
 use super::store::{FailureRun, Published};
 use crate::{Db, Error};
 use sqlx::{PgPool, SqlitePool};
@@ -31,11 +32,11 @@ pub(super) trait Writers: Send + Sync + 'static {
     fn concurrency(&self) -> (usize, usize);
 
     /// Commits the events and their deliveries; one answer per publish.
-    async fn publishes(&self, batch: &[NewEvent]) -> Result<Vec<Published>, Error>;
+    async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error>;
 
     /// Commits the attempts and their consequences; one failure run per
     /// outcome.
-    async fn outcomes(&self, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error>;
+    async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error>;
 }
 
 /// The writers of `db`'s backend.
@@ -44,7 +45,7 @@ pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
         Db::Postgres(pool) => Arc::new(Postgres(pool)),
         Db::Sqlite(pool) => Arc::new(Sqlite {
             pool,
-            turn: tokio::sync::Mutex::new(()),
+            thread: tokio::sync::OnceCell::new(),
         }),
     }
 }
@@ -57,19 +58,27 @@ impl Writers for Postgres {
         (4, 2)
     }
 
-    async fn publishes(&self, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
-        publish_writer::postgres(&self.0, batch).await
+    async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {
+        publish_writer::postgres(&self.0, &batch).await
     }
 
-    async fn outcomes(&self, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
-        outcome_writer::postgres(&self.0, batch).await
+    async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error> {
+        outcome_writer::postgres(&self.0, &batch).await
     }
 }
 
 struct Sqlite {
     pool: SqlitePool,
-    /// One writer at a time, publish or outcome.
-    turn: tokio::sync::Mutex<()>,
+    /// Started at the first batch (the store is made outside async code).
+    thread: tokio::sync::OnceCell<SqliteThread>,
+}
+
+impl Sqlite {
+    async fn thread(&self) -> Result<&SqliteThread, Error> {
+        self.thread
+            .get_or_try_init(|| SqliteThread::start(&self.pool))
+            .await
+    }
 }
 
 #[async_trait::async_trait]
@@ -78,13 +87,17 @@ impl Writers for Sqlite {
         (1, 1)
     }
 
-    async fn publishes(&self, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
-        let _turn = self.turn.lock().await;
-        publish_writer::sqlite(&self.pool, batch).await
+    async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {
+        self.thread()
+            .await?
+            .run(move |db| publish_writer::sqlite(db, &batch))
+            .await
     }
 
-    async fn outcomes(&self, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
-        let _turn = self.turn.lock().await;
-        outcome_writer::sqlite(&self.pool, batch).await
+    async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error> {
+        self.thread()
+            .await?
+            .run(move |db| outcome_writer::sqlite(db, &batch))
+            .await
     }
 }
