@@ -210,7 +210,10 @@ async fn open(
             // second, each time stalling the one writer (and every publish
             // queued behind it) on an fsync. A background task checkpoints
             // instead (see `checkpoint_periodically`).
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // When the log starts over it is cut back to 64 MiB: a burst
+            // does not leave its high-water mark on the disk for good.
+            .pragma("journal_size_limit", "67108864");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // No ping before every use (a hand-off to the connection's
