@@ -39,7 +39,9 @@ fn the_others_went_on(findings: &Findings) {
     assert_eq!(findings.healthy_publish_errors, 0, "{findings:#?}");
     assert!(findings.healthy_publish_p99_ms < 1000.0, "{findings:#?}");
     let bound = settings().node_timeout + Duration::from_secs(1);
-    let takeover = findings.takeover_ms.expect("a takeover was measured");
+    let takeover = findings
+        .takeover_ms
+        .unwrap_or_else(|| panic!("no takeover was measured: {findings:#?}"));
     assert!(
         takeover <= bound.as_millis() as u64,
         "takeover {takeover} ms: {findings:#?}"

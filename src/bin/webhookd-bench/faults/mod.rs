@@ -277,6 +277,7 @@ async fn run_on(
     // The load, beside the fault.
     let publishes = Arc::new(Mutex::new(Vec::new()));
     let load_started = Instant::now();
+    let (fault_over, fault_ended) = tokio::sync::watch::channel(None);
     let load = tokio::spawn(publish_load(
         client.clone(),
         nodes.nodes.iter().map(|n| n.base.clone()).collect(),
@@ -284,6 +285,7 @@ async fn run_on(
         nodes.key.clone(),
         settings.rate,
         Duration::from_secs_f64(settings.seconds),
+        fault_ended,
         publishes.clone(),
     ));
     let fault_at = load_started + Duration::from_secs_f64(settings.seconds / 3.0);
@@ -310,6 +312,7 @@ async fn run_on(
     if let Some(proxy) = &proxy {
         proxy.heal();
     }
+    let _ = fault_over.send(Some(Instant::now() + AFTER_THE_FAULT));
     load.await.context("the load panicked")?;
     outcome?;
     let load_ended = Instant::now();
@@ -523,6 +526,15 @@ async fn create_endpoints(
 
 /// Publishes at `rate` per second for `duration`, round-robin through
 /// `through`, each publish recorded with its node and times.
+/// How long the load goes on at least once the fault is over.
+const AFTER_THE_FAULT: Duration = Duration::from_secs(1);
+
+/// Publishes at `rate` for `duration`, and in any case until
+/// [`AFTER_THE_FAULT`] past the fault's end (`fault_ended` says when): a
+/// fault that had to be aimed (a freeze in a lease renewal may take many
+/// tries) can begin late, and the takeover it causes must still meet a
+/// load to show in the arrivals.
+#[allow(clippy::too_many_arguments)]
 async fn publish_load(
     client: reqwest::Client,
     bases: Vec<String>,
@@ -530,6 +542,7 @@ async fn publish_load(
     key: String,
     rate: f64,
     duration: Duration,
+    fault_ended: tokio::sync::watch::Receiver<Option<Instant>>,
     record: Arc<Mutex<Vec<Publish>>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -537,7 +550,15 @@ async fn publish_load(
     let started = Instant::now();
     let mut running = Vec::new();
     let mut i = 0usize;
-    while started.elapsed() < duration {
+    // (A runner gone without saying ends the load too.)
+    let going_on = || {
+        started.elapsed() < duration
+            || match *fault_ended.borrow() {
+                Some(end) => Instant::now() < end,
+                None => fault_ended.has_changed().is_ok(),
+            }
+    };
+    while going_on() {
         tick.tick().await;
         let node = through[i % through.len()];
         let (client, url, key, record) = (
