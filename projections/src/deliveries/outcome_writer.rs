@@ -255,10 +255,12 @@ const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
     RETURNING webhook_configs.id, webhook_configs.failure_count, webhook_configs.failing_since";
 
 /// One statement over arrays, its own transaction (see
-/// [`super::publish_writer`] for why). The two writers' batches lock the
-/// statistics rows they share in one order, by id (`locked`): updated in
-/// join order, they deadlocked now and then (PostgreSQL's log, ten-endpoint
-/// runs), and the loser waited out `deadlock_timeout` before its rewrite.
+/// [`super::publish_writer`] for why). Batches written at once — by a
+/// cluster's nodes; one node has one outcome writer (see
+/// `Writers::concurrency`) — lock the statistics rows they share in one
+/// order, by id (`locked`): updated in join order, two writers' batches
+/// deadlocked now and then (PostgreSQL's log, ten-endpoint runs), and the
+/// loser waited out `deadlock_timeout` before its rewrite.
 async fn write_postgres(
     pool: &PgPool,
     batch: &[Outcome],

@@ -19,20 +19,23 @@ use sqlx::{PgPool, SqlitePool};
 use std::sync::Arc;
 
 /// Connections PostgreSQL's writers use at most (four publish writers,
-/// two outcome writers): the size of the writers' own pool.
-pub const POSTGRES_WRITER_CONNECTIONS: usize = 6;
+/// one outcome writer): the size of the writers' own pool.
+pub const POSTGRES_WRITER_CONNECTIONS: usize = 5;
 
 #[async_trait::async_trait]
 pub(super) trait Writers: Send + Sync + 'static {
     /// How many publish and outcome writers run at once. Outcome batches
     /// all update the statistics rows of the same configs, so on
-    /// PostgreSQL a third would only queue on those row locks; two may
-    /// deadlock on them now and then, and the loser is written again (see
-    /// [`super::group_commit`]). On SQLite the writer thread writes one
-    /// transaction at a time whatever this says; two of each keep a batch
-    /// of each kind waiting at the thread while it commits the last, so it
-    /// never idles for a hand-off (a burst's deliveries at fan-out 10:
-    /// p50 1.1–1.7 s → 0.5–0.7 s, throughput unchanged).
+    /// PostgreSQL a second writer's batch waits on those row locks for the
+    /// first's commit and then re-checks the rows (`EvalPlanQual`: 13 % of
+    /// the database's CPU at 1 000 events/s); one writer, whose batches
+    /// grow while it commits, did better (fan-out 10 +12 %, the database's
+    /// CPU per delivery −10 to −18 %, one endpoint within the noise). On
+    /// SQLite the writer thread writes one transaction at a time whatever
+    /// this says; two of each keep a batch of each kind waiting at the
+    /// thread while it commits the last, so it never idles for a hand-off
+    /// (a burst's deliveries at fan-out 10: p50 1.1–1.7 s → 0.5–0.7 s,
+    /// throughput unchanged).
     fn concurrency(&self) -> (usize, usize);
 
     /// Commits the events and their deliveries; one answer per publish.
@@ -59,7 +62,7 @@ struct Postgres(PgPool);
 #[async_trait::async_trait]
 impl Writers for Postgres {
     fn concurrency(&self) -> (usize, usize) {
-        (4, 2)
+        (4, 1)
     }
 
     async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {
