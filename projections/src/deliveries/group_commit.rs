@@ -20,8 +20,14 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 type Reply<O> = oneshot::Sender<Result<O, Error>>;
 
-/// An item in the queue: what to write, whom to answer, since when.
-type Queued<I, O> = (I, Reply<O>, Instant);
+/// An item in the queue: what to write, whom to answer, since when, and
+/// whether its batch may linger (see [`next_batch`]).
+struct Queued<I, O> {
+    item: I,
+    reply: Reply<O>,
+    since: Instant,
+    may_linger: bool,
+}
 
 /// Writes of one batch that lost to a concurrent transaction, before its
 /// callers are told.
@@ -59,11 +65,14 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     /// Starts `writers` tasks that call `write` with batches of at most
     /// `max_batch` items. `write` answers one output per item, in order, or
     /// fails the whole batch (nothing of it was committed); see
-    /// [`write_isolated`] for what happens then.
+    /// [`write_isolated`] for what happens then. A batch is taken no
+    /// sooner than `linger` after its first item was queued (see
+    /// [`next_batch`]); zero takes it at once.
     pub fn start<W, F>(
         name: &'static str,
         writers: usize,
         max_batch: usize,
+        linger: Duration,
         waited: WaitObserver,
         write: W,
     ) -> Self
@@ -78,16 +87,19 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         for _ in 0..writers.max(1) {
             let (receiver, write) = (receiver.clone(), write.clone());
             tokio::spawn(async move {
-                while let Some(batch) = next_batch(&receiver, max_batch).await {
+                while let Some(batch) = next_batch(&receiver, max_batch, linger).await {
                     let taken = Instant::now();
                     // A caller that gave up waiting (see `submit_within`)
                     // was told its item was not stored: keep it that way.
                     let mut items = Vec::with_capacity(batch.len());
                     let mut replies = Vec::with_capacity(batch.len());
-                    for (item, reply, submitted) in batch {
-                        if !reply.is_closed() {
-                            items.push(item);
-                            replies.push((reply, taken.saturating_duration_since(submitted)));
+                    for queued in batch {
+                        if !queued.reply.is_closed() {
+                            items.push(queued.item);
+                            replies.push((
+                                queued.reply,
+                                taken.saturating_duration_since(queued.since),
+                            ));
                         }
                     }
                     if items.is_empty() {
@@ -126,9 +138,24 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
 
     /// Queues `item` and waits until the batch holding it is committed.
     pub async fn submit(&self, item: I) -> Result<O, Error> {
+        self.queue_and_wait(item, true).await
+    }
+
+    /// Like [`Self::submit`], but the batch holding `item` does not linger
+    /// (someone waits for this one before anything else can happen).
+    pub async fn submit_at_once(&self, item: I) -> Result<O, Error> {
+        self.queue_and_wait(item, false).await
+    }
+
+    async fn queue_and_wait(&self, item: I, may_linger: bool) -> Result<O, Error> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((item, reply, Instant::now()))
+            .send(Queued {
+                item,
+                reply,
+                since: Instant::now(),
+                may_linger,
+            })
             .map_err(|_| Error::Unavailable("the group commit writer has stopped"))?;
         answer
             .await
@@ -212,24 +239,88 @@ async fn guarded<O>(write: impl Future<Output = Result<O, Error>>) -> Result<O, 
 }
 
 /// Waits for one item, then takes whatever else is queued, up to `max`.
-/// `None` once every sender is gone.
-async fn next_batch<T>(receiver: &Mutex<mpsc::UnboundedReceiver<T>>, max: usize) -> Option<Vec<T>> {
+/// With a `linger`, what arrives until `linger` after the first item was
+/// queued joins it: at low load one transaction then carries several items
+/// instead of one each. Under load the first item has waited that long
+/// already (it queued while the last batch was written), so nothing waits
+/// more: the window shrinks as the load grows. An item that may not linger
+/// ends the wait. `None` once every sender is gone.
+async fn next_batch<I, O>(
+    receiver: &Mutex<mpsc::UnboundedReceiver<Queued<I, O>>>,
+    max: usize,
+    linger: Duration,
+) -> Option<Vec<Queued<I, O>>> {
     let mut receiver = receiver.lock().await;
     let first = receiver.recv().await?;
+    let until = first.since + linger;
+    let mut lingers = first.may_linger;
     let mut batch = vec![first];
-    while batch.len() < max {
-        match receiver.try_recv() {
-            Ok(item) => batch.push(item),
-            Err(_) => break,
+    loop {
+        while batch.len() < max {
+            match receiver.try_recv() {
+                Ok(queued) => {
+                    lingers &= queued.may_linger;
+                    batch.push(queued);
+                }
+                Err(_) => break,
+            }
+        }
+        if !lingers || batch.len() >= max || Instant::now() >= until {
+            return Some(batch);
+        }
+        match tokio::time::timeout_at(until.into(), receiver.recv()).await {
+            Ok(Some(queued)) => {
+                lingers &= queued.may_linger;
+                batch.push(queued);
+            }
+            Ok(None) | Err(_) => return Some(batch),
         }
     }
-    Some(batch)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use sqlx::PgPool;
+
+    /// An item that may linger waits for company (its batch is taken with
+    /// the next item, not alone); one that may not ends the wait at once.
+    #[tokio::test]
+    async fn a_batch_lingers_until_an_item_that_may_not_arrives() {
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = batches.clone();
+        let commit = GroupCommit::start(
+            "test",
+            1,
+            256,
+            Duration::from_secs(30),
+            |_, _| {},
+            move |batch: Arc<Vec<u32>>| {
+                seen.lock().unwrap().push(batch.to_vec());
+                let answers = batch.to_vec();
+                async move { Ok(answers) }
+            },
+        );
+        let started = Instant::now();
+        let lingering = commit.submit(1);
+        tokio::pin!(lingering);
+        // Polled once, it queues its item and waits for the answer; the
+        // writer (on this one-thread runtime) takes it while we yield, so
+        // the second item comes while the first lingers.
+        assert!(futures_util::poll!(&mut lingering).is_pending());
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let (first, at_once) = tokio::join!(lingering, commit.submit_at_once(2));
+        let (first, at_once) = (first.expect("committed"), at_once.expect("committed"));
+        assert_eq!((first, at_once), (1, 2));
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1, 2]], "one batch");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the second item ended the linger: {:?}",
+            started.elapsed()
+        );
+    }
 
     /// A real PostgreSQL refuses a NUL byte in text (SQLSTATE 22021) and
     /// fails the whole statement, as it did for a publish batch holding a
@@ -247,6 +338,7 @@ mod tests {
             "test",
             1,
             256,
+            Duration::ZERO,
             |_, _| {},
             move |batch: Arc<Vec<String>>| {
                 let (pool, counter) = (pool.clone(), counter.clone());

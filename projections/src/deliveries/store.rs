@@ -214,6 +214,17 @@ pub const PUBLISH_DEADLINE: Duration = Duration::from_millis(1800);
 /// transaction committed.
 const MAX_BATCH: usize = 256;
 
+/// How long an attempt's record may wait for others to share its
+/// transaction (see `group_commit::next_batch`; a FIFO delivery's does not
+/// wait: its line sends the next one only after it). Nothing waits for a
+/// record on the way to a receiver: an endpoint's slot is free once the
+/// exchange is over. At 1 000 events/s to one endpoint, 5 ms: the database's
+/// CPU per delivery −37 % on PostgreSQL (600–620 → 358–397 µs), webhookd's
+/// −11 % (−15 % on SQLite), the machine 64–70 → 49–55 % busy; throughput
+/// unchanged. A `kill -9` may leave up to this long's attempts unrecorded
+/// more than before: each is sent again after the restart (at least once).
+const OUTCOME_LINGER: Duration = Duration::from_millis(5);
+
 /// What the store tells the layers above, which it may not import.
 pub struct StoreHooks {
     /// An outcome batch moved these configs' statistics (sorted, once each).
@@ -236,6 +247,7 @@ impl DeliveryStore {
                 "publish",
                 publish_writers,
                 MAX_BATCH,
+                Duration::ZERO,
                 waited,
                 move |batch| {
                     let writers = writers.clone();
@@ -249,6 +261,7 @@ impl DeliveryStore {
                 "outcome",
                 outcome_writers,
                 MAX_BATCH,
+                OUTCOME_LINGER,
                 waited,
                 move |batch| {
                     let (writers, stats_moved) = (writers.clone(), stats_moved.clone());
@@ -415,16 +428,20 @@ impl DeliveryStore {
         next: NextStep,
         fence: Option<Fence>,
     ) -> Result<FailureRun, Error> {
-        self.outcomes
-            .submit(Outcome {
-                delivery_id: delivery.id,
-                config_id: delivery.config_id.get(),
-                kind: delivery.kind,
-                attempt: attempt.clone(),
-                next,
-                fence,
-            })
-            .await
+        let outcome = Outcome {
+            delivery_id: delivery.id,
+            config_id: delivery.config_id.get(),
+            kind: delivery.kind,
+            attempt: attempt.clone(),
+            next,
+            fence,
+        };
+        if delivery.fifo_seq.is_some() {
+            // Its FIFO line waits for this record before the next send.
+            self.outcomes.submit_at_once(outcome).await
+        } else {
+            self.outcomes.submit(outcome).await
+        }
     }
 
     /// These deliveries, if still pending (another node committed them for
