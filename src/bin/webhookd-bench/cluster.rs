@@ -7,7 +7,8 @@
 //! throughput, sized so 69 % — the cost is not the threads.)
 //!
 //! * `cluster-throughput`: 10 endpoints, a burst published round-robin
-//!   through 1, 2, … `--nodes` nodes.
+//!   through 1, 2, … `--nodes` nodes; CPU per delivery of all the nodes
+//!   together and of the database.
 //! * `cluster-latency`: one endpoint at `--rate` events/s, published only
 //!   through the nodes that do not own it (every delivery crosses
 //!   `LISTEN/NOTIFY`), beside the same load through its owner.
@@ -271,6 +272,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
         cluster.endpoints(&receiver, endpoints).await?;
         let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
         let events = options.events.unwrap_or(if quick { 200 } else { 20_000 });
+        let pids: Vec<u32> = cluster.nodes.iter().map(|n| n.child.id()).collect();
+        let cpu_from = crate::cpu::Sample::of_nodes(&pids);
         let started = Instant::now();
         let (sent, errors) = publish(
             &client,
@@ -288,15 +291,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             Duration::from_secs(300),
         )
         .await;
-        reports.push(report(
+        let elapsed = started.elapsed();
+        let cpu_to = crate::cpu::Sample::of_nodes(&pids);
+        let mut throughput = report(
             "cluster-throughput",
             endpoints,
             &sent,
             errors,
             &tally,
-            started.elapsed(),
+            elapsed,
             json!({"nodes": nodes}),
-        ));
+        );
+        // Every node's CPU together, per delivery: what the cluster costs
+        // beside one node's figure.
+        throughput.cpu = Some(cpu_from.per_delivery(&cpu_to, throughput.deliveries));
+        reports.push(throughput);
         cluster.stop().await;
     }
 

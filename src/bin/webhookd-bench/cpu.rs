@@ -117,9 +117,17 @@ fn machine_seconds() -> (f64, f64) {
 impl Sample {
     /// Now, with webhookd's process `pid`.
     pub fn now(webhookd_pid: u32) -> Self {
+        Self::of_nodes(&[webhookd_pid])
+    }
+
+    /// Now, with webhookd's processes `pids` (a cluster's nodes) together.
+    pub fn of_nodes(pids: &[u32]) -> Self {
         let (machine_busy, machine_total) = machine_seconds();
         Self {
-            webhookd: process_seconds(&format!("/proc/{webhookd_pid}/stat")),
+            webhookd: pids
+                .iter()
+                .map(|pid| process_seconds(&format!("/proc/{pid}/stat")))
+                .sum(),
             database: postgres_seconds(),
             bench: process_seconds("/proc/self/stat"),
             machine_busy,
