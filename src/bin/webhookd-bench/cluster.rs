@@ -11,7 +11,8 @@
 //!   together and of the database.
 //! * `cluster-latency`: one endpoint at `--rate` events/s, published only
 //!   through the nodes that do not own it (every delivery crosses
-//!   `LISTEN/NOTIFY`), beside the same load through its owner.
+//!   `LISTEN/NOTIFY`), beside the same load through its owner; CPU per
+//!   delivery as above.
 //! * `cluster-kill`: 10 endpoints under steady load through all but one
 //!   node, which is killed (`kill -9`) a third of the way in: lost
 //!   deliveries (must be 0), duplicates, and the longest gap in arrivals at
@@ -342,20 +343,26 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             // Same endpoint, this receiver: point the config at it.
             let secret = repoint(&client, &cluster, ids[0], &receiver.url(0)).await?;
             receiver.register(0, &secret, Behaviour::Ok);
+            let pids: Vec<u32> = cluster.nodes.iter().map(|n| n.child.id()).collect();
+            let cpu_from = crate::cpu::Sample::of_nodes(&pids);
             let started = Instant::now();
             let (sent, errors) =
                 publish(&client, &bases, &cluster.key, total, 256, Some(pace)).await;
             let tally = receiver.tally();
             wait(&tally, sent.len() as u64, Duration::from_secs(120)).await;
-            reports.push(report(
+            let elapsed = started.elapsed();
+            let cpu_to = crate::cpu::Sample::of_nodes(&pids);
+            let mut latency = report(
                 "cluster-latency",
                 1,
                 &sent,
                 errors,
                 &tally,
-                started.elapsed(),
+                elapsed,
                 json!({"nodes": count, "published_through": via}),
-            ));
+            );
+            latency.cpu = Some(cpu_from.per_delivery(&cpu_to, latency.deliveries));
+            reports.push(latency);
         }
         cluster.stop().await;
     }
