@@ -18,9 +18,13 @@ use crate::{Db, Error};
 use sqlx::{PgPool, SqlitePool};
 use std::sync::Arc;
 
-/// Connections PostgreSQL's writers use at most (four publish writers,
-/// one outcome writer): the size of the writers' own pool.
-pub const POSTGRES_WRITER_CONNECTIONS: usize = 5;
+/// PostgreSQL's publish and outcome writers (see [`Writers::concurrency`]).
+const POSTGRES_PUBLISH_WRITERS: usize = 4;
+const POSTGRES_OUTCOME_WRITERS: usize = 1;
+
+/// Connections PostgreSQL's writers use at most, one each: the size of the
+/// writers' own pool.
+pub const POSTGRES_WRITER_CONNECTIONS: usize = POSTGRES_PUBLISH_WRITERS + POSTGRES_OUTCOME_WRITERS;
 
 #[async_trait::async_trait]
 pub(super) trait Writers: Send + Sync + 'static {
@@ -62,7 +66,7 @@ struct Postgres(PgPool);
 #[async_trait::async_trait]
 impl Writers for Postgres {
     fn concurrency(&self) -> (usize, usize) {
-        (4, 1)
+        (POSTGRES_PUBLISH_WRITERS, POSTGRES_OUTCOME_WRITERS)
     }
 
     async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {

@@ -128,6 +128,12 @@ impl Nodes {
         Ok(ids)
     }
 
+    /// The CPU used so far, every node's together (see [`crate::cpu`]).
+    fn cpu(&self) -> crate::cpu::Sample {
+        let pids: Vec<u32> = self.nodes.iter().map(|n| n.child.id()).collect();
+        crate::cpu::Sample::of_nodes(&pids)
+    }
+
     async fn stop(mut self) {
         for node in &mut self.nodes {
             let _ = node.child.kill();
@@ -194,11 +200,11 @@ async fn start_node(
 /// The threads of each of `count` nodes on this one machine: together
 /// about one per core, as one node has (see `Nodes::start`).
 fn share_the_cores(count: usize) -> Vec<String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / count).max(1).to_string();
     if count == 1 {
         return Vec::new();
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / count).max(1).to_string();
     vec![
         "--workers".into(),
         threads.clone(),
@@ -273,8 +279,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
         cluster.endpoints(&receiver, endpoints).await?;
         let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
         let events = options.events.unwrap_or(if quick { 200 } else { 20_000 });
-        let pids: Vec<u32> = cluster.nodes.iter().map(|n| n.child.id()).collect();
-        let cpu_from = crate::cpu::Sample::of_nodes(&pids);
+        let cpu_from = cluster.cpu();
         let started = Instant::now();
         let (sent, errors) = publish(
             &client,
@@ -293,7 +298,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
         )
         .await;
         let elapsed = started.elapsed();
-        let cpu_to = crate::cpu::Sample::of_nodes(&pids);
+        let cpu_to = cluster.cpu();
         let mut throughput = report(
             "cluster-throughput",
             endpoints,
@@ -343,15 +348,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             // Same endpoint, this receiver: point the config at it.
             let secret = repoint(&client, &cluster, ids[0], &receiver.url(0)).await?;
             receiver.register(0, &secret, Behaviour::Ok);
-            let pids: Vec<u32> = cluster.nodes.iter().map(|n| n.child.id()).collect();
-            let cpu_from = crate::cpu::Sample::of_nodes(&pids);
+            let cpu_from = cluster.cpu();
             let started = Instant::now();
             let (sent, errors) =
                 publish(&client, &bases, &cluster.key, total, 256, Some(pace)).await;
             let tally = receiver.tally();
             wait(&tally, sent.len() as u64, Duration::from_secs(120)).await;
             let elapsed = started.elapsed();
-            let cpu_to = crate::cpu::Sample::of_nodes(&pids);
+            let cpu_to = cluster.cpu();
             let mut latency = report(
                 "cluster-latency",
                 1,
