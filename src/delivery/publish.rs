@@ -154,22 +154,22 @@ impl Publisher {
     async fn commit_and_hand_over(&self, new: NewEvent) -> Result<Published, PublishError> {
         let (store, supervisor) = (self.store.clone(), self.supervisor.clone());
         let organisation = new.organisation;
-        let handover = tokio::spawn(
-            async move {
-                let published = store.publish(new).await?;
-                tracing::debug!(
-                    event_id = %published.event.id,
-                    event_type = %published.event.event_type,
-                    organisation,
-                    deliveries = published.delivery_count,
-                    duplicate = published.duplicate,
-                    "event published"
-                );
-                supervisor.enqueue(published.deliveries.clone());
-                Ok::<_, projections::Error>(published)
-            }
-            .instrument(tracing::Span::current()),
-        );
+        let handover = async move {
+            let published = store.publish(new).await?;
+            tracing::debug!(
+                event_id = %published.event.id,
+                event_type = %published.event.event_type,
+                organisation,
+                deliveries = published.delivery_count,
+                duplicate = published.duplicate,
+                "event published"
+            );
+            supervisor.enqueue(published.deliveries.clone());
+            Ok::<_, projections::Error>(published)
+        }
+        .instrument(tracing::Span::current());
+        // Boxed, so that the task holds a pointer, not the ~1.1 KB future.
+        let handover = tokio::spawn(Box::pin(handover));
         match handover.await {
             Ok(result) => Ok(result?),
             Err(error) => Err(PublishError::Store(projections::Error::Unavailable(

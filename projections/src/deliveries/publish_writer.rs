@@ -89,7 +89,7 @@ impl<'a> Rows<'a> {
         let events = batch
             .iter()
             .map(|new| EventRecord {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: uuid::Uuid::now_v7().to_string(),
                 event_type: new.event_type.clone(),
                 data: new.data.clone(),
                 published_at: now,
@@ -227,7 +227,8 @@ macro_rules! insert_events_as_ev {
                 $7::bigint[], $13::bigint[]) \
                 AS i (id, organisation, idempotency_key, event_type, data, key_id, \
                     delivery_count) \
-            ON CONFLICT (organisation, idempotency_key) DO NOTHING \
+            ON CONFLICT (organisation, idempotency_key) WHERE idempotency_key IS NOT NULL \
+             DO NOTHING \
             RETURNING id \
         ) "
     };
@@ -379,7 +380,8 @@ fn write_sqlite(tx: &rusqlite::Connection, rows: &Rows<'_>) -> Result<Vec<Publis
         let mut insert = tx.prepare_cached(
             "INSERT INTO published_events (id, organisation, idempotency_key, event_type, \
              data, published_at, key_id, delivery_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-             ON CONFLICT (organisation, idempotency_key) DO NOTHING",
+             ON CONFLICT (organisation, idempotency_key) WHERE idempotency_key IS NOT NULL \
+             DO NOTHING",
         )?;
         for &i in &rows.order {
             let new = &batch[i];
