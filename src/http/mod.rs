@@ -51,6 +51,7 @@ pub struct AppState {
 
 /// Mounts every route of every dialect.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    v1::publish_route(cfg);
     health::routes(cfg);
     docs::routes(cfg);
     console::routes(cfg);

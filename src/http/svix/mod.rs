@@ -107,7 +107,15 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let fallback = |allow: &'static str| web::to(move |req| error::method_not_allowed(req, allow));
     let resource = |path: &str| web::resource(path);
+    // Publishing first: actix tries resources in order, a regex match
+    // each, and this is the one every message takes.
     cfg.service(
+        resource("/api/v1/app/{app_id}/msg")
+            .get(messages::list)
+            .post(messages::create)
+            .default_service(fallback("GET, POST")),
+    )
+    .service(
         resource("/api/v1/health")
             .get(portal::health)
             .head(portal::health)
@@ -196,12 +204,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg")
             .get(messages::messages_of_endpoint)
             .default_service(fallback("GET")),
-    )
-    .service(
-        resource("/api/v1/app/{app_id}/msg")
-            .get(messages::list)
-            .post(messages::create)
-            .default_service(fallback("GET, POST")),
     )
     .service(
         resource("/api/v1/app/{app_id}/msg/{msg_id}")
