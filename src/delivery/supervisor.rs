@@ -18,7 +18,7 @@ use aggregates::values::ConfigId;
 use projections::db::now_micros;
 use projections::deliveries::PendingDelivery;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 struct Slot {
@@ -27,28 +27,56 @@ struct Slot {
     sent: u64,
 }
 
+/// The live endpoint actors, shared by the supervisor and its handles.
+///
+/// A publish hands its deliveries straight to a live actor from here
+/// instead of through the supervisor's mailbox: one cross-thread wake-up
+/// fewer on every publish (at 1 000/s on PostgreSQL the hand-over took 94 µs
+/// on average). The supervisor alone adds and removes actors, and counts
+/// and sends under the same lock as a handle does, so an actor is never
+/// stopped with a batch on its way (see [`EndpointIdle`]) and one started
+/// by the supervisor gets its first batch before any handle's.
+#[derive(Clone, Default)]
+struct Directory(Arc<Mutex<HashMap<ConfigId, Slot>>>);
+
+impl Directory {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConfigId, Slot>> {
+        // Nothing panics while holding it; should something, the map is
+        // still whole (each change is one insert or remove).
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 pub struct DeliverySupervisor {
     engine: Arc<DeliveryEngine>,
     lanes: Lanes,
-    endpoints: HashMap<ConfigId, Slot>,
+    endpoints: Directory,
     restarts: u64,
     polling: bool,
 }
 
 impl DeliverySupervisor {
-    pub fn new(engine: Arc<DeliveryEngine>) -> Self {
+    fn new(engine: Arc<DeliveryEngine>, endpoints: Directory) -> Self {
         Self {
             lanes: Lanes::start(&engine.settings),
             engine,
-            endpoints: HashMap::new(),
+            endpoints,
             restarts: 0,
             polling: false,
         }
     }
 
-    fn endpoint(&mut self, config_id: ConfigId, ctx: &mut Context<Self>) -> &mut Slot {
-        let dead = self
-            .endpoints
+    /// The live actor of `config_id` in `endpoints` (the locked
+    /// directory), started (again) if there is none.
+    fn endpoint<'a>(
+        &mut self,
+        endpoints: &'a mut HashMap<ConfigId, Slot>,
+        config_id: ConfigId,
+        ctx: &mut Context<Self>,
+    ) -> &'a mut Slot {
+        let dead = endpoints
             .get(&config_id)
             .is_some_and(|slot| !slot.addr.connected());
         if dead {
@@ -58,12 +86,12 @@ impl DeliverySupervisor {
                 config = config_id.get(),
                 "endpoint actor died; restarting it with its pending work"
             );
-            self.endpoints.remove(&config_id);
+            endpoints.remove(&config_id);
         }
         let engine = self.engine.clone();
         let me = ctx.address();
         let lane = self.lanes.for_endpoint(config_id);
-        self.endpoints.entry(config_id).or_insert_with(|| {
+        endpoints.entry(config_id).or_insert_with(|| {
             let client = lane.client.clone();
             Slot {
                 addr: EndpointActor::start_in_arbiter(&lane.arbiter, move |_| {
@@ -78,26 +106,24 @@ impl DeliverySupervisor {
     /// owns, and picks up pending rows no actor holds.
     fn watch(&mut self, ctx: &mut Context<Self>) {
         let ownership = self.engine.node.ownership.clone();
-        let disowned: Vec<ConfigId> = self
-            .endpoints
-            .keys()
-            .copied()
-            .filter(|&id| !ownership.owns(id))
-            .collect();
-        for config_id in disowned {
-            if let Some(slot) = self.endpoints.remove(&config_id) {
+        let directory = self.endpoints.clone();
+        let mut endpoints = directory.lock();
+        endpoints.retain(|&id, slot| {
+            let owned = ownership.owns(id);
+            if !owned {
                 slot.addr.do_send(Stop);
             }
-        }
-        let dead: Vec<ConfigId> = self
-            .endpoints
+            owned
+        });
+        let dead: Vec<ConfigId> = endpoints
             .iter()
             .filter(|(_, slot)| !slot.addr.connected())
             .map(|(id, _)| *id)
             .collect();
         for config_id in dead {
-            self.endpoint(config_id, ctx);
+            self.endpoint(&mut endpoints, config_id, ctx);
         }
+        drop(endpoints);
         if self.polling {
             return;
         }
@@ -109,9 +135,11 @@ impl DeliverySupervisor {
             supervisor.polling = false;
             match found {
                 Ok(config_ids) => {
+                    let directory = supervisor.endpoints.clone();
+                    let mut endpoints = directory.lock();
                     for config_id in config_ids {
                         let ours = supervisor.engine.node.ownership.owns(config_id);
-                        if let Some(slot) = supervisor.endpoints.get(&config_id) {
+                        if let Some(slot) = endpoints.get(&config_id) {
                             // On a cluster it may have missed some (another
                             // node's announcement lost): it looks if it has
                             // nothing. A single node hands every delivery
@@ -122,7 +150,7 @@ impl DeliverySupervisor {
                             continue;
                         }
                         if ours {
-                            supervisor.endpoint(config_id, ctx);
+                            supervisor.endpoint(&mut endpoints, config_id, ctx);
                         }
                     }
                 }
@@ -167,12 +195,14 @@ impl Handler<Enqueue> for DeliverySupervisor {
                 .or_default()
                 .push(delivery);
         }
+        let directory = self.endpoints.clone();
+        let mut endpoints = directory.lock();
         for (config_id, deliveries) in by_endpoint {
             if !self.engine.node.ownership.owns(config_id) {
                 // Lost meanwhile: the new owner's poll finds them.
                 continue;
             }
-            let slot = self.endpoint(config_id, ctx);
+            let slot = self.endpoint(&mut endpoints, config_id, ctx);
             slot.sent += 1;
             slot.addr.do_send(Deliver {
                 deliveries,
@@ -195,12 +225,12 @@ impl Handler<Changed> for DeliverySupervisor {
     fn handle(&mut self, Changed(change): Changed, ctx: &mut Context<Self>) {
         match change {
             Change::Config(config_id) => {
-                if let Some(slot) = self.endpoints.get(&config_id) {
+                if let Some(slot) = self.endpoints.lock().get(&config_id) {
                     slot.addr.do_send(Reload);
                 }
             }
             Change::Everything => {
-                for slot in self.endpoints.values() {
+                for slot in self.endpoints.lock().values() {
                     slot.addr.do_send(Reload);
                 }
                 self.watch(ctx);
@@ -260,13 +290,14 @@ impl Handler<EndpointIdle> for DeliverySupervisor {
 
     fn handle(&mut self, msg: EndpointIdle, _: &mut Context<Self>) {
         // Only when it has seen every batch sent to it: otherwise work is
-        // on its way and it must stay.
-        if self
-            .endpoints
+        // on its way and it must stay. Under the directory's lock, so that
+        // no handle sends it a batch between the check and the removal.
+        let mut endpoints = self.endpoints.lock();
+        if endpoints
             .get(&msg.config_id)
             .is_some_and(|slot| slot.sent == msg.received)
         {
-            if let Some(slot) = self.endpoints.remove(&msg.config_id) {
+            if let Some(slot) = endpoints.remove(&msg.config_id) {
                 slot.addr.do_send(Stop);
             }
         }
@@ -284,7 +315,7 @@ impl Handler<EndpointGone> for DeliverySupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: EndpointGone, _: &mut Context<Self>) {
-        self.endpoints.remove(&msg.config_id);
+        self.endpoints.lock().remove(&msg.config_id);
     }
 }
 
@@ -308,6 +339,7 @@ impl Handler<GetStats> for DeliverySupervisor {
         MessageResult(SupervisorStats {
             live_endpoints: self
                 .endpoints
+                .lock()
                 .values()
                 .filter(|slot| slot.addr.connected())
                 .count(),
@@ -330,7 +362,7 @@ impl Handler<InjectPanic> for DeliverySupervisor {
     type Result = bool;
 
     fn handle(&mut self, msg: InjectPanic, _: &mut Context<Self>) -> bool {
-        match self.endpoints.get(&msg.config_id) {
+        match self.endpoints.lock().get(&msg.config_id) {
             Some(slot) => {
                 slot.addr.do_send(Panic);
                 true
@@ -350,6 +382,7 @@ fn handed_over_now() -> Option<Instant> {
 #[derive(Clone)]
 pub struct SupervisorHandle {
     addr: Addr<DeliverySupervisor>,
+    endpoints: Directory,
     ownership: Ownership,
     changes: ChangeBus,
 }
@@ -359,7 +392,8 @@ impl SupervisorHandle {
     pub fn start(engine: Arc<DeliveryEngine>, bus: ChangeBus) -> Self {
         let ownership = engine.node.ownership.clone();
         let mut changes = bus.subscribe();
-        let addr = DeliverySupervisor::new(engine).start();
+        let endpoints = Directory::default();
+        let addr = DeliverySupervisor::new(engine, endpoints.clone()).start();
         let forward = addr.clone();
         actix::spawn(async move {
             while let Some(announced) = changes.next().await {
@@ -376,6 +410,7 @@ impl SupervisorHandle {
         });
         Self {
             addr,
+            endpoints,
             ownership,
             changes: bus,
         }
@@ -412,9 +447,37 @@ impl SupervisorHandle {
                 again: enqueue.again,
             });
         }
-        if !ours.is_empty() {
+        if ours.is_empty() {
+            return;
+        }
+        // Straight to the live actors; the supervisor starts the others.
+        let mut by_endpoint: HashMap<ConfigId, Vec<PendingDelivery>> = HashMap::new();
+        for delivery in ours {
+            by_endpoint
+                .entry(delivery.config_id)
+                .or_default()
+                .push(delivery);
+        }
+        let mut rest = Vec::new();
+        {
+            let mut endpoints = self.endpoints.lock();
+            for (config_id, deliveries) in by_endpoint {
+                match endpoints.get_mut(&config_id) {
+                    Some(slot) if slot.addr.connected() => {
+                        slot.sent += 1;
+                        slot.addr.do_send(Deliver {
+                            deliveries,
+                            again: enqueue.again,
+                            since: enqueue.since,
+                        });
+                    }
+                    _ => rest.extend(deliveries),
+                }
+            }
+        }
+        if !rest.is_empty() {
             self.addr.do_send(Enqueue {
-                deliveries: ours,
+                deliveries: rest,
                 again: enqueue.again,
                 since: enqueue.since,
             });
