@@ -51,7 +51,6 @@ pub struct AppState {
 
 /// Mounts every route of every dialect.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    v1::publish_route(cfg);
     health::routes(cfg);
     docs::routes(cfg);
     console::routes(cfg);

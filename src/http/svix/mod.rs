@@ -113,30 +113,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .head(portal::health)
             .default_service(fallback("GET, HEAD")),
     )
+    // Every resource with a parameter sits behind a static prefix: a path
+    // outside it (v1's, mounted after this dialect) is turned away by a
+    // string comparison instead of a regex match per resource.
     .service(
-        resource("/api/v1/auth/app-portal-access/{app_id}")
-            .post(portal::app_portal_access)
-            .default_service(fallback("POST")),
+        web::scope("/api/v1/auth").service(
+            resource("/app-portal-access/{app_id}")
+                .post(portal::app_portal_access)
+                .default_service(fallback("POST")),
+        ),
     )
     .service(
-        resource("/api/v1/event-type")
-            .get(event_types::list)
-            .post(event_types::create)
-            .default_service(fallback("GET, POST")),
+        web::scope("/api/v1/event-type")
+            .service(
+                resource("")
+                    .get(event_types::list)
+                    .post(event_types::create)
+                    .default_service(fallback("GET, POST")),
+            )
+            .service(
+                resource("/{event_type_name}")
+                    .get(event_types::show)
+                    .put(event_types::replace)
+                    .patch(event_types::patch)
+                    .delete(event_types::delete)
+                    .default_service(fallback("GET, PUT, PATCH, DELETE")),
+            ),
     )
     .service(
-        resource("/api/v1/event-type/{event_type_name}")
-            .get(event_types::show)
-            .put(event_types::replace)
-            .patch(event_types::patch)
-            .delete(event_types::delete)
-            .default_service(fallback("GET, PUT, PATCH, DELETE")),
-    )
-    .service(
-        // Every `/api/v1/app…` resource behind one static prefix: a path
-        // outside it (v1's, after this dialect) is turned away by one
-        // string comparison instead of a regex match per resource. The
-        // message route first: every Svix publish takes it.
+        // The message route first: every Svix publish takes it.
         web::scope("/api/v1/app")
             .service(
                 resource("/{app_id}/msg")
