@@ -132,6 +132,7 @@ impl Application {
                     ClusterStore::new(pool.clone()),
                     node_id.clone(),
                     changes.clone(),
+                    ownership.clone(),
                 );
                 // The heartbeat has connections of its own: publishes that
                 // fill the query pool must not starve the renewal of the

@@ -1,16 +1,20 @@
 //! The cluster bus: this node's changes go out as PostgreSQL notifications
 //! on one channel, and the other nodes' come in, onto the local
 //! [`ChangeBus`]. A notification is delivered when its transaction commits
-//! (each `pg_notify` here is its own), holds at most 8 000 bytes (long lists
-//! are split), and is lost to a listener whose connection dropped — so a
-//! reconnect is taken as "everything may have changed".
+//! (what one round sends is one statement, its own transaction), holds at
+//! most 8 000 bytes (long lists are split), and is lost to a listener whose
+//! connection dropped — so a reconnect is taken as "everything may have
+//! changed".
 //!
 //! Payload: `<node id>|<kind>|<list>` (list items separated by U+001F)
 //! with kinds `c` (config id), `s` (config ids whose statistics moved), `t`
 //! (keys or organisations), `m` (a node joined, left or freed partitions),
 //! and `d` / `r` (deliveries committed / made pending again by a manual
-//! retry, for their owner to take on: each whole as JSON when small, so the
-//! owner sends it without a read, else `config:delivery`).
+//! retry, for their owner to take on: each `config:` and then the delivery
+//! whole as JSON when small, so the owner sends it without a read, else its
+//! id; every node hears every notification, and one that does not own the
+//! config skips the item without parsing its JSON).
+use super::Ownership;
 use crate::changes::{Change, ChangeBus, Committed};
 use aggregates::values::ConfigId;
 use projections::cluster::ClusterStore;
@@ -25,13 +29,13 @@ const MAX_PAYLOAD: usize = 7_000;
 const STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts both directions.
-pub fn start(store: ClusterStore, node: String, changes: ChangeBus) {
+pub fn start(store: ClusterStore, node: String, changes: ChangeBus, ownership: Ownership) {
     tokio::spawn(send_local_changes(
         store.clone(),
         node.clone(),
         changes.clone(),
     ));
-    tokio::spawn(receive_remote_changes(store, node, changes));
+    tokio::spawn(receive_remote_changes(store, node, changes, ownership));
 }
 
 async fn send_local_changes(store: ClusterStore, node: String, changes: ChangeBus) {
@@ -144,16 +148,22 @@ pub async fn announce_membership(store: &ClusterStore, node: &str) {
 }
 
 async fn notify(store: &ClusterStore, payloads: Vec<String>) {
-    for payload in payloads {
-        if let Err(error) = store.notify(&payload).await {
-            // The others find out by their own means: deliveries by the
-            // owner's poll, caches by their reconnect or max age.
-            tracing::warn!(%error, "cannot notify the other nodes");
-        }
+    if payloads.is_empty() {
+        return;
+    }
+    if let Err(error) = store.notify(&payloads).await {
+        // The others find out by their own means: deliveries by the
+        // owner's poll, caches by their reconnect or max age.
+        tracing::warn!(%error, "cannot notify the other nodes");
     }
 }
 
-async fn receive_remote_changes(store: ClusterStore, node: String, changes: ChangeBus) {
+async fn receive_remote_changes(
+    store: ClusterStore,
+    node: String,
+    changes: ChangeBus,
+    ownership: Ownership,
+) {
     loop {
         let mut notifications = match store.listen().await {
             Ok(notifications) => notifications,
@@ -168,7 +178,8 @@ async fn receive_remote_changes(store: ClusterStore, node: String, changes: Chan
         loop {
             match notifications.next().await {
                 Ok(Some(payload)) => {
-                    if let Some(change) = decode(&node, &payload) {
+                    let ours = |config| ownership.owns(config);
+                    if let Some(change) = decode(&node, &payload, ours) {
                         changes.arrived(change);
                     }
                 }
@@ -188,8 +199,9 @@ async fn receive_remote_changes(store: ClusterStore, node: String, changes: Chan
 /// Between the items of a list: a character JSON text never holds raw.
 const SEPARATOR: char = '\u{1f}';
 
-/// A change of another node's (`None` for our own, or a payload we do not read).
-fn decode(me: &str, payload: &str) -> Option<Change> {
+/// A change of another node's (`None` for our own, or a payload we do not
+/// read); of the deliveries, those of the configs `ours` says we own.
+fn decode(me: &str, payload: &str, ours: impl Fn(ConfigId) -> bool) -> Option<Change> {
     let mut parts = payload.splitn(3, '|');
     let (node, kind, list) = (parts.next()?, parts.next()?, parts.next().unwrap_or(""));
     if node == me {
@@ -203,17 +215,27 @@ fn decode(me: &str, payload: &str) -> Option<Change> {
         )),
         "t" => Some(Change::Tenancy),
         "m" => Some(Change::Membership),
-        "d" | "r" => Some(Change::Deliveries {
-            deliveries: items().filter_map(wire::decode).collect(),
-            again: kind == "r",
-        }),
+        "d" | "r" => {
+            let deliveries: Vec<Committed> = items()
+                .filter_map(|item| wire::decode(item, &ours))
+                .collect();
+            (!deliveries.is_empty()).then_some(Change::Deliveries {
+                deliveries,
+                again: kind == "r",
+            })
+        }
         _ => None,
     }
 }
 
-/// A committed delivery on the wire: whole (JSON) while it is small, so
-/// that its owner sends it without reading the database; else
-/// `config:delivery`, and the owner reads it.
+/// A committed delivery on the wire: `config:` and then the delivery whole
+/// (JSON) while it is small, so that its owner sends it without reading the
+/// database, else its id, and the owner reads it. The config comes first so
+/// that the nodes that do not own it skip it unparsed (each node hears
+/// every notification). Items of nodes from before the prefix (whole
+/// deliveries as bare JSON) are still read; such a node cannot read the
+/// prefixed wholes and leaves them to their owner's poll (rolling upgrade:
+/// at most the watchdog interval late).
 mod wire {
     use crate::changes::Committed;
     use aggregates::values::ConfigId;
@@ -261,7 +283,7 @@ mod wire {
                     data: &d.event.data,
                 };
                 match serde_json::to_string(&whole) {
-                    Ok(json) if json.len() <= WHOLE_UP_TO => json,
+                    Ok(json) if json.len() <= WHOLE_UP_TO => format!("{}:{json}", d.config_id),
                     _ => format!("{}:{}", d.config_id, d.id),
                 }
             }
@@ -272,34 +294,47 @@ mod wire {
         }
     }
 
-    pub fn decode(item: &str) -> Option<Committed> {
+    /// The item if `ours` says its config is ours.
+    pub fn decode(item: &str, ours: impl Fn(ConfigId) -> bool) -> Option<Committed> {
         if item.starts_with('{') {
-            let whole: Whole = serde_json::from_str(item).ok()?;
-            return Some(Committed::Whole(PendingDelivery {
-                id: whole.id,
-                config_id: whole.config,
-                kind: if whole.test {
-                    DeliveryKind::Test
-                } else {
-                    DeliveryKind::Event
-                },
-                task_id: whole.task.map(str::to_owned),
-                attempts: whole.attempts,
-                next_attempt_at: whole.due,
-                fifo_seq: whole.place,
-                event: EventRecord {
-                    id: whole.event.to_owned(),
-                    event_type: whole.event_type.to_owned(),
-                    data: whole.data.to_owned().into(),
-                    published_at: whole.published,
-                },
-            }));
+            // A node from before the config prefix.
+            return whole(item).filter(|committed| ours(committed.config_id()));
         }
-        let (config, delivery) = item.split_once(':')?;
+        let (config, rest) = item.split_once(':')?;
+        let config_id = ConfigId::parse(config)?;
+        if !ours(config_id) {
+            return None;
+        }
+        if rest.starts_with('{') {
+            return whole(rest).filter(|committed| committed.config_id() == config_id);
+        }
         Some(Committed::Id {
-            config_id: ConfigId::parse(config)?,
-            delivery_id: delivery.parse().ok()?,
+            config_id,
+            delivery_id: rest.parse().ok()?,
         })
+    }
+
+    fn whole(json: &str) -> Option<Committed> {
+        let whole: Whole = serde_json::from_str(json).ok()?;
+        Some(Committed::Whole(PendingDelivery {
+            id: whole.id,
+            config_id: whole.config,
+            kind: if whole.test {
+                DeliveryKind::Test
+            } else {
+                DeliveryKind::Event
+            },
+            task_id: whole.task.map(str::to_owned),
+            attempts: whole.attempts,
+            next_attempt_at: whole.due,
+            fifo_seq: whole.place,
+            event: EventRecord {
+                id: whole.event.to_owned(),
+                event_type: whole.event_type.to_owned(),
+                data: whole.data.to_owned().into(),
+                published_at: whole.published,
+            },
+        }))
     }
 }
 
@@ -315,7 +350,7 @@ mod tests {
         let whole = |i: i64, data: String| {
             Committed::Whole(PendingDelivery {
                 id: 1_000_000 + i,
-                config_id: ConfigId::new(i % 7),
+                config_id: ConfigId::new(i % 7 + 1),
                 kind: DeliveryKind::Event,
                 task_id: None,
                 attempts: 0,
@@ -342,13 +377,14 @@ mod tests {
             999,
             format!(r#"{{"blob": "{}"}}"#, "x".repeat(5_000)),
         ));
+        let all = |_: ConfigId| true;
         let payloads = encode("a", 'd', committed.iter().map(wire::encode));
         assert!(payloads.len() > 1);
         let mut decoded = Vec::new();
         for payload in &payloads {
             assert!(payload.len() <= MAX_PAYLOAD);
-            assert_eq!(decode("a", payload), None, "our own");
-            match decode("b", payload) {
+            assert_eq!(decode("a", payload, all), None, "our own");
+            match decode("b", payload, all) {
                 Some(Change::Deliveries { deliveries, again }) => {
                     assert!(!again);
                     decoded.extend(deliveries)
@@ -370,18 +406,50 @@ mod tests {
             Some(Committed::Id {
                 delivery_id: 1_000_999,
                 config_id,
-            }) if config_id.get() == 5
+            }) if config_id.get() == 6
         ));
+        // A node that owns some configs reads only theirs.
+        let mut only_threes = Vec::new();
+        for payload in &payloads {
+            if let Some(Change::Deliveries { deliveries, .. }) =
+                decode("b", payload, |config| config.get() == 3)
+            {
+                only_threes.extend(deliveries);
+            }
+        }
+        let threes: Vec<&Committed> = committed
+            .iter()
+            .filter(|c| c.config_id().get() == 3)
+            .collect();
+        assert_eq!(only_threes.len(), threes.len());
+        assert!(only_threes.iter().all(|c| c.config_id().get() == 3));
+        // A whole delivery as a node before the config prefix sent it.
+        let Committed::Whole(sent) = &committed[5] else {
+            unreachable!()
+        };
+        let bare = wire::encode(&committed[5]);
+        let bare = bare.split_once(':').unwrap().1;
+        assert!(bare.starts_with('{'));
+        match decode("b", &format!("a|d|{bare}"), all) {
+            Some(Change::Deliveries { deliveries, .. }) => match &deliveries[..] {
+                [Committed::Whole(got)] => assert_eq!(got.id, sent.id),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        // A prefix that disagrees with the delivery inside is not believed.
+        let lying = format!("a|d|{}:{bare}", sent.config_id.get() + 1);
+        assert_eq!(decode("b", &lying, all), None);
         assert_eq!(
-            decode("b", "a|c|42"),
+            decode("b", "a|c|42", all),
             Some(Change::Config(ConfigId::new(42)))
         );
-        assert_eq!(decode("b", "a|t|"), Some(Change::Tenancy));
-        assert_eq!(decode("b", "a|m|"), Some(Change::Membership));
+        assert_eq!(decode("b", "a|t|", all), Some(Change::Tenancy));
+        assert_eq!(decode("b", "a|m|", all), Some(Change::Membership));
         assert_eq!(
-            decode("b", &format!("a|s|1{SEPARATOR}2")),
+            decode("b", &format!("a|s|1{SEPARATOR}2"), all),
             Some(Change::Stats(vec![1, 2]))
         );
-        assert_eq!(decode("b", "garbage"), None);
+        assert_eq!(decode("b", "garbage", all), None);
     }
 }

@@ -678,6 +678,37 @@ async fn idle_endpoint_actors_stop(backend: Backend) {
     receiver.wait_for(10, WAIT).await;
 }
 
+/// A publish hands its deliveries to a live actor directly while that
+/// actor may be reporting itself idle: the supervisor stops an actor only
+/// when it has seen every batch sent to it, so none is stopped with a batch
+/// on its way. Actors here go idle after 2 ms and the watchdog's poll — the
+/// only other way a pending delivery gets picked up — is an hour away, so a
+/// batch lost in that race would never arrive within the deadline. The
+/// pauses between publishes (0–10 ms; an answered attempt is recorded
+/// within ~5 ms) put publishes on both sides of the idle report again and
+/// again.
+async fn a_publish_racing_an_idle_stop_is_delivered(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.idle_timeout = Duration::from_millis(2);
+        settings.delivery.watchdog_interval = Duration::from_secs(3600);
+    })
+    .await;
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    subscribe(&app, &receiver.url, json!({})).await;
+    let rounds = 300;
+    for n in 1..=rounds {
+        app.publish("invoice.paid", json!({ "n": n })).await;
+        receiver.wait_for(n, Duration::from_secs(10)).await;
+        // Not synchronisation: a spread of moments relative to the
+        // actor's idle report.
+        tokio::time::sleep(Duration::from_micros((n as u64 * 397) % 10_000)).await;
+    }
+    let stats = app.publisher.supervisor().stats().await.unwrap();
+    assert_eq!(stats.restarts, 0, "{stats:?}");
+    assert_eq!(receiver.received().len(), rounds);
+}
+
 /// The payload of the newest event in a config's log.
 async fn last_event(app: &TestApp, id: i64) -> Value {
     let sql = "SELECT CAST(payload AS TEXT) FROM events WHERE aggregate_id = $1 \
@@ -710,4 +741,5 @@ on_both_backends!(
     a_test_makes_the_config_valid_or_invalid,
     redirects_are_not_followed,
     idle_endpoint_actors_stop,
+    a_publish_racing_an_idle_stop_is_delivered,
 );
