@@ -119,6 +119,7 @@ impl Application {
             StoreHooks {
                 stats_moved: Arc::new(move |configs| changes.announce(Change::Stats(configs))),
                 commit_waited: crate::telemetry::group_commit_waited,
+                outcome_linger: settings.delivery.outcome_linger,
             }
         });
         // On PostgreSQL every node is a cluster member, alone or not: it

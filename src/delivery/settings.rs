@@ -68,6 +68,9 @@ pub struct DeliverySettings {
     pub source_address: Option<IpAddr>,
     /// What signing and secret overlaps take for now (tests move it).
     pub clock: Clock,
+    /// How long an outcome batch waits for company
+    /// (`projections::deliveries::OUTCOME_LINGER`; tests lengthen it).
+    pub outcome_linger: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -86,6 +89,7 @@ impl Default for DeliverySettings {
             resolve_overrides: HashMap::new(),
             source_address: None,
             clock: Clock::default(),
+            outcome_linger: projections::deliveries::OUTCOME_LINGER,
         }
     }
 }

@@ -79,6 +79,10 @@ pub struct DeliverySupervisor {
     endpoints: Directory,
     restarts: u64,
     polling: bool,
+    /// Test hook (see [`HoldIdleReports`]): how long an idle report waits
+    /// before it is looked at.
+    #[cfg(feature = "fault-injection")]
+    idle_hold: std::time::Duration,
 }
 
 impl DeliverySupervisor {
@@ -89,6 +93,8 @@ impl DeliverySupervisor {
             endpoints,
             restarts: 0,
             polling: false,
+            #[cfg(feature = "fault-injection")]
+            idle_hold: std::time::Duration::ZERO,
         }
     }
 
@@ -300,7 +306,20 @@ pub struct EndpointIdle {
 impl Handler<EndpointIdle> for DeliverySupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: EndpointIdle, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: EndpointIdle, _ctx: &mut Context<Self>) {
+        #[cfg(feature = "fault-injection")]
+        if !self.idle_hold.is_zero() {
+            _ctx.run_later(self.idle_hold, move |supervisor, _| {
+                supervisor.settle_idle(msg)
+            });
+            return;
+        }
+        self.settle_idle(msg);
+    }
+}
+
+impl DeliverySupervisor {
+    fn settle_idle(&mut self, msg: EndpointIdle) {
         // Only when it has seen every batch sent to it: otherwise work is
         // on its way and it must stay. Under the directory's lock, so that
         // no handle sends it a batch between the check and the removal.
@@ -358,6 +377,24 @@ impl Handler<GetStats> for DeliverySupervisor {
             restarts: self.restarts,
             held_deliveries: self.engine.node.budget.held(),
         })
+    }
+}
+
+/// Test hook: idle reports wait this long before the supervisor looks at
+/// them (feature `fault-injection`), so that batches sent to an actor
+/// after it reported itself idle — a race of microseconds otherwise — can
+/// be made to happen at will.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HoldIdleReports(pub std::time::Duration);
+
+#[cfg(feature = "fault-injection")]
+impl Handler<HoldIdleReports> for DeliverySupervisor {
+    type Result = ();
+
+    fn handle(&mut self, HoldIdleReports(hold): HoldIdleReports, _: &mut Context<Self>) {
+        self.idle_hold = hold;
     }
 }
 
@@ -486,6 +523,12 @@ impl SupervisorHandle {
 
     pub async fn stats(&self) -> Option<SupervisorStats> {
         self.addr.send(GetStats).await.ok()
+    }
+
+    /// Test hook (see [`HoldIdleReports`]).
+    #[cfg(feature = "fault-injection")]
+    pub async fn hold_idle_reports(&self, hold: std::time::Duration) {
+        let _ = self.addr.send(HoldIdleReports(hold)).await;
     }
 
     /// Test hook (see [`InjectPanic`]); false when no actor is live for it.

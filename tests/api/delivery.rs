@@ -678,35 +678,62 @@ async fn idle_endpoint_actors_stop(backend: Backend) {
     receiver.wait_for(10, WAIT).await;
 }
 
-/// A publish hands its deliveries to a live actor directly while that
-/// actor may be reporting itself idle: the supervisor stops an actor only
-/// when it has seen every batch sent to it, so none is stopped with a batch
-/// on its way. Actors here go idle after 2 ms and the watchdog's poll — the
-/// only other way a pending delivery gets picked up — is an hour away, so a
-/// batch lost in that race would never arrive within the deadline. The
-/// pauses between publishes (0–10 ms; an answered attempt is recorded
-/// within ~5 ms) put publishes on both sides of the idle report again and
-/// again.
+/// A publish hands its deliveries to a live actor directly, also while
+/// that actor's report that it is idle is on its way to the supervisor:
+/// the supervisor stops an actor only when it has seen every batch sent to
+/// it, so none is stopped with work in hand. The race is of microseconds;
+/// here the supervisor holds idle reports for a second (a test hook), and
+/// the watchdog's poll — the only other way pending work gets picked up —
+/// is an hour away. The first event is delivered and the actor reports
+/// itself idle (2 ms after its attempt is recorded); within the held
+/// second a burst of 100 more arrives, 4 in flight (held by the receiver)
+/// and the rest waiting in the actor. An actor stopped when the report is
+/// finally looked at would drop those: they would never arrive.
 async fn a_publish_racing_an_idle_stop_is_delivered(backend: Backend) {
     let app = TestApp::spawn_for_delivery(backend, |settings| {
         settings.delivery.idle_timeout = Duration::from_millis(2);
         settings.delivery.watchdog_interval = Duration::from_secs(3600);
+        settings.delivery.max_in_flight_per_endpoint = 4;
     })
     .await;
     app.add_event_type("invoice.paid").await;
-    let receiver = Receiver::ok();
-    subscribe(&app, &receiver.url, json!({})).await;
-    let rounds = 300;
-    for n in 1..=rounds {
-        app.publish("invoice.paid", json!({ "n": n })).await;
-        receiver.wait_for(n, Duration::from_secs(10)).await;
-        // Not synchronisation: a spread of moments relative to the
-        // actor's idle report.
-        tokio::time::sleep(Duration::from_micros((n as u64 * 397) % 10_000)).await;
-    }
-    let stats = app.publisher.supervisor().stats().await.unwrap();
+    let receiver = Receiver::scripted(|n| {
+        if n == 0 {
+            Reply::Status(200)
+        } else {
+            Reply::AfterRelease(200)
+        }
+    });
+    let (id, _) = subscribe(&app, &receiver.url, json!({})).await;
+    let supervisor = app.publisher.supervisor();
+    let hold = Duration::from_secs(1);
+    supervisor.hold_idle_reports(hold).await;
+
+    app.publish("invoice.paid", json!({ "n": 0 })).await;
+    receiver.wait_for(1, WAIT).await;
+    let first_arrived = tokio::time::Instant::now();
+    // Not synchronisation: the idle report (a few ms after the arrival)
+    // must be under way before the burst, and the burst in the actor
+    // before the held report is looked at.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let burst: Vec<_> = (1..=100)
+        .map(|n| app.publish("invoice.paid", json!({ "n": n })))
+        .collect();
+    futures_util::future::join_all(burst).await;
+    assert!(
+        first_arrived.elapsed() < hold,
+        "the burst took longer than the hold; the test shows nothing"
+    );
+    receiver.wait_for(1 + 4, WAIT).await;
+    // The held report is looked at (once, a second after it was made):
+    // with the check, the actor stays; without it, it stops here.
+    tokio::time::sleep_until(first_arrived + hold + Duration::from_millis(200)).await;
+    receiver.release();
+    receiver.wait_for(101, WAIT).await;
+    // And recorded (the newest page of them).
+    app.deliveries_until(id, WAIT, finished).await;
+    let stats = supervisor.stats().await.unwrap();
     assert_eq!(stats.restarts, 0, "{stats:?}");
-    assert_eq!(receiver.received().len(), rounds);
 }
 
 /// The payload of the newest event in a config's log.

@@ -231,7 +231,36 @@ async fn ordering_is_validated_and_none_does_not_hold_deliveries_back(backend: B
     );
 }
 
+/// A FIFO endpoint's next delivery waits for the one before it to be
+/// recorded, so its outcomes are written at once rather than lingering for
+/// company like other outcomes (`OUTCOME_LINGER`, 5 ms). With the linger
+/// lengthened to a minute, ten events still arrive within seconds: each
+/// would otherwise wait a minute behind the one before.
+async fn a_fifo_line_does_not_wait_for_the_outcome_linger(backend: Backend) {
+    let app = TestApp::spawn_for_delivery(backend, |settings| {
+        settings.delivery.outcome_linger = Duration::from_secs(60);
+    })
+    .await;
+    app.add_event_type("order.placed").await;
+    let receiver = Receiver::ok();
+    app.subscribe(
+        &receiver.url,
+        json!(["order.placed"]),
+        json!({"ordering": "fifo"}),
+    )
+    .await;
+    for n in 0..10 {
+        app.publish("order.placed", json!({ "n": n })).await;
+    }
+    let received = receiver.wait_for(10, Duration::from_secs(20)).await;
+    assert_eq!(
+        received.iter().map(number).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<u64>>()
+    );
+}
+
 on_both_backends!(
+    a_fifo_line_does_not_wait_for_the_outcome_linger,
     a_fifo_endpoint_gets_events_in_commit_order_one_at_a_time,
     ordering_is_validated_and_none_does_not_hold_deliveries_back,
 );

@@ -24,7 +24,8 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 pub use store::{
     AttemptRecord, AttemptRow, DeliveryRow, DeliveryStore, EndpointConfig, FailureRun, NewEvent,
-    NextStep, PendingRead, Published, RecoveryCounts, StoreHooks, Target, PUBLISH_DEADLINE,
+    NextStep, PendingRead, Published, RecoveryCounts, StoreHooks, Target, OUTCOME_LINGER,
+    PUBLISH_DEADLINE,
 };
 pub use tasks::{TaskRow, TaskState, TaskStore, TaskType};
 pub use writers::POSTGRES_WRITER_CONNECTIONS;

@@ -223,7 +223,7 @@ const MAX_BATCH: usize = 256;
 /// −11 % (−15 % on SQLite), the machine 64–70 → 49–55 % busy; throughput
 /// unchanged. A `kill -9` may leave up to this long's attempts unrecorded
 /// more than before: each is sent again after the restart (at least once).
-const OUTCOME_LINGER: Duration = Duration::from_millis(5);
+pub const OUTCOME_LINGER: Duration = Duration::from_millis(5);
 
 /// What the store tells the layers above, which it may not import.
 pub struct StoreHooks {
@@ -231,6 +231,9 @@ pub struct StoreHooks {
     pub stats_moved: Arc<dyn Fn(Vec<i64>) + Send + Sync>,
     /// How long a submission waited for its batch's commit, per writer.
     pub commit_waited: WaitObserver,
+    /// How long an outcome batch waits for company: [`OUTCOME_LINGER`]
+    /// (tests lengthen it to show which outcomes may not wait).
+    pub outcome_linger: Duration,
 }
 
 impl DeliveryStore {
@@ -261,7 +264,7 @@ impl DeliveryStore {
                 "outcome",
                 outcome_writers,
                 MAX_BATCH,
-                OUTCOME_LINGER,
+                hooks.outcome_linger,
                 waited,
                 move |batch| {
                     let (writers, stats_moved) = (writers.clone(), stats_moved.clone());
