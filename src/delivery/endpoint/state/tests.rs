@@ -306,6 +306,11 @@ impl Sim {
             "more than {} requests under way",
             self.setup.max_in_flight
         );
+        assert!(
+            self.attempting.len() <= RECORDED_PER_REQUEST * self.setup.max_in_flight,
+            "{} attempts under way (sent or being recorded), over {RECORDED_PER_REQUEST} per request slot",
+            self.attempting.len()
+        );
         if let Some(due) = self.due.get(&id) {
             assert!(
                 self.now >= *due,
@@ -650,6 +655,42 @@ fn a_fifo_backlog_over_the_cap_goes_out_in_place_order() {
     }
     assert_eq!(sent, (1..=10).collect::<Vec<_>>());
     assert!(sim.pending.is_empty());
+}
+
+/// While nothing gets recorded (the database is away), every request is
+/// answered but its attempt stays under way: an endpoint sends at most
+/// `RECORDED_PER_REQUEST` per request slot, then waits — those are what
+/// goes out again after the outage, not the whole backlog. Once the
+/// records land, the rest goes.
+#[test]
+fn an_outage_of_the_records_bounds_what_is_sent() {
+    let max_in_flight = 2;
+    let mut sim = Sim::new(Setup {
+        fifo: false,
+        rate: None,
+        max_in_flight,
+        max_queued: 1_000,
+        budget: 1_000,
+    });
+    sim.feed(Input::Reload);
+    let (reload, attempting) = sim.loads.remove(0);
+    let outcome = sim.load(attempting, false);
+    sim.feed(Input::Loaded { reload, outcome });
+    sim.publish(200, false);
+    sim.apply(Op::HandOver(0));
+    while let Some(delivery) = sim.requests.pop() {
+        sim.recording.push((delivery, Answer::Accepted));
+        sim.feed(Input::Answered {
+            status: Some(200),
+            retry_after: None,
+        });
+    }
+    let bound = RECORDED_PER_REQUEST * max_in_flight;
+    assert_eq!(sim.launches, bound, "sent while nothing was recorded");
+    assert_eq!(sim.recording.len(), bound);
+    sim.drain();
+    assert!(sim.pending.is_empty());
+    assert_eq!(sim.launches, 200, "each sent once");
 }
 
 /// A retry waits for its due time, then goes.
