@@ -221,6 +221,14 @@ impl Sim {
         }
     }
 
+    /// The machine started, its first load answered.
+    fn start_loaded(&mut self) {
+        self.feed(Input::Reload);
+        let (reload, attempting) = self.loads.remove(0);
+        let outcome = self.load(attempting, false);
+        self.feed(Input::Loaded { reload, outcome });
+    }
+
     fn micros(&self) -> i64 {
         EPOCH_MICROS + self.now.as_micros() as i64
     }
@@ -672,10 +680,7 @@ fn an_outage_of_the_records_bounds_what_is_sent() {
         max_queued: 1_000,
         budget: 1_000,
     });
-    sim.feed(Input::Reload);
-    let (reload, attempting) = sim.loads.remove(0);
-    let outcome = sim.load(attempting, false);
-    sim.feed(Input::Loaded { reload, outcome });
+    sim.start_loaded();
     sim.publish(200, false);
     sim.apply(Op::HandOver(0));
     while let Some(delivery) = sim.requests.pop() {
@@ -703,10 +708,7 @@ fn a_retry_goes_at_its_due_time() {
         max_queued: 4,
         budget: 10,
     });
-    sim.feed(Input::Reload);
-    let (reload, attempting) = sim.loads.remove(0);
-    let outcome = sim.load(attempting, false);
-    sim.feed(Input::Loaded { reload, outcome });
+    sim.start_loaded();
     sim.publish(1, false);
     sim.apply(Op::HandOver(0));
     let first = sim.requests.remove(0);
@@ -734,10 +736,7 @@ fn a_rate_limit_spaces_a_burst() {
         max_queued: 8,
         budget: 8,
     });
-    sim.feed(Input::Reload);
-    let (reload, attempting) = sim.loads.remove(0);
-    let outcome = sim.load(attempting, false);
-    sim.feed(Input::Loaded { reload, outcome });
+    sim.start_loaded();
     sim.publish(4, false);
     sim.apply(Op::HandOver(0));
     assert_eq!(sim.requests.len(), 1, "the first goes at once, alone");
