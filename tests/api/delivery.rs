@@ -682,13 +682,14 @@ async fn idle_endpoint_actors_stop(backend: Backend) {
 /// that actor's report that it is idle is on its way to the supervisor:
 /// the supervisor stops an actor only when it has seen every batch sent to
 /// it, so none is stopped with work in hand. The race is of microseconds;
-/// here the supervisor holds idle reports for a second (a test hook), and
-/// the watchdog's poll — the only other way pending work gets picked up —
-/// is an hour away. The first event is delivered and the actor reports
-/// itself idle (2 ms after its attempt is recorded); within the held
-/// second a burst of 100 more arrives, 4 in flight (held by the receiver)
-/// and the rest waiting in the actor. An actor stopped when the report is
-/// finally looked at would drop those: they would never arrive.
+/// here the supervisor holds idle reports for five seconds (a test hook;
+/// room for the burst below on a loaded machine), and the watchdog's poll
+/// — the only other way pending work gets picked up — is an hour away.
+/// The first event is delivered and the actor reports itself idle (2 ms
+/// after its attempt is recorded); while that report is held a burst of
+/// 100 more arrives, 4 in flight (held by the receiver) and the rest
+/// waiting in the actor. An actor stopped when the report is finally
+/// looked at would drop those: they would never arrive.
 async fn a_publish_racing_an_idle_stop_is_delivered(backend: Backend) {
     let app = TestApp::spawn_for_delivery(backend, |settings| {
         settings.delivery.idle_timeout = Duration::from_millis(2);
@@ -706,7 +707,7 @@ async fn a_publish_racing_an_idle_stop_is_delivered(backend: Backend) {
     });
     let (id, _) = subscribe(&app, &receiver.url, json!({})).await;
     let supervisor = app.publisher.supervisor();
-    let hold = Duration::from_secs(1);
+    let hold = Duration::from_secs(5);
     supervisor.hold_idle_reports(hold).await;
 
     app.publish("invoice.paid", json!({ "n": 0 })).await;
@@ -725,7 +726,7 @@ async fn a_publish_racing_an_idle_stop_is_delivered(backend: Backend) {
         "the burst took longer than the hold; the test shows nothing"
     );
     receiver.wait_for(1 + 4, WAIT).await;
-    // The held report is looked at (once, a second after it was made):
+    // The held report is looked at (once, `hold` after it was made):
     // with the check, the actor stays; without it, it stops here.
     tokio::time::sleep_until(first_arrived + hold + Duration::from_millis(200)).await;
     receiver.release();
