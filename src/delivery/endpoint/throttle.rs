@@ -117,13 +117,15 @@ impl Throttle {
 /// milliseconds (scheduling on a busy machine, the network) would
 /// otherwise put `rate + 1` of them into one second of its clock. The
 /// fault harness's checker saw exactly that: with 25 ms of room, once in
-/// a full test run on the 2-core CI machine; the room is now 50 ms (a
-/// limited endpoint gets at most 95 % of its limit when it is saturated).
+/// a full test run on the 2-core CI machine; with 50 ms, once again (the
+/// frozen-in-a-transaction scenario, 2026-12-06, on the slowest VM yet);
+/// the room is now 100 ms (a limited endpoint gets at most ~91 % of its
+/// limit when it is saturated).
 fn spacing_of(per_second: u32) -> Duration {
     (Duration::from_secs(1) + ARRIVAL_JITTER_ROOM) / per_second.max(1)
 }
 
-const ARRIVAL_JITTER_ROOM: Duration = Duration::from_millis(50);
+const ARRIVAL_JITTER_ROOM: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
@@ -183,7 +185,7 @@ mod tests {
         assert!(throttle.try_take(later).is_ok());
         assert_eq!(
             throttle.try_take(later),
-            Err(Duration::from_micros(105_000))
+            Err(Duration::from_micros(110_000))
         );
     }
 
