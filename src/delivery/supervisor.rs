@@ -79,10 +79,10 @@ pub struct DeliverySupervisor {
     endpoints: Directory,
     restarts: u64,
     polling: bool,
-    /// Test hook (see [`HoldIdleReports`]): how long an idle report waits
-    /// before it is looked at.
+    /// Test hook (see [`HoldIdleReports`]): while `Some`, idle reports
+    /// wait here, unsettled, until [`ReleaseIdleReports`].
     #[cfg(feature = "fault-injection")]
-    idle_hold: std::time::Duration,
+    held_idle: Option<Vec<EndpointIdle>>,
 }
 
 impl DeliverySupervisor {
@@ -94,7 +94,7 @@ impl DeliverySupervisor {
             restarts: 0,
             polling: false,
             #[cfg(feature = "fault-injection")]
-            idle_hold: std::time::Duration::ZERO,
+            held_idle: None,
         }
     }
 
@@ -308,10 +308,8 @@ impl Handler<EndpointIdle> for DeliverySupervisor {
 
     fn handle(&mut self, msg: EndpointIdle, _ctx: &mut Context<Self>) {
         #[cfg(feature = "fault-injection")]
-        if !self.idle_hold.is_zero() {
-            _ctx.run_later(self.idle_hold, move |supervisor, _| {
-                supervisor.settle_idle(msg)
-            });
+        if let Some(held) = &mut self.held_idle {
+            held.push(msg);
             return;
         }
         self.settle_idle(msg);
@@ -380,21 +378,42 @@ impl Handler<GetStats> for DeliverySupervisor {
     }
 }
 
-/// Test hook: idle reports wait this long before the supervisor looks at
-/// them (feature `fault-injection`), so that batches sent to an actor
-/// after it reported itself idle — a race of microseconds otherwise — can
-/// be made to happen at will.
+/// Test hook: idle reports wait, unsettled, until [`ReleaseIdleReports`]
+/// (feature `fault-injection`), so that batches sent to an actor after it
+/// reported itself idle — a race of microseconds otherwise — can be made
+/// to happen at will. Answers how many reports are held now.
 #[cfg(feature = "fault-injection")]
 #[derive(Message)]
-#[rtype(result = "()")]
-pub struct HoldIdleReports(pub std::time::Duration);
+#[rtype(result = "usize")]
+pub struct HoldIdleReports;
 
 #[cfg(feature = "fault-injection")]
 impl Handler<HoldIdleReports> for DeliverySupervisor {
-    type Result = ();
+    type Result = usize;
 
-    fn handle(&mut self, HoldIdleReports(hold): HoldIdleReports, _: &mut Context<Self>) {
-        self.idle_hold = hold;
+    fn handle(&mut self, _: HoldIdleReports, _: &mut Context<Self>) -> usize {
+        self.held_idle.get_or_insert_with(Vec::new).len()
+    }
+}
+
+/// Test hook: the held idle reports are looked at now, in the order they
+/// came, and later ones at once again. Answers how many there were.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ReleaseIdleReports;
+
+#[cfg(feature = "fault-injection")]
+impl Handler<ReleaseIdleReports> for DeliverySupervisor {
+    type Result = usize;
+
+    fn handle(&mut self, _: ReleaseIdleReports, _: &mut Context<Self>) -> usize {
+        let held = self.held_idle.take().unwrap_or_default();
+        let count = held.len();
+        for report in held {
+            self.settle_idle(report);
+        }
+        count
     }
 }
 
@@ -525,10 +544,17 @@ impl SupervisorHandle {
         self.addr.send(GetStats).await.ok()
     }
 
-    /// Test hook (see [`HoldIdleReports`]).
+    /// Test hook (see [`HoldIdleReports`]): holds idle reports from now
+    /// on; answers how many are held already.
     #[cfg(feature = "fault-injection")]
-    pub async fn hold_idle_reports(&self, hold: std::time::Duration) {
-        let _ = self.addr.send(HoldIdleReports(hold)).await;
+    pub async fn hold_idle_reports(&self) -> usize {
+        self.addr.send(HoldIdleReports).await.unwrap_or(0)
+    }
+
+    /// Test hook (see [`ReleaseIdleReports`]).
+    #[cfg(feature = "fault-injection")]
+    pub async fn release_idle_reports(&self) -> usize {
+        self.addr.send(ReleaseIdleReports).await.unwrap_or(0)
     }
 
     /// Test hook (see [`InjectPanic`]); false when no actor is live for it.

@@ -682,14 +682,13 @@ async fn idle_endpoint_actors_stop(backend: Backend) {
 /// that actor's report that it is idle is on its way to the supervisor:
 /// the supervisor stops an actor only when it has seen every batch sent to
 /// it, so none is stopped with work in hand. The race is of microseconds;
-/// here the supervisor holds idle reports for five seconds (a test hook;
-/// room for the burst below on a loaded machine), and the watchdog's poll
-/// — the only other way pending work gets picked up — is an hour away.
-/// The first event is delivered and the actor reports itself idle (2 ms
-/// after its attempt is recorded); while that report is held a burst of
-/// 100 more arrives, 4 in flight (held by the receiver) and the rest
-/// waiting in the actor. An actor stopped when the report is finally
-/// looked at would drop those: they would never arrive.
+/// here the supervisor holds idle reports until told (a test hook), and
+/// the watchdog's poll — the only other way pending work gets picked up —
+/// is an hour away. The first event is delivered and the actor reports
+/// itself idle (2 ms after its attempt is recorded); while that report is
+/// held a burst of 100 more arrives, 4 in flight (held by the receiver)
+/// and the rest waiting in the actor. Then the report is looked at: an
+/// actor stopped then would drop the burst, which would never arrive.
 async fn a_publish_racing_an_idle_stop_is_delivered(backend: Backend) {
     let app = TestApp::spawn_for_delivery(backend, |settings| {
         settings.delivery.idle_timeout = Duration::from_millis(2);
@@ -707,28 +706,26 @@ async fn a_publish_racing_an_idle_stop_is_delivered(backend: Backend) {
     });
     let (id, _) = subscribe(&app, &receiver.url, json!({})).await;
     let supervisor = app.publisher.supervisor();
-    let hold = Duration::from_secs(5);
-    supervisor.hold_idle_reports(hold).await;
+    assert_eq!(supervisor.hold_idle_reports().await, 0);
 
     app.publish("invoice.paid", json!({ "n": 0 })).await;
     receiver.wait_for(1, WAIT).await;
-    let first_arrived = tokio::time::Instant::now();
-    // Not synchronisation: the idle report (a few ms after the arrival)
-    // must be under way before the burst, and the burst in the actor
-    // before the held report is looked at.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while supervisor.hold_idle_reports().await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the actor never reported itself idle"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Each publish hands its batch to the actor before it is answered.
     let burst: Vec<_> = (1..=100)
         .map(|n| app.publish("invoice.paid", json!({ "n": n })))
         .collect();
     futures_util::future::join_all(burst).await;
-    assert!(
-        first_arrived.elapsed() < hold,
-        "the burst took longer than the hold; the test shows nothing"
-    );
     receiver.wait_for(1 + 4, WAIT).await;
-    // The held report is looked at (once, `hold` after it was made):
-    // with the check, the actor stays; without it, it stops here.
-    tokio::time::sleep_until(first_arrived + hold + Duration::from_millis(200)).await;
+    // With the check the actor stays; without it, it stops here.
+    assert!(supervisor.release_idle_reports().await >= 1);
     receiver.release();
     receiver.wait_for(101, WAIT).await;
     // And recorded (the newest page of them).
