@@ -121,7 +121,7 @@ impl Throttle {
 /// frozen-in-a-transaction scenario, 2026-12-06, on the slowest VM yet);
 /// the room is now 100 ms (a limited endpoint gets at most ~91 % of its
 /// limit when it is saturated).
-fn spacing_of(per_second: u32) -> Duration {
+pub(super) fn spacing_of(per_second: u32) -> Duration {
     (Duration::from_secs(1) + ARRIVAL_JITTER_ROOM) / per_second.max(1)
 }
 

@@ -349,7 +349,8 @@ impl Sim {
             assert_eq!(others, 0, "two FIFO deliveries under way at once");
         }
         if let (Some(rate), Some(last)) = (self.setup.rate, self.last_launch) {
-            let spacing = (Duration::from_secs(1) + Duration::from_millis(100)) / rate;
+            // The throttle's own spacing: the room it leaves is its choice.
+            let spacing = crate::delivery::endpoint::throttle::spacing_of(rate);
             assert!(
                 self.now - last >= spacing,
                 "launches {:?} apart under a rate of {rate}/s",
