@@ -122,6 +122,13 @@ impl Application {
                 outcome_linger: settings.delivery.outcome_linger,
             }
         });
+        // Bounded: a database that went away since the migrations only
+        // leaves the first publishes to connect, as they would have.
+        match tokio::time::timeout(WARM_UP_WITHIN, store.warm_up()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the delivery writers could not be readied"),
+            Err(_) => tracing::warn!("the delivery writers were not ready within 2 s"),
+        }
         // On PostgreSQL every node is a cluster member, alone or not: it
         // delivers to the endpoints whose partitions it leases.
         let (ownership, node) = match &db {
@@ -368,6 +375,9 @@ const BOOTSTRAP_LOCK: i64 = 0x7765_6268_6f6f_6b64;
 /// ~0.2 s per duplicate, one after the other, until a batch of duplicates
 /// passed the publish deadline (503s in
 /// `hot_path::concurrent_publishes_of_one_id…`).
+/// How long a start waits for [`DeliveryStore::warm_up`].
+const WARM_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn writer_connections(db: &Db) -> Db {
     match db {
         Db::Sqlite(_) => db.clone(),

@@ -5,7 +5,7 @@ use super::store::{AttemptRecord, FailureRun, NextStep};
 use super::{DeliveryKind, Fence};
 use crate::Error;
 use rusqlite::{params, OptionalExtension};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 
 /// One attempt and where its delivery goes next.
@@ -71,8 +71,17 @@ impl StatsChange {
 /// Writes a batch on PostgreSQL; answers each outcome with its config's
 /// failure run after the batch (tests do not count: theirs is a default run).
 pub(super) async fn postgres(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
+    postgres_on(&mut *pool.acquire().await?, batch).await
+}
+
+/// [`postgres`] on a given connection (an empty batch readies it: see
+/// `Writers::warm_up`).
+pub(super) async fn postgres_on(
+    connection: &mut PgConnection,
+    batch: &[Outcome],
+) -> Result<Vec<FailureRun>, Error> {
     let (deliveries, stats) = changes_of(batch);
-    let runs = write_postgres(pool, batch, &deliveries, &stats).await?;
+    let runs = write_postgres(connection, batch, &deliveries, &stats).await?;
     Ok(runs_of(batch, &runs))
 }
 
@@ -262,7 +271,7 @@ const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
 /// deadlocked now and then (PostgreSQL's log, ten-endpoint runs), and the
 /// loser waited out `deadlock_timeout` before its rewrite.
 async fn write_postgres(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     batch: &[Outcome],
     deliveries: &[(i64, DeliveryChange<'_>)],
     stats: &[(i64, StatsChange)],
@@ -295,7 +304,7 @@ async fn write_postgres(
             c.last.fence.map(|f| f.partition)
         }))
         .bind(column(deliveries, |(_, c)| c.last.fence.map(|f| f.epoch)))
-        .fetch_all(pool)
+        .fetch_all(connection)
         .await?;
     Ok(rows
         .into_iter()

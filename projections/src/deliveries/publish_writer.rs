@@ -25,7 +25,7 @@ use super::{stored_event_data, DeliveryKind, EventData, EventRecord, PendingDeli
 use crate::db::now_micros;
 use crate::Error;
 use rusqlite::{params, OptionalExtension};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::{HashMap, HashSet};
 
 /// A new event and the configs it goes to.
@@ -202,7 +202,16 @@ fn duplicate_of(
 
 /// Writes a batch on PostgreSQL (see [`super::writers`]).
 pub(super) async fn postgres(pool: &PgPool, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
-    write_postgres(pool, &Rows::new(batch)).await
+    write_postgres(&mut *pool.acquire().await?, &Rows::new(batch)).await
+}
+
+/// [`postgres`] on a given connection (an empty batch readies it: see
+/// `Writers::warm_up`).
+pub(super) async fn postgres_on(
+    connection: &mut PgConnection,
+    batch: &[NewEvent],
+) -> Result<Vec<Published>, Error> {
+    write_postgres(connection, &Rows::new(batch)).await
 }
 
 /// Writes a batch on SQLite, on its writer thread (see [`super::writers`]).
@@ -288,7 +297,10 @@ const POSTGRES_PUBLISH_FIFO: &str = concat!(
 
 /// One statement, its own transaction: every event and delivery of the
 /// batch, or nothing.
-async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>, Error> {
+async fn write_postgres(
+    connection: &mut PgConnection,
+    rows: &Rows<'_>,
+) -> Result<Vec<Published>, Error> {
     let (batch, events) = (rows.batch, &rows.events);
     // One array per column, events in idempotency-key order.
     let mut ids = Vec::with_capacity(batch.len());
@@ -344,7 +356,7 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         .bind(target_tasks);
     let query = query.bind(counts);
     let query = if fifo { query.bind(target_fifo) } else { query };
-    let returned: Vec<ReturnedRow> = query.fetch_all(pool).await?;
+    let returned: Vec<ReturnedRow> = query.fetch_all(&mut *connection).await?;
     let index = rows.index();
     let mut written = Written::default();
     for (event_id, delivery, config, place) in returned {
@@ -363,7 +375,7 @@ async fn write_postgres(pool: &PgPool, rows: &Rows<'_>) -> Result<Vec<Published>
         let first = sqlx::query_as(FIND_FIRST)
             .bind(batch[i].organisation)
             .bind(batch[i].idempotency_key.as_deref())
-            .fetch_one(pool)
+            .fetch_one(&mut *connection)
             .await?;
         firsts.insert(i, first);
     }

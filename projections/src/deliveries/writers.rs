@@ -48,6 +48,10 @@ pub(super) trait Writers: Send + Sync + 'static {
     /// Commits the attempts and their consequences; one failure run per
     /// outcome.
     async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error>;
+
+    /// Readies the writers before the first batch (see
+    /// `DeliveryStore::warm_up`); writes nothing.
+    async fn warm_up(&self) -> Result<(), Error>;
 }
 
 /// The writers of `db`'s backend.
@@ -75,6 +79,19 @@ impl Writers for Postgres {
 
     async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error> {
         outcome_writer::postgres(&self.0, &batch).await
+    }
+
+    /// Every connection of the writers' pool opened (held together, so
+    /// they are distinct) and both statements run empty on each: parsed,
+    /// planned and cached there.
+    async fn warm_up(&self) -> Result<(), Error> {
+        let acquired = (0..POSTGRES_WRITER_CONNECTIONS).map(|_| self.0.acquire());
+        let mut connections = futures_util::future::try_join_all(acquired).await?;
+        for connection in &mut connections {
+            publish_writer::postgres_on(connection, &[]).await?;
+            outcome_writer::postgres_on(connection, &[]).await?;
+        }
+        Ok(())
     }
 }
 
@@ -110,5 +127,11 @@ impl Writers for Sqlite {
             .await?
             .run(move |db| outcome_writer::sqlite(db, &batch))
             .await
+    }
+
+    /// The writer thread started (it opens its connection); its
+    /// statements are prepared at their first use, in microseconds.
+    async fn warm_up(&self) -> Result<(), Error> {
+        self.thread().await.map(drop)
     }
 }
