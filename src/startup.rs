@@ -127,7 +127,9 @@ impl Application {
         match tokio::time::timeout(WARM_UP_WITHIN, store.warm_up()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "the delivery writers could not be readied"),
-            Err(_) => tracing::warn!("the delivery writers were not ready within 2 s"),
+            Err(_) => {
+                tracing::warn!(within = ?WARM_UP_WITHIN, "the delivery writers were not ready in time")
+            }
         }
         // On PostgreSQL every node is a cluster member, alone or not: it
         // delivers to the endpoints whose partitions it leases.
@@ -362,6 +364,9 @@ async fn bootstrap_once(db: &Db) -> anyhow::Result<Option<IssuedKey>> {
 /// The advisory lock key of the bootstrap ("webhookd" in ASCII, truncated).
 const BOOTSTRAP_LOCK: i64 = 0x7765_6268_6f6f_6b64;
 
+/// How long a start waits for [`DeliveryStore::warm_up`].
+const WARM_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The connections the group-commit writers use. On PostgreSQL they are
 /// their own pool, keeping one generic plan per statement (re-planning
 /// every batch was most of the database's CPU at low load) with
@@ -375,9 +380,6 @@ const BOOTSTRAP_LOCK: i64 = 0x7765_6268_6f6f_6b64;
 /// ~0.2 s per duplicate, one after the other, until a batch of duplicates
 /// passed the publish deadline (503s in
 /// `hot_path::concurrent_publishes_of_one_id…`).
-/// How long a start waits for [`DeliveryStore::warm_up`].
-const WARM_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
-
 fn writer_connections(db: &Db) -> Db {
     match db {
         Db::Sqlite(_) => db.clone(),
