@@ -420,11 +420,18 @@ async fn the_node_wide_memory_budget_holds_across_endpoints(backend: Backend) {
     for receiver in &receivers {
         ids.push(subscribe(&app, &receiver.url, json!({})).await.0);
     }
-    for n in 0..20 {
-        app.publish("invoice.paid", json!({"n": n})).await;
-    }
+    // The first event reaches every endpoint before the rest are
+    // published: the budget is node-wide, not shared out, so an actor
+    // that started late (under load) could find its 20 deliveries already
+    // committed and the room taken by the others — its receiver would wait
+    // in the database, and this test for its first request, until the
+    // others were released (a CI run did).
+    app.publish("invoice.paid", json!({"n": 0})).await;
     for receiver in &receivers {
         receiver.wait_for(1, WAIT).await;
+    }
+    for n in 1..20 {
+        app.publish("invoice.paid", json!({"n": n})).await;
     }
     // 100 deliveries for 5 hanging endpoints: the node fills its budget
     // (12 held: the rest wait in the database) and holds no more — `take`
