@@ -202,7 +202,7 @@ fn duplicate_of(
 
 /// Writes a batch on PostgreSQL (see [`super::writers`]).
 pub(super) async fn postgres(pool: &PgPool, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
-    write_postgres(&mut *pool.acquire().await?, &Rows::new(batch)).await
+    postgres_on(&mut *pool.acquire().await?, batch).await
 }
 
 /// [`postgres`] on a given connection (an empty batch readies it: see
