@@ -2,10 +2,12 @@
 use crate::cli::{stdout_of, webhookd, Served};
 use crate::helpers::{Backend, TestDatabase};
 use crate::on_both_backends;
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, Reply};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const EVENTS: usize = 2000;
@@ -109,4 +111,107 @@ async fn every_accepted_event_arrives_after_a_kill_9(backend: Backend) {
     second.kill();
 }
 
-on_both_backends!(every_accepted_event_arrives_after_a_kill_9);
+/// More endpoints with pending deliveries than the watchdog walks one by
+/// one (256; past that it reads the pending rows instead). After a
+/// `kill -9` only the watchdog's poll finds pending work; here the 260
+/// lowest config ids hold retries an hour away, and 20 higher ones retries
+/// due in seconds, which a walk that stopped at 256 would never reach.
+async fn a_restart_finds_due_deliveries_behind_hundreds_of_waiting_endpoints(backend: Backend) {
+    const WAITING: usize = 260;
+    const DUE: usize = 20;
+    let database = TestDatabase::create(backend).await;
+    for event_type in ["invoice.waiting", "invoice.due"] {
+        stdout_of(&webhookd(
+            &database,
+            &["event-types", "add", event_type, "--description", "x"],
+        ));
+    }
+    // Asks for its retry an hour from now (the schedule's longest wait).
+    let waiting = Receiver::scripted(|_| Reply::RetryAfter(503, 3600));
+    // Asks for its retry in 5 s until the restart, then accepts.
+    let accepting = Arc::new(AtomicBool::new(false));
+    let due = Receiver::scripted({
+        let accepting = accepting.clone();
+        move |_| match accepting.load(Ordering::SeqCst) {
+            true => Reply::Status(200),
+            false => Reply::RetryAfter(503, 5),
+        }
+    });
+    let flags = ["--dev", "--retry-schedule", "5s,1h"];
+    let first = Served::start_with(&database, &flags);
+    let key = first.stdout_line(|line| line.starts_with("whk_"));
+    first.wait_until_listening();
+    let base = format!("http://127.0.0.1:{}", first.port);
+    let client = reqwest::Client::new();
+    let create = |receiver: &Receiver, n: usize, event_type: &'static str| {
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        let url = format!("{}/{n}", receiver.url);
+        async move {
+            client
+                .post(format!("{base}/api/v1/webhooks"))
+                .bearer_auth(&key)
+                .json(&json!({"url": url, "events": [event_type]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let publish = |event_type: &'static str| {
+        client
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(&key)
+            .json(&json!({"type": event_type, "data": {}}))
+            .send()
+    };
+    // The waiting endpoints first: they get the lower config ids.
+    let statuses: Vec<u16> = stream::iter(0..WAITING)
+        .map(|n| create(&waiting, n, "invoice.waiting"))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert_eq!(publish("invoice.waiting").await.unwrap().status(), 202);
+    waiting.wait_for(WAITING, Duration::from_secs(60)).await;
+    let statuses: Vec<u16> = stream::iter(0..DUE)
+        .map(|n| create(&due, n, "invoice.due"))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert_eq!(publish("invoice.due").await.unwrap().status(), 202);
+    due.wait_for(DUE, Duration::from_secs(60)).await;
+    first.kill();
+    accepting.store(true, Ordering::SeqCst);
+
+    let second = Served::start_with(&database, &flags);
+    second.wait_until_listening();
+    let accepted = || -> HashSet<String> {
+        due.received()
+            .iter()
+            .filter(|r| r.replied == 200)
+            .map(|r| r.path.clone())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while accepted().len() < DUE {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {DUE} due endpoints were sent their delivery after the restart",
+            accepted().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        waiting.received().len(),
+        WAITING,
+        "a waiting endpoint was sent to before its hour"
+    );
+    second.kill();
+}
+
+on_both_backends!(
+    every_accepted_event_arrives_after_a_kill_9,
+    a_restart_finds_due_deliveries_behind_hundreds_of_waiting_endpoints
+);

@@ -215,6 +215,11 @@ pub const PUBLISH_DEADLINE: Duration = Duration::from_millis(1800);
 /// transaction committed.
 const MAX_BATCH: usize = 256;
 
+/// Past this many configs with pending deliveries the watchdog's poll reads
+/// the pending rows rather than walking the configs (see
+/// [`DeliveryStore::configs_with_pending`]): 256 descents cost ~1.3 ms.
+const SKIP_SCAN_CONFIGS: i64 = 256;
+
 /// How long an attempt's record may wait for others to share its
 /// transaction (see `group_commit::next_batch`; a FIFO delivery's does not
 /// wait: its line sends the next one only after it). Nothing waits for a
@@ -415,13 +420,66 @@ impl DeliveryStore {
     }
 
     /// Configs with pending deliveries due before `due_before` (µs).
+    ///
+    /// Every node's watchdog asks twice a second. A backlog is many pending
+    /// rows for few configs, and a `DISTINCT` over the pending index reads
+    /// every one of them (37 ms a poll in a 150 000-delivery backlog on a
+    /// three-node cluster: a fifth of the database's time there). So the
+    /// configs are walked instead, one index descent each (a loose index
+    /// scan), and only when there are [`SKIP_SCAN_CONFIGS`] or more of them
+    /// — few rows each, where reading the rows is the cheaper way — is the
+    /// plain scan made. On PostgreSQL each descent also reads the config's
+    /// soonest due time: an outcome leaves a dead entry at the front of its
+    /// config's range in the pending index (until vacuum), and a second
+    /// descent per config would step over them twice.
     pub async fn configs_with_pending(&self, due_before: i64) -> Result<Vec<ConfigId>, Error> {
-        let sql = "SELECT DISTINCT config_id FROM deliveries \
+        const WALK_POSTGRES: &str = "WITH RECURSIVE walked (config_id, due_at, n) AS ( \
+                (SELECT config_id, next_attempt_at, 1 FROM deliveries \
+                 WHERE status = 'pending' ORDER BY config_id, next_attempt_at LIMIT 1) \
+              UNION ALL \
+                SELECT next.config_id, next.next_attempt_at, w.n + 1 \
+                FROM walked w CROSS JOIN LATERAL ( \
+                    SELECT d.config_id, d.next_attempt_at FROM deliveries d \
+                    WHERE d.status = 'pending' AND d.config_id > w.config_id \
+                    ORDER BY d.config_id, d.next_attempt_at LIMIT 1) next \
+                WHERE w.n < $2) \
+            SELECT config_id, due_at <= $1 FROM walked";
+        const WALK_SQLITE: &str = "WITH RECURSIVE walked (config_id, n) AS ( \
+                SELECT (SELECT config_id FROM deliveries WHERE status = 'pending' \
+                        ORDER BY config_id LIMIT 1), 1 \
+              UNION ALL \
+                SELECT (SELECT d.config_id FROM deliveries d \
+                        WHERE d.status = 'pending' AND d.config_id > w.config_id \
+                        ORDER BY d.config_id LIMIT 1), w.n + 1 \
+                FROM walked w WHERE w.config_id IS NOT NULL AND w.n < $2) \
+            SELECT w.config_id, EXISTS (SELECT 1 FROM deliveries d \
+                WHERE d.status = 'pending' AND d.config_id = w.config_id \
+                AND d.next_attempt_at <= $1) \
+            FROM walked w WHERE w.config_id IS NOT NULL";
+        const SCAN: &str = "SELECT DISTINCT config_id FROM deliveries \
                    WHERE status = 'pending' AND next_attempt_at <= $1";
-        let ids: Vec<i64> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
-            .bind(due_before)
-            .fetch_all(pool)
-            .await?);
+        let walk = match &self.db {
+            Db::Postgres(_) => WALK_POSTGRES,
+            Db::Sqlite(_) => WALK_SQLITE,
+        };
+        let ids: Vec<i64> = on_pool!(&self.db, |pool| {
+            let walked: Vec<(i64, bool)> = sqlx::query_as(walk)
+                .bind(due_before)
+                .bind(SKIP_SCAN_CONFIGS)
+                .fetch_all(pool)
+                .await?;
+            if walked.len() < SKIP_SCAN_CONFIGS as usize {
+                walked
+                    .into_iter()
+                    .filter_map(|(id, due)| due.then_some(id))
+                    .collect()
+            } else {
+                sqlx::query_scalar(SCAN)
+                    .bind(due_before)
+                    .fetch_all(pool)
+                    .await?
+            }
+        });
         Ok(ids.into_iter().map(ConfigId::new).collect())
     }
 
