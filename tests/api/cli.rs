@@ -553,7 +553,7 @@ async fn json_logs_follow_one_event(backend: Backend) {
 }
 
 /// The value of a Prometheus sample (`name{labels} value`) in a scrape.
-fn sample(scrape: &str, series: &str) -> Option<f64> {
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
     scrape
         .lines()
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))

@@ -891,3 +891,53 @@ async fn a_fifo_endpoint_keeps_its_order_when_its_owner_is_killed() {
     assert_eq!(cluster.owner_of(id).await, format!("n{survivor}"));
     assert_fifo(&published, &receiver.received(), number);
 }
+
+/// The pending-deliveries gauges are the cluster's: one node counts them
+/// (the holder of partition 0) and the others report 0, so that `max` or
+/// `sum` over the nodes is the figure — not each node scanning every
+/// pending row to report the same number.
+#[actix_web::test]
+async fn one_node_counts_the_clusters_pending_deliveries() {
+    let cluster = Cluster::start(2).await;
+    // Attempts that never answer keep their deliveries pending.
+    let receiver = Receiver::scripted(|_| Reply::Hang);
+    cluster.endpoint(&receiver.url).await;
+    let accepted = cluster.publish(0..5, &[1, 2]).await;
+    assert_eq!(accepted.len(), 5);
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let counter: String =
+        sqlx::query_scalar("SELECT node FROM partition_leases WHERE partition = 0")
+            .fetch_one(&cluster.pool)
+            .await
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut pending = Vec::new();
+        for n in 1..=2 {
+            let scrape = cluster
+                .client
+                .get(format!("{}/metrics", cluster.base(n)))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            pending.push(crate::cli::sample(&scrape, "webhookd_deliveries_pending"));
+        }
+        let counting = if counter == "n1" { 0 } else { 1 };
+        if pending[counting] == Some(5.0) {
+            assert_eq!(
+                pending[1 - counting],
+                Some(0.0),
+                "only {counter}, the holder of partition 0, counts: {pending:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{counter} (partition 0) reports {pending:?} pending deliveries, not 5"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
