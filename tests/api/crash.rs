@@ -203,11 +203,6 @@ async fn a_restart_finds_due_deliveries_behind_hundreds_of_waiting_endpoints(bac
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        waiting.received().len(),
-        WAITING,
-        "a waiting endpoint was sent to before its hour"
-    );
     second.kill();
 }
 
