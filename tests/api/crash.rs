@@ -143,44 +143,37 @@ async fn a_restart_finds_due_deliveries_behind_hundreds_of_waiting_endpoints(bac
     first.wait_until_listening();
     let base = format!("http://127.0.0.1:{}", first.port);
     let client = reqwest::Client::new();
-    let create = |receiver: &Receiver, n: usize, event_type: &'static str| {
+    // `count` endpoints at `<url>/<n>` for `event_type`, and one event of it.
+    let subscribe_and_publish = |url: String, count: usize, event_type: &'static str| {
         let (client, base, key) = (client.clone(), base.clone(), key.clone());
-        let url = format!("{}/{n}", receiver.url);
         async move {
-            client
-                .post(format!("{base}/api/v1/webhooks"))
+            let statuses: Vec<u16> = stream::iter(0..count)
+                .map(|n| {
+                    let request = client
+                        .post(format!("{base}/api/v1/webhooks"))
+                        .bearer_auth(&key)
+                        .json(&json!({"url": format!("{url}/{n}"), "events": [event_type]}));
+                    async move { request.send().await.unwrap().status().as_u16() }
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+            let published = client
+                .post(format!("{base}/api/v1/events"))
                 .bearer_auth(&key)
-                .json(&json!({"url": url, "events": [event_type]}))
+                .json(&json!({"type": event_type, "data": {}}))
                 .send()
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .unwrap();
+            assert_eq!(published.status(), 202);
         }
     };
-    let publish = |event_type: &'static str| {
-        client
-            .post(format!("{base}/api/v1/events"))
-            .bearer_auth(&key)
-            .json(&json!({"type": event_type, "data": {}}))
-            .send()
-    };
-    // The waiting endpoints first: they get the lower config ids.
-    let statuses: Vec<u16> = stream::iter(0..WAITING)
-        .map(|n| create(&waiting, n, "invoice.waiting"))
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
-    assert_eq!(publish("invoice.waiting").await.unwrap().status(), 202);
+    // The waiting endpoints first: they get the lower config ids. Each
+    // endpoint's first attempt arrives (and is refused) before the next.
+    subscribe_and_publish(waiting.url.clone(), WAITING, "invoice.waiting").await;
     waiting.wait_for(WAITING, Duration::from_secs(60)).await;
-    let statuses: Vec<u16> = stream::iter(0..DUE)
-        .map(|n| create(&due, n, "invoice.due"))
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
-    assert_eq!(publish("invoice.due").await.unwrap().status(), 202);
+    subscribe_and_publish(due.url.clone(), DUE, "invoice.due").await;
     due.wait_for(DUE, Duration::from_secs(60)).await;
     first.kill();
     accepting.store(true, Ordering::SeqCst);
