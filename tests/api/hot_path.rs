@@ -305,3 +305,85 @@ on_both_backends!(
     list_totals_follow_creates_and_deletes,
     batched_attempts_keep_exact_statistics,
 );
+
+/// An outcome is recorded only under the lease it was attempted under: a
+/// fence whose epoch the partition no longer has (its endpoint moved to
+/// another node meanwhile) leaves the delivery pending, for the new owner;
+/// the current epoch records it. (The fault scenarios show the fence's
+/// effect — no overlaps after a paused owner wakes — this shows the
+/// statement's.)
+#[actix_web::test]
+async fn an_outcome_under_a_lost_lease_leaves_its_delivery_pending() {
+    use projections::deliveries::{
+        AttemptRecord, DeliveryStore, Fence, NextStep, StoreHooks, OUTCOME_LINGER,
+    };
+    let app = TestApp::spawn_for_delivery(Backend::Postgres, |_| {}).await;
+    // An attempt that never answers: the delivery stays pending meanwhile.
+    let receiver = Receiver::scripted(|_| Reply::Hang);
+    app.add_event_type("invoice.paid").await;
+    let config = app
+        .subscribe(&receiver.url, json!(["invoice.paid"]), json!({}))
+        .await;
+    let config_id = config["id"].as_i64().unwrap();
+    app.publish("invoice.paid", json!({})).await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let Db::Postgres(pool) = &app.db else {
+        unreachable!("a PostgreSQL app")
+    };
+    let (delivery_id,): (i64,) = sqlx::query_as("SELECT id FROM deliveries")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let partition = webhookd::cluster::ownership::partition_of(config_id) as i32;
+    let (epoch,): (i64,) =
+        sqlx::query_as("SELECT epoch FROM partition_leases WHERE partition = $1")
+            .bind(partition)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let store = DeliveryStore::new(
+        app.db.clone(),
+        app.db.clone(),
+        StoreHooks {
+            stats_moved: std::sync::Arc::new(|_| {}),
+            commit_waited: |_, _| {},
+            outcome_linger: OUTCOME_LINGER,
+        },
+    );
+    let delivery = store
+        .pending_by_ids(&[delivery_id])
+        .await
+        .unwrap()
+        .remove(0);
+    let attempt = AttemptRecord {
+        attempted_at: projections::db::now_micros(),
+        duration_ms: 1,
+        status_code: Some(200),
+        response_body: None,
+        error: None,
+        success: true,
+    };
+    let status = || async {
+        let (status,): (String,) = sqlx::query_as("SELECT status FROM deliveries WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        status
+    };
+    let lost = Fence {
+        partition,
+        epoch: epoch + 1,
+    };
+    store
+        .record_attempt(&delivery, &attempt, NextStep::Succeeded, Some(lost))
+        .await
+        .unwrap();
+    assert_eq!(status().await, "pending", "recorded under a lease it lost");
+    let held = Fence { partition, epoch };
+    store
+        .record_attempt(&delivery, &attempt, NextStep::Succeeded, Some(held))
+        .await
+        .unwrap();
+    assert_ne!(status().await, "pending", "not recorded under its lease");
+}

