@@ -901,19 +901,32 @@ async fn one_node_counts_the_clusters_pending_deliveries() {
     let cluster = Cluster::start(2).await;
     // Attempts that never answer keep their deliveries pending.
     let receiver = Receiver::scripted(|_| Reply::Hang);
-    cluster.endpoint(&receiver.url).await;
-    let accepted = cluster.publish(0..5, &[1, 2]).await;
-    assert_eq!(accepted.len(), 5);
-    receiver.wait_for(1, Duration::from_secs(20)).await;
+    // Endpoints until each node owns one: then each node has a live
+    // actor once the deliveries are pending, and its actor gauge says
+    // when a sample was taken after that.
+    let mut owners = HashSet::new();
+    let mut endpoints = 0;
+    while owners.len() < 2 {
+        let (id, _) = cluster.endpoint(&receiver.url).await;
+        owners.insert(cluster.owner_of(id).await);
+        endpoints += 1;
+        assert!(endpoints <= 32, "two nodes, and one owns every endpoint");
+    }
+    let accepted = cluster.publish(0..1, &[1]).await;
+    assert_eq!(accepted.len(), 1);
+    receiver.wait_for(endpoints, Duration::from_secs(20)).await;
     let counter: String =
         sqlx::query_scalar("SELECT node FROM partition_leases WHERE partition = 0")
             .fetch_one(&cluster.pool)
             .await
             .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut pending = Vec::new();
-        for n in 1..=2 {
+    let mut pending = Vec::new();
+    for n in 1..=2 {
+        // A sample sets the pending gauges before the actor gauge: an
+        // actor counted means the pending figures beside it are from a
+        // sample taken while every delivery was pending.
+        let scrape = loop {
             let scrape = cluster
                 .client
                 .get(format!("{}/metrics", cluster.base(n)))
@@ -923,21 +936,25 @@ async fn one_node_counts_the_clusters_pending_deliveries() {
                 .text()
                 .await
                 .unwrap();
-            pending.push(crate::cli::sample(&scrape, "webhookd_deliveries_pending"));
-        }
-        let counting = if counter == "n1" { 0 } else { 1 };
-        if pending[counting] == Some(5.0) {
-            assert_eq!(
-                pending[1 - counting],
-                Some(0.0),
-                "only {counter}, the holder of partition 0, counts: {pending:?}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{counter} (partition 0) reports {pending:?} pending deliveries, not 5"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+            if crate::cli::sample(&scrape, "webhookd_endpoint_actors").unwrap_or(0.0) >= 1.0 {
+                break scrape;
+            }
+            assert!(Instant::now() < deadline, "n{n} sampled no actor");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        pending.push(crate::cli::sample(&scrape, "webhookd_deliveries_pending"));
     }
+    let expected: Vec<Option<f64>> = (1..=2)
+        .map(|n| {
+            Some(if format!("n{n}") == counter {
+                endpoints as f64
+            } else {
+                0.0
+            })
+        })
+        .collect();
+    assert_eq!(
+        pending, expected,
+        "only {counter}, the holder of partition 0, counts the {endpoints} pending deliveries"
+    );
 }
