@@ -297,6 +297,54 @@ async fn the_writers_are_connected_before_the_first_publish() {
     assert_eq!(written, (0, 0, 0));
 }
 
+/// The writers keep their connections between batches (no test of each
+/// on its way back to the pool): one the server ended fails at most the
+/// batch that finds out, and is not kept — publishing goes on on fresh
+/// connections, and everything accepted is delivered.
+#[actix_web::test]
+async fn the_writers_leave_a_connection_the_server_ended() {
+    let app = TestApp::spawn_for_delivery(Backend::Postgres, |_| {}).await;
+    let Db::Postgres(pool) = &app.db else {
+        unreachable!("a PostgreSQL app")
+    };
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    subscribe(&app, &receiver.url, json!(["invoice.paid"]), json!({})).await;
+    app.publish("invoice.paid", json!({"n": 0})).await;
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name LIKE '%:writers'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let writers = projections::deliveries::POSTGRES_WRITER_CONNECTIONS;
+    assert_eq!(ended.len(), writers, "every writer connection ended");
+    // One at a time, so that each batch takes the connection the last one
+    // left: a writer that kept a broken one would fail every publish.
+    let mut answers = Vec::new();
+    for n in 1..=30 {
+        let (status, _) =
+            publish_raw(&app, json!({"type": "invoice.paid", "data": {"n": n}})).await;
+        answers.push(status);
+    }
+    let refused = answers
+        .iter()
+        .filter(|status| **status != StatusCode::ACCEPTED)
+        .count();
+    assert!(
+        refused <= writers,
+        "{refused} publishes refused after {writers} connections ended: {answers:?}"
+    );
+    assert!(
+        answers[writers..]
+            .iter()
+            .all(|status| *status == StatusCode::ACCEPTED),
+        "publishing did not recover: {answers:?}"
+    );
+    receiver.wait_for(1 + 30 - refused, WAIT).await;
+}
+
 on_both_backends!(
     cached_reads_follow_every_change,
     the_first_publish_after_a_url_change_goes_to_the_new_url,

@@ -5,7 +5,7 @@ use super::store::{AttemptRecord, FailureRun, NextStep};
 use super::{DeliveryKind, Fence};
 use crate::Error;
 use rusqlite::{params, OptionalExtension};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use std::collections::HashMap;
 
 /// One attempt and where its delivery goes next.
@@ -68,14 +68,10 @@ impl StatsChange {
     }
 }
 
-/// Writes a batch on PostgreSQL; answers each outcome with its config's
-/// failure run after the batch (tests do not count: theirs is a default run).
-pub(super) async fn postgres(pool: &PgPool, batch: &[Outcome]) -> Result<Vec<FailureRun>, Error> {
-    postgres_on(&mut *pool.acquire().await?, batch).await
-}
-
-/// [`postgres`] on a given connection (an empty batch readies it: see
-/// `Writers::warm_up`).
+/// Writes a batch on PostgreSQL, on a connection of the writers' (see
+/// [`super::writers`]; an empty batch readies it: `Writers::warm_up`);
+/// answers each outcome with its config's failure run after the batch
+/// (tests do not count: theirs is a default run).
 pub(super) async fn postgres_on(
     connection: &mut PgConnection,
     batch: &[Outcome],

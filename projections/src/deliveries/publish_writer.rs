@@ -25,7 +25,7 @@ use super::{stored_event_data, DeliveryKind, EventData, EventRecord, PendingDeli
 use crate::db::now_micros;
 use crate::Error;
 use rusqlite::{params, OptionalExtension};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 
 /// A new event and the configs it goes to.
@@ -200,13 +200,8 @@ fn duplicate_of(
     })
 }
 
-/// Writes a batch on PostgreSQL (see [`super::writers`]).
-pub(super) async fn postgres(pool: &PgPool, batch: &[NewEvent]) -> Result<Vec<Published>, Error> {
-    postgres_on(&mut *pool.acquire().await?, batch).await
-}
-
-/// [`postgres`] on a given connection (an empty batch readies it: see
-/// `Writers::warm_up`).
+/// Writes a batch on PostgreSQL, on a connection of the writers' (see
+/// [`super::writers`]; an empty batch readies it: `Writers::warm_up`).
 pub(super) async fn postgres_on(
     connection: &mut PgConnection,
     batch: &[NewEvent],

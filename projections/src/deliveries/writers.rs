@@ -15,6 +15,7 @@ use super::publish_writer::{self, NewEvent};
 use super::sqlite_thread::SqliteThread;
 use super::store::{FailureRun, Published};
 use crate::{Db, Error};
+use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, SqlitePool};
 use std::sync::Arc;
 
@@ -57,7 +58,10 @@ pub(super) trait Writers: Send + Sync + 'static {
 /// The writers of `db`'s backend.
 pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
     match db {
-        Db::Postgres(pool) => Arc::new(Postgres(pool)),
+        Db::Postgres(pool) => Arc::new(Postgres {
+            pool,
+            held: std::sync::Mutex::new(Vec::new()),
+        }),
         Db::Sqlite(pool) => Arc::new(Sqlite {
             pool,
             thread: tokio::sync::OnceCell::new(),
@@ -65,7 +69,53 @@ pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
     }
 }
 
-struct Postgres(PgPool);
+/// PostgreSQL's writers keep their connections between batches instead of
+/// returning them to the pool: sqlx tests every connection that comes back
+/// with a round trip to the server (a `Sync` and its `ReadyForQuery`, in a
+/// task of its own), which at one endpoint was a second exchange for every
+/// batch — 3 % of webhookd's CPU in the profile, and a wake-up of the
+/// server's backend each time. A connection goes back to the pool (tested
+/// there) only when its batch failed or was abandoned mid-statement (its
+/// future dropped at a deadline): then its state is unknown, and a broken
+/// one — the old primary after a failover, a cut-off server — is not
+/// reused. A batch that succeeded left its connection idle and in sync.
+struct Postgres {
+    pool: PgPool,
+    /// At most one per writer (the writers' pool holds no more).
+    held: std::sync::Mutex<Vec<PoolConnection<sqlx::Postgres>>>,
+}
+
+impl Postgres {
+    async fn connection(&self) -> Result<PoolConnection<sqlx::Postgres>, Error> {
+        let held = self.held.lock().expect("never poisoned").pop();
+        match held {
+            Some(connection) => Ok(connection),
+            None => Ok(self.pool.acquire().await?),
+        }
+    }
+
+    /// Keeps `connection` for the next batch if `written` succeeded.
+    fn keep<T>(&self, connection: PoolConnection<sqlx::Postgres>, written: &Result<T, Error>) {
+        if written.is_ok() {
+            self.held.lock().expect("never poisoned").push(connection);
+        }
+    }
+}
+
+impl Drop for Postgres {
+    /// A pooled connection goes back to its pool in a task of its own, and
+    /// sqlx panics when there is no Tokio runtime to spawn it on — as when
+    /// the process ends and the store is dropped after its runtime. Then
+    /// the kept connections are closed instead.
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            let held = self.held.get_mut().unwrap_or_else(|p| p.into_inner());
+            for connection in held.drain(..) {
+                drop(connection.detach());
+            }
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl Writers for Postgres {
@@ -74,23 +124,33 @@ impl Writers for Postgres {
     }
 
     async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {
-        publish_writer::postgres(&self.0, &batch).await
+        let mut connection = self.connection().await?;
+        let written = publish_writer::postgres_on(&mut connection, &batch).await;
+        self.keep(connection, &written);
+        written
     }
 
     async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error> {
-        outcome_writer::postgres(&self.0, &batch).await
+        let mut connection = self.connection().await?;
+        let written = outcome_writer::postgres_on(&mut connection, &batch).await;
+        self.keep(connection, &written);
+        written
     }
 
     /// Every connection of the writers' pool opened (held together, so
     /// they are distinct) and both statements run empty on each: parsed,
     /// planned and cached there.
     async fn warm_up(&self) -> Result<(), Error> {
-        let acquired = (0..POSTGRES_WRITER_CONNECTIONS).map(|_| self.0.acquire());
+        let acquired = (0..POSTGRES_WRITER_CONNECTIONS).map(|_| self.pool.acquire());
         let mut connections = futures_util::future::try_join_all(acquired).await?;
         for connection in &mut connections {
             publish_writer::postgres_on(connection, &[]).await?;
             outcome_writer::postgres_on(connection, &[]).await?;
         }
+        self.held
+            .lock()
+            .expect("never poisoned")
+            .extend(connections);
         Ok(())
     }
 }
