@@ -189,8 +189,9 @@ pub struct ServeArgs {
     /// locally for 1 s less than in the database).
     #[arg(long, default_value = "10s", value_parser = parse_node_timeout)]
     pub node_timeout: Duration,
-    /// PostgreSQL connections of this node's query pool (its group-commit
-    /// writers and its notification listener have their own, 7 more).
+    /// PostgreSQL connections of this node's query pool (9 more come on
+    /// top: its 5 group-commit writers', 2 of its lease heartbeat, its
+    /// notification listener and its notification sender).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..))]
     pub max_db_connections: u32,
     /// Serve `GET /metrics` on this address instead of on `--bind`.

@@ -138,8 +138,15 @@ impl Application {
             Db::Postgres(pool) => {
                 let ownership = Ownership::leased();
                 // Listening before joining: the join is announced.
+                // The bus sends from a connection of its own, kept
+                // between rounds (see `ClusterStore::notifying_from`).
                 cluster::bus::start(
-                    ClusterStore::new(pool.clone()),
+                    ClusterStore::new(pool.clone()).notifying_from(database::derived_pool(
+                        pool,
+                        "bus",
+                        &[],
+                        1,
+                    )),
                     node_id.clone(),
                     changes.clone(),
                     ownership.clone(),

@@ -25,6 +25,7 @@ pub mod deliveries;
 pub mod event_log;
 pub mod event_store;
 pub mod event_types;
+mod kept;
 pub mod operational;
 pub mod paging;
 pub mod rebuild;

@@ -345,6 +345,62 @@ async fn the_writers_leave_a_connection_the_server_ended() {
     receiver.wait_for(1 + 30 - refused, WAIT).await;
 }
 
+/// The cluster bus keeps its sending connection between rounds, and so
+/// does not keep one the server ended: the round that finds out fails
+/// (the others' polls make up for it), and a later round connects again.
+#[actix_web::test]
+async fn the_bus_leaves_a_connection_the_server_ended() {
+    let app = TestApp::spawn_for_delivery(Backend::Postgres, |_| {}).await;
+    let Db::Postgres(pool) = &app.db else {
+        unreachable!("a PostgreSQL app")
+    };
+    app.add_event_type("invoice.paid").await;
+    let receiver = Receiver::ok();
+    let first = until_a_bus_session(&app, pool, &receiver.url, None).await;
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(ended);
+    until_a_bus_session(&app, pool, &receiver.url, Some(first)).await;
+}
+
+/// Subscribes endpoints (each a config change, and each change a round of
+/// the bus) until the bus has a session other than `other_than`; its pid.
+async fn until_a_bus_session(
+    app: &TestApp,
+    pool: &sqlx::PgPool,
+    url: &str,
+    other_than: Option<i32>,
+) -> i32 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        subscribe(app, url, json!(["invoice.paid"]), json!({})).await;
+        let sessions: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name LIKE '%:bus'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let new: Vec<i32> = sessions
+            .iter()
+            .copied()
+            .filter(|pid| Some(*pid) != other_than)
+            .collect();
+        if let [pid] = new[..] {
+            return pid;
+        }
+        assert!(new.is_empty(), "one sending connection, kept: {sessions:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bus connection besides {other_than:?}: {sessions:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 on_both_backends!(
     cached_reads_follow_every_change,
     the_first_publish_after_a_url_change_goes_to_the_new_url,

@@ -14,8 +14,8 @@ use super::outcome_writer::{self, Outcome};
 use super::publish_writer::{self, NewEvent};
 use super::sqlite_thread::SqliteThread;
 use super::store::{FailureRun, Published};
+use crate::kept::KeptConnections;
 use crate::{Db, Error};
-use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, SqlitePool};
 use std::sync::Arc;
 
@@ -59,8 +59,8 @@ pub(super) trait Writers: Send + Sync + 'static {
 pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
     match db {
         Db::Postgres(pool) => Arc::new(Postgres {
+            kept: KeptConnections::new(pool.clone()),
             pool,
-            held: std::sync::Mutex::new(Vec::new()),
         }),
         Db::Sqlite(pool) => Arc::new(Sqlite {
             pool,
@@ -69,52 +69,13 @@ pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
     }
 }
 
-/// PostgreSQL's writers keep their connections between batches instead of
-/// returning them to the pool: sqlx tests every connection that comes back
-/// with a round trip to the server (a `Sync` and its `ReadyForQuery`, in a
-/// task of its own), which at one endpoint was a second exchange for every
-/// batch — 3 % of webhookd's CPU in the profile, and a wake-up of the
-/// server's backend each time. A connection goes back to the pool (tested
-/// there) only when its batch failed or was abandoned mid-statement (its
-/// future dropped at a deadline): then its state is unknown, and a broken
-/// one — the old primary after a failover, a cut-off server — is not
-/// reused. A batch that succeeded left its connection idle and in sync.
+/// PostgreSQL's writers keep their connections between batches (see
+/// [`crate::kept`]): returned to their pool after each, every batch was a
+/// second exchange with the server.
 struct Postgres {
     pool: PgPool,
     /// At most one per writer (the writers' pool holds no more).
-    held: std::sync::Mutex<Vec<PoolConnection<sqlx::Postgres>>>,
-}
-
-impl Postgres {
-    async fn connection(&self) -> Result<PoolConnection<sqlx::Postgres>, Error> {
-        let held = self.held.lock().expect("never poisoned").pop();
-        match held {
-            Some(connection) => Ok(connection),
-            None => Ok(self.pool.acquire().await?),
-        }
-    }
-
-    /// Keeps `connection` for the next batch if `written` succeeded.
-    fn keep<T>(&self, connection: PoolConnection<sqlx::Postgres>, written: &Result<T, Error>) {
-        if written.is_ok() {
-            self.held.lock().expect("never poisoned").push(connection);
-        }
-    }
-}
-
-impl Drop for Postgres {
-    /// A pooled connection goes back to its pool in a task of its own, and
-    /// sqlx panics when there is no Tokio runtime to spawn it on — as when
-    /// the process ends and the store is dropped after its runtime. Then
-    /// the kept connections are closed instead.
-    fn drop(&mut self) {
-        if tokio::runtime::Handle::try_current().is_err() {
-            let held = self.held.get_mut().unwrap_or_else(|p| p.into_inner());
-            for connection in held.drain(..) {
-                drop(connection.detach());
-            }
-        }
-    }
+    kept: KeptConnections,
 }
 
 #[async_trait::async_trait]
@@ -124,16 +85,16 @@ impl Writers for Postgres {
     }
 
     async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.kept.take().await?;
         let written = publish_writer::postgres_on(&mut connection, &batch).await;
-        self.keep(connection, &written);
+        self.kept.put_back(connection, written.is_ok());
         written
     }
 
     async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.kept.take().await?;
         let written = outcome_writer::postgres_on(&mut connection, &batch).await;
-        self.keep(connection, &written);
+        self.kept.put_back(connection, written.is_ok());
         written
     }
 
@@ -147,10 +108,9 @@ impl Writers for Postgres {
             publish_writer::postgres_on(connection, &[]).await?;
             outcome_writer::postgres_on(connection, &[]).await?;
         }
-        self.held
-            .lock()
-            .expect("never poisoned")
-            .extend(connections);
+        for connection in connections {
+            self.kept.put_back(connection, true);
+        }
         Ok(())
     }
 }
