@@ -12,7 +12,11 @@
 //! when the use was abandoned mid-statement (its future dropped at a
 //! deadline), the connection goes back to the pool, whose test decides: a
 //! broken one — the old primary after a failover, a session the server
-//! ended — is not used again.
+//! ended — is not used again. A kept connection does not age out (the
+//! pool's lifetime and idle limits apply only to connections in the pool);
+//! one whose server went away silently hangs its next use until the
+//! caller's deadline drops it (the publish deadline, for the writers), and
+//! then goes back to the pool's test like any abandoned one.
 use crate::Error;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
