@@ -142,6 +142,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The app's PostgreSQL pool; panics on SQLite (for PostgreSQL-only tests).
+    pub fn postgres_pool(&self) -> &sqlx::PgPool {
+        match &self.db {
+            Db::Postgres(pool) => pool,
+            Db::Sqlite(_) => panic!("a PostgreSQL app"),
+        }
+    }
+
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, false).await
     }

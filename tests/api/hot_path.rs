@@ -5,7 +5,6 @@ use crate::helpers::{status_and_json, webhook_body, Backend, TestApp};
 use crate::on_both_backends;
 use crate::receiver::{Receiver, Reply};
 use futures_util::future::join_all;
-use projections::Db;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -273,9 +272,7 @@ async fn cached_reads_follow_every_change(backend: Backend) {
 #[actix_web::test]
 async fn the_writers_are_connected_before_the_first_publish() {
     let app = TestApp::spawn_for_delivery(Backend::Postgres, |_| {}).await;
-    let Db::Postgres(pool) = &app.db else {
-        unreachable!("a PostgreSQL app")
-    };
+    let pool = app.postgres_pool();
     let writers: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pg_stat_activity \
          WHERE datname = current_database() AND application_name LIKE '%:writers'",
@@ -304,9 +301,7 @@ async fn the_writers_are_connected_before_the_first_publish() {
 #[actix_web::test]
 async fn the_writers_leave_a_connection_the_server_ended() {
     let app = TestApp::spawn_for_delivery(Backend::Postgres, |_| {}).await;
-    let Db::Postgres(pool) = &app.db else {
-        unreachable!("a PostgreSQL app")
-    };
+    let pool = app.postgres_pool();
     app.add_event_type("invoice.paid").await;
     let receiver = Receiver::ok();
     subscribe(&app, &receiver.url, json!(["invoice.paid"]), json!({})).await;
@@ -351,9 +346,7 @@ async fn the_writers_leave_a_connection_the_server_ended() {
 #[actix_web::test]
 async fn the_bus_leaves_a_connection_the_server_ended() {
     let app = TestApp::spawn_for_delivery(Backend::Postgres, |_| {}).await;
-    let Db::Postgres(pool) = &app.db else {
-        unreachable!("a PostgreSQL app")
-    };
+    let pool = app.postgres_pool();
     app.add_event_type("invoice.paid").await;
     let receiver = Receiver::ok();
     let first = until_a_bus_session(&app, pool, &receiver.url, None).await;
@@ -431,9 +424,7 @@ async fn an_outcome_under_a_lost_lease_leaves_its_delivery_pending() {
     let config_id = config["id"].as_i64().unwrap();
     app.publish("invoice.paid", json!({})).await;
     receiver.wait_for(1, Duration::from_secs(20)).await;
-    let Db::Postgres(pool) = &app.db else {
-        unreachable!("a PostgreSQL app")
-    };
+    let pool = app.postgres_pool();
     let (delivery_id,): (i64,) = sqlx::query_as("SELECT id FROM deliveries")
         .fetch_one(pool)
         .await

@@ -16,7 +16,7 @@ use super::sqlite_thread::SqliteThread;
 use super::store::{FailureRun, Published};
 use crate::kept::KeptConnections;
 use crate::{Db, Error};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::SqlitePool;
 use std::sync::Arc;
 
 /// PostgreSQL's publish and outcome writers (see [`Writers::concurrency`]).
@@ -59,8 +59,7 @@ pub(super) trait Writers: Send + Sync + 'static {
 pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
     match db {
         Db::Postgres(pool) => Arc::new(Postgres {
-            kept: KeptConnections::new(pool.clone()),
-            pool,
+            kept: KeptConnections::new(pool),
         }),
         Db::Sqlite(pool) => Arc::new(Sqlite {
             pool,
@@ -73,7 +72,6 @@ pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
 /// [`crate::kept`]): returned to their pool after each, every batch was a
 /// second exchange with the server.
 struct Postgres {
-    pool: PgPool,
     /// At most one per writer (the writers' pool holds no more).
     kept: KeptConnections,
 }
@@ -100,9 +98,9 @@ impl Writers for Postgres {
 
     /// Every connection of the writers' pool opened (held together, so
     /// they are distinct) and both statements run empty on each: parsed,
-    /// planned and cached there.
+    /// planned and cached there; then kept for the first batches.
     async fn warm_up(&self) -> Result<(), Error> {
-        let acquired = (0..POSTGRES_WRITER_CONNECTIONS).map(|_| self.pool.acquire());
+        let acquired = (0..POSTGRES_WRITER_CONNECTIONS).map(|_| self.kept.take());
         let mut connections = futures_util::future::try_join_all(acquired).await?;
         for connection in &mut connections {
             publish_writer::postgres_on(connection, &[]).await?;
