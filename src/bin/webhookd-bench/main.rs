@@ -94,6 +94,10 @@ pub struct Options {
     /// rate then shows whether the delivery tables stop growing).
     #[arg(long)]
     pub retention: Option<String>,
+    /// More flags for `webhookd serve` (repeatable; `--serve-flag=--x=y`):
+    /// what a setting does to a scenario, without a build between.
+    #[arg(long = "serve-flag", allow_hyphen_values = true)]
+    pub serve_flags: Vec<String>,
     /// Nodes for `cluster`.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,

@@ -360,6 +360,7 @@ fn server_flags(options: &Options) -> Vec<String> {
     if let Some(retention) = &options.retention {
         flags.extend(["--retention".to_owned(), retention.clone()]);
     }
+    flags.extend(options.serve_flags.iter().cloned());
     flags
 }
 
