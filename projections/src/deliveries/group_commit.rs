@@ -65,13 +65,34 @@ impl<I, O> Clone for GroupCommit<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
-    /// Starts `writers` tasks that call `write` with batches of at most
-    /// `max_batch` items. `write` answers one output per item, in order, or
-    /// fails the whole batch (nothing of it was committed); see
-    /// [`write_isolated`] for what happens then. A batch is taken no
+    /// [`Self::start_on`] the caller's runtime.
+    #[cfg(test)]
+    pub fn start<W, F>(
+        name: &'static str,
+        writers: usize,
+        max_batch: usize,
+        linger: Duration,
+        waited: WaitObserver,
+        write: W,
+    ) -> Self
+    where
+        W: Fn(Arc<Vec<I>>) -> F + Send + Sync + 'static,
+        I: Sync,
+        F: Future<Output = Result<Vec<O>, Error>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::current();
+        Self::start_on(&runtime, name, writers, max_batch, linger, waited, write)
+    }
+
+    /// Starts `writers` tasks on `runtime` that call `write` with batches
+    /// of at most `max_batch` items. `write` answers one output per item,
+    /// in order, or fails the whole batch (nothing of it was committed);
+    /// see [`write_isolated`] for what happens then. A batch is taken no
     /// sooner than `linger` after its first item was queued (see
     /// [`next_batch`]); zero takes it at once.
-    pub fn start<W, F>(
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_on<W, F>(
+        runtime: &tokio::runtime::Handle,
         name: &'static str,
         writers: usize,
         max_batch: usize,
@@ -90,7 +111,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         let writing = Arc::new(Writing::default());
         for _ in 0..writers.max(1) {
             let (receiver, write, writing) = (receiver.clone(), write.clone(), writing.clone());
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 while let Some(batch) = next_batch(&receiver, max_batch, linger, &writing).await {
                     let _writing = writing.begin();
                     let taken = Instant::now();

@@ -249,10 +249,14 @@ impl DeliveryStore {
     pub fn new(db: Db, writer_db: Db, hooks: StoreHooks) -> Self {
         let writers = writers::for_backend(writer_db);
         let (publish_writers, outcome_writers) = writers.concurrency();
+        let runtime = writers
+            .runtime()
+            .unwrap_or_else(tokio::runtime::Handle::current);
         let waited = hooks.commit_waited;
         let publishes = {
             let writers = writers.clone();
-            GroupCommit::start(
+            GroupCommit::start_on(
+                &runtime,
                 "publish",
                 publish_writers,
                 MAX_BATCH,
@@ -267,7 +271,8 @@ impl DeliveryStore {
         let outcomes = {
             let writers = writers.clone();
             let stats_moved = hooks.stats_moved;
-            GroupCommit::start(
+            GroupCommit::start_on(
+                &runtime,
                 "outcome",
                 outcome_writers,
                 MAX_BATCH,

@@ -16,7 +16,6 @@ use super::sqlite_thread::SqliteThread;
 use super::store::{FailureRun, Published};
 use crate::kept::KeptConnections;
 use crate::{Db, Error};
-use sqlx::SqlitePool;
 use std::sync::Arc;
 
 /// PostgreSQL's publish and outcome writers (see [`Writers::concurrency`]).
@@ -53,6 +52,12 @@ pub(super) trait Writers: Send + Sync + 'static {
     /// Readies the writers before the first batch (see
     /// `DeliveryStore::warm_up`); writes nothing.
     async fn warm_up(&self) -> Result<(), Error>;
+
+    /// Where the group commit's writer tasks run: `None` for the caller's
+    /// runtime. SQLite's run on its writer thread (see `sqlite_thread`).
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        None
+    }
 }
 
 /// The writers of `db`'s backend.
@@ -62,8 +67,7 @@ pub(super) fn for_backend(db: Db) -> Arc<dyn Writers> {
             kept: KeptConnections::new(pool),
         }),
         Db::Sqlite(pool) => Arc::new(Sqlite {
-            pool,
-            thread: tokio::sync::OnceCell::new(),
+            thread: SqliteThread::spawn(pool).map_err(Arc::new),
         }),
     }
 }
@@ -114,16 +118,14 @@ impl Writers for Postgres {
 }
 
 struct Sqlite {
-    pool: SqlitePool,
-    /// Started at the first batch (the store is made outside async code).
-    thread: tokio::sync::OnceCell<SqliteThread>,
+    thread: Result<SqliteThread, Arc<Error>>,
 }
 
 impl Sqlite {
-    async fn thread(&self) -> Result<&SqliteThread, Error> {
+    fn thread(&self) -> Result<&SqliteThread, Error> {
         self.thread
-            .get_or_try_init(|| SqliteThread::start(&self.pool))
-            .await
+            .as_ref()
+            .map_err(|error| Error::Shared(error.clone()))
     }
 }
 
@@ -134,22 +136,24 @@ impl Writers for Sqlite {
     }
 
     async fn publishes(&self, batch: Arc<Vec<NewEvent>>) -> Result<Vec<Published>, Error> {
-        self.thread()
-            .await?
+        self.thread()?
             .run(move |db| publish_writer::sqlite(db, &batch))
             .await
     }
 
     async fn outcomes(&self, batch: Arc<Vec<Outcome>>) -> Result<Vec<FailureRun>, Error> {
-        self.thread()
-            .await?
+        self.thread()?
             .run(move |db| outcome_writer::sqlite(db, &batch))
             .await
     }
 
-    /// The writer thread started (it opens its connection); its
-    /// statements are prepared at their first use, in microseconds.
+    /// The writer thread has its connection; its statements are
+    /// prepared at their first use, in microseconds.
     async fn warm_up(&self) -> Result<(), Error> {
-        self.thread().await.map(drop)
+        self.thread()?.opened().await
+    }
+
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.thread().ok().map(SqliteThread::runtime)
     }
 }
