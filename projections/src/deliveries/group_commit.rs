@@ -371,11 +371,14 @@ mod tests {
     use super::*;
     use sqlx::PgPool;
 
+    /// Every batch written, in order.
+    type Batches = Arc<std::sync::Mutex<Vec<Vec<u32>>>>;
+
     /// Starts a group commit of two writers whose writes wait for
     /// `release`, recording each batch.
     fn held_writers(
         release: &tokio::sync::watch::Sender<bool>,
-    ) -> (GroupCommit<u32, u32>, Arc<std::sync::Mutex<Vec<Vec<u32>>>>) {
+    ) -> (GroupCommit<u32, u32>, Batches) {
         let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (seen, released) = (batches.clone(), release.subscribe());
         let commit = GroupCommit::start(
