@@ -65,25 +65,6 @@ impl<I, O> Clone for GroupCommit<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
-    /// [`Self::start_on`] the caller's runtime.
-    #[cfg(test)]
-    pub fn start<W, F>(
-        name: &'static str,
-        writers: usize,
-        max_batch: usize,
-        linger: Duration,
-        waited: WaitObserver,
-        write: W,
-    ) -> Self
-    where
-        W: Fn(Arc<Vec<I>>) -> F + Send + Sync + 'static,
-        I: Sync,
-        F: Future<Output = Result<Vec<O>, Error>> + Send + 'static,
-    {
-        let runtime = tokio::runtime::Handle::current();
-        Self::start_on(&runtime, name, writers, max_batch, linger, waited, write)
-    }
-
     /// Starts `writers` tasks on `runtime` that call `write` with batches
     /// of at most `max_batch` items. `write` answers one output per item,
     /// in order, or fails the whole batch (nothing of it was committed);
@@ -371,6 +352,19 @@ mod tests {
     use super::*;
     use sqlx::PgPool;
 
+    /// A group commit of `writers` writers (batches of up to 256) on the
+    /// test's runtime.
+    fn started<I, O, W, F>(writers: usize, linger: Duration, write: W) -> GroupCommit<I, O>
+    where
+        I: Send + Sync + 'static,
+        O: Send + 'static,
+        W: Fn(Arc<Vec<I>>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Vec<O>, Error>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::current();
+        GroupCommit::start_on(&runtime, "test", writers, 256, linger, |_, _| {}, write)
+    }
+
     /// Every batch written, in order.
     type Batches = Arc<std::sync::Mutex<Vec<Vec<u32>>>>;
 
@@ -381,21 +375,14 @@ mod tests {
     ) -> (GroupCommit<u32, u32>, Batches) {
         let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (seen, released) = (batches.clone(), release.subscribe());
-        let commit = GroupCommit::start(
-            "test",
-            2,
-            256,
-            Duration::ZERO,
-            |_, _| {},
-            move |batch: Arc<Vec<u32>>| {
-                seen.lock().unwrap().push(batch.to_vec());
-                let (answers, mut released) = (batch.to_vec(), released.clone());
-                async move {
-                    let _ = released.wait_for(|released| *released).await;
-                    Ok(answers)
-                }
-            },
-        );
+        let commit = started(2, Duration::ZERO, move |batch: Arc<Vec<u32>>| {
+            seen.lock().unwrap().push(batch.to_vec());
+            let (answers, mut released) = (batch.to_vec(), released.clone());
+            async move {
+                let _ = released.wait_for(|released| *released).await;
+                Ok(answers)
+            }
+        });
         (commit, batches)
     }
 
@@ -457,18 +444,11 @@ mod tests {
     async fn a_batch_lingers_until_an_item_that_may_not_arrives() {
         let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = batches.clone();
-        let commit = GroupCommit::start(
-            "test",
-            1,
-            256,
-            Duration::from_secs(30),
-            |_, _| {},
-            move |batch: Arc<Vec<u32>>| {
-                seen.lock().unwrap().push(batch.to_vec());
-                let answers = batch.to_vec();
-                async move { Ok(answers) }
-            },
-        );
+        let commit = started(1, Duration::from_secs(30), move |batch: Arc<Vec<u32>>| {
+            seen.lock().unwrap().push(batch.to_vec());
+            let answers = batch.to_vec();
+            async move { Ok(answers) }
+        });
         let started = Instant::now();
         let lingering = commit.submit(1);
         tokio::pin!(lingering);
@@ -502,27 +482,20 @@ mod tests {
             .expect("PostgreSQL is reachable");
         let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = writes.clone();
-        let commit = GroupCommit::start(
-            "test",
-            1,
-            256,
-            Duration::ZERO,
-            |_, _| {},
-            move |batch: Arc<Vec<String>>| {
-                let (pool, counter) = (pool.clone(), counter.clone());
-                async move {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    // One statement for the batch, as the real writers do.
-                    let rows: Vec<String> = sqlx::query_scalar(
-                        "SELECT x FROM UNNEST($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n",
-                    )
-                    .bind(&*batch)
-                    .fetch_all(&pool)
-                    .await?;
-                    Ok(rows)
-                }
-            },
-        );
+        let commit = started(1, Duration::ZERO, move |batch: Arc<Vec<String>>| {
+            let (pool, counter) = (pool.clone(), counter.clone());
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // One statement for the batch, as the real writers do.
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT x FROM UNNEST($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n",
+                )
+                .bind(&*batch)
+                .fetch_all(&pool)
+                .await?;
+                Ok(rows)
+            }
+        });
         let items: Vec<String> = (0..200)
             .map(|i| {
                 if i % 50 == 7 {
