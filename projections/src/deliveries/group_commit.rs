@@ -291,7 +291,7 @@ const BEHIND_A_WRITER: Duration = Duration::from_millis(2);
 ///   there at once, one item as often as not: under load 30–40 % of the
 ///   publish batches were single events, each a transaction and a commit
 ///   of its own (PostgreSQL, one endpoint: the database's CPU per delivery
-///   −17 to −20 % with the wait). At low load no other writer is busy and
+///   −15 to −20 % with the wait). At low load no other writer is busy and
 ///   nothing waits.
 ///
 /// `None` once every sender is gone.

@@ -354,6 +354,23 @@ mod tests {
         assert_eq!(rows, ["also kept", "kept"]);
     }
 
+    /// A connection the thread cannot take (here: its pool is closed)
+    /// fails whoever waits for it and every job, each try — none of them
+    /// is left waiting.
+    #[tokio::test]
+    async fn a_connection_it_cannot_take_fails_the_jobs_instead_of_holding_them() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        pool.close().await;
+        let thread = SqliteThread::spawn(pool).unwrap();
+        let within = std::time::Duration::from_secs(10);
+        let opened = tokio::time::timeout(within, thread.opened()).await;
+        assert!(matches!(opened, Ok(Err(_))), "{opened:?}");
+        for _ in 0..3 {
+            let ran = tokio::time::timeout(within, thread.run(|_| Ok(()))).await;
+            assert!(matches!(ran, Ok(Err(_))), "{ran:?}");
+        }
+    }
+
     /// Under steady writes the log starts over again and again instead of
     /// growing: SQLite's automatic checkpoint is off (as in webhookd), so
     /// without the thread's own checkpoints every transaction would append
