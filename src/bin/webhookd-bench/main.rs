@@ -7,6 +7,7 @@ mod ceiling;
 mod cluster;
 mod cpu;
 mod faults;
+mod instructions;
 mod profile;
 mod receiver;
 mod scenarios;
@@ -84,6 +85,14 @@ pub struct Options {
     /// perf report written to `--profile-dir`.
     #[arg(long)]
     pub profile: bool,
+    /// Count the instructions webhookd executes per delivery over the
+    /// measured window (`throughput`, `flaky`, `latency`): it runs under
+    /// `valgrind --tool=callgrind`, ~50× slower, so the figure is for A/B
+    /// pairs of one scenario and `--events`, not for the rate; unlike the
+    /// CPU µs it does not move with the machine. Dumps go to
+    /// `--profile-dir`.
+    #[arg(long)]
+    pub instructions: bool,
     /// Where `--profile` writes its perf data and reports.
     #[arg(long, default_value = "target/bench-profile")]
     pub profile_dir: std::path::PathBuf,

@@ -78,17 +78,39 @@ struct Bench {
 }
 
 impl Bench {
+    /// Opens the measured window: the CPU counters now, and under
+    /// `--instructions` callgrind's zeroed.
+    fn open_window(
+        &self,
+        options: &Options,
+        counted: &mut Option<crate::instructions::Counter>,
+    ) -> anyhow::Result<crate::cpu::Sample> {
+        if options.instructions {
+            *counted = Some(crate::instructions::Counter::zero(
+                &self.server,
+                &options.profile_dir,
+            )?);
+        }
+        Ok(crate::cpu::Sample::now(self.server.pid()))
+    }
+
     async fn start(options: &Options) -> anyhow::Result<Self> {
         let env: &[(&str, &str)] = if options.profile {
             &[(webhookd::telemetry::HANDOFF_TIMINGS_ENV, "1")]
         } else {
             &[]
         };
+        let wrapper = if options.instructions {
+            crate::instructions::wrapper(&options.profile_dir)?
+        } else {
+            Vec::new()
+        };
         let server = Server::start(
             options.backend,
             &options.postgres_url,
             &server_flags(options),
             env,
+            &wrapper,
         )
         .await?;
         server.add_event_type(EVENT_TYPE)?;
@@ -182,14 +204,34 @@ impl Bench {
         .await
     }
 
-    /// Waits until `expected` deliveries arrived (or `patience` passed).
-    async fn wait(&self, expected: u64, patience: Duration) -> Duration {
+    /// Waits until `expected` deliveries of `sent` arrived (or `patience`
+    /// passed). When publishes failed (`errors`: a 503 when a commit
+    /// outlived its deadline, as under `--instructions`' valgrind) their
+    /// events may still have been stored and delivered: only arrivals of
+    /// `sent` count then, or the wait would end before every acknowledged
+    /// event arrived and report the rest lost. Without errors every arrival
+    /// is one of `sent`, and counting them all is cheaper in the window.
+    async fn wait(
+        &self,
+        expected: u64,
+        patience: Duration,
+        sent: &HashMap<String, Instant>,
+        errors: u64,
+    ) -> Duration {
         let started = Instant::now();
         let tally = self.receiver.tally();
         let mut last_line = Instant::now();
         loop {
-            let arrived = tally.arrivals.lock().unwrap().len() as u64
-                + tally.refused_every_attempt.load(Ordering::Relaxed);
+            let arrivals = if errors == 0 {
+                tally.arrivals.lock().unwrap().len() as u64
+            } else {
+                let arrivals = tally.arrivals.lock().unwrap();
+                arrivals
+                    .keys()
+                    .filter(|(_, event)| sent.contains_key(event))
+                    .count() as u64
+            };
+            let arrived = arrivals + tally.refused_every_attempt.load(Ordering::Relaxed);
             if arrived >= expected || started.elapsed() > patience {
                 return started.elapsed();
             }
@@ -201,7 +243,8 @@ impl Bench {
                 eprintln!("  … {arrived}/{expected} delivered");
                 last_line = Instant::now();
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            let pause = if errors == 0 { 2 } else { 50 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
     }
 }
@@ -376,6 +419,8 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     // The CPU window: from the first publish to the last delivery, for
     // the scenarios that deliver (set where their publishing starts).
     let mut cpu_from: Option<crate::cpu::Sample> = None;
+    // `--instructions`: zeroed when the CPU window opens.
+    let mut counted: Option<crate::instructions::Counter> = None;
     // `--profile`: opened with the CPU window, where it is.
     let mut profiler: Option<crate::profile::Profiler> = None;
     let label = format!(
@@ -414,13 +459,15 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                         .await?,
                 );
             }
-            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
+            cpu_from = Some(bench.open_window(options, &mut counted)?);
             let started = Instant::now();
             let (sent, errors) = bench.publish_burst(events, options.publishers).await;
             bench
                 .wait(
                     sent.len() as u64 * u64::from(endpoints),
                     Duration::from_secs(300),
+                    &sent,
+                    errors,
                 )
                 .await;
             (endpoints, sent, errors, started.elapsed())
@@ -450,13 +497,15 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                         .await?,
                 );
             }
-            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
+            cpu_from = Some(bench.open_window(options, &mut counted)?);
             let started = Instant::now();
             let (sent, errors) = bench.publish_at_rate(rate, seconds).await;
             bench
                 .wait(
                     sent.len() as u64 * u64::from(healthy),
                     Duration::from_secs(120),
+                    &sent,
+                    errors,
                 )
                 .await;
             (healthy, sent, errors, started.elapsed())
@@ -466,11 +515,16 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             bench
                 .endpoints(0, endpoints, Behaviour::Ok, json!({}))
                 .await?;
-            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
+            cpu_from = Some(bench.open_window(options, &mut counted)?);
             let started = Instant::now();
             let (sent, errors) = bench.publish_burst(1, 1).await;
             bench
-                .wait(u64::from(endpoints), Duration::from_secs(120))
+                .wait(
+                    u64::from(endpoints),
+                    Duration::from_secs(120),
+                    &sent,
+                    errors,
+                )
                 .await;
             (endpoints, sent, errors, started.elapsed())
         }
@@ -512,11 +566,11 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                 .await?;
             let rate = options.rate.unwrap_or(if quick { 100.0 } else { 1_000.0 });
             let seconds = options.duration.unwrap_or(if quick { 2.0 } else { 5.0 });
-            cpu_from = Some(crate::cpu::Sample::now(bench.server.pid()));
+            cpu_from = Some(bench.open_window(options, &mut counted)?);
             let published = Instant::now();
             let (sent, errors) = bench.publish_at_rate(rate, seconds).await;
             bench
-                .wait(sent.len() as u64, Duration::from_secs(120))
+                .wait(sent.len() as u64, Duration::from_secs(120), &sent, errors)
                 .await;
             let elapsed = published.elapsed();
             report.extra = json!({
@@ -581,6 +635,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
         }
     };
     let cpu_to = crate::cpu::Sample::now(bench.server.pid());
+    let instructions = counted
+        .map(crate::instructions::Counter::read)
+        .transpose()?;
     if let Some(profiler) = profiler {
         report.extra["profile"] = profiler.finish(&bench.server).await?;
     }
@@ -613,6 +670,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     report.bad_signatures = tally.bad_signatures.load(Ordering::Relaxed);
     report.server_peak_rss_mb = bench.server.peak_rss_mb();
     report.cpu = cpu_from.map(|from| from.per_delivery(&cpu_to, report.deliveries));
+    if let Some(instructions) = instructions {
+        report.extra["instructions_per_delivery"] = json!(instructions / report.deliveries.max(1));
+    }
     bench.server.stop().await;
     Ok(report)
 }

@@ -57,6 +57,7 @@ impl Server {
         postgres_admin: &str,
         flags: &[String],
         env: &[(&str, &str)],
+        wrapper: &[String],
     ) -> anyhow::Result<Self> {
         let (database_url, sqlite_dir, postgres) = match backend {
             Backend::Sqlite => {
@@ -91,7 +92,17 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let mut child = Command::new(&binary)
+        // Under a wrapper (`--instructions`: valgrind) webhookd is its
+        // argument; the wrapper runs it in its own process, the pid ours.
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let mut child = command
             .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
             .args(["--retry-schedule", "200ms,500ms,1s"])
             .args(flags)
@@ -113,7 +124,9 @@ impl Server {
         .context("webhookd printed no key")?;
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
-        for _ in 0..200 {
+        // Minutes under valgrind, a second otherwise.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
             if client
                 .get(format!("{base}/api/v1/webhooks/events"))
                 .bearer_auth(&key)
