@@ -347,12 +347,7 @@ mod tests {
     /// job that panics fails its own caller without stopping the thread.
     #[tokio::test]
     async fn jobs_that_meet_share_a_transaction_and_fail_alone() {
-        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        let thread = SqliteThread::start(&pool).await.unwrap();
-        thread
-            .run(|db| Ok(db.execute_batch("CREATE TABLE t (x TEXT NOT NULL)")?))
-            .await
-            .unwrap();
+        let (_pool, thread) = with_a_table().await;
         // Keeps the thread busy until the jobs below are queued (`run`
         // queues its job when first polled).
         let (release, wait) = std::sync::mpsc::channel::<()>();
@@ -378,7 +373,25 @@ mod tests {
         also_kept.await.unwrap();
         assert!(matches!(failed.await, Err(Error::Corrupt(_))));
         assert!(matches!(panicked.await, Err(Error::Unavailable(_))));
-        let rows: Vec<String> = thread
+        let rows = rows_of(&thread).await;
+        assert_eq!(rows, ["also kept", "kept"]);
+    }
+
+    /// A thread on an in-memory database holding the test table `t` (the
+    /// pool keeps the database).
+    async fn with_a_table() -> (SqlitePool, SqliteThread) {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let thread = SqliteThread::start(&pool).await.unwrap();
+        thread
+            .run(|db| Ok(db.execute_batch("CREATE TABLE t (x TEXT NOT NULL)")?))
+            .await
+            .unwrap();
+        (pool, thread)
+    }
+
+    /// The test table's rows, in order.
+    async fn rows_of(thread: &SqliteThread) -> Vec<String> {
+        thread
             .run(|db| {
                 let mut rows = db.prepare("SELECT x FROM t ORDER BY x")?;
                 let rows = rows
@@ -387,8 +400,7 @@ mod tests {
                 Ok(rows)
             })
             .await
-            .unwrap();
-        assert_eq!(rows, ["also kept", "kept"]);
+            .unwrap()
     }
 
     /// A lone job that fails leaves nothing behind and no transaction open:
@@ -396,12 +408,7 @@ mod tests {
     /// included, come from the connection's cache both times).
     #[tokio::test]
     async fn a_lone_job_that_fails_is_rolled_back_and_the_next_commits() {
-        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        let thread = SqliteThread::start(&pool).await.unwrap();
-        thread
-            .run(|db| Ok(db.execute_batch("CREATE TABLE t (x TEXT NOT NULL)")?))
-            .await
-            .unwrap();
+        let (_pool, thread) = with_a_table().await;
         let failed = thread
             .run(|db| {
                 db.execute("INSERT INTO t (x) VALUES ('failed')", [])?;
@@ -415,16 +422,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let rows: Vec<String> = thread
-            .run(|db| {
-                let mut rows = db.prepare("SELECT x FROM t ORDER BY x")?;
-                let rows = rows
-                    .query_map([], |row| row.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
-                Ok(rows)
-            })
-            .await
-            .unwrap();
+        let rows = rows_of(&thread).await;
         assert_eq!(rows, ["first", "second"]);
     }
 
