@@ -328,12 +328,12 @@ mod wire {
             attempts: whole.attempts,
             next_attempt_at: whole.due,
             fifo_seq: whole.place,
-            event: EventRecord {
+            event: std::sync::Arc::new(EventRecord {
                 id: whole.event.to_owned(),
                 event_type: whole.event_type.to_owned(),
                 data: whole.data.to_owned().into(),
                 published_at: whole.published,
-            },
+            }),
         }))
     }
 }
@@ -356,12 +356,12 @@ mod tests {
                 attempts: 0,
                 next_attempt_at: 5,
                 fifo_seq: (i % 2 == 0).then_some(i),
-                event: EventRecord {
+                event: std::sync::Arc::new(EventRecord {
                     id: format!("event-{i}"),
                     event_type: "invoice.paid".into(),
                     data: event_data(data),
                     published_at: 4,
-                },
+                }),
             })
         };
         let mut committed: Vec<Committed> = (0..300)

@@ -59,7 +59,7 @@ pub async fn send(
     // and the body drip past it; then the status decides, and the log
     // keeps what of the body came.
     let mut answered: Option<Answer> = None;
-    let outcome = match request(client, config, delivery, policy, clock, permit) {
+    let outcome = match request(config, delivery, policy, clock, permit) {
         Ok(request) => {
             // The timeout covers connecting, sending and reading the answer:
             // a receiver that hangs at any point is cut off here.
@@ -130,7 +130,6 @@ fn storable(text: String) -> String {
 }
 
 fn request(
-    client: &reqwest::Client,
     config: &EndpointConfig,
     delivery: &PendingDelivery,
     policy: &UrlPolicy,
@@ -149,7 +148,10 @@ fn request(
     let now = clock.now_micros();
     let timestamp = now.div_euclid(1_000_000);
     let previous = config.previous_secrets_at(now);
-    let mut headers = HeaderMap::with_capacity(12);
+    // Room for every header the request will carry: the config's, the
+    // content type, six signature headers and the three `svix-*` twins, and
+    // reqwest's two defaults (user agent, accept) — the map never regrows.
+    let mut headers = HeaderMap::with_capacity(config.headers.iter().count() + 12);
     for (name, value) in config.headers.iter() {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             headers.insert(name, value);
@@ -169,15 +171,15 @@ fn request(
         }
         headers.insert(HeaderName::from_static(name), value);
     }
-    client
-        .post(url)
-        .headers(headers)
-        .body(reqwest::Body::wrap(LeasedBody {
-            data: Some(bytes::Bytes::from(body)),
-            permit,
-        }))
-        .build()
-        .map_err(|e| e.to_string())
+    // Built whole rather than through `RequestBuilder`, whose `headers`
+    // copies the map entry by entry into an empty one that grows as it goes.
+    let mut request = reqwest::Request::new(reqwest::Method::POST, url);
+    *request.headers_mut() = headers;
+    *request.body_mut() = Some(reqwest::Body::wrap(LeasedBody {
+        data: Some(bytes::Bytes::from(body)),
+        permit,
+    }));
+    Ok(request)
 }
 
 /// A request body of known length that asks its [`SendPermit`] when hyper

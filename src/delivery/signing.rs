@@ -5,12 +5,13 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+/// HMAC-SHA256 of `parts` (concatenated) under `key`.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     for part in parts {
         mac.update(part);
     }
-    mac.finalize().into_bytes().to_vec()
+    mac.finalize().into_bytes().into()
 }
 
 /// The signature headers of one request, in send order, signed with
@@ -20,6 +21,9 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 /// Webhooks specification prescribes for rotation), `x-webhook-signature`
 /// comma-separated (`v1=<new>,v1=<old>`); `ricloud-signature` holds one
 /// signature only in ricloud's format: the current secret's.
+///
+/// Every attempt calls this: each value is built in place in its own
+/// string (no intermediate encodings), and the keys stay on the stack.
 pub fn signature_headers(
     secret: &WebhookSecret,
     previous: &[&WebhookSecret],
@@ -40,25 +44,41 @@ pub fn signature_headers(
         hmac_sha256(secret.expose().as_bytes(), &[ts.as_bytes(), b".", body])
     };
     let current_plain = plain(secret);
-    let mut standard_header = format!("v1,{}", STANDARD.encode(standard(secret)));
-    let mut plain_header = format!("v1={}", hex::encode(&current_plain));
-    for old in previous {
-        standard_header.push_str(" v1,");
-        standard_header.push_str(&STANDARD.encode(standard(old)));
-        plain_header.push_str(",v1=");
-        plain_header.push_str(&hex::encode(plain(old)));
+    // "v1," + 44 base64 characters per signature; "v1=" + 64 hex digits.
+    let mut standard_header = String::with_capacity(48 * (1 + previous.len()));
+    let mut plain_header = String::with_capacity(68 * (1 + previous.len()));
+    for (n, secret) in std::iter::once(secret)
+        .chain(previous.iter().copied())
+        .enumerate()
+    {
+        standard_header.push_str(if n == 0 { "v1," } else { " v1," });
+        STANDARD.encode_string(standard(secret), &mut standard_header);
+        plain_header.push_str(if n == 0 { "v1=" } else { ",v1=" });
+        let signature = if n == 0 { current_plain } else { plain(secret) };
+        push_hex(&mut plain_header, &signature);
     }
+    let mut ricloud = String::with_capacity(ts.len() + 48);
+    ricloud.push_str("t=");
+    ricloud.push_str(&ts);
+    ricloud.push_str(",s=");
+    STANDARD.encode_string(current_plain, &mut ricloud);
     [
         ("webhook-id", message_id.to_owned()),
         ("webhook-timestamp", ts.clone()),
         ("webhook-signature", standard_header),
-        ("x-webhook-timestamp", ts.clone()),
+        ("x-webhook-timestamp", ts),
         ("x-webhook-signature", plain_header),
-        (
-            "ricloud-signature",
-            format!("t={ts},s={}", STANDARD.encode(&current_plain)),
-        ),
+        ("ricloud-signature", ricloud),
     ]
+}
+
+/// Lowercase hex of `bytes`, appended to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub use headers::CustomHeaders;
 pub use ids::{ConfigId, OrganisationId};
 pub use limits::{DeliveryOrdering, RateLimit, RetryCount, TimeoutSeconds};
 pub use name::ConfigName;
-pub use secret::WebhookSecret;
+pub use secret::{StandardKey, WebhookSecret};
 pub use tenancy::{parse_features, Plan, Scope, WEBHOOKS_FEATURE};
 pub use url::{is_forbidden_target, IpCidr, UrlPolicy, WebhookUrl, MAX_URL_LENGTH};
 

@@ -44,11 +44,45 @@ impl WebhookSecret {
         &self.0
     }
 
-    /// The HMAC key of the Standard Webhooks scheme: the bytes after `whsec_`.
-    pub fn standard_webhooks_key(&self) -> Vec<u8> {
-        STANDARD
-            .decode(&self.0[Self::PREFIX.len()..])
-            .unwrap_or_else(|_| self.0.as_bytes().to_vec())
+    /// The HMAC key of the Standard Webhooks scheme: the bytes after
+    /// `whsec_` (at most 64, see [`Self::parse`]), decoded on the stack —
+    /// every delivery attempt asks for it.
+    pub fn standard_webhooks_key(&self) -> StandardKey {
+        let mut key = StandardKey {
+            bytes: [0; StandardKey::CAPACITY],
+            len: 0,
+        };
+        match STANDARD.decode_slice(&self.0[Self::PREFIX.len()..], &mut key.bytes) {
+            Ok(len) => key.len = len,
+            // Not reached for a parsed secret; the string's own bytes then,
+            // as far as they fit.
+            Err(_) => {
+                let raw = self.0.as_bytes();
+                key.len = raw.len().min(StandardKey::CAPACITY);
+                key.bytes[..key.len].copy_from_slice(&raw[..key.len]);
+            }
+        }
+        key
+    }
+}
+
+/// A decoded Standard Webhooks key (see
+/// [`WebhookSecret::standard_webhooks_key`]).
+pub struct StandardKey {
+    bytes: [u8; Self::CAPACITY],
+    len: usize,
+}
+
+impl StandardKey {
+    /// 64 bytes of key, and room for base64's decoding estimate.
+    const CAPACITY: usize = 72;
+}
+
+impl std::ops::Deref for StandardKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -67,7 +101,7 @@ mod tests {
         let secret = WebhookSecret::from_key_bytes(&[7u8; 32]);
         assert!(secret.expose().starts_with("whsec_"));
         assert_eq!(WebhookSecret::parse(secret.expose()).unwrap(), secret);
-        assert_eq!(secret.standard_webhooks_key(), vec![7u8; 32]);
+        assert_eq!(&*secret.standard_webhooks_key(), &[7u8; 32][..]);
         assert!(!format!("{secret:?}").contains(&secret.expose()[6..]));
     }
 

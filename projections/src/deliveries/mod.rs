@@ -104,7 +104,9 @@ pub struct PendingDelivery {
     /// Its place in a FIFO config's line (see `endpoint::fifo`); `None`
     /// for a config without ordering (when it was published) and tests.
     pub fifo_seq: Option<i64>,
-    pub event: EventRecord,
+    /// Shared by the event's deliveries: a clone of a delivery (a fan-out,
+    /// a hand-over) copies no strings.
+    pub event: Arc<EventRecord>,
 }
 
 impl PendingDelivery {

@@ -27,6 +27,7 @@ use crate::Error;
 use rusqlite::{params, OptionalExtension};
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// A new event and the configs it goes to.
 pub struct NewEvent {
@@ -77,8 +78,10 @@ impl Written {
 /// unique index's locks in the same order: no deadlock).
 struct Rows<'a> {
     batch: &'a [NewEvent],
-    events: Vec<EventRecord>,
-    bodies: Vec<String>,
+    /// Shared with every delivery of the event (and its answer).
+    events: Vec<Arc<EventRecord>>,
+    /// The events' data as the statements bind it (borrowed, not copied).
+    bodies: Vec<&'a str>,
     order: Vec<usize>,
     now: i64,
 }
@@ -88,14 +91,16 @@ impl<'a> Rows<'a> {
         let now = now_micros();
         let events = batch
             .iter()
-            .map(|new| EventRecord {
-                id: uuid::Uuid::now_v7().to_string(),
-                event_type: new.event_type.clone(),
-                data: new.data.clone(),
-                published_at: now,
+            .map(|new| {
+                Arc::new(EventRecord {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    event_type: new.event_type.clone(),
+                    data: new.data.clone(),
+                    published_at: now,
+                })
             })
             .collect();
-        let bodies = batch.iter().map(|new| new.data.get().to_owned()).collect();
+        let bodies = batch.iter().map(|new| new.data.get()).collect();
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by(|&a, &b| {
             let key = |i: usize| (batch[i].organisation, batch[i].idempotency_key.as_deref());
@@ -188,12 +193,12 @@ fn duplicate_of(
     (id, event_type, data, published_at, count): FirstEvent,
 ) -> Result<Published, Error> {
     Ok(Published {
-        event: EventRecord {
+        event: Arc::new(EventRecord {
             data: stored_event_data(&id, data)?,
             id,
             event_type,
             published_at,
-        },
+        }),
         deliveries: Vec::new(),
         duplicate: true,
         delivery_count: count,
@@ -318,7 +323,7 @@ async fn write_postgres(
         organisations.push(new.organisation);
         keys.push(new.idempotency_key.clone());
         types.push(new.event_type.clone());
-        bodies.push(rows.bodies[i].clone());
+        bodies.push(rows.bodies[i]);
         key_ids.push(new.key_id);
         counts.push(new.targets.len() as i64);
         for target in &new.targets {

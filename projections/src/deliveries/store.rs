@@ -159,12 +159,12 @@ impl PendingRow {
             attempts: self.attempts,
             next_attempt_at: self.next_attempt_at,
             fifo_seq: self.fifo_seq,
-            event: EventRecord {
+            event: Arc::new(EventRecord {
                 id: self.event_id,
                 event_type: self.event_type,
                 data,
                 published_at: self.published_at,
-            },
+            }),
         })
     }
 }
@@ -188,7 +188,7 @@ enum Ids<'a> {
 
 /// What a publish stored.
 pub struct Published {
-    pub event: EventRecord,
+    pub event: Arc<EventRecord>,
     /// The new deliveries; empty for a duplicate.
     pub deliveries: Vec<PendingDelivery>,
     /// The idempotency key was seen before: nothing new was stored.

@@ -179,12 +179,12 @@ mod tests {
             attempts: 0,
             next_attempt_at: 0,
             fifo_seq: Some(place),
-            event: EventRecord {
+            event: std::sync::Arc::new(EventRecord {
                 id: format!("evt_{place}"),
                 event_type: "a.b".into(),
                 data: event_data("{}".into()),
                 published_at: 0,
-            },
+            }),
         }
     }
 

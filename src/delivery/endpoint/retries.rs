@@ -113,12 +113,12 @@ mod tests {
             attempts: 1,
             next_attempt_at: 99,
             fifo_seq: None,
-            event: EventRecord {
+            event: std::sync::Arc::new(EventRecord {
                 id: format!("evt_{id}"),
                 event_type: "a.b".into(),
                 data: event_data("{}".into()),
                 published_at: 0,
-            },
+            }),
         }
     }
 

@@ -133,7 +133,7 @@ pub async fn test(
     Ok(respond(
         StatusCode::ACCEPTED,
         TestStarted {
-            event_id: published.event.id,
+            event_id: published.event.id.clone(),
             delivery_id: delivery,
             status: DeliveryStatus::Pending,
         },

@@ -136,8 +136,8 @@ async fn publish_event(
     Ok(respond(
         status,
         PublishReceipt {
-            id: published.event.id,
-            event_type: published.event.event_type,
+            id: published.event.id.clone(),
+            event_type: published.event.event_type.clone(),
             deliveries: published.delivery_count,
             duplicate: published.duplicate,
         },

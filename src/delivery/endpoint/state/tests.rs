@@ -384,12 +384,12 @@ impl Sim {
                 attempts: 0,
                 next_attempt_at: self.micros(),
                 fifo_seq: self.setup.fifo.then_some(self.last_place),
-                event: EventRecord {
+                event: std::sync::Arc::new(EventRecord {
                     id: format!("evt_{id}"),
                     event_type: "a.b".into(),
                     data: event_data("{}".into()),
                     published_at: self.micros(),
-                },
+                }),
             };
             self.pending.insert(id, delivery.clone());
             batch.push(delivery);
