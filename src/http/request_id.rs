@@ -18,12 +18,15 @@ pub struct RequestId(String);
 
 impl RequestId {
     pub(crate) fn generate() -> Self {
-        let suffix: String = rand::thread_rng()
-            .sample_iter(&Alphanumeric)
-            .take(20)
-            .map(char::from)
-            .collect();
-        Self(format!("req_{suffix}"))
+        let mut id = String::with_capacity(24);
+        id.push_str("req_");
+        id.extend(
+            rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(20)
+                .map(char::from),
+        );
+        Self(id)
     }
 
     pub fn as_str(&self) -> &str {

@@ -614,7 +614,16 @@ async fn metrics_count_what_the_receiver_saw(backend: Backend) {
         sample(&scrape, r#"webhookd_attempts_total{class="2xx"}"#),
         Some(30.0)
     );
-    assert!(scrape.contains(r#"route="/api/v1/events""#), "{scrape}");
+    // Every publish counted once, whichever worker thread answered it (each
+    // thread keeps its own handles of the same series).
+    assert_eq!(
+        sample(
+            &scrape,
+            r#"webhookd_http_requests_total{route="/api/v1/events",method="POST",status="202"}"#
+        ),
+        Some(30.0),
+        "{scrape}"
+    );
     assert!(scrape.contains("webhookd_attempt_duration_seconds_bucket"));
     assert!(!scrape.contains(&receiver.url), "no URLs in labels");
     // Not on the API's address.
