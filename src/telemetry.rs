@@ -161,9 +161,7 @@ pub fn attempt_recorded(status: Option<u16>, duration: Duration, since_publish: 
 }
 
 /// One HTTP request: by route template, method and status, with its
-/// latency. Labels are static strings where they can be (no allocation),
-/// and the handles of a (route, method, status) are looked up in the
-/// registry once per thread (see [`HttpHandles`]), not on every request.
+/// latency. Labels are static strings where they can be (no allocation).
 pub fn http_request_answered(
     route: String,
     method: &actix_web::http::Method,
@@ -183,58 +181,20 @@ pub fn http_request_answered(
         "OPTIONS" => "OPTIONS",
         _ => "other",
     };
-    HTTP_HANDLES.with_borrow_mut(|handles| {
-        let (counter, histogram) = handles.of(route, method, status);
-        counter.increment(1);
-        histogram.record(took.as_secs_f64());
-    });
-}
-
-thread_local! {
-    static HTTP_HANDLES: std::cell::RefCell<HttpHandles> = Default::default();
-}
-
-/// This thread's handles of the HTTP metrics, by route template, then
-/// method and status. Bounded: routes are the app's templates (an
-/// unmatched request has the route `unmatched`), methods are eight labels, and
-/// statuses are the few the app answers.
-#[derive(Default)]
-struct HttpHandles {
-    by_route: std::collections::HashMap<String, Vec<(&'static str, u16, Counter, Histogram)>>,
-}
-
-impl HttpHandles {
-    fn of(&mut self, route: String, method: &'static str, status: u16) -> (&Counter, &Histogram) {
-        let known = self.by_route.contains_key(route.as_str());
-        let entries = if known {
-            self.by_route.get_mut(route.as_str()).expect("present")
-        } else {
-            self.by_route.entry(route.clone()).or_default()
-        };
-        let at = match entries
-            .iter()
-            .position(|(m, s, _, _)| *m == method && *s == status)
-        {
-            Some(at) => at,
-            None => {
-                let counter = metrics::counter!(
-                    "webhookd_http_requests_total",
-                    "route" => route.clone(),
-                    "method" => method,
-                    "status" => status_label(status)
-                );
-                let histogram = metrics::histogram!(
-                    "webhookd_http_request_duration_seconds",
-                    "route" => route,
-                    "method" => method
-                );
-                entries.push((method, status, counter, histogram));
-                entries.len() - 1
-            }
-        };
-        let (_, _, counter, histogram) = &entries[at];
-        (counter, histogram)
-    }
+    let status = status_label(status);
+    metrics::counter!(
+        "webhookd_http_requests_total",
+        "route" => route.clone(),
+        "method" => method,
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!(
+        "webhookd_http_request_duration_seconds",
+        "route" => route,
+        "method" => method
+    )
+    .record(took.as_secs_f64());
 }
 
 fn status_label(status: u16) -> metrics::SharedString {
