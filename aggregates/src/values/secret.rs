@@ -105,6 +105,18 @@ mod tests {
         assert!(!format!("{secret:?}").contains(&secret.expose()[6..]));
     }
 
+    /// Every key length `parse` accepts decodes whole (the key is decoded
+    /// into a fixed buffer on the stack).
+    #[test]
+    fn keys_of_every_accepted_length_decode_whole() {
+        for len in 24..=64_u8 {
+            let key: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+            let raw = format!("{}{}", WebhookSecret::PREFIX, STANDARD.encode(&key));
+            let secret = WebhookSecret::parse(&raw).unwrap();
+            assert_eq!(&*secret.standard_webhooks_key(), &key[..], "{len} bytes");
+        }
+    }
+
     #[test]
     fn malformed_secrets_are_refused() {
         assert!(WebhookSecret::parse("abc").is_err());
