@@ -7,12 +7,13 @@ use crate::http::request_id::RequestId;
 use actix_web::HttpRequest;
 use aggregates::values::{Plan, Scope, WEBHOOKS_FEATURE};
 use projections::tenancy::{ApiKey, Organisation};
+use std::sync::Arc;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key: ApiKey,
-    pub organisation: Organisation,
+    pub key: Arc<ApiKey>,
+    pub organisation: Arc<Organisation>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +56,7 @@ fn presented_token(req: &HttpRequest) -> Option<String> {
     };
     if let Some(authorization) = header("authorization") {
         let (scheme, token) = authorization.split_once(' ')?;
-        let scheme = scheme.to_ascii_lowercase();
-        return (scheme == "bearer" || scheme == "token")
+        return (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
             .then(|| token.trim().to_owned())
             .filter(|t| !t.is_empty());
     }

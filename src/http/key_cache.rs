@@ -27,10 +27,15 @@ pub const ADMIN_LOG_POLL: Duration = Duration::from_millis(200);
 /// Tokens remembered at most (then the cache starts over).
 const CAPACITY: usize = 100_000;
 
+/// A key and its organisation, as requests share them.
+pub type Found = (Arc<ApiKey>, Arc<Organisation>);
+
 #[derive(Clone)]
 pub struct KeyCache {
     db: Db,
-    keys: Arc<InvalidatedCache<String, (ApiKey, Organisation)>>,
+    /// Shared with the requests that found them: a cache hit copies no
+    /// strings (names, plan, flags, scopes).
+    keys: Arc<InvalidatedCache<String, Found>>,
 }
 
 impl KeyCache {
@@ -42,12 +47,13 @@ impl KeyCache {
     }
 
     /// The key with this token hash and its organisation.
-    pub async fn find(&self, token_hash: &str) -> Result<Option<(ApiKey, Organisation)>, Error> {
+    pub async fn find(&self, token_hash: &str) -> Result<Option<Found>, Error> {
+        let db = &self.db;
         self.keys
-            .get_or_find(
-                token_hash.to_owned(),
-                tenancy::find_key_by_token_hash(&self.db, token_hash),
-            )
+            .get_or_find(token_hash.to_owned(), async move {
+                let found = tenancy::find_key_by_token_hash(db, token_hash).await?;
+                Ok(found.map(|(key, organisation)| (Arc::new(key), Arc::new(organisation))))
+            })
             .await
     }
 

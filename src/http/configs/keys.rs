@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 )]
 /// `GET /key`
 pub async fn current(caller: ConfigsCaller) -> HttpResponse {
-    HttpResponse::Ok().json(resources::Key::from(&caller.key))
+    HttpResponse::Ok().json(resources::Key::from(&*caller.key))
 }
 
 #[utoipa::path(

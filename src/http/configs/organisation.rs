@@ -15,7 +15,7 @@ use serde_json::json;
     responses((status = 200, description = "The caller's organisation", body = resources::OrganisationResource)),
 )]
 pub async fn show(caller: ConfigsCaller) -> HttpResponse {
-    HttpResponse::Ok().json(resources::OrganisationResource::from(&caller.organisation))
+    HttpResponse::Ok().json(resources::OrganisationResource::from(&*caller.organisation))
 }
 
 #[utoipa::path(

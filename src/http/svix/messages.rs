@@ -322,7 +322,7 @@ async fn create_message(
             .ok_or_else(SvixError::not_found)?;
         // An application's messages go to its endpoints: no configs-API
         // routing of the key applies.
-        let mut key = caller.key.clone();
+        let mut key = projections::tenancy::ApiKey::clone(&caller.key);
         key.webhook_config = None;
         let data: EventData = EventData::from(body.payload);
         // The event's idempotency key: the `eventId`, else the request's
