@@ -55,7 +55,9 @@ pub fn signature_headers(
         STANDARD.encode_string(standard(secret), &mut standard_header);
         plain_header.push_str(if n == 0 { "v1=" } else { ",v1=" });
         let signature = if n == 0 { current_plain } else { plain(secret) };
-        push_hex(&mut plain_header, &signature);
+        let mut digits = [0u8; 64];
+        hex::encode_to_slice(signature, &mut digits).expect("64 hex digits for 32 bytes");
+        plain_header.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
     }
     let mut ricloud = String::with_capacity(ts.len() + 48);
     ricloud.push_str("t=");
@@ -70,15 +72,6 @@ pub fn signature_headers(
         ("x-webhook-signature", plain_header),
         ("ricloud-signature", ricloud),
     ]
-}
-
-/// Lowercase hex of `bytes`, appended to `out`.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
 }
 
 #[cfg(test)]
