@@ -20,8 +20,15 @@ pub fn generate_api_token() -> String {
 
 /// How tokens are stored and looked up: hex SHA-256. A token is long and
 /// random, so a fast hash is enough (no password stretching needed).
+/// Every request hashes its token: the digits are written into one buffer
+/// (`hex::encode` pushed them a `char` at a time, ~2 000 instructions).
 pub fn hash_api_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    let mut digits = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut digits)
+        .expect("64 hex digits for 32 bytes");
+    std::str::from_utf8(&digits)
+        .expect("hex digits are ASCII")
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -36,5 +43,14 @@ mod tests {
         assert_eq!(hash_api_token(&a), hash_api_token(&a));
         assert_ne!(hash_api_token(&a), hash_api_token(&b));
         assert_ne!(generate_webhook_secret(), generate_webhook_secret());
+    }
+
+    /// The stored form: lowercase hex of SHA-256 (FIPS 180-2's "abc").
+    #[test]
+    fn a_token_hash_is_lowercase_hex_sha256() {
+        assert_eq!(
+            hash_api_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! clients listing 200 000 endpoints right after a change each counted
 //! them at once (the first answers took 1.5 s), and every publish after a
 //! config change asked for its route at once.
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
@@ -116,23 +117,30 @@ impl<K: Hash + Eq + Clone, V: Clone> InvalidatedCache<K, V> {
 
     /// Like [`Self::get_or_load`], but a `None` is not remembered: what is
     /// missing now may be added by someone webhookd does not hear from.
-    pub async fn get_or_find<E, F>(&self, key: K, find: F) -> Result<Option<V>, E>
+    /// The key is borrowed: a hit (every request's API key) copies nothing.
+    pub async fn get_or_find<Q, E, F>(&self, key: &Q, find: F) -> Result<Option<V>, E>
     where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: Future<Output = Result<Option<V>, E>>,
     {
-        let started = match self.cached(&key) {
+        let started = match self.cached(key) {
             Ok(value) => return Ok(Some(value)),
             Err(started) => started,
         };
         let found = find.await?;
         if let Some(value) = &found {
-            self.store(key, value, started);
+            self.store(key.to_owned(), value, started);
         }
         Ok(found)
     }
 
     /// The answer for `key`, or the tick a load of it starts at.
-    fn cached(&self, key: &K) -> Result<V, u64> {
+    fn cached<Q>(&self, key: &Q) -> Result<V, u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let state = self.lock();
         match state.entries.get(key) {
             Some(Entry::Cached(value, stored))
@@ -283,13 +291,13 @@ mod tests {
     #[tokio::test]
     async fn a_found_answer_is_kept_and_a_miss_is_not() {
         let cache = InvalidatedCache::with_max_age(10, Duration::from_secs(3600));
-        assert_eq!(cache.get_or_find("a", ready_none()).await.unwrap(), None);
+        assert_eq!(cache.get_or_find(&"a", ready_none()).await.unwrap(), None);
         assert_eq!(
-            cache.get_or_find("a", ready_some(1)).await.unwrap(),
+            cache.get_or_find(&"a", ready_some(1)).await.unwrap(),
             Some(1)
         );
         assert_eq!(
-            cache.get_or_find("a", ready_some(2)).await.unwrap(),
+            cache.get_or_find(&"a", ready_some(2)).await.unwrap(),
             Some(1)
         );
     }
@@ -299,11 +307,11 @@ mod tests {
         // Every answer is past a max age of zero: no waiting needed.
         let cache = InvalidatedCache::with_max_age(10, Duration::ZERO);
         assert_eq!(
-            cache.get_or_find("a", ready_some(1)).await.unwrap(),
+            cache.get_or_find(&"a", ready_some(1)).await.unwrap(),
             Some(1)
         );
         assert_eq!(
-            cache.get_or_find("a", ready_some(2)).await.unwrap(),
+            cache.get_or_find(&"a", ready_some(2)).await.unwrap(),
             Some(2)
         );
     }

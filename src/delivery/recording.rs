@@ -4,7 +4,7 @@
 //! memory, see `policy`). An actor that reads pending rows meanwhile (a new
 //! actor after the old one stopped, say when a lease ran out during the
 //! outage and came back) must not send them again: it skips these.
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Default)]

@@ -15,9 +15,9 @@ use crate::changes::{Change, ChangeBus, Committed};
 use crate::cluster::Ownership;
 use actix::prelude::*;
 use aggregates::values::ConfigId;
+use foldhash::{HashMap, HashMapExt};
 use projections::db::now_micros;
 use projections::deliveries::PendingDelivery;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 

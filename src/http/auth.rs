@@ -4,9 +4,11 @@ use crate::config_commands::CommandMetadata;
 use crate::crypto::hash_api_token;
 use crate::http::key_cache::KeyCache;
 use crate::http::request_id::RequestId;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::HttpRequest;
 use aggregates::values::{Plan, Scope, WEBHOOKS_FEATURE};
 use projections::tenancy::{ApiKey, Organisation};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// An authenticated caller.
@@ -46,26 +48,29 @@ impl AuthError {
 }
 
 /// The token the request presents, in any of the four accepted places.
-fn presented_token(req: &HttpRequest) -> Option<String> {
-    let header = |name: &str| {
+fn presented_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
+    // Names as `HeaderName` constants: a `&str` name is parsed on every
+    // lookup. The token is borrowed from the request where it can be.
+    static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    let header = |name: &HeaderName| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    if let Some(authorization) = header("authorization") {
+    if let Some(authorization) = header(&header::AUTHORIZATION) {
         let (scheme, token) = authorization.split_once(' ')?;
         return (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
-            .then(|| token.trim().to_owned())
+            .then(|| Cow::Borrowed(token.trim()))
             .filter(|t| !t.is_empty());
     }
-    if let Some(key) = header("x-api-key") {
-        return Some(key.to_owned());
+    if let Some(key) = header(&X_API_KEY) {
+        return Some(Cow::Borrowed(key));
     }
     url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "api_key")
-        .map(|(_, value)| value.into_owned())
+        .map(|(_, value)| value)
         .filter(|v| !v.is_empty())
 }
 

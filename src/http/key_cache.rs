@@ -50,7 +50,7 @@ impl KeyCache {
     pub async fn find(&self, token_hash: &str) -> Result<Option<Found>, Error> {
         let db = &self.db;
         self.keys
-            .get_or_find(token_hash.to_owned(), async move {
+            .get_or_find(token_hash, async move {
                 let found = tenancy::find_key_by_token_hash(db, token_hash).await?;
                 Ok(found.map(|(key, organisation)| (Arc::new(key), Arc::new(organisation))))
             })

@@ -4,9 +4,9 @@
 use super::store::{AttemptRecord, FailureRun, NextStep};
 use super::{DeliveryKind, Fence};
 use crate::Error;
+use foldhash::{HashMap, HashMapExt};
 use rusqlite::{params, OptionalExtension};
 use sqlx::PgConnection;
-use std::collections::HashMap;
 
 /// One attempt and where its delivery goes next.
 pub struct Outcome {
@@ -95,8 +95,8 @@ pub(super) fn sqlite(
 /// attempts), one per config's statistics.
 #[allow(clippy::type_complexity)]
 fn changes_of(batch: &[Outcome]) -> (Vec<(i64, DeliveryChange<'_>)>, Vec<(i64, StatsChange)>) {
-    let mut deliveries: Vec<(i64, DeliveryChange)> = Vec::new();
-    let mut delivery_index: HashMap<i64, usize> = HashMap::new();
+    let mut deliveries: Vec<(i64, DeliveryChange)> = Vec::with_capacity(batch.len());
+    let mut delivery_index: HashMap<i64, usize> = HashMap::with_capacity(batch.len());
     let mut stats: Vec<(i64, StatsChange)> = Vec::new();
     let mut stats_index: HashMap<i64, usize> = HashMap::new();
     for outcome in batch {
@@ -283,8 +283,8 @@ async fn write_postgres(
         .bind(column(batch, |o| o.attempt.attempted_at))
         .bind(column(batch, |o| o.attempt.duration_ms))
         .bind(column(batch, |o| o.attempt.status_code.map(i64::from)))
-        .bind(column(batch, |o| o.attempt.response_body.clone()))
-        .bind(column(batch, |o| o.attempt.error.clone()))
+        .bind(column(batch, |o| o.attempt.response_body.as_deref()))
+        .bind(column(batch, |o| o.attempt.error.as_deref()))
         .bind(column(batch, |o| o.attempt.success))
         .bind(column(deliveries, |(id, _)| *id))
         .bind(column(deliveries, |(_, c)| c.last.status().0))
@@ -293,7 +293,7 @@ async fn write_postgres(
         .bind(column(deliveries, |(_, c)| {
             c.last.attempt.status_code.map(i64::from)
         }))
-        .bind(column(deliveries, |(_, c)| c.last.attempt.error.clone()))
+        .bind(column(deliveries, |(_, c)| c.last.attempt.error.as_deref()))
         .bind(column(deliveries, |(_, c)| c.last.attempt.attempted_at))
         .bind(column(stats, |(id, _)| *id))
         .bind(column(stats, |(_, s)| s.triggered_at))
@@ -323,6 +323,6 @@ async fn write_postgres(
 }
 
 /// One bound array: a field of every item.
-fn column<T, U>(items: &[T], field: impl Fn(&T) -> U) -> Vec<U> {
+fn column<'a, T, U>(items: &'a [T], field: impl Fn(&'a T) -> U) -> Vec<U> {
     items.iter().map(field).collect()
 }

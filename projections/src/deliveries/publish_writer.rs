@@ -24,9 +24,9 @@ use super::store::{Published, Target};
 use super::{stored_event_data, DeliveryKind, EventData, EventRecord, PendingDelivery};
 use crate::db::now_micros;
 use crate::Error;
+use foldhash::{HashMap, HashMapExt, HashSet};
 use rusqlite::{params, OptionalExtension};
 use sqlx::PgConnection;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A new event and the configs it goes to.
@@ -302,7 +302,8 @@ async fn write_postgres(
     rows: &Rows<'_>,
 ) -> Result<Vec<Published>, Error> {
     let (batch, events) = (rows.batch, &rows.events);
-    // One array per column, events in idempotency-key order.
+    // One array per column, events in idempotency-key order; strings are
+    // bound borrowed (sqlx copies them into the message once).
     let mut ids = Vec::with_capacity(batch.len());
     let mut organisations = Vec::with_capacity(batch.len());
     let mut keys = Vec::with_capacity(batch.len());
@@ -319,20 +320,20 @@ async fn write_postgres(
     let mut target_fifo = Vec::new();
     for &i in &rows.order {
         let new = &batch[i];
-        ids.push(events[i].id.clone());
+        ids.push(events[i].id.as_str());
         organisations.push(new.organisation);
-        keys.push(new.idempotency_key.clone());
-        types.push(new.event_type.clone());
+        keys.push(new.idempotency_key.as_deref());
+        types.push(new.event_type.as_str());
         bodies.push(rows.bodies[i]);
         key_ids.push(new.key_id);
         counts.push(new.targets.len() as i64);
         for target in &new.targets {
-            target_events.push(events[i].id.clone());
+            target_events.push(events[i].id.as_str());
             target_configs.push(target.config_id.get());
             target_fifo.push(target.fifo);
             target_organisations.push(new.organisation);
             target_kinds.push(new.kind.as_str());
-            target_tasks.push(new.task_id.clone());
+            target_tasks.push(new.task_id.as_deref());
         }
     }
     let fifo = target_fifo.contains(&true);

@@ -3,7 +3,7 @@
 //! deliveries whose attempt is sent or still being recorded (bounded too:
 //! while the database lags behind the receiver, the actor stops taking on
 //! more than it can record).
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 #[derive(Default)]
 pub struct Attempts {

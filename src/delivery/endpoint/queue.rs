@@ -9,8 +9,9 @@
 //! the row just before its attempt's record (seen in the URL-change test).
 //! Only a manual retry or a recovery sends a finished delivery again, and
 //! it says so ([`DeliveryQueue::send_again`]).
+use foldhash::HashSet;
 use projections::deliveries::PendingDelivery;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 #[derive(Default)]
 pub struct DeliveryQueue {
