@@ -11,6 +11,7 @@
 //! they pay (and a writer does not snatch a lone item while another is
 //! writing: see [`next_batch`]). A caller's answer still comes after its
 //! data is committed.
+use super::home::Home;
 use crate::Error;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -23,11 +24,13 @@ use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 type Reply<O> = oneshot::Sender<Result<O, Error>>;
 
-/// An item in the queue: what to write, whom to answer, since when, and
-/// whether its batch may linger (see [`next_batch`]).
+/// An item in the queue: what to write, whom to answer (and through which
+/// relay, see [`super::home`]), since when, and whether its batch may
+/// linger (see [`next_batch`]).
 struct Queued<I, O> {
     item: I,
     reply: Reply<O>,
+    home: Option<Home>,
     since: Instant,
     may_linger: bool,
 }
@@ -105,6 +108,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                             items.push(queued.item);
                             replies.push((
                                 queued.reply,
+                                queued.home,
                                 taken.saturating_duration_since(queued.since),
                             ));
                         }
@@ -116,10 +120,12 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                         .record(items.len() as f64);
                     let results = write_isolated(name, &*write, items).await;
                     let writing = taken.elapsed();
-                    for ((reply, queued), result) in replies.into_iter().zip(results) {
+                    let mut homes = Homes::default();
+                    for ((reply, home, queued), result) in replies.into_iter().zip(results) {
                         waited(name, Waited { queued, writing });
-                        let _ = reply.send(result);
+                        homes.answer(home, reply, result);
                     }
+                    homes.send();
                 }
             });
         }
@@ -160,6 +166,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             .send(Queued {
                 item,
                 reply,
+                home: Home::of_this_thread(),
                 since: Instant::now(),
                 may_linger,
             })
@@ -167,6 +174,44 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         answer
             .await
             .map_err(|_| Error::Unavailable("the group commit writer has stopped"))?
+    }
+}
+
+/// A batch's answers by the callers' threads: each relay gets its own in
+/// one message; a caller without one is answered at once.
+struct Homes<O> {
+    groups: Vec<(Home, Vec<Answer<O>>)>,
+}
+
+type Answer<O> = (Reply<O>, Result<O, Error>);
+
+impl<O> Default for Homes<O> {
+    fn default() -> Self {
+        Self { groups: Vec::new() }
+    }
+}
+
+impl<O: Send + 'static> Homes<O> {
+    fn answer(&mut self, home: Option<Home>, reply: Reply<O>, result: Result<O, Error>) {
+        let Some(home) = home else {
+            let _ = reply.send(result);
+            return;
+        };
+        // A handful of threads: a scan beats a map.
+        match self.groups.iter_mut().find(|(h, _)| h.is(&home)) {
+            Some((_, answers)) => answers.push((reply, result)),
+            None => self.groups.push((home, vec![(reply, result)])),
+        }
+    }
+
+    fn send(self) {
+        for (home, answers) in self.groups {
+            home.send(Box::new(move || {
+                for (reply, result) in answers {
+                    let _ = reply.send(result);
+                }
+            }));
+        }
     }
 }
 

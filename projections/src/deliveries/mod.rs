@@ -9,6 +9,7 @@
 //! sideways. All SQL of delivery is here too: the engine above never asks
 //! which database it runs on.
 mod group_commit;
+mod home;
 mod outcome_writer;
 mod publish_writer;
 pub mod retention;
@@ -20,6 +21,7 @@ mod writers;
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::UnknownValue;
 pub use group_commit::{WaitObserver, Waited};
+pub use home::answer_here;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 pub use store::{
