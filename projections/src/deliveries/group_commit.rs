@@ -207,6 +207,8 @@ impl<O: Send + 'static> Homes<O> {
     fn send(self) {
         for (home, answers) in self.groups {
             home.send(Box::new(move || {
+                #[cfg(test)]
+                tests::RELAYED.fetch_add(answers.len(), Ordering::Relaxed);
                 for (reply, result) in answers {
                     let _ = reply.send(result);
                 }
@@ -397,6 +399,9 @@ mod tests {
     use super::*;
     use sqlx::PgPool;
 
+    /// Answers sent through relays (only one test relays).
+    pub(super) static RELAYED: AtomicUsize = AtomicUsize::new(0);
+
     /// A group commit of `writers` writers (batches of up to 256) on the
     /// test's runtime.
     fn started<I, O, W, F>(writers: usize, linger: Duration, write: W) -> GroupCommit<I, O>
@@ -566,5 +571,71 @@ mod tests {
         assert_eq!(failed, 4);
         // Halving found them without writing every item alone.
         assert!(writes.load(std::sync::atomic::Ordering::Relaxed) < 100);
+    }
+
+    /// Callers on three threads — two that opted into relays
+    /// (`answer_here`) and one that did not — each get their own answer,
+    /// however the batches mix them; the relayed ones are answered on
+    /// their own thread.
+    #[test]
+    fn answers_reach_each_caller_through_its_thread_relay() {
+        let writer = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let commit: GroupCommit<u32, (u32, std::thread::ThreadId)> = GroupCommit::start_on(
+            writer.handle(),
+            "test",
+            2,
+            256,
+            Duration::from_millis(2),
+            |_, _| {},
+            |batch: Arc<Vec<u32>>| {
+                let written = std::thread::current().id();
+                let answers = batch.iter().map(|&i| (i * 10, written)).collect();
+                async move { Ok(answers) }
+            },
+        );
+        let callers: Vec<_> = (0..3u32)
+            .map(|thread| {
+                let commit = commit.clone();
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async move {
+                        if thread > 0 {
+                            crate::deliveries::answer_here();
+                        }
+                        let here = std::thread::current().id();
+                        let items: Vec<u32> = (0..100).map(|i| thread * 1000 + i).collect();
+                        let answers = futures_util::future::join_all(items.iter().map(|&i| {
+                            let commit = commit.clone();
+                            // Each on a task of its own, as publishes and
+                            // attempts are: the relay wakes them here.
+                            tokio::spawn(async move {
+                                let answer = commit.submit(i).await;
+                                (answer, std::thread::current().id())
+                            })
+                        }))
+                        .await;
+                        for (i, joined) in items.iter().zip(answers) {
+                            let (answer, woken_on) = joined.unwrap();
+                            let (value, written_on) = answer.unwrap();
+                            assert_eq!(value, i * 10, "caller {i} got another's answer");
+                            assert_ne!(written_on, here, "written on the writer's thread");
+                            assert_eq!(woken_on, here);
+                        }
+                    })
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.join().expect("every caller got its own answer");
+        }
+        // The two threads that opted in had all their answers relayed.
+        assert_eq!(RELAYED.load(Ordering::Relaxed), 200);
     }
 }
