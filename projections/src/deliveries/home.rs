@@ -16,12 +16,13 @@
 //! is a push onto its run queue, no syscall. Callers on other threads are
 //! answered directly, as before.
 //!
-//! Opt-in rather than automatic: a relay runs only while its runtime is
-//! driven, so a thread that drove two runtimes by turns would wait on a
-//! relay that does not run. The threads that opt in run one runtime for
-//! their whole life.
+//! A relay belongs to the runtime it was started on, and is used only by
+//! callers inside that runtime (a thread that drives two runtimes by turns
+//! would otherwise wait on a relay that is not being run). Opt-in rather
+//! than automatic: the threads that opt in are the hot path's, each running
+//! one runtime for its whole life.
 use std::cell::RefCell;
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::runtime::{Handle, Id, RuntimeFlavor};
 use tokio::sync::mpsc;
 
 /// Answers for the callers of one thread.
@@ -32,7 +33,8 @@ type Answers = Box<dyn FnOnce() + Send>;
 pub(super) struct Home(mpsc::UnboundedSender<Answers>);
 
 thread_local! {
-    static HOME: RefCell<Option<Home>> = const { RefCell::new(None) };
+    /// This thread's relay and the runtime it runs on.
+    static HOME: RefCell<Option<(Id, Home)>> = const { RefCell::new(None) };
 }
 
 /// Group-commit answers to callers on this thread come through one relay
@@ -41,15 +43,15 @@ thread_local! {
 /// that runtime; idempotent and cheap, so a hot path may call it each time.
 /// Elsewhere (no runtime, a multi-thread one) it does nothing.
 pub fn answer_here() {
+    let Ok(runtime) = Handle::try_current() else {
+        return;
+    };
+    if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
+        return;
+    }
     HOME.with(|home| {
         let mut home = home.borrow_mut();
-        if home.as_ref().is_some_and(|relay| !relay.0.is_closed()) {
-            return;
-        }
-        let Ok(runtime) = Handle::try_current() else {
-            return;
-        };
-        if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
+        if Home::usable(home.as_ref(), runtime.id()).is_some() {
             return;
         }
         let (sender, mut relay) = mpsc::unbounded_channel::<Answers>();
@@ -58,19 +60,22 @@ pub fn answer_here() {
                 answers();
             }
         });
-        *home = Some(Home(sender));
+        *home = Some((runtime.id(), Home(sender)));
     });
 }
 
 impl Home {
-    /// This thread's relay, if it opted in (and its runtime still runs).
+    /// This thread's relay, if it opted in, the caller runs on the relay's
+    /// runtime, and that runtime still runs.
     pub(super) fn of_this_thread() -> Option<Home> {
-        HOME.with(|home| {
-            home.borrow()
-                .as_ref()
-                .filter(|relay| !relay.0.is_closed())
-                .cloned()
-        })
+        let runtime = Handle::try_current().ok()?.id();
+        HOME.with(|home| Home::usable(home.borrow().as_ref(), runtime).cloned())
+    }
+
+    fn usable(relay: Option<&(Id, Home)>, runtime: Id) -> Option<&Home> {
+        relay
+            .filter(|(on, home)| *on == runtime && !home.0.is_closed())
+            .map(|(_, home)| home)
     }
 
     pub(super) fn is(&self, other: &Home) -> bool {
@@ -101,6 +106,28 @@ mod tests {
         runtime.block_on(async {
             answer_here();
             assert!(Home::of_this_thread().is_none(), "a multi-thread runtime");
+        });
+    }
+
+    /// A thread that drives two runtimes by turns: inside the second, the
+    /// first's relay (alive, but not being run) is not used.
+    #[test]
+    fn a_relay_serves_only_its_own_runtime() {
+        let first = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let second = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let relay = first.block_on(async {
+            answer_here();
+            Home::of_this_thread().expect("the first runtime's relay")
+        });
+        second.block_on(async {
+            assert!(Home::of_this_thread().is_none(), "not the second's");
+            answer_here();
+            let own = Home::of_this_thread().expect("the second's own relay");
+            assert!(!own.is(&relay));
         });
     }
 
