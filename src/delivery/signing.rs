@@ -1,4 +1,5 @@
 //! The three signature header sets of SPEC §4, all from the config's secret.
+use crate::crypto::push_hex;
 use aggregates::values::WebhookSecret;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -54,10 +55,10 @@ pub fn signature_headers(
         standard_header.push_str(if n == 0 { "v1," } else { " v1," });
         STANDARD.encode_string(standard(secret), &mut standard_header);
         plain_header.push_str(if n == 0 { "v1=" } else { ",v1=" });
-        let signature = if n == 0 { current_plain } else { plain(secret) };
-        let mut digits = [0u8; 64];
-        hex::encode_to_slice(signature, &mut digits).expect("64 hex digits for 32 bytes");
-        plain_header.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+        push_hex(
+            &mut plain_header,
+            if n == 0 { current_plain } else { plain(secret) },
+        );
     }
     let mut ricloud = String::with_capacity(ts.len() + 48);
     ricloud.push_str("t=");

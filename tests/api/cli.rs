@@ -614,8 +614,7 @@ async fn metrics_count_what_the_receiver_saw(backend: Backend) {
         sample(&scrape, r#"webhookd_attempts_total{class="2xx"}"#),
         Some(30.0)
     );
-    // Every publish counted once, whichever worker thread answered it (each
-    // thread keeps its own handles of the same series).
+    // Every publish counted exactly once, whichever worker answered it.
     assert_eq!(
         sample(
             &scrape,
