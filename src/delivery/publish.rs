@@ -152,9 +152,6 @@ impl Publisher {
     /// hung up) after the commit, the committed deliveries still reach their
     /// actors instead of waiting in the database for an actor to reload.
     async fn commit_and_hand_over(&self, new: NewEvent) -> Result<Published, PublishError> {
-        // Publishes run on HTTP workers: their commits are answered in one
-        // wake-up per batch and worker (see `answer_here`).
-        projections::deliveries::answer_here();
         let (store, supervisor) = (self.store.clone(), self.supervisor.clone());
         let organisation = new.organisation;
         let handover = async move {

@@ -166,7 +166,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
             .send(Queued {
                 item,
                 reply,
-                home: Home::of_this_thread(),
+                home: Home::here(),
                 since: Instant::now(),
                 may_linger,
             })
@@ -208,7 +208,7 @@ impl<O: Send + 'static> Homes<O> {
         for (home, answers) in self.groups {
             home.send(Box::new(move || {
                 #[cfg(test)]
-                tests::RELAYED.fetch_add(answers.len(), Ordering::Relaxed);
+                tests::RELAYED.with(|relayed| relayed.set(relayed.get() + answers.len()));
                 for (reply, result) in answers {
                     let _ = reply.send(result);
                 }
@@ -399,8 +399,10 @@ mod tests {
     use super::*;
     use sqlx::PgPool;
 
-    /// Answers sent through relays (only one test relays).
-    pub(super) static RELAYED: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        /// Answers a relay completed on this thread.
+        pub(super) static RELAYED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     /// A group commit of `writers` writers (batches of up to 256) on the
     /// test's runtime.
@@ -573,10 +575,10 @@ mod tests {
         assert!(writes.load(std::sync::atomic::Ordering::Relaxed) < 100);
     }
 
-    /// Callers on three threads — two that opted into relays
-    /// (`answer_here`) and one that did not — each get their own answer,
-    /// however the batches mix them; the relayed ones are answered on
-    /// their own thread.
+    /// Callers on three threads — two on current-thread runtimes (relayed)
+    /// and one on a multi-thread runtime (answered directly) — each get
+    /// their own answer, however the batches mix them; the relayed ones are
+    /// answered on their own thread.
     #[test]
     fn answers_reach_each_caller_through_its_thread_relay() {
         let writer = tokio::runtime::Builder::new_multi_thread()
@@ -601,14 +603,18 @@ mod tests {
             .map(|thread| {
                 let commit = commit.clone();
                 std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
+                    let relayed = thread > 0;
+                    let runtime = if relayed {
+                        tokio::runtime::Builder::new_current_thread()
+                    } else {
+                        let mut direct = tokio::runtime::Builder::new_multi_thread();
+                        direct.worker_threads(1);
+                        direct
+                    }
+                    .enable_all()
+                    .build()
+                    .unwrap();
                     runtime.block_on(async move {
-                        if thread > 0 {
-                            crate::deliveries::answer_here();
-                        }
                         let here = std::thread::current().id();
                         let items: Vec<u32> = (0..100).map(|i| thread * 1000 + i).collect();
                         let answers = futures_util::future::join_all(items.iter().map(|&i| {
@@ -625,9 +631,15 @@ mod tests {
                             let (answer, woken_on) = joined.unwrap();
                             let (value, written_on) = answer.unwrap();
                             assert_eq!(value, i * 10, "caller {i} got another's answer");
-                            assert_ne!(written_on, here, "written on the writer's thread");
-                            assert_eq!(woken_on, here);
+                            assert_ne!(written_on, woken_on, "written on the writer's thread");
+                            if relayed {
+                                assert_eq!(woken_on, here, "answered on the caller's thread");
+                            }
                         }
+                        // Every answer of a current-thread caller came
+                        // through its relay, on its thread.
+                        let expected = if relayed { 100 } else { 0 };
+                        assert_eq!(RELAYED.with(|r| r.get()), expected);
                     })
                 })
             })
@@ -635,7 +647,5 @@ mod tests {
         for caller in callers {
             caller.join().expect("every caller got its own answer");
         }
-        // The two threads that opted in had all their answers relayed.
-        assert_eq!(RELAYED.load(Ordering::Relaxed), 200);
     }
 }

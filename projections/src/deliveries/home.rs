@@ -9,18 +9,17 @@
 //! attempt recorded — as many syscalls as the delivery's own HTTP. Answers
 //! batch well, wake-ups did not.
 //!
-//! A thread that opts in ([`answer_here`]) gets a relay: a task on its own
-//! runtime that runs what it is sent. A writer groups a batch's answers by
-//! the callers' relays and sends each relay its group (one wake-up); the
-//! relay completes the oneshots there, and a wake on the task's own thread
-//! is a push onto its run queue, no syscall. Callers on other threads are
-//! answered directly, as before.
+//! So each thread gets a relay, started by its first caller: a task on the
+//! thread's own runtime that runs what it is sent. A writer groups a
+//! batch's answers by the callers' relays and sends each relay its group
+//! (one wake-up); the relay completes the oneshots there, and a wake on the
+//! task's own thread is a push onto its run queue, no syscall. Callers
+//! outside a current-thread runtime (a multi-thread one: any of its workers
+//! may poll the caller) are answered directly, as before.
 //!
-//! A relay belongs to the runtime it was started on, and is used only by
-//! callers inside that runtime (a thread that drives two runtimes by turns
-//! would otherwise wait on a relay that is not being run). Opt-in rather
-//! than automatic: the threads that opt in are the hot path's, each running
-//! one runtime for its whole life.
+//! A relay belongs to the runtime it was started on, and serves only
+//! callers inside that runtime: a thread that drives two runtimes by turns
+//! would otherwise wait on a relay that is not being run.
 use std::cell::RefCell;
 use tokio::runtime::{Handle, Id, RuntimeFlavor};
 use tokio::sync::mpsc;
@@ -28,7 +27,7 @@ use tokio::sync::mpsc;
 /// Answers for the callers of one thread.
 type Answers = Box<dyn FnOnce() + Send>;
 
-/// The relay of a thread that opted in.
+/// The relay of a thread's current-thread runtime.
 #[derive(Clone)]
 pub(super) struct Home(mpsc::UnboundedSender<Answers>);
 
@@ -37,39 +36,30 @@ thread_local! {
     static HOME: RefCell<Option<(Id, Home)>> = const { RefCell::new(None) };
 }
 
-/// Group-commit answers to callers on this thread come through one relay
-/// task on this thread's runtime (see the module's docs). Call it from a
-/// thread that runs one current-thread runtime for its whole life, inside
-/// that runtime; idempotent and cheap, so a hot path may call it each time.
-/// Elsewhere (no runtime, a multi-thread one) it does nothing.
-pub fn answer_here() {
-    let Ok(runtime) = Handle::try_current() else {
-        return;
-    };
-    if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
-        return;
-    }
-    HOME.with(|home| {
-        let mut home = home.borrow_mut();
-        if Home::usable(home.as_ref(), runtime.id()).is_some() {
-            return;
-        }
-        let (sender, mut relay) = mpsc::unbounded_channel::<Answers>();
-        runtime.spawn(async move {
-            while let Some(answers) = relay.recv().await {
-                answers();
-            }
-        });
-        *home = Some((runtime.id(), Home(sender)));
-    });
-}
-
 impl Home {
-    /// This thread's relay, if it opted in, the caller runs on the relay's
-    /// runtime, and that runtime still runs.
-    pub(super) fn of_this_thread() -> Option<Home> {
-        let runtime = Handle::try_current().ok()?.id();
-        HOME.with(|home| Home::usable(home.borrow().as_ref(), runtime).cloned())
+    /// The relay that answers a caller here: this thread's, started on
+    /// first use (again after its runtime shut down, or inside another
+    /// runtime); none outside a current-thread runtime.
+    pub(super) fn here() -> Option<Home> {
+        let runtime = Handle::try_current().ok()?;
+        if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        HOME.with(|home| {
+            let mut home = home.borrow_mut();
+            if let Some(relay) = Home::usable(home.as_ref(), runtime.id()) {
+                return Some(relay.clone());
+            }
+            let (sender, mut relay) = mpsc::unbounded_channel::<Answers>();
+            runtime.spawn(async move {
+                while let Some(answers) = relay.recv().await {
+                    answers();
+                }
+            });
+            let relay = Home(sender);
+            *home = Some((runtime.id(), relay.clone()));
+            Some(relay)
+        })
     }
 
     fn usable(relay: Option<&(Id, Home)>, runtime: Id) -> Option<&Home> {
@@ -96,16 +86,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thread_without_a_current_thread_runtime_has_no_relay() {
-        answer_here();
-        assert!(Home::of_this_thread().is_none(), "no runtime");
+    fn no_relay_without_a_current_thread_runtime() {
+        assert!(Home::here().is_none(), "no runtime");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
             .unwrap();
         runtime.block_on(async {
-            answer_here();
-            assert!(Home::of_this_thread().is_none(), "a multi-thread runtime");
+            assert!(Home::here().is_none(), "a multi-thread runtime");
         });
     }
 
@@ -119,16 +107,14 @@ mod tests {
         let second = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let relay = first.block_on(async {
-            answer_here();
-            Home::of_this_thread().expect("the first runtime's relay")
-        });
-        second.block_on(async {
-            assert!(Home::of_this_thread().is_none(), "not the second's");
-            answer_here();
-            let own = Home::of_this_thread().expect("the second's own relay");
-            assert!(!own.is(&relay));
-        });
+        let relay = first.block_on(async { Home::here().expect("the first runtime's relay") });
+        let own = second.block_on(async { Home::here().expect("the second's own relay") });
+        assert!(!own.is(&relay));
+        let again = first.block_on(async { Home::here().unwrap() });
+        assert!(
+            !again.is(&relay),
+            "the first's was replaced by the second's"
+        );
     }
 
     #[test]
@@ -137,10 +123,8 @@ mod tests {
             .build()
             .unwrap();
         let home = runtime.block_on(async {
-            answer_here();
-            let home = Home::of_this_thread().expect("a relay");
-            answer_here();
-            assert!(home.is(&Home::of_this_thread().unwrap()), "one per thread");
+            let home = Home::here().expect("a relay");
+            assert!(home.is(&Home::here().unwrap()), "one per thread");
             let here = std::thread::current().id();
             let (sent, ran_on) = tokio::sync::oneshot::channel();
             let sender = home.clone();
@@ -161,16 +145,11 @@ mod tests {
             let _ = sent.send(());
         }));
         assert!(ran.try_recv().is_ok());
-        assert!(
-            Home::of_this_thread().is_none(),
-            "a closed relay is not used"
-        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         runtime.block_on(async {
-            answer_here();
-            assert!(!home.is(&Home::of_this_thread().expect("a new relay")));
+            assert!(!home.is(&Home::here().expect("a new relay")));
         });
     }
 }

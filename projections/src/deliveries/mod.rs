@@ -21,7 +21,6 @@ mod writers;
 use aggregates::values::ConfigId;
 use aggregates::webhook_config::UnknownValue;
 pub use group_commit::{WaitObserver, Waited};
-pub use home::answer_here;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 pub use store::{

@@ -337,9 +337,6 @@ impl Actor for EndpointActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // The attempts run on this arbiter: their records are answered in
-        // one wake-up per batch and arbiter (see `answer_here`).
-        projections::deliveries::answer_here();
         self.feed(Input::Reload, ctx);
         let idle_timeout = self.engine.settings.idle_timeout;
         ctx.run_interval(idle_timeout / 2, |actor, ctx| actor.feed(Input::Tick, ctx));
