@@ -16,8 +16,9 @@
 //!    (the backend's `Writers`: the event and one `pending` delivery row
 //!    per target), then answers each caller. The 202 goes out only after
 //!    this commit.
-//! 4. Back in `publish.rs` (`commit_and_hand_over`, its own task), the new
-//!    deliveries go to [`supervisor::SupervisorHandle::enqueue`]: those of
+//! 4. Still on the writer's thread, before the callers are answered, the
+//!    batch's new deliveries go to [`supervisor::SupervisorHandle::enqueue`]
+//!    (the hand-over `Publisher::new` gave the store): those of
 //!    endpoints this node owns (`cluster::Ownership`) to the
 //!    [`supervisor::DeliverySupervisor`] actor, the others announced on the
 //!    change bus (`changes.rs`) for the node that owns them

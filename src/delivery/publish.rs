@@ -12,7 +12,6 @@ use projections::deliveries::{
 use projections::event_types::EventTypeNames;
 use projections::tenancy::{ApiKey, Organisation};
 use serde_json::json;
-use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -42,7 +41,10 @@ pub struct Publisher {
 
 impl Publisher {
     /// `routes` must be the cache the command side invalidates.
+    /// `store`'s committed deliveries go to `supervisor` from now on.
     pub fn new(store: DeliveryStore, supervisor: SupervisorHandle, routes: RoutingCache) -> Self {
+        let to = supervisor.clone();
+        store.hand_over_to(Box::new(move |deliveries| to.enqueue(deliveries)));
         Self {
             event_types: EventTypeNames::new(store.db().clone()),
             schemas: EventSchemas::new(store.db().clone()),
@@ -138,7 +140,7 @@ impl Publisher {
                 task_id: None,
                 targets,
             };
-            self.commit_and_hand_over(new).await
+            self.commit(new).await
         };
         tokio::time::timeout(PUBLISH_DEADLINE, publish)
             .await
@@ -147,39 +149,21 @@ impl Publisher {
             ))))
     }
 
-    /// Commits the event with its deliveries and hands them to the
-    /// supervisor, in a task of its own: if the caller goes away (the client
-    /// hung up) after the commit, the committed deliveries still reach their
-    /// actors instead of waiting in the database for an actor to reload.
-    async fn commit_and_hand_over(&self, new: NewEvent) -> Result<Published, PublishError> {
-        let (store, supervisor) = (self.store.clone(), self.supervisor.clone());
+    /// Commits the event with its deliveries; the store hands them to the
+    /// supervisor as it commits (see `Self::new`), whether or not this
+    /// caller is still waiting then.
+    async fn commit(&self, new: NewEvent) -> Result<Published, PublishError> {
         let organisation = new.organisation;
-        let handover = async move {
-            let published = store.publish(new).await?;
-            tracing::debug!(
-                event_id = %published.event.id,
-                event_type = %published.event.event_type,
-                organisation,
-                deliveries = published.delivery_count,
-                duplicate = published.duplicate,
-                "event published"
-            );
-            supervisor.enqueue(published.deliveries.clone());
-            Ok::<_, projections::Error>(published)
-        }
-        .instrument(tracing::Span::current());
-        // Boxed, so that the task holds a pointer, not the ~1.1 KB future.
-        let handover = tokio::spawn(Box::pin(handover));
-        match handover.await {
-            Ok(result) => Ok(result?),
-            Err(error) => Err(PublishError::Store(projections::Error::Unavailable(
-                if error.is_panic() {
-                    "publishing panicked"
-                } else {
-                    "publishing was cancelled"
-                },
-            ))),
-        }
+        let published = self.store.publish(new).await?;
+        tracing::debug!(
+            event_id = %published.event.id,
+            event_type = %published.event.event_type,
+            organisation,
+            deliveries = published.delivery_count,
+            duplicate = published.duplicate,
+            "event published"
+        );
+        Ok(published)
     }
 
     /// Sends a finished delivery of config `config_id` again with a fresh
@@ -207,7 +191,7 @@ impl Publisher {
         data: &serde_json::Value,
     ) -> Result<Published, PublishError> {
         let new = to_one_config(organisation, target, event_type, data, DeliveryKind::Event);
-        self.commit_and_hand_over(new).await
+        self.commit(new).await
     }
 
     /// Sends one `webhook_config.test` event to one config; its outcome is
@@ -229,7 +213,7 @@ impl Publisher {
                 DeliveryKind::Test,
             )
         };
-        self.commit_and_hand_over(new).await
+        self.commit(new).await
     }
 }
 

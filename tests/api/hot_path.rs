@@ -394,7 +394,85 @@ async fn until_a_bus_session(
     }
 }
 
+/// The store hands each publish's new deliveries over (in the service: to
+/// the endpoint actors) before it answers the publisher, each delivery
+/// once, and a duplicate's none: the hand-over happens on the writer's
+/// side of the commit, not in the publisher after its answer.
+async fn committed_deliveries_are_handed_over_before_the_answer(backend: Backend) {
+    use aggregates::values::ConfigId;
+    use projections::deliveries::{
+        event_data_of, DeliveryKind, DeliveryStore, NewEvent, StoreHooks, Target, OUTCOME_LINGER,
+    };
+    use std::sync::{Arc, Mutex};
+    let app = TestApp::spawn(backend).await;
+    let store = DeliveryStore::new(
+        app.db.clone(),
+        app.db.clone(),
+        StoreHooks {
+            stats_moved: Arc::new(|_| {}),
+            commit_waited: |_, _| {},
+            outcome_linger: OUTCOME_LINGER,
+        },
+    );
+    let handed: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let into = handed.clone();
+    store.hand_over_to(Box::new(move |deliveries| {
+        into.lock().unwrap().extend(deliveries.iter().map(|d| d.id));
+    }));
+    let targets = || {
+        [7001, 7002]
+            .map(|id| Target {
+                config_id: ConfigId::new(id),
+                fifo: false,
+            })
+            .to_vec()
+    };
+    // 40 publishes of 20 keys: 20 events of two deliveries, 20 duplicates.
+    let publishes = (0..40).map(|n| {
+        let (store, handed) = (store.clone(), handed.clone());
+        let new = NewEvent {
+            organisation: 1,
+            idempotency_key: Some(format!("key-{}", n % 20)),
+            event_type: "invoice.paid".to_owned(),
+            data: event_data_of(&json!({ "n": n })),
+            key_id: None,
+            kind: DeliveryKind::Event,
+            task_id: None,
+            targets: targets(),
+        };
+        async move {
+            let published = store.publish(new).await.expect("committed");
+            let ids: Vec<i64> = published.deliveries.iter().map(|d| d.id).collect();
+            let seen = handed.lock().unwrap().clone();
+            assert!(
+                ids.iter().all(|id| seen.contains(id)),
+                "answered before its deliveries {ids:?} were handed over"
+            );
+            (published.duplicate, ids)
+        }
+    });
+    let answers = join_all(publishes).await;
+    let duplicates: Vec<&Vec<i64>> = answers
+        .iter()
+        .filter(|(duplicate, _)| *duplicate)
+        .map(|(_, ids)| ids)
+        .collect();
+    assert_eq!(duplicates.len(), 20, "one event per key");
+    assert!(duplicates.iter().all(|ids| ids.is_empty()));
+    let mut new: Vec<i64> = answers
+        .iter()
+        .filter(|(duplicate, _)| !duplicate)
+        .flat_map(|(_, ids)| ids.iter().copied())
+        .collect();
+    new.sort_unstable();
+    let mut handed = handed.lock().unwrap().clone();
+    handed.sort_unstable();
+    assert_eq!(new.len(), 40, "two deliveries per event");
+    assert_eq!(handed, new, "every new delivery handed over, once");
+}
+
 on_both_backends!(
+    committed_deliveries_are_handed_over_before_the_answer,
     cached_reads_follow_every_change,
     the_first_publish_after_a_url_change_goes_to_the_new_url,
     concurrent_publishes_of_one_id_store_one_event,

@@ -11,7 +11,7 @@ use crate::webhook_configs::ConfigRow;
 use crate::{on_pool, Db, Error};
 use aggregates::values::{ConfigId, CustomHeaders, DeliveryOrdering, WebhookSecret};
 use aggregates::webhook_config::{ConfigState, PreviousSecret, Profile};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A config an event goes to, and whether its deliveries take a place in
@@ -203,7 +203,11 @@ pub struct DeliveryStore {
     writers: Arc<dyn writers::Writers>,
     publishes: GroupCommit<NewEvent, Published>,
     outcomes: GroupCommit<Outcome, FailureRun>,
+    hand_over: Arc<OnceLock<HandOver>>,
 }
+
+/// Where committed deliveries go (see [`DeliveryStore::hand_over_to`]).
+pub type HandOver = Box<dyn Fn(Vec<PendingDelivery>) + Send + Sync>;
 
 /// How long a publish waits for its batch to commit before it answers 503:
 /// while the database is away a batch waits 1.5 s for a connection, and
@@ -253,8 +257,9 @@ impl DeliveryStore {
             .runtime()
             .unwrap_or_else(tokio::runtime::Handle::current);
         let waited = hooks.commit_waited;
+        let hand_over: Arc<OnceLock<HandOver>> = Arc::default();
         let publishes = {
-            let writers = writers.clone();
+            let (writers, hand_over) = (writers.clone(), hand_over.clone());
             GroupCommit::start_on(
                 &runtime,
                 "publish",
@@ -263,8 +268,20 @@ impl DeliveryStore {
                 Duration::ZERO,
                 waited,
                 move |batch| {
-                    let writers = writers.clone();
-                    async move { writers.publishes(batch).await }
+                    let (writers, hand_over) = (writers.clone(), hand_over.clone());
+                    async move {
+                        let published = writers.publishes(batch).await?;
+                        if let Some(hand_over) = hand_over.get() {
+                            let deliveries: Vec<PendingDelivery> = published
+                                .iter()
+                                .flat_map(|p| p.deliveries.iter().cloned())
+                                .collect();
+                            if !deliveries.is_empty() {
+                                hand_over(deliveries);
+                            }
+                        }
+                        Ok(published)
+                    }
                 },
             )
         };
@@ -296,6 +313,20 @@ impl DeliveryStore {
             writers,
             publishes,
             outcomes,
+            hand_over,
+        }
+    }
+
+    /// Where every publish's new deliveries go once committed: called on
+    /// the writer's thread with each batch's, before its publishers are
+    /// answered (the first call wins; set by the layer that owns the
+    /// endpoint actors). Handed over there, not by each publisher after its
+    /// answer, they reach their actors one thread hop sooner, a batch's in
+    /// one call, and also when the publisher stopped waiting (its deadline
+    /// passed, its client hung up) after the commit.
+    pub fn hand_over_to(&self, hand_over: HandOver) {
+        if self.hand_over.set(hand_over).is_err() {
+            tracing::warn!("the delivery store already hands its deliveries over");
         }
     }
 
