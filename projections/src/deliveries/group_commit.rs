@@ -19,8 +19,11 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+// Tokio's clock (std's outside tests): the windows below are timed by it,
+// and a test can move it by hand.
+use tokio::time::Instant;
 
 type Reply<O> = oneshot::Sender<Result<O, Error>>;
 
@@ -53,6 +56,8 @@ pub type WaitObserver = fn(&'static str, Waited);
 
 pub struct GroupCommit<I, O> {
     queue: mpsc::UnboundedSender<Queued<I, O>>,
+    /// Told when an item that may not linger is queued (see [`next_batch`]).
+    at_once: Arc<Notify>,
     name: &'static str,
     waited: WaitObserver,
 }
@@ -61,6 +66,7 @@ impl<I, O> Clone for GroupCommit<I, O> {
     fn clone(&self) -> Self {
         Self {
             queue: self.queue.clone(),
+            at_once: self.at_once.clone(),
             name: self.name,
             waited: self.waited,
         }
@@ -93,10 +99,14 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         let receiver = Arc::new(Mutex::new(receiver));
         let write = Arc::new(write);
         let writing = Arc::new(Writing::default());
+        let at_once = Arc::new(Notify::new());
         for _ in 0..writers.max(1) {
             let (receiver, write, writing) = (receiver.clone(), write.clone(), writing.clone());
+            let urgent = at_once.clone();
             runtime.spawn(async move {
-                while let Some(batch) = next_batch(&receiver, max_batch, linger, &writing).await {
+                while let Some(batch) =
+                    next_batch(&receiver, max_batch, linger, &writing, &urgent).await
+                {
                     let _writing = writing.begin();
                     let taken = Instant::now();
                     // A caller that gave up waiting (see `submit_within`)
@@ -131,6 +141,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         }
         Self {
             queue,
+            at_once,
             name,
             waited,
         }
@@ -171,6 +182,9 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
                 may_linger,
             })
             .map_err(|_| Error::Unavailable("the group commit writer has stopped"))?;
+        if !may_linger {
+            self.at_once.notify_waiters();
+        }
         answer
             .await
             .map_err(|_| Error::Unavailable("the group commit writer has stopped"))?
@@ -331,7 +345,11 @@ const BEHIND_A_WRITER: Duration = Duration::from_millis(2);
 ///   queued joins it: at low load one transaction then carries several
 ///   items instead of one each. Under load the first item has waited that
 ///   long already (it queued while the last batch was written), so nothing
-///   waits more: the window shrinks as the load grows.
+///   waits more: the window shrinks as the load grows. The writer sleeps
+///   through the window and reads what queued when it ends, so the items
+///   that join do not wake it one by one (each had cost a wake-up of the
+///   writer's thread: at low load, one per attempt recorded); only an item
+///   that may not linger ends the window early (`at_once`).
 /// * While another writer is writing, the batch waits until one is done
 ///   (at most [`BEHIND_A_WRITER`] after its first item was queued) and
 ///   takes what queued meanwhile. An idle writer used to take whatever was
@@ -347,6 +365,7 @@ async fn next_batch<I, O>(
     max: usize,
     linger: Duration,
     writing: &Writing,
+    at_once: &Notify,
 ) -> Option<Vec<Queued<I, O>>> {
     let mut receiver = receiver.lock().await;
     let first = receiver.recv().await?;
@@ -355,6 +374,11 @@ async fn next_batch<I, O>(
     let mut lingers = first.may_linger;
     let mut batch = vec![first];
     loop {
+        // Registered before the queue is read: an item that may not linger,
+        // queued after the read, still ends the window below.
+        let urgent = at_once.notified();
+        tokio::pin!(urgent);
+        urgent.as_mut().enable();
         while batch.len() < max {
             match receiver.try_recv() {
                 Ok(queued) => {
@@ -369,13 +393,9 @@ async fn next_batch<I, O>(
             return Some(batch);
         }
         if now < until {
-            match tokio::time::timeout_at(until.into(), receiver.recv()).await {
-                Ok(Some(queued)) => {
-                    lingers &= queued.may_linger;
-                    batch.push(queued);
-                }
-                Ok(None) => return Some(batch),
-                Err(_) => {}
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = &mut urgent => {}
             }
             continue;
         }
@@ -390,7 +410,7 @@ async fn next_batch<I, O>(
         if writing.count.load(Ordering::Acquire) == 0 {
             return Some(batch);
         }
-        let _ = tokio::time::timeout_at(behind_until.into(), done).await;
+        let _ = tokio::time::timeout_at(behind_until, done).await;
     }
 }
 
@@ -520,6 +540,41 @@ mod tests {
             "the second item ended the linger: {:?}",
             started.elapsed()
         );
+    }
+
+    /// What queues while a batch lingers joins it when the window ends
+    /// (the writer sleeps through the window and reads the queue then); an
+    /// item queued after the window is the next batch's. (The clock is
+    /// paused: only `advance` moves it.)
+    #[tokio::test(start_paused = true)]
+    async fn what_queues_during_the_window_is_taken_when_it_ends() {
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = batches.clone();
+        let commit = started(1, Duration::from_millis(10), move |batch: Arc<Vec<u32>>| {
+            seen.lock().unwrap().push(batch.to_vec());
+            let answers = batch.to_vec();
+            async move { Ok(answers) }
+        });
+        let submit = |item| {
+            let commit = commit.clone();
+            tokio::spawn(async move { commit.submit(item).await })
+        };
+        let first = [submit(1)];
+        settle().await;
+        tokio::time::advance(Duration::from_millis(4)).await;
+        let joining = [submit(2), submit(3)];
+        settle().await;
+        assert!(
+            batches.lock().unwrap().is_empty(),
+            "taken before the window ended"
+        );
+        tokio::time::advance(Duration::from_millis(7)).await;
+        settle().await;
+        let late = [submit(4)];
+        for answer in first.into_iter().chain(joining).chain(late) {
+            answer.await.unwrap().expect("committed");
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1, 2, 3], vec![4]]);
     }
 
     /// A real PostgreSQL refuses a NUL byte in text (SQLSTATE 22021) and
