@@ -458,6 +458,18 @@ mod tests {
         (commit, batches)
     }
 
+    /// One writer with `linger` that records each batch and answers at once.
+    fn one_recording_writer(linger: Duration) -> (GroupCommit<u32, u32>, Batches) {
+        let batches = Batches::default();
+        let seen = batches.clone();
+        let commit = started(1, linger, move |batch: Arc<Vec<u32>>| {
+            seen.lock().unwrap().push(batch.to_vec());
+            let answers = batch.to_vec();
+            async move { Ok(answers) }
+        });
+        (commit, batches)
+    }
+
     /// Lets every task on this one-thread runtime run until it waits.
     async fn settle() {
         for _ in 0..20 {
@@ -514,13 +526,7 @@ mod tests {
     /// the next item, not alone); one that may not ends the wait at once.
     #[tokio::test]
     async fn a_batch_lingers_until_an_item_that_may_not_arrives() {
-        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = batches.clone();
-        let commit = started(1, Duration::from_secs(30), move |batch: Arc<Vec<u32>>| {
-            seen.lock().unwrap().push(batch.to_vec());
-            let answers = batch.to_vec();
-            async move { Ok(answers) }
-        });
+        let (commit, batches) = one_recording_writer(Duration::from_secs(30));
         let started = Instant::now();
         let lingering = commit.submit(1);
         tokio::pin!(lingering);
@@ -548,13 +554,7 @@ mod tests {
     /// paused: only `advance` moves it.)
     #[tokio::test(start_paused = true)]
     async fn what_queues_during_the_window_is_taken_when_it_ends() {
-        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = batches.clone();
-        let commit = started(1, Duration::from_millis(10), move |batch: Arc<Vec<u32>>| {
-            seen.lock().unwrap().push(batch.to_vec());
-            let answers = batch.to_vec();
-            async move { Ok(answers) }
-        });
+        let (commit, batches) = one_recording_writer(Duration::from_millis(10));
         let submit = |item| {
             let commit = commit.clone();
             tokio::spawn(async move { commit.submit(item).await })
