@@ -374,11 +374,12 @@ async fn next_batch<I, O>(
     let mut lingers = first.may_linger;
     let mut batch = vec![first];
     loop {
-        // Registered before the queue is read: an item that may not linger,
-        // queued after the read, still ends the window below.
+        // Made before the queue is read: an item that may not linger, queued
+        // after the read, still ends the window below (a `Notified` sees
+        // every `notify_waiters` from its creation on; nothing to register,
+        // no lock taken).
         let urgent = at_once.notified();
         tokio::pin!(urgent);
-        urgent.as_mut().enable();
         while batch.len() < max {
             match receiver.try_recv() {
                 Ok(queued) => {
