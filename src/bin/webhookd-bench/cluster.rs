@@ -128,6 +128,44 @@ impl Nodes {
         Ok(ids)
     }
 
+    /// Every node's group-commit batches so far, by writer: batches and
+    /// the items in them (the nodes' `webhookd_group_commit_batch_size`
+    /// histograms added up). A node that cannot be read counts nothing.
+    async fn batches(&self) -> std::collections::BTreeMap<String, (f64, f64)> {
+        let mut writers = std::collections::BTreeMap::new();
+        for node in &self.nodes {
+            let Ok(response) = reqwest::get(format!("{}/metrics", node.base)).await else {
+                continue;
+            };
+            let Ok(text) = response.text().await else {
+                continue;
+            };
+            for line in text.lines() {
+                let Some(rest) = line.strip_prefix("webhookd_group_commit_batch_size") else {
+                    continue;
+                };
+                let Some((labels, value)) = rest.rsplit_once(' ') else {
+                    continue;
+                };
+                let Some(writer) = labels
+                    .split_once("writer=\"")
+                    .and_then(|(_, after)| after.split_once('"'))
+                    .map(|(writer, _)| writer.to_owned())
+                else {
+                    continue;
+                };
+                let value: f64 = value.parse().unwrap_or(0.0);
+                let entry: &mut (f64, f64) = writers.entry(writer).or_default();
+                if labels.starts_with("_count") {
+                    entry.0 += value;
+                } else if labels.starts_with("_sum") {
+                    entry.1 += value;
+                }
+            }
+        }
+        writers
+    }
+
     /// The CPU used so far, every node's together (see [`crate::cpu`]).
     fn cpu(&self) -> crate::cpu::Sample {
         let pids: Vec<u32> = self.nodes.iter().map(|n| n.child.id()).collect();
@@ -279,6 +317,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
         cluster.endpoints(&receiver, endpoints).await?;
         let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
         let events = options.events.unwrap_or(if quick { 200 } else { 20_000 });
+        let batches_from = cluster.batches().await;
         let cpu_from = cluster.cpu();
         let started = Instant::now();
         let (sent, errors) = publish(
@@ -299,6 +338,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
         .await;
         let elapsed = started.elapsed();
         let cpu_to = cluster.cpu();
+        // The mean batch of each kind of writer over the window: a cluster
+        // splits the same load among more writers, and a batch's statement
+        // costs the database about the same whatever its size.
+        let batches: serde_json::Map<String, Value> = cluster
+            .batches()
+            .await
+            .into_iter()
+            .map(|(writer, (count, items))| {
+                let (count_before, items_before) =
+                    batches_from.get(&writer).copied().unwrap_or_default();
+                let (count, items) = (count - count_before, items - items_before);
+                let mean = if count > 0.0 { items / count } else { 0.0 };
+                (writer, json!({"batches": count, "mean_items": mean}))
+            })
+            .collect();
         let mut throughput = report(
             "cluster-throughput",
             endpoints,
@@ -306,7 +360,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             errors,
             &tally,
             elapsed,
-            json!({"nodes": nodes}),
+            json!({"nodes": nodes, "batches": batches}),
         );
         // Every node's CPU together, per delivery: what the cluster costs
         // beside one node's figure.
