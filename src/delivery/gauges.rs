@@ -39,15 +39,24 @@ impl PendingCount {
     /// How long a count waits, after it finished, per unit of its own time.
     const PAUSE_PER_UNIT: u32 = 19;
 
+    /// Whether a count may run at `now`.
+    fn due(&self, now: tokio::time::Instant) -> bool {
+        self.next.is_none_or(|next| now >= next)
+    }
+
+    /// A count ran from `started` to `finished`.
+    fn ran(&mut self, started: tokio::time::Instant, finished: tokio::time::Instant) {
+        self.next = Some(finished + (finished - started) * Self::PAUSE_PER_UNIT);
+    }
+
     async fn sample(&mut self, db: &projections::Db) -> Option<(f64, f64)> {
         let started = tokio::time::Instant::now();
-        if self.next.is_some_and(|next| started < next) {
+        if !self.due(started) {
             return None;
         }
         let now = projections::db::now_micros();
         let summary = projections::deliveries::pending_summary(db).await;
-        let finished = tokio::time::Instant::now();
-        self.next = Some(finished + (finished - started) * Self::PAUSE_PER_UNIT);
+        self.ran(started, tokio::time::Instant::now());
         summary.ok().map(|(count, oldest)| {
             let age = oldest.map_or(0.0, |due| ((now - due).max(0) as f64) / 1e6);
             (count as f64, age)
@@ -88,4 +97,28 @@ async fn sample(
     });
     let nodes = projections::deliveries::live_nodes(db).await.unwrap_or(0);
     metrics::gauge!("webhookd_cluster_nodes").set(nodes as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PendingCount;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[test]
+    fn a_slow_count_waits_nineteen_times_its_length() {
+        let start = Instant::now();
+        let mut pending = PendingCount::default();
+        assert!(pending.due(start), "the first count runs at once");
+        // A quick count (1 ms): the next tick, 2 s later, counts again.
+        pending.ran(start, start + Duration::from_millis(1));
+        assert!(!pending.due(start + Duration::from_millis(10)));
+        assert!(pending.due(start + crate::telemetry::SAMPLE_EVERY));
+        // A count of 700 ms: nothing for the next 13.3 s.
+        let at = start + Duration::from_secs(10);
+        pending.ran(at, at + Duration::from_millis(700));
+        let after = at + Duration::from_millis(700);
+        assert!(!pending.due(after + Duration::from_millis(13_299)));
+        assert!(pending.due(after + Duration::from_millis(13_300)));
+    }
 }
