@@ -233,7 +233,7 @@ async fn ordering_is_validated_and_none_does_not_hold_deliveries_back(backend: B
 
 /// A FIFO endpoint's next delivery waits for the one before it to be
 /// recorded, so its outcomes are written at once rather than lingering for
-/// company like other outcomes (`OUTCOME_LINGER`, 5 ms). With the linger
+/// company like other outcomes (`OUTCOME_LINGER`, 15 ms). With the linger
 /// lengthened to a minute, ten events still arrive within seconds: each
 /// would otherwise wait a minute behind the one before.
 async fn a_fifo_line_does_not_wait_for_the_outcome_linger(backend: Backend) {

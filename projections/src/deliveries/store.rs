@@ -231,9 +231,17 @@ const SKIP_SCAN_CONFIGS: i64 = 256;
 /// exchange is over. At 1 000 events/s to one endpoint, 5 ms: the database's
 /// CPU per delivery −37 % on PostgreSQL (600–620 → 358–397 µs), webhookd's
 /// −11 % (−15 % on SQLite), the machine 64–70 → 49–55 % busy; throughput
-/// unchanged. A `kill -9` may leave up to this long's attempts unrecorded
-/// more than before: each is sent again after the restart (at least once).
-pub const OUTCOME_LINGER: Duration = Duration::from_millis(5);
+/// unchanged. 15 ms since 2026-12-07: on PostgreSQL at 1 000/s the
+/// database's CPU per delivery another −13 % (`db/b` 1.67–1.80 → 1.45–1.57,
+/// three pairs) and webhookd's −3 %; on a cluster, whose nodes each batch
+/// only their own endpoints' outcomes, −4 to −7 % at two and three nodes;
+/// under load on one node and on SQLite no change (its batches are full
+/// sooner, its writes cost no round trip). A `kill -9` may leave up to this
+/// long's attempts unrecorded: each is sent again after the restart (at
+/// least once); an endpoint's recording slots (see the endpoint actor's
+/// `RECORDED_PER_REQUEST`) hold ~16 ms of its attempts, ~260 of 512 at
+/// 16 000/s to one endpoint.
+pub const OUTCOME_LINGER: Duration = Duration::from_millis(15);
 
 /// What the store tells the layers above, which it may not import.
 pub struct StoreHooks {
