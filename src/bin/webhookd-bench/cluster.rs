@@ -140,26 +140,15 @@ impl Nodes {
             let Ok(text) = response.text().await else {
                 continue;
             };
-            for line in text.lines() {
-                let Some(rest) = line.strip_prefix("webhookd_group_commit_batch_size") else {
+            for sample in crate::exposition::samples(&text, "webhookd_group_commit_batch_size") {
+                let Some(writer) = sample.label("writer") else {
                     continue;
                 };
-                let Some((labels, value)) = rest.rsplit_once(' ') else {
-                    continue;
-                };
-                let Some(writer) = labels
-                    .split_once("writer=\"")
-                    .and_then(|(_, after)| after.split_once('"'))
-                    .map(|(writer, _)| writer.to_owned())
-                else {
-                    continue;
-                };
-                let value: f64 = value.parse().unwrap_or(0.0);
-                let entry: &mut (f64, f64) = writers.entry(writer).or_default();
-                if labels.starts_with("_count") {
-                    entry.0 += value;
-                } else if labels.starts_with("_sum") {
-                    entry.1 += value;
+                let entry: &mut (f64, f64) = writers.entry(writer.to_owned()).or_default();
+                if sample.is("_count") {
+                    entry.0 += sample.value;
+                } else if sample.is("_sum") {
+                    entry.1 += sample.value;
                 }
             }
         }

@@ -6,6 +6,7 @@
 mod ceiling;
 mod cluster;
 mod cpu;
+mod exposition;
 mod faults;
 mod instructions;
 mod profile;

@@ -137,34 +137,20 @@ impl Handoffs {
 
     fn parse(text: &str) -> Self {
         let mut stages: BTreeMap<String, Stage> = BTreeMap::new();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("webhookd_handoff_seconds") else {
+        for sample in crate::exposition::samples(text, "webhookd_handoff_seconds") {
+            let Some(stage) = sample.label("stage") else {
                 continue;
             };
-            let Some((labels, value)) = rest.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            let label = |name: &str| {
-                labels
-                    .split_once(&format!("{name}=\""))
-                    .and_then(|(_, after)| after.split_once('"'))
-                    .map(|(value, _)| value.to_owned())
-            };
-            let Some(stage) = label("stage") else {
-                continue;
-            };
-            let entry = stages.entry(stage).or_default();
-            if labels.starts_with("_bucket") {
-                let bound =
-                    label("le").map_or(f64::INFINITY, |le| le.parse().unwrap_or(f64::INFINITY));
-                entry.buckets.push((bound, value));
-            } else if labels.starts_with("_sum") {
-                entry.sum = value;
-            } else if labels.starts_with("_count") {
-                entry.count = value;
+            let entry = stages.entry(stage.to_owned()).or_default();
+            if sample.is("_bucket") {
+                let bound = sample
+                    .label("le")
+                    .map_or(f64::INFINITY, |le| le.parse().unwrap_or(f64::INFINITY));
+                entry.buckets.push((bound, sample.value));
+            } else if sample.is("_sum") {
+                entry.sum = sample.value;
+            } else if sample.is("_count") {
+                entry.count = sample.value;
             }
         }
         for stage in stages.values_mut() {

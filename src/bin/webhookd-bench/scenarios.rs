@@ -568,7 +568,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
             let (list_rate, list) = bench.hammer(list_path, list_seconds).await;
             let list_cpu = list_from.per_delivery(
                 &crate::cpu::Sample::now(bench.server.pid()),
-                (list_rate * list_seconds) as u64,
+                (list_rate * list_seconds).round() as u64,
             );
             bench
                 .endpoints(configs, 1, Behaviour::Ok, json!({}))
