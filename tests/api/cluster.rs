@@ -954,12 +954,22 @@ async fn one_node_counts_the_clusters_pending_deliveries() {
             .fetch_one(&cluster.pool)
             .await
             .unwrap();
+    let expected: Vec<Option<f64>> = (1..=2)
+        .map(|n| {
+            Some(if format!("n{n}") == counter {
+                endpoints as f64
+            } else {
+                0.0
+            })
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut pending = Vec::new();
     for n in 1..=2 {
-        // A sample sets the pending gauges before the actor gauge: an
-        // actor counted means the pending figures beside it are from a
-        // sample taken while every delivery was pending.
+        // A sample after the deliveries were pending has an actor counted.
+        // Its pending figure may still be an earlier count's: a count that
+        // took long waits 19 times as long before the next (see
+        // `delivery::gauges`), so wait for the figure, until the deadline.
         let scrape = loop {
             let scrape = cluster
                 .client
@@ -970,23 +980,18 @@ async fn one_node_counts_the_clusters_pending_deliveries() {
                 .text()
                 .await
                 .unwrap();
-            if crate::cli::sample(&scrape, "webhookd_endpoint_actors").unwrap_or(0.0) >= 1.0 {
+            let sampled =
+                crate::cli::sample(&scrape, "webhookd_endpoint_actors").unwrap_or(0.0) >= 1.0;
+            let counted =
+                crate::cli::sample(&scrape, "webhookd_deliveries_pending") == expected[n - 1];
+            if (sampled && counted) || Instant::now() >= deadline {
+                assert!(sampled, "n{n} sampled no actor");
                 break scrape;
             }
-            assert!(Instant::now() < deadline, "n{n} sampled no actor");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         pending.push(crate::cli::sample(&scrape, "webhookd_deliveries_pending"));
     }
-    let expected: Vec<Option<f64>> = (1..=2)
-        .map(|n| {
-            Some(if format!("n{n}") == counter {
-                endpoints as f64
-            } else {
-                0.0
-            })
-        })
-        .collect();
     assert_eq!(
         pending, expected,
         "only {counter}, the holder of partition 0, counts the {endpoints} pending deliveries"
