@@ -13,6 +13,7 @@ mod profile;
 mod receiver;
 mod scenarios;
 mod server;
+mod versus;
 
 use clap::Parser;
 use server::Backend;
@@ -133,6 +134,17 @@ pub struct Options {
     /// fresh cluster with 20 s of load.
     #[arg(long)]
     pub minutes: Option<f64>,
+    /// Compare with another build: the scenario runs `--rounds` times with
+    /// each `webhookd` — A, the one next to the bench, and B, this one —
+    /// in pairs whose order alternates, and a summary gives each pair's
+    /// change in CPU per delivery over the bench's own (`w/b`, `db/b`: the
+    /// bench's work is the same in both runs, so the ratio cancels most of
+    /// the machine's drift), in rate and in p99.
+    #[arg(long)]
+    pub versus: Option<std::path::PathBuf>,
+    /// Pairs for `--versus`.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 #[actix_web::main]
@@ -141,19 +153,35 @@ async fn main() -> anyhow::Result<()> {
     if options.scenario == Scenario::Faults {
         return run_faults(&options).await;
     }
+    if let Some(other) = &options.versus {
+        return versus::run(&options, other).await;
+    }
+    let mut failed = false;
+    run_scenario(&options, &mut |report| {
+        failed |= show(&report, options.json)?;
+        Ok(())
+    })
+    .await?;
+    verdict(failed)
+}
+
+/// One run of the scenario, each report handed to `each` as it is made
+/// (`cluster` and `all` make several).
+async fn run_scenario(
+    options: &Options,
+    each: &mut dyn FnMut(scenarios::Report) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     if options.scenario == Scenario::Ceiling {
-        let report = ceiling::run(&options).await?;
-        return verdict(show(&report, options.json)?);
+        return each(ceiling::run(options).await?);
     }
     if options.scenario == Scenario::Cluster {
         if options.backend != Backend::Postgres {
             anyhow::bail!("`cluster` needs --backend postgres");
         }
-        let mut failed = false;
-        for report in cluster::run(&options).await? {
-            failed |= show(&report, options.json)?;
+        for report in cluster::run(options).await? {
+            each(report)?;
         }
-        return verdict(failed);
+        return Ok(());
     }
     let scenarios = match options.scenario {
         Scenario::All => vec![
@@ -169,7 +197,6 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Cluster | Scenario::Faults | Scenario::Ceiling => unreachable!("run above"),
         one => vec![one],
     };
-    let mut failed = false;
     for scenario in scenarios {
         let runs: Vec<Option<u32>> = match (scenario, options.endpoints, options.scenario) {
             // `all` measures both throughput targets: 1 and 10 endpoints.
@@ -179,11 +206,10 @@ async fn main() -> anyhow::Result<()> {
         for endpoints in runs {
             let mut run = options.clone();
             run.endpoints = endpoints;
-            let report = scenarios::run(scenario, &run).await?;
-            failed |= show(&report, options.json)?;
+            each(scenarios::run(scenario, &run).await?)?;
         }
     }
-    verdict(failed)
+    Ok(())
 }
 
 /// Prints a report as a row or a JSON line; `true` when it lost deliveries

@@ -227,7 +227,28 @@ impl Drop for Server {
 }
 
 /// The `webhookd` binary next to this one.
+/// The `webhookd` that `--versus` measures now, instead of the one next to
+/// the bench (see [`webhookd_binary`]).
+static CHOSEN: std::sync::RwLock<Option<std::path::PathBuf>> = std::sync::RwLock::new(None);
+
+/// From now on scenarios start this `webhookd` (`None`: the one next to
+/// the bench).
+pub fn use_binary(binary: Option<std::path::PathBuf>) {
+    *CHOSEN
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = binary;
+}
+
+/// The `webhookd` binary scenarios start: the release binary next to this
+/// one, unless `--versus` chose the other.
 pub fn webhookd_binary() -> anyhow::Result<std::path::PathBuf> {
+    let chosen = CHOSEN
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    if let Some(binary) = chosen {
+        return Ok(binary);
+    }
     Ok(std::env::current_exe()?
         .parent()
         .context("no directory")?
