@@ -139,7 +139,7 @@ pub struct Options {
     /// in pairs whose order alternates, and a summary gives each pair's
     /// change in CPU per delivery over the bench's own (`w/b`, `db/b`: the
     /// bench's work is the same in both runs, so the ratio cancels most of
-    /// the machine's drift), in rate and in p99.
+    /// the machine's drift), in µs, in rate and in p99.
     #[arg(long)]
     pub versus: Option<std::path::PathBuf>,
     /// Pairs for `--versus`.
@@ -223,7 +223,12 @@ fn show(report: &scenarios::Report, json: bool) -> anyhow::Result<bool> {
             profile::print(&report.extra["profile"]);
         }
     }
-    Ok(report.lost > 0 || report.bad_signatures > 0)
+    Ok(broke_a_promise(report))
+}
+
+/// The run lost deliveries or saw bad signatures.
+fn broke_a_promise(report: &scenarios::Report) -> bool {
+    report.lost > 0 || report.bad_signatures > 0
 }
 
 fn verdict(failed: bool) -> anyhow::Result<()> {

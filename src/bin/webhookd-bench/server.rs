@@ -226,7 +226,6 @@ impl Drop for Server {
     }
 }
 
-/// The `webhookd` binary next to this one.
 /// The `webhookd` that `--versus` measures now, instead of the one next to
 /// the bench (see [`webhookd_binary`]).
 static CHOSEN: std::sync::RwLock<Option<std::path::PathBuf>> = std::sync::RwLock::new(None);

@@ -32,15 +32,15 @@ pub async fn run(options: &Options, other: &Path) -> anyhow::Result<()> {
             use_binary(binary.clone());
             let mut reports = Vec::new();
             let shown = crate::run_scenario(options, &mut |report| {
-                failed |= report.lost > 0 || report.bad_signatures > 0;
                 if options.json {
+                    failed |= crate::broke_a_promise(&report);
                     println!(
                         "{}",
                         serde_json::json!({"build": label, "round": round, "report": &report})
                     );
                 } else {
                     print!("{label} ");
-                    report.print_row();
+                    failed |= crate::show(&report, false)?;
                 }
                 reports.push(report);
                 Ok(())
