@@ -4,6 +4,7 @@
 //! through one node is used by the others. Every process is killed when its
 //! handle drops, also when a test fails.
 use crate::cli::{stdout_of, webhookd, Served};
+use crate::faults::harness::checker::RECORDED_WITHIN;
 use crate::helpers::{Backend, TestDatabase};
 use crate::receiver::{Received, Receiver, Reply};
 use base64::Engine;
@@ -245,6 +246,27 @@ impl Cluster {
     }
 
     /// Which node leases the partition of config `id`.
+    /// Waits until no delivery is pending: whatever a dead node left
+    /// unrecorded has been sent again by then.
+    async fn until_nothing_pending(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let pending: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await
+                    .unwrap();
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pending} deliveries still pending"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn owner_of(&self, id: i64) -> String {
         sqlx::query_scalar("SELECT node FROM partition_leases WHERE partition = $1")
             .bind(webhookd::cluster::ownership::partition_of(id) as i32)
@@ -385,12 +407,24 @@ async fn a_killed_node_loses_nothing_and_its_endpoints_move() {
         2000,
         "every publish to a live node is accepted"
     );
-    let duplicates = until_all_arrived(&receivers, &accepted, Duration::from_secs(120)).await;
+    until_all_arrived(&receivers, &accepted, Duration::from_secs(120)).await;
+    cluster.until_nothing_pending(Duration::from_secs(60)).await;
+    let duplicates = until_all_arrived(&receivers, &accepted, Duration::ZERO).await;
     let deliveries = accepted.len() * receivers.len();
     eprintln!("kill -9 of one of three nodes: {deliveries} deliveries, {duplicates} duplicates");
     assert!(
         duplicates * 50 < deliveries,
         "{duplicates} duplicates of {deliveries}"
+    );
+    // Only what the victim was answered just before it died is sent again:
+    // an answer it had a second to record, it recorded.
+    let stale: usize = receivers
+        .iter()
+        .map(|r| r.repeats_of_answers_before(killed_at - RECORDED_WITHIN))
+        .sum();
+    assert_eq!(
+        stale, 0,
+        "{stale} deliveries sent again although answered more than {RECORDED_WITHIN:?} before the kill"
     );
     for i in on_victim {
         let gap = longest_gap(&receivers[i], killed_at, load_ended);

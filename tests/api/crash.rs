@@ -1,5 +1,6 @@
 //! `kill -9` in the middle of deliveries loses no accepted event.
 use crate::cli::{stdout_of, webhookd, Served};
+use crate::faults::harness::checker::RECORDED_WITHIN;
 use crate::helpers::{Backend, TestDatabase};
 use crate::on_both_backends;
 use crate::receiver::{Receiver, Reply};
@@ -199,7 +200,120 @@ async fn a_restart_finds_due_deliveries_behind_hundreds_of_waiting_endpoints(bac
     second.kill();
 }
 
+/// Under steady load to an endpoint that answers every attempt, `kill -9`
+/// and a restart: every accepted event arrives, and the only ones sent
+/// again are those answered just before the kill — an answer the server
+/// had a second to record (`checker::RECORDED_WITHIN`), it recorded.
+async fn a_kill_9_sends_again_only_what_was_answered_just_before_it(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    stdout_of(&webhookd(
+        &database,
+        &["event-types", "add", "invoice.paid", "--description", "x"],
+    ));
+    let receiver = Receiver::ok();
+    let first = Served::start_with(&database, &["--dev"]);
+    let key = first.stdout_line(|line| line.starts_with("whk_"));
+    first.wait_until_listening();
+    let base = format!("http://127.0.0.1:{}", first.port);
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"url": receiver.url, "events": ["invoice.paid"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["data"]["id"].as_i64().expect("the webhook's id");
+
+    // One publish every 2 ms until the kill; what was answered 202 is
+    // accepted (a publish the kill cut off may arrive too, or not).
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = actix_web::rt::spawn({
+        let (accepted, stop) = (accepted.clone(), stop.clone());
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                n += 1;
+                let Ok(response) = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&json!({"type": "invoice.paid", "data": {"n": n}}))
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                if response.status() == 202 {
+                    let body: Value = response.json().await.unwrap_or_default();
+                    if let Some(id) = body["data"]["id"].as_str() {
+                        accepted.lock().unwrap().push(id.to_owned());
+                    }
+                }
+            }
+        }
+    });
+    // Seconds of deliveries before the kill, so that most were answered
+    // long before it.
+    receiver.wait_for(1000, Duration::from_secs(60)).await;
+    let killed_at = std::time::Instant::now();
+    first.kill();
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let accepted: HashSet<String> = accepted.lock().unwrap().iter().cloned().collect();
+
+    // Until every accepted event arrived and nothing is pending: what the
+    // kill left unrecorded has been sent again.
+    let second = Served::start_with(&database, &["--dev"]);
+    second.wait_until_listening();
+    let pending = format!(
+        "http://127.0.0.1:{}/api/v1/webhooks/{id}/deliveries?status=pending&per_page=1",
+        second.port
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let missing = accepted.difference(&delivered(&receiver)).count();
+        let listed: Value = client
+            .get(&pending)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let still_pending = listed["data"].as_array().map(Vec::len);
+        if missing == 0 && still_pending == Some(0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} accepted events never arrived; pending: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stale = receiver.repeats_of_answers_before(killed_at - RECORDED_WITHIN);
+    let repeats = receiver.repeats_of_answers_before(killed_at + Duration::from_secs(3600));
+    eprintln!(
+        "kill -9 under load ({backend:?}): {} accepted, {repeats} sent again, {stale} of them \
+         answered more than {RECORDED_WITHIN:?} before the kill",
+        accepted.len()
+    );
+    assert_eq!(
+        stale, 0,
+        "deliveries answered long before the kill were sent again"
+    );
+    second.kill();
+}
+
 on_both_backends!(
     every_accepted_event_arrives_after_a_kill_9,
+    a_kill_9_sends_again_only_what_was_answered_just_before_it,
     a_restart_finds_due_deliveries_behind_hundreds_of_waiting_endpoints
 );

@@ -134,6 +134,29 @@ impl Receiver {
         self.state.received.lock().unwrap().clone()
     }
 
+    /// Requests answered 2xx that repeat a delivery (a `webhook-id`) this
+    /// receiver had already answered 2xx before `before`: what a sender
+    /// that had until `before` to record the first answer sent again.
+    pub fn repeats_of_answers_before(&self, before: Instant) -> usize {
+        let mut first: HashMap<String, (Instant, usize)> = HashMap::new();
+        for request in self.received() {
+            if !(200..300).contains(&request.replied) {
+                continue;
+            }
+            let answered = request.answered.unwrap_or(request.at);
+            let entry = first
+                .entry(request.header("webhook-id").to_owned())
+                .or_insert((answered, 0));
+            entry.0 = entry.0.min(answered);
+            entry.1 += 1;
+        }
+        first
+            .values()
+            .filter(|(answered, _)| *answered < before)
+            .map(|(_, n)| n - 1)
+            .sum()
+    }
+
     /// Lets every `AfterRelease` request answer, now and from now on.
     pub fn release(&self) {
         self.state.released.send_replace(true);

@@ -299,12 +299,28 @@ async fn run_faults(options: &Options) -> anyhow::Result<()> {
 
 fn print_findings(f: &faults::checker::Findings) {
     println!(
-        "{:<22} accepted {:>5}/{:<5} lost {} dup {} overlaps {} fifo-inv {} rate-excess {} bad-sig {} \
-         gap {} ms, healthy publish p99 {:.0} ms max {:.0} ms errors {}, skew {} s, takeover {}; {}",
-        f.scenario, f.accepted, f.published, f.lost, f.duplicates, f.overlaps, f.fifo_inversions,
-        f.rate_excess, f.bad_signatures, f.longest_gap_ms, f.healthy_publish_p99_ms,
-        f.healthy_publish_max_ms, f.healthy_publish_errors, f.max_signature_skew_s,
-        f.takeover_ms.map_or("-".to_owned(), |ms| format!("{ms} ms")),
+        "{:<22} accepted {:>5}/{:<5} lost {} dup {} (stale {}, oldest {}) overlaps {} fifo-inv {} \
+         rate-excess {} bad-sig {} gap {} ms, healthy publish p99 {:.0} ms max {:.0} ms errors {}, \
+         skew {} s, takeover {}; {}",
+        f.scenario,
+        f.accepted,
+        f.published,
+        f.lost,
+        f.duplicates,
+        f.stale_duplicates,
+        f.oldest_duplicate_ms
+            .map_or("-".to_owned(), |ms| format!("{ms} ms before the fault")),
+        f.overlaps,
+        f.fifo_inversions,
+        f.rate_excess,
+        f.bad_signatures,
+        f.longest_gap_ms,
+        f.healthy_publish_p99_ms,
+        f.healthy_publish_max_ms,
+        f.healthy_publish_errors,
+        f.max_signature_skew_s,
+        f.takeover_ms
+            .map_or("-".to_owned(), |ms| format!("{ms} ms")),
         f.notes.join("; ")
     );
     if !f.lost_examples.is_empty() {
@@ -319,21 +335,26 @@ fn print_table(all: &[faults::checker::Findings]) {
     names.sort_unstable();
     names.dedup();
     println!(
-        "\n| fault | runs | lost | overlaps | FIFO inversions | rate excess | duplicates (max) | longest gap (max) | healthy publish p99 (max) | healthy publish errors |"
+        "\n| fault | runs | lost | overlaps | FIFO inversions | rate excess | stale duplicates | duplicates (max) | oldest duplicate before the fault (max) | longest gap (max) | healthy publish p99 (max) | healthy publish errors |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for name in names {
         let runs: Vec<_> = all.iter().filter(|f| f.scenario == name).collect();
         let sum =
             |f: fn(&faults::checker::Findings) -> usize| runs.iter().map(|r| f(r)).sum::<usize>();
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} ms | {:.0} ms | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} ms | {:.0} ms | {} |",
             runs.len(),
             sum(|f| f.lost),
             sum(|f| f.overlaps),
             sum(|f| f.fifo_inversions),
             sum(|f| f.rate_excess),
+            sum(|f| f.stale_duplicates),
             runs.iter().map(|r| r.duplicates).max().unwrap_or_default(),
+            runs.iter()
+                .filter_map(|r| r.oldest_duplicate_ms)
+                .max()
+                .map_or("-".to_owned(), |ms| format!("{ms} ms")),
             runs.iter()
                 .map(|r| r.longest_gap_ms)
                 .max()

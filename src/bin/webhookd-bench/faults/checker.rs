@@ -26,8 +26,16 @@ pub struct Endpoint {
     pub rate_limit: Option<u32>,
 }
 
+/// How soon an answered attempt is recorded, at the latest: a fault may
+/// make webhookd send again what it was answered just before (at-least-once
+/// delivery), but never what it had this long to record. Today's outcome
+/// batches wait up to 15 ms for company and commit in milliseconds; the
+/// rest is room for a loaded machine (and debug builds in CI).
+pub const RECORDED_WITHIN: Duration = Duration::from_secs(1);
+
 /// What the checker found. Zero is the promise for `lost`, `overlaps`,
-/// `fifo_inversions`, `rate_excess` and `bad_signatures`.
+/// `fifo_inversions`, `rate_excess`, `bad_signatures` and
+/// `stale_duplicates`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Findings {
     pub scenario: String,
@@ -39,6 +47,14 @@ pub struct Findings {
     pub lost_examples: Vec<String>,
     /// Requests beyond the first per (endpoint, event).
     pub duplicates: usize,
+    /// How long before the fault the earliest-answered of the duplicated
+    /// deliveries was first answered 2xx (negative: after it began); `None`
+    /// without duplicates.
+    pub oldest_duplicate_ms: Option<i64>,
+    /// Duplicates of a delivery first answered 2xx more than
+    /// [`RECORDED_WITHIN`] before the fault: an answer webhookd had that
+    /// long to record and did not.
+    pub stale_duplicates: usize,
     /// Requests that arrived while another node's request to the same
     /// endpoint was in flight (arrived, not yet answered).
     pub overlaps: usize,
@@ -75,6 +91,7 @@ impl Findings {
             && self.fifo_inversions == 0
             && self.rate_excess == 0
             && self.bad_signatures == 0
+            && self.stale_duplicates == 0
     }
 }
 
@@ -86,6 +103,9 @@ pub struct Record<'a> {
     pub faulted: &'a HashSet<usize>,
     /// When the load ran.
     pub load: (Instant, Instant),
+    /// When the fault began (a freeze that had to be aimed: its last
+    /// `SIGSTOP`).
+    pub fault_at: Instant,
 }
 
 pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
@@ -125,6 +145,7 @@ pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
             })
         })
         .collect();
+    let (oldest_duplicate_ms, stale_duplicates) = duplicates_before(&ok, record.fault_at);
     let healthy: Vec<&Publish> = record
         .publishes
         .iter()
@@ -146,6 +167,8 @@ pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
         lost: lost.len(),
         lost_examples: lost.into_iter().take(5).collect(),
         duplicates: ok.len() - pairs.len(),
+        oldest_duplicate_ms,
+        stale_duplicates,
         overlaps: by_endpoint.values().map(|r| overlaps(r)).sum(),
         fifo_inversions: record
             .endpoints
@@ -181,6 +204,35 @@ pub fn check(scenario: &str, record: &Record<'_>) -> Findings {
         takeover_ms: None,
         notes: Vec::new(),
     }
+}
+
+/// Of the 2xx-answered requests, the repeats: how long before `fault_at`
+/// the earliest-answered repeated delivery was first answered (ms,
+/// negative when after), and how many repeats are of a delivery first
+/// answered more than [`RECORDED_WITHIN`] before it.
+fn duplicates_before(ok: &[&Request], fault_at: Instant) -> (Option<i64>, usize) {
+    let mut first: HashMap<(u32, &str), (Instant, usize)> = HashMap::new();
+    for request in ok {
+        let entry = first
+            .entry((request.endpoint, request.event.as_str()))
+            .or_insert((request.answered, 0));
+        entry.0 = entry.0.min(request.answered);
+        entry.1 += 1;
+    }
+    let signed_ms = |answered: Instant| match fault_at.checked_duration_since(answered) {
+        Some(before) => before.as_millis() as i64,
+        None => -(answered.duration_since(fault_at).as_millis() as i64),
+    };
+    let repeated = first.values().filter(|(_, n)| *n > 1);
+    let oldest = repeated
+        .clone()
+        .map(|(answered, _)| signed_ms(*answered))
+        .max();
+    let stale = repeated
+        .filter(|(answered, _)| *answered + RECORDED_WITHIN < fault_at)
+        .map(|(_, n)| n - 1)
+        .sum();
+    (oldest, stale)
 }
 
 /// Requests (sorted by arrival) that arrived while a request from another
@@ -319,6 +371,38 @@ mod tests {
         // Concurrent publishes may go in either order.
         let (c, d) = (publish("a", 0, 30), publish("b", 10, 40));
         assert_eq!(fifo_inversions(&refs(&reversed), &[&c, &d]), 0);
+    }
+
+    #[test]
+    fn a_repeat_of_an_answer_older_than_the_recording_bound_is_stale() {
+        let base = Instant::now();
+        let fault_at = at(base, 5_000);
+        let ok = |event: &str, from, to| request(base, 2, event, from, to);
+        // a: answered 3 s before the fault and sent again (stale, twice);
+        // b: answered 10 ms before it (in flight, fair); c: once.
+        let requests = [
+            ok("a", 1_990, 2_000),
+            ok("a", 6_000, 6_010),
+            ok("a", 6_100, 6_110),
+            ok("b", 4_980, 4_990),
+            ok("b", 6_000, 6_010),
+            ok("c", 1_000, 1_010),
+        ];
+        assert_eq!(
+            duplicates_before(&refs(&requests), fault_at),
+            (Some(3_000), 2)
+        );
+        assert_eq!(
+            duplicates_before(&refs(&requests[3..]), fault_at),
+            (Some(10), 0)
+        );
+        // Only after the fault: negative, never stale.
+        let after = [ok("d", 5_100, 5_110), ok("d", 6_000, 6_010)];
+        assert_eq!(duplicates_before(&refs(&after), fault_at), (Some(-110), 0));
+        assert_eq!(
+            duplicates_before(&refs(&requests[5..]), fault_at),
+            (None, 0)
+        );
     }
 
     #[test]

@@ -339,6 +339,10 @@ async fn run_on(
             endpoints: &endpoints,
             faulted: &faulted,
             load: (load_started, load_ended),
+            // A freeze that had to be aimed began at its last SIGSTOP.
+            fault_at: target
+                .and_then(|k| nodes.nodes[k].paused_at)
+                .unwrap_or(fault_at),
         },
     );
     if let Some(k) = target {
