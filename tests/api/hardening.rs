@@ -20,6 +20,7 @@ on_both_backends!(
     slow_bodies_are_cut_off_while_other_requests_go_on,
     an_unread_body_closes_the_connection_after_the_answer,
     a_config_row_that_does_not_decode_is_an_error,
+    a_publisher_that_hangs_up_and_retries_gets_each_event_delivered_once,
 );
 
 async fn control_characters_are_refused_naming_the_field(backend: Backend) {
@@ -519,5 +520,75 @@ async fn a_config_row_that_does_not_decode_is_an_error(backend: Backend) {
              events = '[\"webhook_config.test\"]', headers = '{{}}' WHERE id = {id}"
         ))
         .await;
+    }
+}
+
+/// Publishers that hang up as soon as their request is out (the handler
+/// may be dropped before its commit, during it or after it), then publish
+/// again with the same idempotency `id`, as a client that gave up does:
+/// each `id` is answered with one event id — 202 when the retry stored it,
+/// 200 `duplicate` when the first had — and that event arrives exactly
+/// once, whether or not anyone waited for the first answer.
+async fn a_publisher_that_hangs_up_and_retries_gets_each_event_delivered_once(backend: Backend) {
+    const PUBLISHES: usize = 200;
+    let app = TestApp::spawn_for_delivery(backend, |_| {}).await;
+    let receiver = Receiver::ok();
+    app.subscribe(&receiver.url, json!(["*"]), json!({})).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let key = app.key.clone();
+    let body = |i: usize| json!({"type": "webhook_config.test", "id": format!("hung-up-{i}"), "data": {"i": i}});
+    let bodies: Vec<String> = (0..PUBLISHES).map(|i| body(i).to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        for body in bodies {
+            let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+            let request = format!(
+                "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).expect("send");
+            // Hung up without reading a byte of the answer.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    })
+    .await
+    .unwrap();
+    let retries: Vec<_> = (0..PUBLISHES)
+        .map(|i| {
+            let request = app.request(Method::POST, "/api/v1/events").json(&body(i));
+            tokio::spawn(
+                async move { status_and_json(request.send().await.expect("request")).await },
+            )
+        })
+        .collect();
+    let mut event_of = Vec::new();
+    let (mut stored_by_retry, mut stored_before) = (0, 0);
+    for retry in retries {
+        let (status, answer) = retry.await.unwrap();
+        match status {
+            StatusCode::ACCEPTED => stored_by_retry += 1,
+            StatusCode::OK if answer["data"]["duplicate"] == true => stored_before += 1,
+            _ => panic!("a retry answered {status}: {answer}"),
+        }
+        event_of.push(
+            answer["data"]["id"]
+                .as_str()
+                .expect("an event id")
+                .to_owned(),
+        );
+    }
+    eprintln!(
+        "hung up, then retried ({backend:?}): {stored_before} stored by the publish that hung \
+         up, {stored_by_retry} by its retry"
+    );
+    // Every event once (the receiver answers every attempt 200, so nothing
+    // is sent again), and nothing else.
+    receiver.wait_for(PUBLISHES, Duration::from_secs(30)).await;
+    app.until_nothing_pending(Duration::from_secs(30)).await;
+    let received = receiver.received();
+    assert_eq!(received.len(), PUBLISHES, "each event exactly once");
+    for request in received {
+        let i = request.json()["data"]["i"].as_u64().expect("i") as usize;
+        assert_eq!(request.header("webhook-id"), event_of[i], "publish {i}");
     }
 }

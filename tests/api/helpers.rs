@@ -407,6 +407,25 @@ impl TestApp {
             .expect("count"))
     }
 
+    /// Polls (every 25 ms, up to `within`) until no delivery is pending:
+    /// everything due has been sent and its attempt recorded.
+    pub async fn until_nothing_pending(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let pending = self
+                .count_sql("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+                .await;
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pending} deliveries still pending"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// A count read directly from the database.
     pub async fn count_sql(&self, sql: &str) -> i64 {
         projections::on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
