@@ -23,34 +23,64 @@ fn delivered(receiver: &Receiver) -> HashSet<String> {
         .collect()
 }
 
+/// A server with event type `invoice.paid` and one webhook for it.
+struct Subscribed {
+    server: Served,
+    key: String,
+    base: String,
+    client: reqwest::Client,
+    webhook: i64,
+}
+
+impl Subscribed {
+    async fn start(database: &TestDatabase, flags: &[&str], receiver: &Receiver) -> Self {
+        stdout_of(&webhookd(
+            database,
+            &["event-types", "add", "invoice.paid", "--description", "x"],
+        ));
+        let server = Served::start_with(database, flags);
+        let key = server.stdout_line(|line| line.starts_with("whk_"));
+        server.wait_until_listening();
+        let base = format!("http://127.0.0.1:{}", server.port);
+        let client = reqwest::Client::new();
+        let created: Value = client
+            .post(format!("{base}/api/v1/webhooks"))
+            .bearer_auth(&key)
+            .json(&json!({"url": receiver.url, "events": ["invoice.paid"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let webhook = created["data"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{created}"));
+        Self {
+            server,
+            key,
+            base,
+            client,
+            webhook,
+        }
+    }
+}
+
 async fn every_accepted_event_arrives_after_a_kill_9(backend: Backend) {
     let database = TestDatabase::create(backend).await;
-    stdout_of(&webhookd(
-        &database,
-        &["event-types", "add", "invoice.paid", "--description", "x"],
-    ));
     // Every event's first attempt is refused, so retries are pending when
     // the kill comes; none can run out of retries.
     let receiver = Receiver::refusing_first_attempts();
     // Refused first attempts wait 2 s for their retry: whatever was published
     // in the last 2 s before the kill is still pending then.
     let flags = ["--dev", "--retry-schedule", "2s"];
-    let first = Served::start_with(&database, &flags);
-    let key = first.stdout_line(|line| line.starts_with("whk_"));
-    first.wait_until_listening();
-    let base = format!("http://127.0.0.1:{}", first.port);
-    let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{base}/api/v1/webhooks"))
-        .bearer_auth(&key)
-        .json(&json!({"url": receiver.url, "events": ["invoice.paid"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(created["data"]["id"].is_i64(), "{created}");
+    let Subscribed {
+        server: first,
+        key,
+        base,
+        client,
+        ..
+    } = Subscribed::start(&database, &flags, &receiver).await;
 
     // Publish all events as fast as the server accepts them, then kill it.
     let publishes = stream::iter(0..EVENTS)
@@ -206,27 +236,14 @@ async fn a_restart_finds_due_deliveries_behind_hundreds_of_waiting_endpoints(bac
 /// had a second to record (`checker::RECORDED_WITHIN`), it recorded.
 async fn a_kill_9_sends_again_only_what_was_answered_just_before_it(backend: Backend) {
     let database = TestDatabase::create(backend).await;
-    stdout_of(&webhookd(
-        &database,
-        &["event-types", "add", "invoice.paid", "--description", "x"],
-    ));
     let receiver = Receiver::ok();
-    let first = Served::start_with(&database, &["--dev"]);
-    let key = first.stdout_line(|line| line.starts_with("whk_"));
-    first.wait_until_listening();
-    let base = format!("http://127.0.0.1:{}", first.port);
-    let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{base}/api/v1/webhooks"))
-        .bearer_auth(&key)
-        .json(&json!({"url": receiver.url, "events": ["invoice.paid"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["data"]["id"].as_i64().expect("the webhook's id");
+    let Subscribed {
+        server: first,
+        key,
+        base,
+        client,
+        webhook: id,
+    } = Subscribed::start(&database, &["--dev"], &receiver).await;
 
     // One publish every 2 ms until the kill; what was answered 202 is
     // accepted (a publish the kill cut off may arrive too, or not).
