@@ -94,6 +94,21 @@ impl Nodes {
         crate::faults::until_balanced(&self.pool, self.nodes.len(), patience).await
     }
 
+    /// Waits until no delivery is pending (or `patience` runs out).
+    async fn until_nothing_pending(&self, patience: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let pending: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+            if pending == 0 || Instant::now() > deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn owner_of(&self, config: i64) -> anyhow::Result<String> {
         let partition = webhookd::cluster::ownership::partition_of(config) as i32;
         Ok(
@@ -457,6 +472,23 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             Duration::from_secs(120),
         )
         .await;
+        // What the dead node left unrecorded is sent again by its
+        // successors; counted once nothing is pending.
+        cluster
+            .until_nothing_pending(Duration::from_secs(60))
+            .await?;
+        let (oldest_duplicate_ms, stale_duplicates) = {
+            let repeated = tally.repeated_first.lock().unwrap();
+            let oldest = repeated
+                .iter()
+                .map(|first| killed_at.saturating_duration_since(*first))
+                .max();
+            let stale = repeated
+                .iter()
+                .filter(|first| **first + crate::faults::checker::RECORDED_WITHIN < killed_at)
+                .count();
+            (oldest.map(|d| d.as_secs_f64() * 1000.0), stale)
+        };
         let longest_gap = {
             let arrivals = tally.arrivals.lock().unwrap();
             on_victim
@@ -490,6 +522,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
                 "killed": victim_id,
                 "endpoints_on_killed_node": on_victim.len(),
                 "longest_gap_ms": longest_gap.as_secs_f64() * 1000.0,
+                "stale_duplicates": stale_duplicates,
+                "oldest_duplicate_before_kill_ms": oldest_duplicate_ms,
             }),
         ));
         cluster.stop().await;

@@ -227,13 +227,19 @@ fn show(report: &scenarios::Report, json: bool) -> anyhow::Result<bool> {
 }
 
 /// The run lost deliveries or saw bad signatures.
+/// Lost or badly signed deliveries, or (`cluster-kill`) a delivery sent
+/// again although answered long before the kill (`stale_duplicates`).
 fn broke_a_promise(report: &scenarios::Report) -> bool {
-    report.lost > 0 || report.bad_signatures > 0
+    report.lost > 0
+        || report.bad_signatures > 0
+        || report.extra["stale_duplicates"].as_u64().unwrap_or(0) > 0
 }
 
 fn verdict(failed: bool) -> anyhow::Result<()> {
     if failed {
-        anyhow::bail!("deliveries were lost or badly signed");
+        anyhow::bail!(
+            "deliveries were lost, badly signed, or sent again long after they were answered"
+        );
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct Tally {
     /// (endpoint, event id) → first arrival.
     pub arrivals: Mutex<HashMap<(u32, String), Instant>>,
     pub duplicates: AtomicU64,
+    /// Of every duplicate, when the delivery it repeats first arrived.
+    pub repeated_first: Mutex<Vec<Instant>>,
     pub bad_signatures: AtomicU64,
     /// (endpoint, event id) → requests refused on purpose (`Flaky`).
     pub refused: Mutex<HashMap<(u32, String), u32>>,
@@ -163,8 +165,9 @@ async fn receive(
     }
     let mut arrivals = tally.arrivals.lock().unwrap();
     match arrivals.entry((endpoint, id.to_owned())) {
-        std::collections::hash_map::Entry::Occupied(_) => {
+        std::collections::hash_map::Entry::Occupied(first) => {
             tally.duplicates.fetch_add(1, Ordering::Relaxed);
+            tally.repeated_first.lock().unwrap().push(*first.get());
         }
         std::collections::hash_map::Entry::Vacant(slot) => {
             slot.insert(arrived);
