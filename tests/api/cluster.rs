@@ -245,7 +245,6 @@ impl Cluster {
             .unwrap()
     }
 
-    /// Which node leases the partition of config `id`.
     /// Waits until no delivery is pending: whatever a dead node left
     /// unrecorded has been sent again by then.
     async fn until_nothing_pending(&self, within: Duration) {
@@ -267,6 +266,7 @@ impl Cluster {
         }
     }
 
+    /// Which node leases the partition of config `id`.
     async fn owner_of(&self, id: i64) -> String {
         sqlx::query_scalar("SELECT node FROM partition_leases WHERE partition = $1")
             .bind(webhookd::cluster::ownership::partition_of(id) as i32)

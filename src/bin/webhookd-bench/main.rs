@@ -226,7 +226,6 @@ fn show(report: &scenarios::Report, json: bool) -> anyhow::Result<bool> {
     Ok(broke_a_promise(report))
 }
 
-/// The run lost deliveries or saw bad signatures.
 /// Lost or badly signed deliveries, or (`cluster-kill`) a delivery sent
 /// again although answered long before the kill (`stale_duplicates`).
 fn broke_a_promise(report: &scenarios::Report) -> bool {

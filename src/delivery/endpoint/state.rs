@@ -41,8 +41,9 @@ const NUDGE_EVERY: Duration = Duration::from_secs(2);
 /// recorded. An answered attempt frees its request slot, but stays under
 /// way until its outcome is committed — up to the outcome batch's linger
 /// window (`OUTCOME_LINGER`: 5 ms when this was sized, 15 ms since) and the
-/// commit after it, several times a request's ~1 ms on loopback. At 4 (until 2026-12-06) one endpoint's 32 slots allowed 128
-/// attempts under way: at ~16 000/s × (1 + 6.7) ms the actor held
+/// commit after it, several times a request's ~1 ms on loopback. At 4
+/// (until 2026-12-06) one endpoint's 32 slots allowed 128 attempts under
+/// way: at ~16 000/s × (1 + 6.7) ms the actor held
 /// deliveries back (85 ms on average) with the machine at 76 %. At 16,
 /// 512: one endpoint +12–18 % deliveries/s on both backends and its p50
 /// 300 → 5 ms; 64 measured no better. It still bounds what is sent while
