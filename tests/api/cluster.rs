@@ -248,22 +248,8 @@ impl Cluster {
     /// Waits until no delivery is pending: whatever a dead node left
     /// unrecorded has been sent again by then.
     async fn until_nothing_pending(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let pending: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
-                    .fetch_one(&self.pool)
-                    .await
-                    .unwrap();
-            if pending == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{pending} deliveries still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let db = projections::Db::Postgres(self.pool.clone());
+        crate::helpers::until_nothing_pending(&db, within).await;
     }
 
     /// Which node leases the partition of config `id`.

@@ -410,20 +410,7 @@ impl TestApp {
     /// Polls (every 25 ms, up to `within`) until no delivery is pending:
     /// everything due has been sent and its attempt recorded.
     pub async fn until_nothing_pending(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let pending = self
-                .count_sql("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
-                .await;
-            if pending == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{pending} deliveries still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        until_nothing_pending(&self.db, within).await;
     }
 
     /// A count read directly from the database.
@@ -588,4 +575,27 @@ pub fn read_until_closed(stream: &mut std::net::TcpStream, within: Duration) -> 
         }
     }
     (String::from_utf8_lossy(&got).into_owned(), false)
+}
+
+/// Polls `db` (every 25 ms, up to `within`) until no delivery is pending:
+/// everything due has been sent and its attempt recorded. Panics with the
+/// count still pending when `within` passes first.
+pub async fn until_nothing_pending(db: &Db, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let pending: i64 = projections::on_pool!(db, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
+        )
+        .fetch_one(pool)
+        .await
+        .expect("count pending deliveries"));
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} deliveries still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
