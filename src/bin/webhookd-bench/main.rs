@@ -81,7 +81,7 @@ pub struct Options {
     #[arg(long)]
     pub trace_dir: Option<std::path::PathBuf>,
     /// Where the time goes and where deliveries wait (`throughput`, `flaky`,
-    /// `latency`): webhookd times each delivery at every hand-off, and
+    /// `latency`, `idle-endpoints`' publishing): webhookd times each delivery at every hand-off, and
     /// `perf` samples its CPU over the measured window; both are printed
     /// under the scenario's row (and in `--json`'s `extra.profile`), the
     /// perf report written to `--profile-dir`.

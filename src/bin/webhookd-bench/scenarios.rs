@@ -575,6 +575,13 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
                 .await?;
             let rate = options.rate.unwrap_or(if quick { 100.0 } else { 1_000.0 });
             let seconds = options.duration.unwrap_or(if quick { 2.0 } else { 5.0 });
+            // Where a publish waits with this many configs beside it.
+            if options.profile {
+                profiler = Some(
+                    crate::profile::Profiler::start(&bench.server, &options.profile_dir, &label)
+                        .await?,
+                );
+            }
             cpu_from = Some(bench.open_window(options, &mut counted)?);
             let published = Instant::now();
             let (sent, errors) = bench.publish_at_rate(rate, seconds).await;
