@@ -138,8 +138,9 @@ impl Bench {
     /// read of its config and pending rows, the receiver's first
     /// connection, the publish's emptied route cache — 6–27 ms on these VMs
     /// (the sixteenth session's page): once per endpoint, not the steady
-    /// state a rate measures, yet the first 1–3 % of a 10-second window
-    /// and so its p99. What it took is reported (`extra.warm_up`: the
+    /// state a rate measures, yet 1–3 % of a short window — in the
+    /// 5-second one of `idle-endpoints`, most of its top 1 %. What it
+    /// took is reported (`extra.warm_up`: the
     /// first delivery's latency, the p99 and max of the warm-up's), and a
     /// warm-up delivery that never arrives counts as lost.
     async fn warm_up(&mut self, rate: f64, quick: bool, to: std::ops::Range<u32>) -> Value {
