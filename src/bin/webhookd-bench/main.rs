@@ -81,8 +81,9 @@ pub struct Options {
     #[arg(long)]
     pub trace_dir: Option<std::path::PathBuf>,
     /// Where the time goes and where deliveries wait (`throughput`, `flaky`,
-    /// `latency`, `idle-endpoints`' publishing): webhookd times each delivery at every hand-off, and
-    /// `perf` samples its CPU over the measured window; both are printed
+    /// `latency`, `idle-endpoints`' publishing): webhookd times each
+    /// delivery at every hand-off, and `perf` samples its CPU over the
+    /// measured window; both are printed
     /// under the scenario's row (and in `--json`'s `extra.profile`), the
     /// perf report written to `--profile-dir`.
     #[arg(long)]

@@ -139,10 +139,10 @@ impl Bench {
     /// connection, the publish's emptied route cache — 6–27 ms on these VMs
     /// (the sixteenth session's page): once per endpoint, not the steady
     /// state a rate measures, yet 1–3 % of a short window — in the
-    /// 5-second one of `idle-endpoints`, most of its top 1 %. What it
-    /// took is reported (`extra.warm_up`: the
-    /// first delivery's latency, the p99 and max of the warm-up's), and a
-    /// warm-up delivery that never arrives counts as lost.
+    /// 5-second one of `idle-endpoints`, most of its top 1 %. What it took
+    /// is reported (`extra.warm_up`: the first delivery's latency, the p99
+    /// and max of the warm-up's), and a warm-up delivery that never
+    /// arrives counts as lost.
     async fn warm_up(&mut self, rate: f64, quick: bool, to: std::ops::Range<u32>) -> Value {
         let seconds = WARM_UP.as_secs_f64() / if quick { 5.0 } else { 1.0 };
         let (sent, errors) = self.publish_at_rate(rate, seconds).await;
@@ -150,10 +150,9 @@ impl Bench {
         self.wait(expected, Duration::from_secs(60), &sent, errors)
             .await;
         let tally = self.receiver.tally();
-        let mut timed = deliveries_to(&tally, &sent, to);
-        timed.sort_by_key(|t| t.sent);
+        let timed = deliveries_to(&tally, &sent, to);
         self.warmed = tally.arrivals.lock().unwrap().len() as u64;
-        let first_ms = timed.first().map(Timed::latency_ms);
+        let first_ms = timed.iter().min_by_key(|t| t.sent).map(Timed::latency_ms);
         let delivered = timed.len() as u64;
         let latency = percentiles(timed.iter().map(Timed::latency_ms).collect());
         json!({
